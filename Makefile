@@ -65,6 +65,7 @@ PROGS    := $(foreach p,tg tg-replay tg-actor tg-learner,$(if $(wildcard $(PROG_
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
+.SECONDARY:
 .PHONY: all test unit-test script-test clean format install bench-build
 all: $(PROGS) $(TESTS)
 
