@@ -12,6 +12,7 @@
 #ifndef TG_FACT_H
 #define TG_FACT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define TG_MAX_DIM 12   /* largest n, m or p */
@@ -79,5 +80,10 @@ void tg_fact_mismatch_str(const tg_fact *f, const tg_fact_mismatch *mm, char *bu
  * (the factors describe (A,B) -> (AB)^T, so w's index k*n+i is c_ik). Coefficients other than
  * +-1 are written as "2 a11" or "1/2 a11". Indices above 9 are written a_10_11. */
 char *tg_fact_equations(const tg_fact *f);
+
+/* Reference algorithms (for tests, demos and tools): the naive algorithm for T(d), rank n*m*p,
+ * and Strassen's rank-7 algorithm for T(2,2,2). NULL with a message on bad sizes. */
+tg_fact *tg_fact_naive(tg_dims d);
+tg_fact *tg_fact_strassen(void);
 
 #endif
