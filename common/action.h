@@ -20,13 +20,15 @@ typedef struct tg_coeffs {
     int8_t index_of[256]; /* value + 128 -> index in v, or -1 */
 } tg_coeffs;
 
-/* Parses "-2..2", "-1,0,1" or "0,1"; -1 with a message on bad input. */
+/* Parses "-2..2", "-1,0,1" or "0,1" (2..TG_MAX_F distinct values in -127..127, 0 among them);
+ * -1 with a message on bad input. */
 int tg_coeffs_parse(const char *s, tg_coeffs *out);
 /* 1 if F = -F (signed permutations and canonical signs keep entries in F). */
 int tg_coeffs_symmetric(const tg_coeffs *F);
 
-/* Puts a[3S] in canonical form (in place); returns the sign changes applied (for tests). */
-void tg_action_canonicalize(int8_t *a, int S, int mod2);
+/* Puts a[3S] in canonical form (in place); returns the number of sign changes applied (0..2,
+ * for tests). Negation keeps entries in F only when F is symmetric (tg_coeffs_symmetric). */
+int tg_action_canonicalize(int8_t *a, int S, int mod2);
 /* 1 if u, v and w are all non-zero. */
 int tg_action_nonzero(const int8_t *a, int S);
 

@@ -1,0 +1,477 @@
+/* The tensor game: state, moves, rewards, network features, hashing and rank bounds.
+ *
+ * Hot path (the actor's search): one allocation per game holding the residual and the played
+ * actions, so a copy is two memcpy's; a move touches only the non-zero pattern of u (x) v (x) w
+ * and keeps the residual's non-zero count and hash up to date incrementally. */
+#include "common/game.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/action.h"
+#include "common/err.h"
+
+struct tg_game {
+    int S, mod2, r_limit, history;
+    int step;
+    int nnz;       /* non-zero entries of the residual */
+    uint64_t hash; /* tg_tensor_hash of the residual, kept incrementally */
+    size_t bytes;  /* size of this allocation */
+    int32_t *residual; /* [S^3], points into this allocation */
+    int8_t *actions;   /* [r_limit][3S], likewise */
+};
+
+/* Additive hash: sum over non-zero entries of a mix of (index, value), so a move updates it in
+ * O(changed entries) and a from-scratch hash of the same tensor gives the same value. */
+static inline uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t entry_hash(size_t idx, int32_t v)
+{
+    return v ? mix64(((uint64_t)idx << 32) ^ (uint32_t)v) : 0;
+}
+
+uint64_t tg_tensor_hash(const int32_t *t, int S)
+{
+    uint64_t h = 0;
+    size_t n = (size_t)S * S * S;
+    for (size_t i = 0; i < n; i++)
+        if (t[i])
+            h += entry_hash(i, t[i]);
+    return h;
+}
+
+tg_game *tg_game_new(const int32_t *target, int S, int mod2, int r_limit, int history)
+{
+    if (S < 1 || S > TG_MAX_S) {
+        tg_fail("game: S=%d out of range 1..%d", S, TG_MAX_S);
+        return NULL;
+    }
+    if (r_limit < 1 || r_limit > 100000) {
+        tg_fail("game: step limit %d out of range 1..100000", r_limit);
+        return NULL;
+    }
+    if (history < 0 || history > 64) {
+        tg_fail("game: history %d out of range 0..64", history);
+        return NULL;
+    }
+    size_t n3 = (size_t)S * S * S;
+    size_t head = (sizeof(tg_game) + 63) & ~(size_t)63;
+    size_t bytes = head + n3 * sizeof(int32_t) + (size_t)r_limit * 3 * S;
+    tg_game *g = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!g) {
+        tg_fail("game: out of memory");
+        return NULL;
+    }
+    memset(g, 0, head);
+    g->S = S;
+    g->mod2 = mod2 ? 1 : 0;
+    g->r_limit = r_limit;
+    g->history = history;
+    g->bytes = bytes;
+    g->residual = (int32_t *)((char *)g + head);
+    g->actions = (int8_t *)(g->residual + n3);
+    memset(g->actions, 0, (size_t)r_limit * 3 * S);
+    for (size_t i = 0; i < n3; i++) {
+        int32_t v = target[i];
+        if (g->mod2)
+            v &= 1;
+        g->residual[i] = v;
+        g->nnz += v != 0;
+    }
+    g->hash = tg_tensor_hash(g->residual, S);
+    return g;
+}
+
+void tg_game_free(tg_game *g) { free(g); }
+
+void tg_game_copy(tg_game *dst, const tg_game *src)
+{
+    TG_ASSERT(dst->S == src->S && dst->r_limit == src->r_limit && dst->history == src->history);
+    if (dst == src)
+        return;
+    int32_t *res = dst->residual;
+    int8_t *act = dst->actions;
+    *dst = *src;
+    dst->residual = res;
+    dst->actions = act;
+    memcpy(res, src->residual, sizeof(int32_t) * (size_t)src->S * src->S * src->S);
+    memcpy(act, src->actions, (size_t)src->step * 3 * src->S);
+}
+
+int tg_game_S(const tg_game *g) { return g->S; }
+int tg_game_step(const tg_game *g) { return g->step; }
+int tg_game_r_limit(const tg_game *g) { return g->r_limit; }
+int tg_game_mod2(const tg_game *g) { return g->mod2; }
+const int32_t *tg_game_residual(const tg_game *g) { return g->residual; }
+int tg_game_done(const tg_game *g) { return g->nnz == 0 || g->step >= g->r_limit; }
+int tg_game_solved(const tg_game *g) { return g->nnz == 0; }
+const int8_t *tg_game_actions(const tg_game *g) { return g->actions; }
+uint64_t tg_game_hash(const tg_game *g) { return g->hash; }
+
+double tg_game_play(tg_game *g, const int8_t *a)
+{
+    TG_ASSERT(!tg_game_done(g));
+    const int S = g->S;
+    int ia[TG_MAX_S], ib[TG_MAX_S], ic[TG_MAX_S];
+    int32_t va[TG_MAX_S], vb[TG_MAX_S], vc[TG_MAX_S];
+    int na = 0, nb = 0, nc = 0;
+    for (int i = 0; i < S; i++) {
+        if (a[i]) {
+            ia[na] = i;
+            va[na++] = a[i];
+        }
+        if (a[S + i]) {
+            ib[nb] = i;
+            vb[nb++] = a[S + i];
+        }
+        if (a[2 * S + i]) {
+            ic[nc] = i;
+            vc[nc++] = a[2 * S + i];
+        }
+    }
+    int nnz = g->nnz;
+    uint64_t h = g->hash;
+    for (int x = 0; x < na; x++)
+        for (int y = 0; y < nb; y++) {
+            size_t base = ((size_t)ia[x] * S + ib[y]) * S;
+            int32_t *row = g->residual + base;
+            int32_t ab = va[x] * vb[y];
+            if (g->mod2 && !(ab & 1))
+                continue;
+            for (int z = 0; z < nc; z++) {
+                int32_t old = row[ic[z]], nv;
+                if (g->mod2) {
+                    if (!(vc[z] & 1))
+                        continue;
+                    nv = old ^ 1;
+                } else {
+                    nv = old - ab * vc[z];
+                }
+                row[ic[z]] = nv;
+                nnz += (nv != 0) - (old != 0);
+                h += entry_hash(base + (size_t)ic[z], nv) - entry_hash(base + (size_t)ic[z], old);
+            }
+        }
+    g->nnz = nnz;
+    g->hash = h;
+    memcpy(g->actions + (size_t)g->step * 3 * S, a, (size_t)3 * S);
+    g->step++;
+    double reward = -1.0;
+    if (g->step >= g->r_limit && g->nnz)
+        reward -= tg_rank_bound(g->residual, S, g->mod2);
+    return reward;
+}
+
+void tg_game_features(const tg_game *g, float *out_tensors, int n_scalars, float *out_scalars)
+{
+    const int S = g->S;
+    const size_t n3 = (size_t)S * S * S;
+    for (size_t i = 0; i < n3; i++)
+        out_tensors[i] = (float)g->residual[i];
+    for (int k = 0; k < g->history; k++) {
+        float *o = out_tensors + (size_t)(k + 1) * n3;
+        int s = g->step - 1 - k; /* most recent first */
+        if (s < 0) {
+            memset(o, 0, n3 * sizeof(float));
+            continue;
+        }
+        const int8_t *a = g->actions + (size_t)s * 3 * S;
+        const int8_t *u = a, *v = a + S, *w = a + 2 * S;
+        for (int i = 0; i < S; i++) {
+            float *oi = o + (size_t)i * S * S;
+            if (!u[i]) {
+                memset(oi, 0, (size_t)S * S * sizeof(float));
+                continue;
+            }
+            for (int j = 0; j < S; j++) {
+                float uv = (float)(u[i] * v[j]);
+                float *oij = oi + (size_t)j * S;
+                for (int l = 0; l < S; l++)
+                    oij[l] = uv * (float)w[l];
+            }
+        }
+    }
+    if (n_scalars > 0) {
+        out_scalars[0] = (float)g->step / (float)g->r_limit;
+        for (int i = 1; i < n_scalars; i++)
+            out_scalars[i] = 0.0f;
+    }
+}
+
+/* ---- ranks ---- */
+
+/* Rank over Q of m[rows][cols] (overwritten) by fraction-free (Bareiss) elimination: after k
+ * pivots every remaining entry is a (k+1)-minor of the input, so divisions by the previous pivot
+ * are exact; the intermediate products are formed in 128 bits and any result that leaves 64 bits
+ * is reported. */
+static int rank_q_inplace(int64_t *m, int rows, int cols)
+{
+    int rank = 0;
+    int64_t prev = 1;
+    for (int c = 0; c < cols && rank < rows; c++) {
+        int piv = -1;
+        for (int r = rank; r < rows; r++)
+            if (m[(size_t)r * cols + c]) {
+                piv = r;
+                break;
+            }
+        if (piv < 0)
+            continue;
+        if (piv != rank)
+            for (int j = c; j < cols; j++) {
+                int64_t t = m[(size_t)piv * cols + j];
+                m[(size_t)piv * cols + j] = m[(size_t)rank * cols + j];
+                m[(size_t)rank * cols + j] = t;
+            }
+        const int64_t *pr = m + (size_t)rank * cols;
+        const int64_t p = pr[c];
+        for (int r = rank + 1; r < rows; r++) {
+            int64_t *rr = m + (size_t)r * cols;
+            const int64_t f = rr[c];
+            for (int j = c + 1; j < cols; j++) {
+                __int128 x = (__int128)p * rr[j] - (__int128)f * pr[j];
+                if (prev != 1)
+                    x /= prev;
+                if (x > INT64_MAX || x < INT64_MIN)
+                    return tg_fail("matrix rank: 64-bit overflow in fraction-free elimination");
+                rr[j] = (int64_t)x;
+            }
+            rr[c] = 0;
+        }
+        prev = p;
+        rank++;
+    }
+    return rank;
+}
+
+/* Rank over GF(2) of rows given as bitsets of `words` 64-bit words each (overwritten). */
+static int rank_gf2_inplace(uint64_t *b, int rows, int words)
+{
+    int rank = 0;
+    for (int w = 0; w < words && rank < rows; w++)
+        for (int bit = 0; bit < 64 && rank < rows; bit++) {
+            const uint64_t mask = 1ULL << bit;
+            int piv = -1;
+            for (int r = rank; r < rows; r++)
+                if (b[(size_t)r * words + w] & mask) {
+                    piv = r;
+                    break;
+                }
+            if (piv < 0)
+                continue;
+            if (piv != rank)
+                for (int j = w; j < words; j++) {
+                    uint64_t t = b[(size_t)piv * words + j];
+                    b[(size_t)piv * words + j] = b[(size_t)rank * words + j];
+                    b[(size_t)rank * words + j] = t;
+                }
+            const uint64_t *pr = b + (size_t)rank * words;
+            for (int r = rank + 1; r < rows; r++) {
+                uint64_t *rr = b + (size_t)r * words;
+                if (rr[w] & mask)
+                    for (int j = w; j < words; j++)
+                        rr[j] ^= pr[j];
+            }
+            rank++;
+        }
+    return rank;
+}
+
+int tg_matrix_rank(const int64_t *m, int rows, int cols, int mod2)
+{
+    if (rows < 0 || cols < 0 || (rows && cols && (size_t)rows * cols > ((size_t)1 << 28)))
+        return tg_fail("matrix rank: bad shape %d x %d", rows, cols);
+    if (!rows || !cols)
+        return 0;
+    if (mod2) {
+        int words = (cols + 63) / 64;
+        uint64_t *b = calloc((size_t)rows * words, sizeof *b);
+        if (!b)
+            return tg_fail("matrix rank: out of memory");
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                if (m[(size_t)r * cols + c] & 1)
+                    b[(size_t)r * words + c / 64] |= 1ULL << (c % 64);
+        int rk = rank_gf2_inplace(b, rows, words);
+        free(b);
+        return rk;
+    }
+    int64_t *w = malloc((size_t)rows * cols * sizeof *w);
+    if (!w)
+        return tg_fail("matrix rank: out of memory");
+    memcpy(w, m, (size_t)rows * cols * sizeof *w);
+    int rk = rank_q_inplace(w, rows, cols);
+    free(w);
+    return rk;
+}
+
+/* Rank modulo the prime P = 2^61 - 1 of m (overwritten). Never above the rank over Q, and equal
+ * to it unless P divides every non-zero maximal minor: the fallback for slices whose exact
+ * elimination would overflow 64 bits. */
+#define TG_P61 ((uint64_t)0x1fffffffffffffffULL)
+static inline uint64_t mulmod61(uint64_t a, uint64_t b)
+{
+    unsigned __int128 x = (unsigned __int128)a * b;
+    uint64_t lo = (uint64_t)(x & TG_P61), hi = (uint64_t)(x >> 61);
+    uint64_t r = lo + hi;
+    return r >= TG_P61 ? r - TG_P61 : r;
+}
+static uint64_t powmod61(uint64_t a, uint64_t e)
+{
+    uint64_t r = 1;
+    while (e) {
+        if (e & 1)
+            r = mulmod61(r, a);
+        a = mulmod61(a, a);
+        e >>= 1;
+    }
+    return r;
+}
+static int rank_modp_inplace(int64_t *m, int rows, int cols)
+{
+    uint64_t *u = (uint64_t *)m; /* same storage, reinterpreted as residues */
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        int64_t x = m[i] % (int64_t)TG_P61;
+        u[i] = (uint64_t)(x < 0 ? x + (int64_t)TG_P61 : x);
+    }
+    int rank = 0;
+    for (int c = 0; c < cols && rank < rows; c++) {
+        int piv = -1;
+        for (int r = rank; r < rows; r++)
+            if (u[(size_t)r * cols + c]) {
+                piv = r;
+                break;
+            }
+        if (piv < 0)
+            continue;
+        if (piv != rank)
+            for (int j = c; j < cols; j++) {
+                uint64_t t = u[(size_t)piv * cols + j];
+                u[(size_t)piv * cols + j] = u[(size_t)rank * cols + j];
+                u[(size_t)rank * cols + j] = t;
+            }
+        const uint64_t *pr = u + (size_t)rank * cols;
+        uint64_t inv = powmod61(pr[c], TG_P61 - 2);
+        for (int r = rank + 1; r < rows; r++) {
+            uint64_t *rr = u + (size_t)r * cols;
+            if (!rr[c])
+                continue;
+            uint64_t f = mulmod61(rr[c], inv);
+            for (int j = c; j < cols; j++) {
+                uint64_t sub = mulmod61(f, pr[j]);
+                rr[j] = rr[j] >= sub ? rr[j] - sub : rr[j] + TG_P61 - sub;
+            }
+        }
+        rank++;
+    }
+    return rank;
+}
+
+/* Rank of slice `idx` of t along `mode`, restricted to its non-zero rows and columns. */
+static int slice_rank(const int32_t *t, int S, int mode, int idx, int mod2)
+{
+    const size_t s2 = (size_t)S * S;
+    /* element (r, c) of the slice: mode 0: t[idx][r][c], 1: t[r][idx][c], 2: t[r][c][idx] */
+    size_t base, rs, cs;
+    switch (mode) {
+    case 0: base = idx * s2; rs = S; cs = 1; break;
+    case 1: base = (size_t)idx * S; rs = s2; cs = 1; break;
+    default: base = idx; rs = s2; cs = S; break;
+    }
+    int rows[TG_MAX_S], cols[TG_MAX_S], nr = 0, nc = 0;
+    uint32_t colmask = 0;
+    for (int r = 0; r < S; r++) {
+        int any = 0;
+        for (int c = 0; c < S; c++)
+            if (t[base + r * rs + c * cs]) {
+                any = 1;
+                colmask |= 1u << c;
+            }
+        if (any)
+            rows[nr++] = r;
+    }
+    if (!nr)
+        return 0;
+    for (int c = 0; c < S; c++)
+        if (colmask >> c & 1)
+            cols[nc++] = c;
+    if (nr == 1 || nc == 1)
+        return 1;
+    if (mod2) {
+        uint64_t b[TG_MAX_S];
+        for (int r = 0; r < nr; r++) {
+            uint64_t bits = 0;
+            for (int c = 0; c < nc; c++)
+                bits |= (uint64_t)(t[base + rows[r] * rs + cols[c] * cs] & 1) << c;
+            b[r] = bits;
+        }
+        return rank_gf2_inplace(b, nr, 1);
+    }
+    int64_t mm[TG_MAX_S * TG_MAX_S];
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++)
+            mm[r * nc + c] = t[base + rows[r] * rs + cols[c] * cs];
+    int rk = rank_q_inplace(mm, nr, nc);
+    if (rk >= 0)
+        return rk;
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++)
+            mm[r * nc + c] = t[base + rows[r] * rs + cols[c] * cs];
+    return rank_modp_inplace(mm, nr, nc);
+}
+
+int tg_rank_bound(const int32_t *t, int S, int mod2)
+{
+    TG_ASSERT(S >= 1 && S <= TG_MAX_S);
+    int best = -1;
+    for (int mode = 0; mode < 3; mode++) {
+        int sum = 0;
+        for (int i = 0; i < S && (best < 0 || sum < best); i++) {
+            sum += slice_rank(t, S, mode, i, mod2);
+        }
+        if (best < 0 || sum < best)
+            best = sum;
+    }
+    return best;
+}
+
+tg_fact *tg_game_to_fact(const tg_game *g, tg_dims d)
+{
+    int modes[3];
+    if (tg_dims_check(d))
+        return NULL;
+    tg_dims_modes(d, modes);
+    const int S = g->S;
+    for (int k = 0; k < 3; k++)
+        if (modes[k] > S) {
+            tg_fail("game to factorization: T(%d,%d,%d) mode %d has size %d > S=%d", d.n, d.m,
+                    d.p, k, modes[k], S);
+            return NULL;
+        }
+    tg_fact *f = tg_fact_new(d, g->step, 1, g->mod2 ? TG_ARITH_MOD2 : TG_ARITH_INTEGER);
+    if (!f)
+        return NULL;
+    int64_t *out[3] = {tg_fact_u(f), tg_fact_v(f), tg_fact_w(f)};
+    for (int r = 0; r < g->step; r++) {
+        const int8_t *a = g->actions + (size_t)r * 3 * S;
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < S; i++) {
+                int8_t x = a[k * S + i];
+                if (i < modes[k]) {
+                    out[k][(size_t)r * modes[k] + i] = x;
+                } else if (x) {
+                    tg_fail("game to factorization: move %d has %c[%d] = %d beyond mode size %d",
+                            r, "uvw"[k], i, x, modes[k]);
+                    tg_fact_free(f);
+                    return NULL;
+                }
+            }
+    }
+    return f;
+}
