@@ -13,7 +13,8 @@
 typedef struct tg_basis tg_basis; /* opaque */
 
 /* Samples a basis for T(d) with entries of A, B, C and of their inverses bounded by max_entry
- * (>= 1): products of random elementary unimodular matrices, rejected while the bound fails. */
+ * (1..100): a random walk of elementary unimodular operations (row additions, sign flips, swaps),
+ * skipping any step that would break the bound. NULL with a message on bad arguments. */
 tg_basis *tg_basis_sample(tg_dims d, int max_entry, tg_rng *rng);
 /* The canonical (identity) basis. */
 tg_basis *tg_basis_identity(tg_dims d);

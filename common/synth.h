@@ -20,7 +20,9 @@ typedef struct tg_synth_cfg {
 
 /* Draws a rank R in [rank_min, rank_max] and R canonical non-zero actions into
  * actions[R][3S] (capacity rank_max), and their sum into tensor[S^3] (mod 2 when mod2).
- * Returns R. The demonstration's moves are actions[R-1], ..., actions[0]: at move k (from 0)
+ * Returns R, or -1 with a message on a bad configuration. Demonstrations in which a partial sum
+ * actions[0..j] is zero (cancelling terms, so the game would end early) are redrawn, so every
+ * residual before the end is non-zero. The demonstration's moves are actions[R-1], ..., actions[0]: at move k (from 0)
  * the residual is the sum of actions[0..R-1-k], the target action is actions[R-1-k], and the
  * return from there is -(R-k). */
 int tg_synth_generate(const tg_synth_cfg *cfg, tg_rng *rng, int8_t *actions, int32_t *tensor);
