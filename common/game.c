@@ -5,6 +5,7 @@
  * and keeps the residual's non-zero count and hash up to date incrementally. */
 #include "common/game.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,28 +22,39 @@ struct tg_game {
     int8_t *actions;   /* [r_limit][3S], likewise */
 };
 
-/* Additive hash: sum over non-zero entries of a mix of (index, value), so a move updates it in
- * O(changed entries) and a from-scratch hash of the same tensor gives the same value. */
-static inline uint64_t mix64(uint64_t z)
+/* Linear hash: H(t) = sum_i t[i] Z[i] mod 2^64 with random 64-bit keys Z, so a move updates it
+ * with one multiply-add per touched entry and a from-scratch hash of the same tensor gives the
+ * same value. Two tensors collide only if their difference d has d.Z = 0 mod 2^64 (chance about
+ * 2^-64 for random Z, 2^(k-64) when 2^k divides every entry of d). */
+#define TG_HASH_N (TG_MAX_S * TG_MAX_S * TG_MAX_S)
+static uint64_t hash_keys[TG_HASH_N];
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_init(void)
 {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    uint64_t x = 0x7a3c9e1d5b2f4806ULL;
+    for (int i = 0; i < TG_HASH_N; i++) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        hash_keys[i] = z ^ (z >> 31);
+    }
 }
 
-static inline uint64_t entry_hash(size_t idx, int32_t v)
+static inline const uint64_t *hash_table(void)
 {
-    return v ? mix64(((uint64_t)idx << 32) ^ (uint32_t)v) : 0;
+    pthread_once(&hash_once, hash_init);
+    return hash_keys;
 }
 
 uint64_t tg_tensor_hash(const int32_t *t, int S)
 {
+    TG_ASSERT(S >= 1 && S <= TG_MAX_S);
+    const uint64_t *Z = hash_table();
     uint64_t h = 0;
     size_t n = (size_t)S * S * S;
     for (size_t i = 0; i < n; i++)
-        if (t[i])
-            h += entry_hash(i, t[i]);
+        h += (uint64_t)(int64_t)t[i] * Z[i];
     return h;
 }
 
@@ -118,9 +130,11 @@ double tg_game_play(tg_game *g, const int8_t *a)
 {
     TG_ASSERT(!tg_game_done(g));
     const int S = g->S;
-    int ia[TG_MAX_S], ib[TG_MAX_S], ic[TG_MAX_S];
-    int32_t va[TG_MAX_S], vb[TG_MAX_S], vc[TG_MAX_S];
-    int na = 0, nb = 0, nc = 0;
+    const uint64_t *Z = hash_table();
+    const int8_t *w = a + 2 * S;
+    int ia[TG_MAX_S], ib[TG_MAX_S];
+    int32_t va[TG_MAX_S], vb[TG_MAX_S], wc[TG_MAX_S];
+    int na = 0, nb = 0, anyw = 0;
     for (int i = 0; i < S; i++) {
         if (a[i]) {
             ia[na] = i;
@@ -130,34 +144,41 @@ double tg_game_play(tg_game *g, const int8_t *a)
             ib[nb] = i;
             vb[nb++] = a[S + i];
         }
-        if (a[2 * S + i]) {
-            ic[nc] = i;
-            vc[nc++] = a[2 * S + i];
-        }
+        wc[i] = g->mod2 ? (w[i] & 1) : w[i];
+        anyw |= wc[i];
     }
     int nnz = g->nnz;
     uint64_t h = g->hash;
-    for (int x = 0; x < na; x++)
-        for (int y = 0; y < nb; y++) {
-            size_t base = ((size_t)ia[x] * S + ib[y]) * S;
-            int32_t *row = g->residual + base;
-            int32_t ab = va[x] * vb[y];
-            if (g->mod2 && !(ab & 1))
-                continue;
-            for (int z = 0; z < nc; z++) {
-                int32_t old = row[ic[z]], nv;
+    if (anyw)
+        for (int x = 0; x < na; x++)
+            for (int y = 0; y < nb; y++) {
+                const size_t base = ((size_t)ia[x] * S + ib[y]) * S;
+                int32_t *row = g->residual + base;
+                const uint64_t *z = Z + base;
+                const int32_t ab = va[x] * vb[y];
+                int cnt = 0;
+                uint64_t dh = 0;
+                /* dense over c (S <= 32): branch-free, so the compiler vectorises it */
                 if (g->mod2) {
-                    if (!(vc[z] & 1))
+                    if (!(ab & 1))
                         continue;
-                    nv = old ^ 1;
+                    for (int c = 0; c < S; c++) {
+                        const int32_t old = row[c], nv = old ^ wc[c];
+                        row[c] = nv;
+                        cnt += (nv != 0) - (old != 0);
+                        dh += (uint64_t)(int64_t)(nv - old) * z[c];
+                    }
                 } else {
-                    nv = old - ab * vc[z];
+                    for (int c = 0; c < S; c++) {
+                        const int32_t old = row[c], nv = old - ab * wc[c];
+                        row[c] = nv;
+                        cnt += (nv != 0) - (old != 0);
+                        dh += (uint64_t)(int64_t)(nv - old) * z[c];
+                    }
                 }
-                row[ic[z]] = nv;
-                nnz += (nv != 0) - (old != 0);
-                h += entry_hash(base + (size_t)ic[z], nv) - entry_hash(base + (size_t)ic[z], old);
+                nnz += cnt;
+                h += dh;
             }
-        }
     g->nnz = nnz;
     g->hash = h;
     memcpy(g->actions + (size_t)g->step * 3 * S, a, (size_t)3 * S);
@@ -235,9 +256,15 @@ static int rank_q_inplace(int64_t *m, int rows, int cols)
             int64_t *rr = m + (size_t)r * cols;
             const int64_t f = rr[c];
             for (int j = c + 1; j < cols; j++) {
+                int64_t t1, t2, d;
+                /* 64-bit fast path; 128 bits only when a product or difference overflows */
+                if (!__builtin_mul_overflow(p, rr[j], &t1) && !__builtin_mul_overflow(f, pr[j], &t2) &&
+                    !__builtin_sub_overflow(t1, t2, &d)) {
+                    rr[j] = prev == 1 ? d : d / prev;
+                    continue;
+                }
                 __int128 x = (__int128)p * rr[j] - (__int128)f * pr[j];
-                if (prev != 1)
-                    x /= prev;
+                x /= prev;
                 if (x > INT64_MAX || x < INT64_MIN)
                     return tg_fail("matrix rank: 64-bit overflow in fraction-free elimination");
                 rr[j] = (int64_t)x;

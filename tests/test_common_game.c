@@ -187,6 +187,44 @@ static void test_hash_transpositions(void **state)
     tg_fact_free(f);
 }
 
+static void test_random_play_consistent(void **state)
+{
+    (void)state;
+    /* the game's incremental residual, hash and termination agree with from-scratch values */
+    tg_rng rng;
+    tg_rng_seed(&rng, 7, 0);
+    tg_coeffs F;
+    tg_coeffs_parse("-2..2", &F);
+    for (int mod2 = 0; mod2 < 2; mod2++)
+        for (int S = 1; S <= 25; S += 4) {
+            int32_t *t = calloc((size_t)S * S * S, sizeof *t), *ref = calloc((size_t)S * S * S, sizeof *t);
+            for (int i = 0; i < S * S * S; i++)
+                ref[i] = t[i] = mod2 ? (int32_t)tg_rng_below(&rng, 2) : (int32_t)tg_rng_below(&rng, 3) - 1;
+            t[0] = ref[0] = 1;
+            tg_game *g = tg_game_new(t, S, mod2, 40, 0);
+            int8_t a[3 * TG_MAX_S];
+            while (!tg_game_done(g)) {
+                for (int i = 0; i < 3 * S; i++) {
+                    a[i] = F.v[tg_rng_below(&rng, 5)];
+                    if (mod2)
+                        a[i] &= 1;
+                }
+                tg_game_play(g, a);
+                tg_tensor_add_action(ref, S, a, -1, mod2);
+                assert_memory_equal(tg_game_residual(g), ref, sizeof(int32_t) * S * S * S);
+                assert_int_equal(tg_game_hash(g), tg_tensor_hash(ref, S));
+                int zero = 1;
+                for (int i = 0; i < S * S * S && zero; i++)
+                    zero = ref[i] == 0;
+                assert_int_equal(tg_game_solved(g), zero);
+            }
+            assert_true(tg_game_step(g) == 40 || tg_game_solved(g));
+            tg_game_free(g);
+            free(t);
+            free(ref);
+        }
+}
+
 /* ---- brute-force ranks ---- */
 
 /* Exact determinant of a k x k submatrix by Laplace expansion (k <= 5). */
@@ -399,7 +437,7 @@ int main(void)
         cmocka_unit_test(test_strassen_game),       cmocka_unit_test(test_terminal_penalty),
         cmocka_unit_test(test_copy_and_features),   cmocka_unit_test(test_hash_transpositions),
         cmocka_unit_test(test_matrix_rank_brute),   cmocka_unit_test(test_matrix_rank_overflow),
-        cmocka_unit_test(test_rank_bound_brute),
+        cmocka_unit_test(test_rank_bound_brute),    cmocka_unit_test(test_random_play_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
