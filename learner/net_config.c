@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -153,4 +154,68 @@ void tg_net_config_golden(tg_net_config *cfg)
                            .head_dim = 8, .widen = 2, .n_steps = 4, .n_logits = 125, .p_feat = 8,
                            .p_heads = 2, .p_layers = 2, .v_hidden = 32, .v_layers = 3,
                            .quantiles = 8};
+}
+
+int tg_net_config_preset(const char *name, tg_net_config *cfg, int *batch)
+{
+    /* the spec's Config defaults (the paper's network) */
+    tg_net_config paper = {.S = 4, .T = 8, .n_scalars = 1, .c = 512, .layers = 8, .heads = 16,
+                           .head_dim = 32, .widen = 4, .n_steps = 4, .n_logits = 125,
+                           .p_feat = 64, .p_heads = 32, .p_layers = 2, .v_hidden = 512,
+                           .v_layers = 3, .quantiles = 8};
+    int b = 64;
+    if (!strcmp(name, "golden")) {
+        tg_net_config_golden(cfg);
+        b = 3;
+    } else if (!strcmp(name, "tiny")) {
+        *cfg = (tg_net_config){.S = 2, .T = 2, .n_scalars = 2, .c = 8, .layers = 1, .heads = 2,
+                               .head_dim = 4, .widen = 2, .n_steps = 3, .n_logits = 5,
+                               .p_feat = 4, .p_heads = 2, .p_layers = 1, .v_hidden = 8,
+                               .v_layers = 2, .quantiles = 4};
+        b = 3;
+    } else if (!strcmp(name, "cpu-small")) {
+        *cfg = (tg_net_config){.S = 4, .T = 8, .n_scalars = 1, .c = 64, .layers = 2, .heads = 4,
+                               .head_dim = 16, .widen = 4, .n_steps = 4, .n_logits = 125,
+                               .p_feat = 16, .p_heads = 4, .p_layers = 2, .v_hidden = 64,
+                               .v_layers = 3, .quantiles = 8};
+        b = 64;
+    } else if (!strcmp(name, "paper-S4")) {
+        *cfg = paper;
+        b = 1024;
+    } else if (!strcmp(name, "paper-S9")) {
+        *cfg = paper;
+        cfg->S = 9;
+        cfg->n_steps = 9;
+        b = 256;
+    } else if (!strcmp(name, "small-S9")) {
+        *cfg = paper;
+        cfg->S = 9, cfg->c = 256, cfg->layers = 4, cfg->heads = 8, cfg->head_dim = 32;
+        cfg->n_steps = 9, cfg->p_feat = 32, cfg->p_heads = 16, cfg->v_hidden = 256;
+        b = 1024;
+    } else {
+        return tg_fail("unknown network preset '%s' (golden, tiny, cpu-small, paper-S4, "
+                       "paper-S9, small-S9)", name);
+    }
+    if (batch)
+        *batch = b;
+    return 0;
+}
+
+int tg_net_config_set(tg_net_config *cfg, const char *assignment)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq)
+        return tg_fail("expected key=value, got '%s'", assignment);
+    for (int i = 0; i < TG_NET_CONFIG_NFIELDS; i++) {
+        const char *k = tg_net_config_names[i];
+        if (strlen(k) == (size_t)(eq - assignment) && !strncmp(k, assignment, strlen(k))) {
+            char *end;
+            long v = strtol(eq + 1, &end, 10);
+            if (*end || end == eq + 1 || v < 0 || v > (1 << 24))
+                return tg_fail("net config %s: bad value '%s'", k, eq + 1);
+            *tg_net_config_field(cfg, i) = (int)v;
+            return 0;
+        }
+    }
+    return tg_fail("unknown net config key in '%s'", assignment);
 }

@@ -55,7 +55,13 @@ int tg_net_config_write_h5(int64_t loc, const tg_net_config *cfg);
 /* Opens an HDF5 file and reads the attributes of its root. */
 int tg_net_config_load_file(const char *path, tg_net_config *out);
 
-/* Small configs used by tests and benchmarks (not assumed anywhere else). */
-void tg_net_config_golden(tg_net_config *cfg); /* GOLDEN of net_reference.py */
+/* Named configs for tests and benchmarks (not assumed anywhere else): "golden" (GOLDEN of
+ * net_reference.py), "tiny" (gradient checks), "cpu-small" (CPU benchmark), and the configs of
+ * ../shared/bench/torch_peer.py: "paper-S4", "paper-S9", "small-S9". *batch (may be NULL) gets
+ * the preset's benchmark batch. -1 with a message listing the names if unknown. */
+int tg_net_config_preset(const char *name, tg_net_config *cfg, int *batch);
+void tg_net_config_golden(tg_net_config *cfg);
+/* Applies "key=value" (a tg_net_config_names key); -1 with a message naming it. */
+int tg_net_config_set(tg_net_config *cfg, const char *assignment);
 
 #endif

@@ -222,6 +222,8 @@ void tg_params_group(const tg_params *t, int i, char *buf, int len)
     if (keep < 0) {
         const char *d = strrchr(name, '.');
         keep = d ? (int)(d - name) : (int)strlen(name);
+        if (!memchr(name, '.', (size_t)keep)) /* a module's own tensor: "policy.pos" */
+            keep = (int)strlen(name);
     }
     if (keep >= len)
         keep = len - 1;
