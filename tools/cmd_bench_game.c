@@ -13,7 +13,7 @@
 #include "common/rng.h"
 #include "common/synth.h"
 
-#include "tools/cmds.h"
+int tg_bench_game(int argc, char **argv); /* declared in tools/cmds.h */
 
 static double now_s(void)
 {
