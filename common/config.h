@@ -108,6 +108,11 @@ typedef struct tg_config {
         double virtual_loss;
         int max_nodes;           /* per game arena bound */
         double dirichlet_alpha, dirichlet_frac;
+        int leaves_per_game;     /* pending evaluations per game (0 = enough to fill inflight batches) */
+        double eval_timeout_s;   /* re-issue an evaluation request unanswered this long */
+        double ack_timeout_s;    /* resend a game the replay server has not acknowledged this long */
+        int max_unacked;         /* pause while this many games wait for an ack */
+        double stats_s;          /* seconds between stats log lines */
     } actor;
     struct {
         int curve;               /* CURVE encryption on every socket other hosts reach */

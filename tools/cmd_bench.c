@@ -15,6 +15,7 @@ static const bench benches[] = {
     {"net", tg_bench_net, "network: train samples/s, evaluation positions/s (K samples)"},
     {"matmul", tg_bench_matmul, "found algorithms on the GPU (fastmm) vs cuBLAS/OpenBLAS"},
     {"game", tg_bench_game, "tensor game: copy, move, hash, features, tokens, rank bound (ns/call)"},
+    {"mcts", tg_bench_mcts, "actor search: simulations/s on one core (zero-cost evaluator), evaluations/s"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

@@ -1,0 +1,742 @@
+/* The actor's driver: game slots, leaf batching, moves, finished games and discoveries. */
+#include "actor/actor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actor/mcts.h"
+#include "actor/replay_link.h"
+#include "common/action.h"
+#include "common/basis.h"
+#include "common/err.h"
+#include "common/fact.h"
+#include "common/game.h"
+#include "common/log.h"
+#include "common/perm.h"
+#include "common/rng.h"
+
+typedef struct target {
+    tg_dims dims;
+    int sizes[3];
+    int32_t *tensor;        /* canonical T(n,m,p) padded to S */
+    tg_basis_pool *bases;   /* entry 0 is the identity */
+    tg_sperm *perms, *inv;  /* [n_perms]; entry 0 is the identity */
+    int n_perms;
+} target;
+
+typedef struct slot {
+    int active;
+    tg_game *game;
+    tg_tree *tree;
+    int target, basis;      /* basis index in the target's pool */
+    int sims, pending, busy, full;
+    int moves;
+    uint64_t version;
+    double started;
+    int32_t *initial;       /* [S^3] */
+    int8_t *pol_actions;    /* [r_limit][K][3S] */
+    float *pol_probs;       /* [r_limit][K] */
+    float *rewards;         /* [r_limit] */
+} slot;
+
+typedef struct leaf {
+    int slot, perm;
+    tg_path path;
+} leaf;
+
+struct tg_actor {
+    tg_config cfg;
+    tg_actor_opts opts;
+    char name[128];
+    int S, S3, A, K, T, ns, n_steps;
+    tg_mcts_params mp;
+    target targets[TG_MAX_TARGETS];
+    int n_targets;
+    slot *slots;
+    int n_slots, rr;
+    tg_tree *spare;
+    tg_game *scratch;
+    leaf *leaves;
+    int *leaf_free, n_leaf_free, n_leaves, lpg;
+    tg_evaluator *ev;
+    int own_ev;
+    tg_eval_batch **batches;
+    int *batch_free, n_batch_free, n_batches;
+    tg_eval_batch *cur;
+    tg_replay_link *link;
+    tg_rng rng;
+    float *ftmp;            /* [T][S^3] features before the permutation */
+    int8_t *acts;           /* [K][3S] decoded actions */
+    int32_t *visits;        /* [K] root statistics at a move */
+    float *q, *pi;
+    const int8_t **actp;
+    int64_t started_games;
+    int stopping;
+    tg_actor_stats st;
+    double t0, last_stats;
+    uint64_t last_sims, last_pos;
+};
+
+size_t tg_actor_game_bytes(const tg_config *c)
+{
+    int S = c->game.S, K = c->infer.samples, R = c->game.r_limit;
+    return tg_tree_max_bytes(S, K, c->actor.max_nodes) + (size_t)S * S * S * 4 * 2 /* game, initial */ +
+           (size_t)R * K * (3 * S + 4) + (size_t)R * (4 + 3 * S);
+}
+
+/* ---- set-up ---- */
+
+static int target_init(tg_actor *a, target *t, tg_dims d)
+{
+    const tg_config *c = &a->cfg;
+    t->dims = d;
+    tg_dims_modes(d, t->sizes);
+    t->tensor = calloc((size_t)a->S3, sizeof(int32_t));
+    if (!t->tensor || tg_matmul_tensor(d, a->S, t->tensor) != 0)
+        return tg_fail_ctx("target %d,%d,%d: ", d.n, d.m, d.p);
+    int nb = c->game.change_of_basis ? (c->game.basis_pool > 1 ? c->game.basis_pool : 2) : 1;
+    t->bases = tg_basis_pool_new(d, nb, c->game.basis_max_entry > 0 ? c->game.basis_max_entry : 1, &a->rng);
+    if (!t->bases)
+        return tg_fail_ctx("change of basis for %d,%d,%d: ", d.n, d.m, d.p);
+    t->n_perms = c->game.signed_perms ? (c->game.perm_pool > 1 ? c->game.perm_pool : 2) : 1;
+    t->perms = calloc((size_t)t->n_perms, sizeof *t->perms);
+    t->inv = calloc((size_t)t->n_perms, sizeof *t->inv);
+    if (!t->perms || !t->inv)
+        return tg_fail("out of memory");
+    int signs = !c->game.mod2 && tg_coeffs_symmetric(&c->game.F);
+    tg_sperm_identity(&t->perms[0], a->S, t->sizes);
+    for (int i = 1; i < t->n_perms; i++)
+        tg_sperm_sample(&t->perms[i], a->S, t->sizes, signs, &a->rng);
+    for (int i = 0; i < t->n_perms; i++)
+        tg_sperm_invert(&t->perms[i], &t->inv[i]);
+    return 0;
+}
+
+static void target_free(target *t)
+{
+    free(t->tensor);
+    tg_basis_pool_free(t->bases);
+    free(t->perms);
+    free(t->inv);
+}
+
+tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
+{
+    tg_actor *a = calloc(1, sizeof *a);
+    if (!a) {
+        tg_fail("out of memory");
+        return NULL;
+    }
+    a->cfg = *c;
+    if (o)
+        a->opts = *o;
+    if (a->opts.name) {
+        snprintf(a->name, sizeof a->name, "%s", a->opts.name);
+    } else {
+        char host[64] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(a->name, sizeof a->name, "%s:%d", host, (int)getpid());
+    }
+    a->opts.name = NULL;
+    a->S = c->game.S;
+    a->S3 = a->S * a->S * a->S;
+    a->A = 3 * a->S;
+    a->K = c->infer.samples;
+    a->T = c->game.history + 1;
+    a->ns = c->game.n_scalars;
+    a->n_steps = c->game.n_steps;
+    a->mp.c1 = c->actor.c1;
+    a->mp.c2 = c->actor.c2;
+    a->mp.n_bar = c->actor.n_bar;
+    a->mp.virtual_loss = c->actor.virtual_loss;
+    a->mp.dirichlet_alpha = c->actor.dirichlet_alpha;
+    a->mp.dirichlet_frac = c->actor.dirichlet_frac;
+    uint64_t stream = 0;
+    for (const char *p = a->name; *p; p++)
+        stream = stream * 131 + (uint8_t)*p;
+    tg_rng_seed(&a->rng, c->run.seed, stream);
+
+    a->n_targets = c->game.n_targets;
+    for (int i = 0; i < a->n_targets; i++)
+        if (target_init(a, &a->targets[i], c->game.dims[i]) != 0)
+            goto fail;
+
+    /* evaluator and batches */
+    if (a->opts.eval) {
+        a->ev = a->opts.eval;
+    } else {
+        tg_eval_dims d = {a->S, a->T, a->ns, a->K, a->n_steps, (float)c->infer.temperature};
+        a->ev = tg_eval_remote_new(c, &d, a->opts.eval_endpoints ? a->opts.eval_endpoints : c->infer.connect,
+                                   c->actor.eval_timeout_s);
+        if (!a->ev)
+            goto fail;
+        a->own_ev = 1;
+    }
+    a->n_slots = c->actor.games;
+    int eb = c->actor.eval_batch, inflight = c->actor.inflight;
+    a->lpg = c->actor.leaves_per_game;
+    if (a->lpg <= 0) /* enough pending leaves to fill every batch in flight plus the one filling */
+        a->lpg = (int)(((long)(inflight + 1) * eb + a->n_slots - 1) / a->n_slots);
+    if (a->lpg > c->actor.simulations)
+        a->lpg = c->actor.simulations;
+    if (a->lpg < 1)
+        a->lpg = 1;
+    a->n_batches = inflight + 1;
+    a->batches = calloc((size_t)a->n_batches, sizeof *a->batches);
+    a->batch_free = calloc((size_t)a->n_batches, sizeof *a->batch_free);
+    if (!a->batches || !a->batch_free)
+        goto nomem;
+    tg_eval_dims d = {a->S, a->T, a->ns, a->K, a->n_steps, (float)c->infer.temperature};
+    for (int i = 0; i < a->n_batches; i++) {
+        a->batches[i] = tg_eval_batch_new(&d, eb, a->ev->wants_features);
+        if (!a->batches[i])
+            goto fail;
+        a->batches[i]->user = calloc((size_t)eb, sizeof(int));
+        if (!a->batches[i]->user)
+            goto nomem;
+        a->batch_free[a->n_batch_free++] = i;
+    }
+
+    /* leaves, slots, trees */
+    a->n_leaves = a->n_slots * a->lpg;
+    a->leaves = calloc((size_t)a->n_leaves, sizeof *a->leaves);
+    a->leaf_free = calloc((size_t)a->n_leaves, sizeof *a->leaf_free);
+    if (!a->leaves || !a->leaf_free)
+        goto nomem;
+    for (int i = 0; i < a->n_leaves; i++) {
+        if (tg_path_init(&a->leaves[i].path, c->game.r_limit + 1) != 0)
+            goto fail;
+        a->leaf_free[a->n_leaf_free++] = a->n_leaves - 1 - i;
+    }
+    a->slots = calloc((size_t)a->n_slots, sizeof *a->slots);
+    if (!a->slots)
+        goto nomem;
+    int R = c->game.r_limit;
+    for (int i = 0; i < a->n_slots; i++) {
+        slot *s = &a->slots[i];
+        s->tree = tg_tree_new(a->S, a->K, c->actor.max_nodes, tg_rng_u64(&a->rng));
+        if (!s->tree)
+            goto fail;
+        s->initial = calloc((size_t)a->S3, sizeof(int32_t));
+        s->pol_actions = calloc((size_t)R * a->K * a->A, 1);
+        s->pol_probs = calloc((size_t)R * a->K, sizeof(float));
+        s->rewards = calloc((size_t)R, sizeof(float));
+        if (!s->initial || !s->pol_actions || !s->pol_probs || !s->rewards)
+            goto nomem;
+    }
+    a->spare = tg_tree_new(a->S, a->K, c->actor.max_nodes, tg_rng_u64(&a->rng));
+    if (!a->spare)
+        goto fail;
+    a->scratch = tg_game_new(a->targets[0].tensor, a->S, c->game.mod2, R, c->game.history);
+    a->ftmp = malloc((size_t)a->T * a->S3 * sizeof(float));
+    a->acts = malloc((size_t)a->K * a->A);
+    a->visits = malloc((size_t)a->K * sizeof *a->visits);
+    a->q = malloc((size_t)a->K * sizeof *a->q);
+    a->pi = malloc((size_t)a->K * sizeof *a->pi);
+    a->actp = malloc((size_t)a->K * sizeof *a->actp);
+    if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp)
+        goto nomem;
+    if (a->opts.replay) {
+        a->link = tg_replay_link_new(c, a->opts.replay_endpoint ? a->opts.replay_endpoint : c->replay.connect,
+                                     c->actor.ack_timeout_s);
+        if (!a->link)
+            goto fail;
+    }
+    return a;
+nomem:
+    tg_fail("out of memory setting up %d games", a->n_slots);
+fail:
+    tg_actor_free(a);
+    return NULL;
+}
+
+void tg_actor_free(tg_actor *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < a->n_targets; i++)
+        target_free(&a->targets[i]);
+    if (a->slots)
+        for (int i = 0; i < a->n_slots; i++) {
+            slot *s = &a->slots[i];
+            tg_game_free(s->game);
+            tg_tree_free(s->tree);
+            free(s->initial);
+            free(s->pol_actions);
+            free(s->pol_probs);
+            free(s->rewards);
+        }
+    free(a->slots);
+    if (a->leaves)
+        for (int i = 0; i < a->n_leaves; i++)
+            tg_path_free(&a->leaves[i].path);
+    free(a->leaves);
+    free(a->leaf_free);
+    if (a->batches)
+        for (int i = 0; i < a->n_batches; i++)
+            if (a->batches[i]) {
+                free(a->batches[i]->user);
+                tg_eval_batch_free(a->batches[i]);
+            }
+    free(a->batches);
+    free(a->batch_free);
+    if (a->own_ev)
+        tg_evaluator_free(a->ev);
+    tg_replay_link_free(a->link);
+    tg_tree_free(a->spare);
+    tg_game_free(a->scratch);
+    free(a->ftmp);
+    free(a->acts);
+    free(a->visits);
+    free(a->q);
+    free(a->pi);
+    free(a->actp);
+    free(a);
+}
+
+void tg_actor_get_stats(const tg_actor *a, tg_actor_stats *s)
+{
+    *s = a->st;
+    s->positions = a->ev->positions;
+    s->batches = a->ev->batches;
+    s->reissued = a->ev->reissued;
+    if (a->link)
+        tg_replay_link_counts(a->link, &s->acked, &s->resent);
+}
+
+/* ---- games ---- */
+
+static int new_game(tg_actor *a, slot *s)
+{
+    const tg_config *c = &a->cfg;
+    s->active = 0;
+    if (a->stopping || (a->opts.max_games > 0 && a->started_games >= a->opts.max_games))
+        return 0;
+    s->target = (int)tg_rng_below(&a->rng, (uint32_t)a->n_targets);
+    target *t = &a->targets[s->target];
+    int nb = tg_basis_pool_size(t->bases);
+    s->basis = 0;
+    if (c->game.change_of_basis && nb > 1 && tg_rng_uniform(&a->rng) < c->game.basis_prob)
+        s->basis = 1 + (int)tg_rng_below(&a->rng, (uint32_t)(nb - 1));
+    const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
+    if (tg_basis_is_identity(b))
+        memcpy(s->initial, t->tensor, (size_t)a->S3 * sizeof(int32_t));
+    else
+        tg_basis_apply(b, t->tensor, a->S, s->initial);
+    tg_game_free(s->game);
+    s->game = tg_game_new(s->initial, a->S, c->game.mod2, c->game.r_limit, c->game.history);
+    if (!s->game)
+        return -1;
+    tg_tree_clear(s->tree);
+    s->sims = s->pending = s->busy = s->full = s->moves = 0;
+    s->version = 0;
+    s->started = tg_wall();
+    s->active = 1;
+    a->started_games++;
+    return 0;
+}
+
+static int report_solved(tg_actor *a, slot *s)
+{
+    target *t = &a->targets[s->target];
+    const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
+    tg_fact *f = tg_game_to_fact(s->game, t->dims), *canon = NULL;
+    if (!f) {
+        a->st.verify_failed++;
+        tg_error("solved game of %s cannot be read as a factorization: %s", a->cfg.game.targets[s->target],
+                 tg_errmsg());
+        return 0;
+    }
+    canon = tg_basis_is_identity(b) ? f : tg_basis_map_back(b, f);
+    tg_fact_mismatch mm;
+    int ok = canon ? tg_fact_verify(canon, a->cfg.game.mod2, &mm) : -1;
+    if (ok != 1) {
+        a->st.verify_failed++;
+        char buf[256] = "";
+        if (ok == 0)
+            tg_fact_mismatch_str(canon, &mm, buf, sizeof buf);
+        tg_error("solved game of %s (rank %d) FAILED verification in the canonical basis: %s",
+                 a->cfg.game.targets[s->target], s->moves, ok == 0 ? buf : tg_errmsg());
+        goto done;
+    }
+    int rank = tg_fact_rank(canon);
+    int *best = &a->st.best_rank[s->target];
+    if (*best == 0 || rank < *best) {
+        *best = rank;
+        a->st.discoveries++;
+        tg_info("found T(%s) rank %d (%s, %s basis, model version %llu), verified", a->cfg.game.targets[s->target],
+                rank, a->cfg.game.arithmetic, s->basis ? "changed" : "canonical", (unsigned long long)s->version);
+        if (a->link) {
+            tg_dims d = t->dims;
+            int64_t su[2] = {rank, d.n * d.m}, sv[2] = {rank, d.m * d.p}, sw[2] = {rank, d.p * d.n};
+            int64_t bu[2], bv[2], bw[2];
+            Tg__Array au, av, aw;
+            tg_array_set(&au, TG__DTYPE__I64, 2, su, bu, tg_fact_cu(canon), (size_t)(su[0] * su[1]) * 8);
+            tg_array_set(&av, TG__DTYPE__I64, 2, sv, bv, tg_fact_cv(canon), (size_t)(sv[0] * sv[1]) * 8);
+            tg_array_set(&aw, TG__DTYPE__I64, 2, sw, bw, tg_fact_cw(canon), (size_t)(sw[0] * sw[1]) * 8);
+            Tg__Discovery dm = TG__DISCOVERY__INIT;
+            dm.target = a->cfg.game.targets[s->target];
+            dm.arithmetic = a->cfg.game.arithmetic;
+            dm.rank = rank;
+            dm.u = &au;
+            dm.v = &av;
+            dm.w = &aw;
+            dm.model_version = s->version;
+            dm.actor = a->name;
+            dm.when = tg_wall();
+            if (tg_replay_link_send_discovery(a->link, &dm) != 0)
+                tg_warn("discovery not sent: %s", tg_errmsg());
+        }
+    }
+done:
+    if (canon != f)
+        tg_fact_free(canon);
+    tg_fact_free(f);
+    return 0;
+}
+
+static int send_game(tg_actor *a, slot *s)
+{
+    const int S = a->S, M = s->moves, K = a->K;
+    target *t = &a->targets[s->target];
+    const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
+    float *returns = malloc((size_t)(M > 0 ? M : 1) * sizeof(float));
+    int32_t *basis = NULL;
+    if (!returns)
+        return tg_fail("out of memory");
+    double G = 0;
+    for (int i = M - 1; i >= 0; i--)
+        returns[i] = (float)(G += s->rewards[i]);
+    Tg__Game g = TG__GAME__INIT;
+    Tg__Array ab, aa, pa, pp, ar, ai;
+    int64_t sb[3] = {3, S, S}, bb[3], sa[2] = {M, 3 * S}, ba[2], spa[3] = {M, K, 3 * S}, bpa[3], spp[2] = {M, K},
+            bpp[2], sr[1] = {M}, br[1], si[3] = {S, S, S}, bi[3];
+    if (!tg_basis_is_identity(b)) { /* per mode, zero-padded to S x S */
+        basis = calloc((size_t)3 * S * S, sizeof(int32_t));
+        if (!basis) {
+            free(returns);
+            return tg_fail("out of memory");
+        }
+        for (int m = 0; m < 3; m++) {
+            const int32_t *mat = tg_basis_matrix(b, m, 0);
+            int n = t->sizes[m];
+            for (int i = 0; i < n; i++)
+                memcpy(basis + ((size_t)m * S + i) * S, mat + (size_t)i * n, (size_t)n * sizeof(int32_t));
+        }
+        tg_array_set(&ab, TG__DTYPE__I32, 3, sb, bb, basis, (size_t)3 * S * S * sizeof(int32_t));
+        g.basis = &ab;
+    }
+    tg_array_set(&aa, TG__DTYPE__I8, 2, sa, ba, tg_game_actions(s->game), (size_t)M * 3 * S);
+    tg_array_set(&pa, TG__DTYPE__I8, 3, spa, bpa, s->pol_actions, (size_t)M * K * 3 * S);
+    tg_array_set(&pp, TG__DTYPE__F32, 2, spp, bpp, s->pol_probs, (size_t)M * K * sizeof(float));
+    tg_array_set(&ar, TG__DTYPE__F32, 1, sr, br, returns, (size_t)M * sizeof(float));
+    tg_array_set(&ai, TG__DTYPE__I32, 3, si, bi, s->initial, (size_t)a->S3 * sizeof(int32_t));
+    g.target = a->cfg.game.targets[s->target];
+    g.arithmetic = a->cfg.game.arithmetic;
+    g.s = (uint32_t)S;
+    g.actions = &aa;
+    g.policy_actions = &pa;
+    g.policy_probs = &pp;
+    g.returns = &ar;
+    g.model_version = s->version;
+    g.actor = a->name;
+    g.started = s->started;
+    g.finished = tg_wall();
+    g.solved = tg_game_solved(s->game);
+    g.rank = g.solved ? M : 0;
+    g.initial = &ai;
+    int rc = tg_replay_link_send_game(a->link, &g);
+    free(returns);
+    free(basis);
+    return rc;
+}
+
+static int finish_game(tg_actor *a, slot *s)
+{
+    a->st.games++;
+    if (tg_game_solved(s->game)) {
+        a->st.solved++;
+        report_solved(a, s);
+    }
+    if (a->link && send_game(a, s) != 0)
+        return -1;
+    return new_game(a, s);
+}
+
+/* The search of this move is over: pick, record and play the move. */
+static int make_move(tg_actor *a, slot *s)
+{
+    int32_t *visits = a->visits;
+    float *q = a->q, *pi = a->pi;
+    const int8_t **acts = a->actp;
+    int n = tg_tree_root_children(s->tree, visits, q, acts);
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += visits[i];
+    if (n == 0 || total == 0) { /* no valid action was ever proposed here */
+        a->st.dropped_games++;
+        return new_game(a, s);
+    }
+    tg_mcts_improved_policy(visits, n, a->mp.n_bar, pi);
+    int mv = s->moves, K = a->K, A = a->A;
+    int8_t *pa = s->pol_actions + (size_t)mv * K * A;
+    float *pp = s->pol_probs + (size_t)mv * K;
+    memset(pa, 0, (size_t)K * A);
+    memset(pp, 0, (size_t)K * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        memcpy(pa + (size_t)i * A, acts[i], (size_t)A);
+        pp[i] = pi[i];
+    }
+    int ch = tg_mcts_act(visits, q, pi, n, &a->rng);
+    s->rewards[mv] = (float)tg_game_play(s->game, acts[ch]);
+    s->moves++;
+    a->st.moves++;
+    if (tg_game_done(s->game))
+        return finish_game(a, s);
+    a->st.reused_nodes += (uint64_t)tg_tree_advance(s->tree, a->spare, tg_game_hash(s->game));
+    tg_tree_root_refresh(s->tree, &a->mp);
+    s->sims = s->busy = s->full = 0;
+    return 0;
+}
+
+/* Puts the leaf's position into the batch being filled, under a random signed permutation. */
+static void add_query(tg_actor *a, int li)
+{
+    leaf *l = &a->leaves[li];
+    slot *s = &a->slots[l->slot];
+    target *t = &a->targets[s->target];
+    tg_eval_batch *b = a->cur;
+    int i = b->n++;
+    ((int *)b->user)[i] = li;
+    l->perm = t->n_perms > 1 ? (int)tg_rng_below(&a->rng, (uint32_t)t->n_perms) : 0;
+    const tg_sperm *p = &t->perms[l->perm];
+    if (a->ev->wants_features) {
+        float *dst = b->tensors + (size_t)i * a->T * a->S3;
+        tg_game_features(a->scratch, l->perm ? a->ftmp : dst, a->ns, b->scalars + (size_t)i * a->ns);
+        if (l->perm)
+            for (int k = 0; k < a->T; k++)
+                tg_sperm_apply_tensor_f(p, a->ftmp + (size_t)k * a->S3, dst + (size_t)k * a->S3);
+    } else {
+        int32_t *dst = b->residuals + (size_t)i * a->S3;
+        if (l->perm)
+            tg_sperm_apply_tensor(p, tg_game_residual(a->scratch), dst);
+        else
+            memcpy(dst, tg_game_residual(a->scratch), (size_t)a->S3 * sizeof(int32_t));
+    }
+}
+
+/* One step of a game: a leaf for the batch, a finished simulation, or a move. >0 if it did
+ * anything. */
+static int step_slot(tg_actor *a, slot *s, int si)
+{
+    if (!s->active)
+        return 0;
+    if (s->pending == 0 && (s->sims >= a->cfg.actor.simulations || s->full)) {
+        if (make_move(a, s) != 0)
+            return -1;
+        return 1;
+    }
+    if (s->busy || s->full || s->pending >= a->lpg || s->sims + s->pending >= a->cfg.actor.simulations ||
+        a->n_leaf_free == 0)
+        return 0;
+    int li = a->leaf_free[a->n_leaf_free - 1];
+    leaf *l = &a->leaves[li];
+    int r = tg_tree_select(s->tree, &a->mp, s->game, a->scratch, &l->path);
+    switch (r) {
+    case TG_SEL_LEAF:
+        a->n_leaf_free--;
+        l->slot = si;
+        s->pending++;
+        add_query(a, li);
+        return 1;
+    case TG_SEL_DONE:
+        s->sims++;
+        a->st.simulations++;
+        return 1;
+    case TG_SEL_BUSY:
+        s->busy = 1;
+        a->st.busy++;
+        return 0;
+    default:
+        s->full = 1;
+        a->st.arena_full++;
+        return 0;
+    }
+}
+
+/* Fills the current batch from the games, round robin. Returns the work done, -1 on error. */
+static int produce(tg_actor *a)
+{
+    if (!a->cur) {
+        if (a->n_batch_free == 0)
+            return 0;
+        a->cur = a->batches[a->batch_free[--a->n_batch_free]];
+        a->cur->n = 0;
+    }
+    int work = 0, idle = 0;
+    while (a->cur->n < a->cur->cap && idle < a->n_slots) {
+        int si = a->rr;
+        a->rr = (a->rr + 1) % a->n_slots;
+        int r = step_slot(a, &a->slots[si], si);
+        if (r < 0)
+            return -1;
+        if (r > 0) {
+            work += r;
+            idle = 0;
+        } else {
+            idle++;
+        }
+    }
+    return work;
+}
+
+static void consume(tg_actor *a, tg_eval_batch *b)
+{
+    const int A = a->A, S = a->S, k = b->k;
+    for (int i = 0; i < b->n; i++) {
+        int li = ((int *)b->user)[i];
+        leaf *l = &a->leaves[li];
+        slot *s = &a->slots[l->slot];
+        target *t = &a->targets[s->target];
+        const int32_t *tok = b->tokens + (size_t)i * a->K * a->n_steps;
+        int8_t tmp[3 * TG_MAX_S];
+        int n = 0;
+        for (int j = 0; j < k; j++) {
+            int8_t *dst = a->acts + (size_t)n * A;
+            if (tg_tokens_to_action(&a->cfg.game.F, S, a->n_steps, tok + (size_t)j * a->n_steps,
+                                    l->perm ? tmp : dst) != 0)
+                continue;
+            if (l->perm) /* back to the game's frame */
+                tg_sperm_apply_action(&t->inv[l->perm], tmp, dst);
+            for (int m = 0; m < 3; m++) /* padding stays zero */
+                memset(dst + m * S + t->sizes[m], 0, (size_t)(S - t->sizes[m]));
+            if (!tg_action_nonzero(dst, S))
+                continue;
+            tg_action_canonicalize(dst, S, a->cfg.game.mod2);
+            n++;
+        }
+        float v = isfinite(b->values[i]) ? b->values[i] : 0.0f;
+        tg_tree_expand(s->tree, &a->mp, &l->path, a->acts, n, v);
+        size_t bytes = tg_tree_bytes(s->tree);
+        if (bytes > a->st.tree_bytes_max)
+            a->st.tree_bytes_max = bytes;
+        s->pending--;
+        s->sims++;
+        s->busy = 0;
+        if (b->model_version > s->version)
+            s->version = b->model_version;
+        a->st.simulations++;
+        a->leaf_free[a->n_leaf_free++] = li;
+    }
+    for (int i = 0; i < a->n_batches; i++)
+        if (a->batches[i] == b)
+            a->batch_free[a->n_batch_free++] = i;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void log_stats(tg_actor *a, double now)
+{
+    double dt = now - a->last_stats;
+    if (dt <= 0)
+        return;
+    char best[256] = "";
+    size_t off = 0;
+    for (int i = 0; i < a->n_targets && off < sizeof best - 32; i++)
+        off += (size_t)snprintf(best + off, sizeof best - off, "%s%s:%d", i ? " " : "", a->cfg.game.targets[i],
+                                a->st.best_rank[i]);
+    tg_info("games %llu (solved %llu, best %s), %.0f simulations/s, %.0f evaluations/s, %d requests in flight, "
+            "%llu re-issued, %d games unacked",
+            (unsigned long long)a->st.games, (unsigned long long)a->st.solved, best,
+            (double)(a->st.simulations - a->last_sims) / dt, (double)(a->ev->positions - a->last_pos) / dt,
+            a->ev->inflight(a->ev), (unsigned long long)a->ev->reissued, a->link ? tg_replay_link_unacked(a->link) : 0);
+    a->last_stats = now;
+    a->last_sims = a->st.simulations;
+    a->last_pos = a->ev->positions;
+}
+
+int tg_actor_run(tg_actor *a, volatile int *stop)
+{
+    const tg_config *c = &a->cfg;
+    double cpu0 = thread_cpu();
+    a->t0 = a->last_stats = tg_now();
+    for (int i = 0; i < a->n_slots; i++)
+        if (!a->slots[i].active && new_game(a, &a->slots[i]) != 0)
+            return -1;
+    int rc = 0, paused = 0;
+    double last_replay = 0;
+    while (!(stop && *stop)) {
+        double now = tg_now();
+        if (a->opts.max_seconds > 0 && now - a->t0 >= a->opts.max_seconds)
+            break;
+        if (a->opts.max_games > 0 && (int64_t)a->st.games >= a->opts.max_games)
+            break;
+        int any = 0;
+        for (int i = 0; i < a->n_slots && !any; i++)
+            any = a->slots[i].active;
+        if (!any)
+            break;
+        int work = 0;
+        int backlog = a->link && tg_replay_link_unacked(a->link) >= c->actor.max_unacked;
+        if (backlog && !paused)
+            tg_warn("replay has not acknowledged %d games: pausing self-play", tg_replay_link_unacked(a->link));
+        paused = backlog;
+        if (!backlog) {
+            work = produce(a);
+            if (work < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        /* send the batch when full, or when no game can add to it */
+        if (a->cur && a->cur->n > 0 && (a->cur->n == a->cur->cap || work == 0) &&
+            a->ev->inflight(a->ev) < c->actor.inflight) {
+            if (a->ev->submit(a->ev, a->cur) != 0) {
+                rc = -1;
+                break;
+            }
+            a->cur = NULL;
+            work++;
+        }
+        tg_eval_batch *b;
+        int timeout = work > 0 ? 0 : 20, pr;
+        while ((pr = a->ev->poll(a->ev, timeout, &b)) == 1) {
+            consume(a, b);
+            timeout = 0;
+        }
+        if (pr < 0) {
+            rc = -1;
+            break;
+        }
+        if (a->link && (now - last_replay > 0.05 || backlog)) {
+            if (tg_replay_link_poll(a->link, backlog ? 20 : 0) != 0) {
+                rc = -1;
+                break;
+            }
+            last_replay = now;
+        }
+        if (!a->opts.quiet && now - a->last_stats >= c->actor.stats_s)
+            log_stats(a, now);
+    }
+    a->stopping = 1;
+    /* give the replay server a moment to acknowledge the finished games */
+    if (a->link && rc == 0) {
+        double t = tg_now();
+        while (tg_replay_link_unacked(a->link) > 0 && tg_now() - t < 5.0)
+            if (tg_replay_link_poll(a->link, 50) != 0)
+                break;
+        if (tg_replay_link_unacked(a->link) > 0)
+            tg_warn("%d finished games were not acknowledged by replay", tg_replay_link_unacked(a->link));
+    }
+    a->st.seconds += tg_now() - a->t0;
+    a->st.cpu_seconds += thread_cpu() - cpu0;
+    return rc;
+}

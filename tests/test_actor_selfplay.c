@@ -1,0 +1,423 @@
+/* The actor end to end over real sockets: the test double of the inference service
+ * (actor/fake_eval.h) and a stand-in replay ROUTER in threads, the actor in the test's thread.
+ * The search must find the optimum of tiny targets, report it verified, deliver every game
+ * (acknowledged, resent when an ack does not come), and survive lost evaluation requests and a
+ * restart of the evaluation service. */
+#include "tests/test_util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <zmq.h>
+
+#include "actor/actor.h"
+#include "actor/fake_eval.h"
+#include "actor/mcts.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/fact.h"
+#include "common/sock.h"
+#include "common/wire.h"
+
+/* ---- stand-in replay server ---- */
+
+typedef struct fake_replay {
+    void *sock;
+    char endpoint[256];
+    pthread_t thread;
+    volatile int stop;
+    int ignore;                /* leave this many games unacknowledged (they must be resent) */
+    pthread_mutex_t mu;
+    int games, solved, acks, bad, discoveries, bad_discoveries;
+    int min_rank, disc_min_rank;
+    uint64_t max_seq;
+    int seen_basis;            /* games that came with a change of basis */
+} fake_replay;
+
+static int check_game(const Tg__Game *g)
+{
+    int S = (int)g->s, K;
+    int64_t sa[2] = {-1, 3 * S};
+    if (tg_array_check(g->actions, TG__DTYPE__I8, 2, sa, "actions") != 0)
+        return -1;
+    int M = (int)g->actions->shape[0];
+    int64_t sp[3] = {M, -1, 3 * S}, spp[2] = {M, -1}, sr[1] = {M}, si[3] = {S, S, S};
+    if (tg_array_check(g->policy_actions, TG__DTYPE__I8, 3, sp, "policy_actions") != 0)
+        return -1;
+    K = (int)g->policy_actions->shape[1];
+    spp[1] = K;
+    if (tg_array_check(g->policy_probs, TG__DTYPE__F32, 2, spp, "policy_probs") != 0 ||
+        tg_array_check(g->returns, TG__DTYPE__F32, 1, sr, "returns") != 0 ||
+        tg_array_check(g->initial, TG__DTYPE__I32, 3, si, "initial") != 0)
+        return -1;
+    /* each move's improved policy is a distribution over its sampled children, and the move
+     * played is one of them */
+    const float *pp = (const float *)g->policy_probs->data.data;
+    const int8_t *pa = (const int8_t *)g->policy_actions->data.data, *a = (const int8_t *)g->actions->data.data;
+    for (int m = 0; m < M; m++) {
+        double sum = 0;
+        int found = 0;
+        for (int k = 0; k < K; k++) {
+            sum += pp[m * K + k];
+            if (pp[m * K + k] > 0 && !memcmp(pa + ((size_t)m * K + k) * 3 * S, a + (size_t)m * 3 * S, (size_t)3 * S))
+                found = 1;
+        }
+        if (fabs(sum - 1.0) > 1e-4 || !found)
+            return tg_fail("move %d: policy sums to %g, played move in it: %d", m, sum, found);
+    }
+    /* returns: -1 per move (plus a terminal penalty when unsolved) */
+    const float *r = (const float *)g->returns->data.data;
+    for (int m = 0; m + 1 < M; m++)
+        if (fabs(r[m] - (r[m + 1] - 1.0f)) > 1e-5)
+            return tg_fail("returns[%d] = %g, returns[%d] = %g", m, r[m], m + 1, r[m + 1]);
+    if (g->solved && (g->rank != M || fabs(r[0] + M) > 1e-5))
+        return tg_fail("solved game: rank %d, moves %d, return %g", g->rank, M, r[0]);
+    return 0;
+}
+
+static int check_discovery(const Tg__Discovery *d)
+{
+    tg_dims dims;
+    tg_arith ar;
+    if (tg_dims_parse(d->target, &dims) || tg_arith_parse(d->arithmetic, &ar))
+        return -1;
+    int64_t su[2] = {d->rank, dims.n * dims.m}, sv[2] = {d->rank, dims.m * dims.p}, sw[2] = {d->rank, dims.p * dims.n};
+    if (tg_array_check(d->u, TG__DTYPE__I64, 2, su, "u") || tg_array_check(d->v, TG__DTYPE__I64, 2, sv, "v") ||
+        tg_array_check(d->w, TG__DTYPE__I64, 2, sw, "w"))
+        return -1;
+    tg_fact *f = tg_fact_new(dims, d->rank, 1, ar);
+    memcpy(tg_fact_u(f), d->u->data.data, d->u->data.len);
+    memcpy(tg_fact_v(f), d->v->data.data, d->v->data.len);
+    memcpy(tg_fact_w(f), d->w->data.data, d->w->data.len);
+    int ok = tg_fact_verify(f, ar == TG_ARITH_MOD2, NULL);
+    tg_fact_free(f);
+    return ok == 1 ? 0 : -1;
+}
+
+static void *replay_main(void *arg)
+{
+    fake_replay *r = arg;
+    while (!r->stop) {
+        zmq_pollitem_t it = {r->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, r->sock, 0) < 0 || zmq_msg_recv(&body, r->sock, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            continue;
+        }
+        Tg__Envelope *e = tg_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), 1u << 28);
+        pthread_mutex_lock(&r->mu);
+        if (e && e->body_case == TG__ENVELOPE__BODY_GAME) {
+            if (r->ignore > 0) {
+                r->ignore--;
+            } else {
+                const Tg__Game *g = e->game;
+                r->games++;
+                if (check_game(g) != 0) {
+                    r->bad++;
+                    fprintf(stderr, "bad game: %s\n", tg_errmsg());
+                }
+                if (g->basis)
+                    r->seen_basis++;
+                if (g->solved) {
+                    r->solved++;
+                    if (r->min_rank == 0 || g->rank < r->min_rank)
+                        r->min_rank = g->rank;
+                }
+                if (g->seq > r->max_seq)
+                    r->max_seq = g->seq;
+                Tg__GameAck ack = TG__GAME_ACK__INIT;
+                ack.game_id = (uint64_t)r->games;
+                ack.durable = 1;
+                ack.seq = g->seq;
+                Tg__Envelope out = TG__ENVELOPE__INIT;
+                out.body_case = TG__ENVELOPE__BODY_GAME_ACK;
+                out.game_ack = &ack;
+                if (tg_wire_send(r->sock, zmq_msg_data(&id), zmq_msg_size(&id), &out) == 0)
+                    r->acks++;
+            }
+        } else if (e && e->body_case == TG__ENVELOPE__BODY_DISCOVERY) {
+            r->discoveries++;
+            if (check_discovery(e->discovery) != 0)
+                r->bad_discoveries++;
+            if (r->disc_min_rank == 0 || e->discovery->rank < r->disc_min_rank)
+                r->disc_min_rank = e->discovery->rank;
+        } else {
+            r->bad++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        tg_wire_free(e);
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    return NULL;
+}
+
+static void replay_start(fake_replay *r, int ignore)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    r->ignore = ignore;
+    r->sock = tg_sock_bind(NULL, ZMQ_ROUTER, "tcp://127.0.0.1:*");
+    assert_non_null(r->sock);
+    assert_int_equal(tg_sock_last_endpoint(r->sock, r->endpoint, sizeof r->endpoint), 0);
+    assert_int_equal(pthread_create(&r->thread, NULL, replay_main, r), 0);
+}
+
+static void replay_stop(fake_replay *r)
+{
+    r->stop = 1;
+    pthread_join(r->thread, NULL);
+    tg_sock_close(r->sock);
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* ---- set-up ---- */
+
+static void config(tg_config *c, const char *target, const char *arith, const char *coeffs, int n_steps)
+{
+    char buf[128];
+    tg_config_defaults(c);
+    snprintf(buf, sizeof buf, "game.targets=%s", target);
+    assert_int_equal(tg_config_set(c, buf), 0);
+    snprintf(buf, sizeof buf, "game.arithmetic=%s", arith);
+    assert_int_equal(tg_config_set(c, buf), 0);
+    snprintf(buf, sizeof buf, "game.coeffs=%s", coeffs);
+    assert_int_equal(tg_config_set(c, buf), 0);
+    snprintf(buf, sizeof buf, "game.n_steps=%d", n_steps);
+    assert_int_equal(tg_config_set(c, buf), 0);
+    const char *rest[] = {"game.target_rank=0", "game.r_limit=8", "game.history=2", "game.change_of_basis=false",
+                          "infer.samples=8", "actor.games=8", "actor.simulations=24", "actor.eval_batch=8",
+                          "actor.inflight=2", "actor.max_nodes=2000", "actor.stats_s=1000",
+                          "actor.eval_timeout_s=0.3", "actor.ack_timeout_s=0.3"};
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+        assert_int_equal(tg_config_set(c, rest[i]), 0);
+}
+
+static void finish(tg_config *c) { assert_int_equal(tg_config_finish(c), 0); }
+
+typedef struct run_result {
+    tg_actor_stats st;
+    int replay_games, replay_acks, replay_bad, replay_min_rank, discoveries, bad_discoveries, disc_rank, basis;
+    uint64_t max_seq;
+    uint64_t served, dropped;
+} run_result;
+
+static void run(const tg_config *c, int64_t games, int ignore, int drop_every, run_result *out)
+{
+    char ep[256];
+    tg_fake_eval *fe = tg_fake_eval_start(c, "tcp://127.0.0.1:*", ep, sizeof ep);
+    assert_non_null(fe);
+    tg_fake_eval_set_drop(fe, drop_every);
+    tg_fake_eval_set_version(fe, 42);
+    fake_replay r;
+    replay_start(&r, ignore);
+    tg_actor_opts o = {0};
+    o.eval_endpoints = ep;
+    o.replay = 1;
+    o.replay_endpoint = r.endpoint;
+    o.max_games = games;
+    o.max_seconds = 60;
+    o.quiet = 1;
+    o.name = "test-actor";
+    tg_actor *a = tg_actor_new(c, &o);
+    if (!a)
+        fail_msg("tg_actor_new: %s", tg_errmsg());
+    volatile int stop = 0;
+    if (tg_actor_run(a, &stop) != 0)
+        fail_msg("tg_actor_run: %s", tg_errmsg());
+    tg_actor_get_stats(a, &out->st);
+    tg_actor_free(a);
+    replay_stop(&r);
+    tg_fake_eval_counts(fe, &out->served, NULL, &out->dropped, NULL);
+    tg_fake_eval_stop(fe);
+    out->replay_games = r.games;
+    out->replay_acks = r.acks;
+    out->replay_bad = r.bad;
+    out->replay_min_rank = r.min_rank;
+    out->discoveries = r.discoveries;
+    out->bad_discoveries = r.bad_discoveries;
+    out->disc_rank = r.disc_min_rank;
+    out->basis = r.seen_basis;
+    out->max_seq = r.max_seq;
+}
+
+static void expect_optimum(const run_result *res, int rank, int64_t games)
+{
+    assert_int_equal(res->st.games, games);
+    assert_int_equal(res->st.verify_failed, 0);
+    assert_int_equal(res->st.best_rank[0], rank);
+    assert_int_equal(res->replay_min_rank, rank);
+    assert_int_equal(res->disc_rank, rank);
+    assert_true(res->discoveries >= 1);
+    assert_int_equal(res->bad_discoveries, 0);
+    assert_int_equal(res->replay_bad, 0);
+    assert_true(res->replay_games >= games); /* at least once */
+    assert_int_equal(res->st.acked, (uint64_t)games);
+}
+
+static void test_optimum_122(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    finish(&c);
+    run_result res;
+    run(&c, 16, 0, 0, &res);
+    expect_optimum(&res, 4, 16);
+    assert_true(res.st.positions > 0);
+    assert_true(res.st.reused_nodes > 0); /* subtree reuse between moves */
+}
+
+static void test_optimum_221(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "2,2,1", "integer", "-1..1", 4);
+    finish(&c);
+    run_result res;
+    run(&c, 16, 0, 0, &res);
+    expect_optimum(&res, 4, 16);
+}
+
+static void test_optimum_113(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,1,3", "integer", "-1..1", 3);
+    finish(&c);
+    run_result res;
+    run(&c, 16, 0, 0, &res);
+    expect_optimum(&res, 3, 16);
+}
+
+/* Changed bases (mod 2, where every fiber is a valid action): found factors are mapped back to
+ * the canonical basis and verified there before they are reported. */
+static void test_change_of_basis_mod2(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,1,3", "mod2", "0,1", 3);
+    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_pool=8"), 0);
+    finish(&c);
+    run_result res;
+    run(&c, 16, 0, 0, &res);
+    expect_optimum(&res, 3, 16);
+    assert_true(res.basis >= 1);
+}
+
+/* Lost evaluation requests are re-issued; games the replay server does not acknowledge are
+ * resent until it does. */
+static void test_lost_messages(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    finish(&c);
+    run_result res;
+    run(&c, 12, 3, 4, &res);
+    assert_int_equal(res.st.games, 12);
+    assert_true(res.dropped > 0);
+    assert_true(res.st.reissued > 0);
+    assert_true(res.st.resent > 0);
+    assert_int_equal(res.st.acked, 12);
+    assert_int_equal(res.replay_bad, 0);
+    assert_true(res.max_seq >= 12);
+}
+
+/* The evaluation service restarts on the same address while the actor plays. */
+typedef struct restarter {
+    tg_config *c;
+    char ep[256];
+    tg_fake_eval *fe;
+} restarter;
+
+static void *restart_main(void *arg)
+{
+    restarter *r = arg;
+    usleep(300 * 1000);
+    tg_fake_eval_stop(r->fe);
+    r->fe = NULL;
+    usleep(500 * 1000);
+    r->fe = tg_fake_eval_start(r->c, r->ep, NULL, 0);
+    return NULL;
+}
+
+static void test_evaluator_restart(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    assert_int_equal(tg_config_set(&c, "actor.simulations=64"), 0);
+    finish(&c);
+    restarter rs = {.c = &c};
+    rs.fe = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", rs.ep, sizeof rs.ep);
+    assert_non_null(rs.fe);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, restart_main, &rs), 0);
+    tg_actor_opts o = {0};
+    o.eval_endpoints = rs.ep;
+    o.max_seconds = 2.0;
+    o.quiet = 1;
+    tg_actor *a = tg_actor_new(&c, &o);
+    assert_non_null(a);
+    volatile int stop = 0;
+    assert_int_equal(tg_actor_run(a, &stop), 0);
+    tg_actor_stats before;
+    tg_actor_get_stats(a, &before);
+    pthread_join(th, NULL);
+    assert_non_null(rs.fe);
+    uint64_t served;
+    tg_fake_eval_counts(rs.fe, &served, NULL, NULL, NULL);
+    assert_true(served > 0); /* the new service answered the same actor */
+    assert_true(before.games > 0);
+    tg_actor_free(a);
+    tg_fake_eval_stop(rs.fe);
+}
+
+/* The arena bound holds in play: with a tiny max_nodes the searches stop at it. */
+static void test_memory_bound_in_play(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "2,2,2", "integer", "-1..1", 4);
+    assert_int_equal(tg_config_set(&c, "actor.max_nodes=30"), 0);
+    assert_int_equal(tg_config_set(&c, "actor.simulations=100"), 0);
+    finish(&c);
+    tg_eval_dims d = {c.game.S, c.game.history + 1, c.game.n_scalars, c.infer.samples, c.game.n_steps, 1.0f};
+    tg_evaluator *ev = tg_eval_local_new(&c, &d, TG_LOCAL_FAKE, 5);
+    tg_actor_opts o = {0};
+    o.eval = ev;
+    o.max_games = 8;
+    o.quiet = 1;
+    tg_actor *a = tg_actor_new(&c, &o);
+    assert_non_null(a);
+    volatile int stop = 0;
+    assert_int_equal(tg_actor_run(a, &stop), 0);
+    tg_actor_stats st;
+    tg_actor_get_stats(a, &st);
+    assert_int_equal(st.games, 8);
+    assert_true(st.arena_full > 0);
+    assert_true(st.tree_bytes_max <= tg_tree_max_bytes(c.game.S, c.infer.samples, 30));
+    tg_actor_free(a);
+    tg_evaluator_free(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_optimum_122),
+        cmocka_unit_test(test_optimum_221),
+        cmocka_unit_test(test_optimum_113),
+        cmocka_unit_test(test_change_of_basis_mod2),
+        cmocka_unit_test(test_lost_messages),
+        cmocka_unit_test(test_evaluator_restart),
+        cmocka_unit_test(test_memory_bound_in_play),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
