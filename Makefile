@@ -71,32 +71,40 @@ all: $(PROGS) $(TESTS)
 
 $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen/proto
-	protoc-c --c_out=$(BUILD)/gen proto/$*.proto
+	$(Q)protoc-c --c_out=$(BUILD)/gen proto/$*.proto
+
+# V=1 shows whole command lines
+Q := $(if $(filter 1,$(V)),,@)
 
 $(BUILD)/%.o: %.c $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # generated protobuf-c code: protoc-c's output is not -Wextra clean
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BIN)/%: $(LIB) $(PROTO_H)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(PROG_MAIN_$*) -o $@ $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(PROG_MAIN_$*) -o $@ $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(TEST_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(TEST_LIBS)
 
 # Unit tests: every tests/test_*.c program (cmocka), run from the repository root.
 unit-test: $(TESTS) $(PROGS)
