@@ -1,0 +1,448 @@
+/* fastmm: plans, Kronecker composition, level choice, and the CPU path (OpenBLAS). */
+#include "fastmm/fastmm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/factio.h"
+#include "fastmm/fastmm_int.h"
+
+const char *fastmm_prec_name(fastmm_prec p)
+{
+    switch (p) {
+    case FASTMM_FP32: return "fp32";
+    case FASTMM_TF32: return "tf32";
+    case FASTMM_BF16: return "bf16";
+    }
+    return "?";
+}
+
+int fastmm_prec_parse(const char *s, fastmm_prec *out)
+{
+    if (!strcmp(s, "fp32")) *out = FASTMM_FP32;
+    else if (!strcmp(s, "tf32")) *out = FASTMM_TF32;
+    else if (!strcmp(s, "bf16")) *out = FASTMM_BF16;
+    else return tg_fail("unknown precision '%s' (fp32, tf32 or bf16)", s);
+    return 0;
+}
+
+fastmm_opts fastmm_opts_default(void)
+{
+    fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
+                     .prec = FASTMM_FP32, .workspace = 0};
+    return o;
+}
+
+tg_fact *fastmm_kron(const tg_fact *f1, const tg_fact *f2)
+{
+    if (tg_fact_arith(f1) != TG_ARITH_INTEGER || tg_fact_arith(f2) != TG_ARITH_INTEGER) {
+        tg_fail("Kronecker product: both factorizations must be over the integers");
+        return NULL;
+    }
+    tg_dims a = tg_fact_dims(f1), b = tg_fact_dims(f2);
+    tg_dims d = {a.n * b.n, a.m * b.m, a.p * b.p};
+    long R1 = tg_fact_rank(f1), R2 = tg_fact_rank(f2);
+    if (R1 * R2 > FASTMM_MAX_RANK) {
+        tg_fail("Kronecker product: rank %ld over %d", R1 * R2, FASTMM_MAX_RANK);
+        return NULL;
+    }
+    tg_fact *f = tg_fact_new(d, (int)(R1 * R2), tg_fact_denom(f1) * tg_fact_denom(f2),
+                             TG_ARITH_INTEGER);
+    if (!f) {
+        tg_fail_ctx("Kronecker product %dx%dx%d: ", d.n, d.m, d.p);
+        return NULL;
+    }
+    const int64_t *u1 = tg_fact_cu(f1), *v1 = tg_fact_cv(f1), *w1 = tg_fact_cw(f1);
+    const int64_t *u2 = tg_fact_cu(f2), *v2 = tg_fact_cv(f2), *w2 = tg_fact_cw(f2);
+    int64_t *u = tg_fact_u(f), *v = tg_fact_v(f), *w = tg_fact_w(f);
+    int A1 = a.n * a.m, B1 = a.m * a.p, C1 = a.p * a.n;
+    int A2 = b.n * b.m, B2 = b.m * b.p, C2 = b.p * b.n;
+    int A = d.n * d.m, B = d.m * d.p, C = d.p * d.n;
+    for (long r1 = 0; r1 < R1; r1++)
+        for (long r2 = 0; r2 < R2; r2++) {
+            long r = r1 * R2 + r2;
+            /* u: index (i*M + j) with i = i1*n2+i2, j = j1*m2+j2 */
+            for (int i1 = 0; i1 < a.n; i1++)
+                for (int j1 = 0; j1 < a.m; j1++) {
+                    int64_t x1 = u1[r1 * A1 + i1 * a.m + j1];
+                    if (!x1) continue;
+                    for (int i2 = 0; i2 < b.n; i2++)
+                        for (int j2 = 0; j2 < b.m; j2++)
+                            u[r * A + (i1 * b.n + i2) * d.m + j1 * b.m + j2] =
+                                x1 * u2[r2 * A2 + i2 * b.m + j2];
+                }
+            for (int j1 = 0; j1 < a.m; j1++)
+                for (int k1 = 0; k1 < a.p; k1++) {
+                    int64_t x1 = v1[r1 * B1 + j1 * a.p + k1];
+                    if (!x1) continue;
+                    for (int j2 = 0; j2 < b.m; j2++)
+                        for (int k2 = 0; k2 < b.p; k2++)
+                            v[r * B + (j1 * b.m + j2) * d.p + k1 * b.p + k2] =
+                                x1 * v2[r2 * B2 + j2 * b.p + k2];
+                }
+            for (int k1 = 0; k1 < a.p; k1++)
+                for (int i1 = 0; i1 < a.n; i1++) {
+                    int64_t x1 = w1[r1 * C1 + k1 * a.n + i1];
+                    if (!x1) continue;
+                    for (int k2 = 0; k2 < b.p; k2++)
+                        for (int i2 = 0; i2 < b.n; i2++)
+                            w[r * C + (k1 * b.p + k2) * d.n + i1 * b.n + i2] =
+                                x1 * w2[r2 * C2 + k2 * b.n + i2];
+                }
+        }
+    return f;
+}
+
+tg_fact *fastmm_load(const char *file, const char *key)
+{
+    if (!strcmp(file, "builtin")) {
+        tg_dims d;
+        if (!strcmp(key, "strassen")) return tg_fact_strassen();
+        if (!strncmp(key, "naive:", 6) && !tg_dims_parse(key + 6, &d)) return tg_fact_naive(d);
+        tg_fail("builtin algorithms: strassen, naive:N,M,P (not '%s')", key);
+        return NULL;
+    }
+    return tg_factio_read_key(file, key);
+}
+
+/* ---- plans ---- */
+
+fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts)
+{
+    fastmm_plan *p = calloc(1, sizeof *p);
+    if (!p) {
+        tg_fail("out of memory");
+        return NULL;
+    }
+    p->opts = opts ? *opts : fastmm_opts_default();
+    if (p->opts.min_block < 1) p->opts.min_block = 1;
+    if (p->opts.max_levels > FASTMM_LEVELS_MAX) p->opts.max_levels = FASTMM_LEVELS_MAX;
+    if (p->opts.levels > FASTMM_LEVELS_MAX) {
+        tg_fail("fastmm: %d levels requested, at most %d", p->opts.levels, FASTMM_LEVELS_MAX);
+        goto fail;
+    }
+    if (tg_fact_arith(f) != TG_ARITH_INTEGER) {
+        tg_fail("fastmm: a mod-2 factorization does not multiply real matrices");
+        goto fail;
+    }
+    int ok = tg_fact_verify(f, 0, NULL);
+    if (ok != 1) {
+        if (ok == 0) tg_fail("fastmm: the factorization is not exact (tg verify says where)");
+        goto fail;
+    }
+    p->base = tg_fact_clone(f);
+    p->inner = p->opts.inner ? tg_fact_clone(p->opts.inner) : tg_fact_strassen();
+    if (!p->base || !p->inner)
+        goto fail;
+    if (p->opts.inner) {
+        if (tg_fact_arith(p->inner) != TG_ARITH_INTEGER || tg_fact_verify(p->inner, 0, NULL) != 1) {
+            tg_fail("fastmm: the inner factorization is not exact over the integers");
+            goto fail;
+        }
+    }
+    p->opts.inner = NULL; /* the caller's pointer may not outlive the plan */
+    return p;
+fail:
+    fastmm_plan_free(p);
+    return NULL;
+}
+
+static void csr_free(fastmm_csr *c)
+{
+    free(c->ptr);
+    free(c->idx);
+    free(c->val);
+}
+
+static void level_free(fastmm_level *l)
+{
+    if (!l) return;
+#ifdef TG_HAVE_CUDA
+    if (l->dev) fastmm_cuda_level_release(l->dev);
+#endif
+    csr_free(&l->a);
+    csr_free(&l->b);
+    csr_free(&l->c);
+    tg_fact_free(l->f);
+    free(l);
+}
+
+void fastmm_plan_free(fastmm_plan *p)
+{
+    if (!p) return;
+    for (int i = 0; i <= FASTMM_LEVELS_MAX; i++)
+        level_free(p->lv[i]);
+    tg_fact_free(p->base);
+    tg_fact_free(p->inner);
+    free(p);
+}
+
+const fastmm_opts *fastmm_plan_opts(const fastmm_plan *p) { return &p->opts; }
+const tg_fact *fastmm_plan_base(const fastmm_plan *p) { return p->base; }
+
+/* Builds out[o] = sum coef[o][i] in[i] from a dense coefficient accessor. */
+static int csr_build(fastmm_csr *c, int nin, int nout, const int64_t *coef, long stride_o,
+                     long stride_i, double scale)
+{
+    c->nin = nin;
+    c->nout = nout;
+    int nnz = 0;
+    for (int o = 0; o < nout; o++)
+        for (int i = 0; i < nin; i++)
+            nnz += coef[o * stride_o + i * stride_i] != 0;
+    c->nnz = nnz;
+    c->ptr = malloc(sizeof(int) * (nout + 1));
+    c->idx = malloc(sizeof(int) * (nnz ? nnz : 1));
+    c->val = malloc(sizeof(float) * (nnz ? nnz : 1));
+    if (!c->ptr || !c->idx || !c->val)
+        return tg_fail("out of memory");
+    int e = 0;
+    for (int o = 0; o < nout; o++) {
+        c->ptr[o] = e;
+        for (int i = 0; i < nin; i++) {
+            int64_t x = coef[o * stride_o + i * stride_i];
+            if (x) {
+                c->idx[e] = i;
+                c->val[e] = (float)((double)x * scale);
+                e++;
+            }
+        }
+    }
+    c->ptr[nout] = e;
+    return 0;
+}
+
+const tg_fact *fastmm_plan_level_fact(fastmm_plan *p, int levels)
+{
+    if (levels == 0) return NULL;
+    fastmm_level *l = fastmm_plan_level(p, levels);
+    return l ? l->f : NULL;
+}
+
+fastmm_level *fastmm_plan_level(fastmm_plan *p, int levels)
+{
+    if (levels < 1 || levels > FASTMM_LEVELS_MAX) {
+        tg_fail("fastmm: level count %d out of range 1..%d", levels, FASTMM_LEVELS_MAX);
+        return NULL;
+    }
+    if (p->lv[levels]) return p->lv[levels];
+    fastmm_level *l = calloc(1, sizeof *l);
+    if (!l) {
+        tg_fail("out of memory");
+        return NULL;
+    }
+    l->f = tg_fact_clone(p->base);
+    for (int i = 1; l->f && i < levels; i++) {
+        tg_fact *g = fastmm_kron(l->f, p->inner);
+        tg_fact_free(l->f);
+        l->f = g;
+    }
+    if (!l->f) {
+        tg_fail_ctx("fastmm: %d levels: ", levels);
+        goto fail;
+    }
+    tg_dims d = tg_fact_dims(l->f);
+    int R = tg_fact_rank(l->f);
+    int nA = d.n * d.m, nB = d.m * d.p, nC = d.p * d.n;
+    /* 1/D per factor, so the three together give 1/D^3 */
+    double s = 1.0 / (double)tg_fact_denom(l->f);
+    if (csr_build(&l->a, nA, R, tg_fact_cu(l->f), nA, 1, s) ||
+        csr_build(&l->b, nB, R, tg_fact_cv(l->f), nB, 1, s))
+        goto fail;
+    /* c: output block i*p+k from w[r][k*n+i]; build a dense [nC_rowmajor][R] view first */
+    int64_t *wt = malloc(sizeof(int64_t) * (size_t)nC * R);
+    if (!wt) {
+        tg_fail("out of memory");
+        goto fail;
+    }
+    const int64_t *w = tg_fact_cw(l->f);
+    for (int i = 0; i < d.n; i++)
+        for (int k = 0; k < d.p; k++)
+            for (int r = 0; r < R; r++)
+                wt[(size_t)(i * d.p + k) * R + r] = w[(size_t)r * nC + k * d.n + i];
+    int rc = csr_build(&l->c, R, nC, wt, R, 1, s);
+    free(wt);
+    if (rc) goto fail;
+    p->lv[levels] = l;
+    return l;
+fail:
+    level_free(l);
+    return NULL;
+}
+
+fastmm_geom fastmm_geometry(tg_dims d, long M, long K, long N)
+{
+    fastmm_geom g = {M, K, N, 0, 0, 0};
+    long parts[3] = {d.n, d.m, d.p}, sz[3] = {M, K, N}, *out[3] = {&g.bm, &g.bk, &g.bn};
+    for (int t = 0; t < 3; t++) {
+        long b = (sz[t] + parts[t] - 1) / parts[t];
+        /* inexact division: pad to a multiple of 8 (aligned vector access, friendlier GEMM
+         * shapes) when blocks are large enough for the padding to cost little */
+        if (b * parts[t] != sz[t] && b >= 64)
+            b = (b + 7) / 8 * 8;
+        if (b < 1) b = 1;
+        *out[t] = b;
+    }
+    return g;
+}
+
+int fastmm_plan_levels(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.levels >= 0)
+        return p->opts.levels;
+    /* automatic: block sides shrink by the grid at the first level and by the inner grid at
+     * each further one; stop before any side drops under min_block */
+    tg_dims b = tg_fact_dims(p->base), in = tg_fact_dims(p->inner);
+    long n = b.n, m = b.m, q = b.p;
+    int L = 0;
+    while (L < p->opts.max_levels) {
+        if (M / n < p->opts.min_block || K / m < p->opts.min_block || N / q < p->opts.min_block)
+            break;
+        if (n > TG_MAX_DIM || m > TG_MAX_DIM || q > TG_MAX_DIM)
+            break;
+        L++;
+        n *= in.n;
+        m *= in.m;
+        q *= in.p;
+    }
+    return L;
+}
+
+double fastmm_flops(fastmm_plan *p, long M, long K, long N)
+{
+    int L = fastmm_plan_levels(p, M, K, N);
+    if (L == 0) return 2.0 * M * K * N;
+    fastmm_level *l = fastmm_plan_level(p, L);
+    if (!l) return 0;
+    fastmm_geom g = fastmm_geometry(tg_fact_dims(l->f), M, K, N);
+    return 2.0 * tg_fact_rank(l->f) * g.bm * g.bk * g.bn;
+}
+
+double fastmm_growth(const tg_fact *f)
+{
+    tg_dims d = tg_fact_dims(f);
+    int R = tg_fact_rank(f), nA = d.n * d.m, nB = d.m * d.p, nC = d.p * d.n;
+    const int64_t *u = tg_fact_cu(f), *v = tg_fact_cv(f), *w = tg_fact_cw(f);
+    double D = (double)tg_fact_denom(f), worst = 0;
+    for (int c = 0; c < nC; c++) {
+        double s = 0;
+        for (int r = 0; r < R; r++) {
+            if (!w[(size_t)r * nC + c]) continue;
+            double su = 0, sv = 0;
+            for (int i = 0; i < nA; i++) su += fabs((double)u[(size_t)r * nA + i]);
+            for (int i = 0; i < nB; i++) sv += fabs((double)v[(size_t)r * nB + i]);
+            s += fabs((double)w[(size_t)r * nC + c]) * su * sv;
+        }
+        if (s > worst) worst = s;
+    }
+    return worst / (D * D * D) / d.m;
+}
+
+/* ---- CPU path ---- */
+
+/* dst (bh x bw, dense) = sum_e val[e] * block idx[e] of the grid over X (rows x cols, ld),
+ * blocks of bh x bw, gw blocks per grid row; parts outside X read as zero. */
+static void comb_in(float *dst, long bh, long bw, const float *X, long ld, long rows, long cols,
+                    int gw, const fastmm_csr *c, int o)
+{
+    memset(dst, 0, sizeof(float) * bh * bw);
+    for (int e = c->ptr[o]; e < c->ptr[o + 1]; e++) {
+        long bi = c->idx[e] / gw, bj = c->idx[e] % gw;
+        float a = c->val[e];
+        long r0 = bi * bh, c0 = bj * bw;
+        long nr = rows - r0 < bh ? rows - r0 : bh, nc = cols - c0 < bw ? cols - c0 : bw;
+        for (long x = 0; x < nr; x++) {
+            const float *src = X + (r0 + x) * ld + c0;
+            float *d = dst + x * bw;
+            for (long y = 0; y < nc; y++)
+                d[y] += a * src[y];
+        }
+    }
+}
+
+int fastmm_sgemm_cpu(fastmm_plan *p, long M, long N, long K, const float *A, long lda,
+                     const float *B, long ldb, float *C, long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
+                       lda, ldb, ldc);
+    int L = fastmm_plan_levels(p, M, K, N);
+    if (L == 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+        return 0;
+    }
+    fastmm_level *l = fastmm_plan_level(p, L);
+    if (!l) return -1;
+    tg_dims d = tg_fact_dims(l->f);
+    fastmm_geom g = fastmm_geometry(d, M, K, N);
+    float *S = malloc(sizeof(float) * g.bm * g.bk);
+    float *T = malloc(sizeof(float) * g.bk * g.bn);
+    float *P = malloc(sizeof(float) * g.bm * g.bn);
+    if (!S || !T || !P) {
+        free(S);
+        free(T);
+        free(P);
+        return tg_fail("fastmm: out of memory for %ldx%ld blocks", g.bm, g.bn);
+    }
+    for (long x = 0; x < M; x++)
+        memset(C + x * ldc, 0, sizeof(float) * N);
+    int R = tg_fact_rank(l->f);
+    for (int r = 0; r < R; r++) {
+        comb_in(S, g.bm, g.bk, A, lda, M, K, d.m, &l->a, r);
+        comb_in(T, g.bk, g.bn, B, ldb, K, N, d.p, &l->b, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.bm, (int)g.bn, (int)g.bk,
+                    1.0f, S, (int)g.bk, T, (int)g.bn, 0.0f, P, (int)g.bn);
+        /* C_ik += w M_r over the part of the block inside C */
+        for (int ik = 0; ik < l->c.nout; ik++)
+            for (int e = l->c.ptr[ik]; e < l->c.ptr[ik + 1]; e++) {
+                if (l->c.idx[e] != r) continue;
+                float a = l->c.val[e];
+                long r0 = (ik / d.p) * g.bm, c0 = (ik % d.p) * g.bn;
+                long nr = M - r0 < g.bm ? M - r0 : g.bm, nc = N - c0 < g.bn ? N - c0 : g.bn;
+                for (long x = 0; x < nr; x++) {
+                    float *dst = C + (r0 + x) * ldc + c0;
+                    const float *src = P + x * g.bn;
+                    for (long y = 0; y < nc; y++)
+                        dst[y] += a * src[y];
+                }
+            }
+    }
+    free(S);
+    free(T);
+    free(P);
+    return 0;
+}
+
+int fastmm_ref_dgemm(long M, long N, long K, const float *A, const float *B, double *C)
+{
+    double *a = malloc(sizeof(double) * M * K), *b = malloc(sizeof(double) * K * N);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return tg_fail("fastmm: out of memory for the fp64 reference");
+    }
+    for (long i = 0; i < M * K; i++) a[i] = A[i];
+    for (long i = 0; i < K * N; i++) b[i] = B[i];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0, a,
+                (int)K, b, (int)N, 0.0, C, (int)N);
+    free(a);
+    free(b);
+    return 0;
+}
+
+double fastmm_max_rel_err(long M, long N, const float *C, long ldc, const double *R)
+{
+    double num = 0, den = 0;
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double e = fabs((double)C[i * ldc + j] - R[i * N + j]);
+            if (!(e <= num)) num = e; /* NaN propagates */
+            double r = fabs(R[i * N + j]);
+            if (r > den) den = r;
+        }
+    return den > 0 ? num / den : num;
+}

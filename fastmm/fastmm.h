@@ -1,0 +1,145 @@
+/* fastmm: run a matrix multiplication factorization as a fast block algorithm.
+ *
+ * Given a factorization of T(n,m,p) of rank R (common/fact.h, convention T[i*m+j][j*p+k][k*n+i]),
+ * C = A B (row-major fp32, A M x K, B K x N) is computed as
+ *   A split into n x m blocks A_ij, B into m x p blocks B_jk, C into n x p blocks C_ik,
+ *   S_r = sum_ij u[r][i*m+j] A_ij,  T_r = sum_jk v[r][j*p+k] B_jk,  M_r = S_r T_r,
+ *   C_ik = sum_r w[r][k*n+i] M_r      (coefficients divided by the common denominator D).
+ * Further levels apply the same scheme inside each block product; they are run as one level of
+ * the Kronecker product factorization (f (x) inner (x) ...), which computes exactly the same
+ * products with fewer passes over memory. Sizes not divisible by the block grid are zero-padded
+ * virtually: blocks are read with bounds checks, never copied.
+ *
+ * Two paths compute the same algorithm: the CPU path (OpenBLAS cblas_sgemm for block products,
+ * one term at a time, little memory) for tests and machines without a GPU; the CUDA path (fused
+ * combination kernels + batched cuBLAS products), declared below under TG_HAVE_CUDA. */
+#ifndef TG_FASTMM_H
+#define TG_FASTMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "common/fact.h"
+
+typedef enum fastmm_prec {
+    FASTMM_FP32 = 0, /* true fp32 everywhere (cuBLAS pedantic math, no TF32) */
+    FASTMM_TF32 = 1, /* block products on TF32 tensor cores, fp32 combinations */
+    FASTMM_BF16 = 2, /* A, B, S_r, T_r in bf16; products accumulated in fp32; C fp32 */
+} fastmm_prec;
+
+const char *fastmm_prec_name(fastmm_prec p);        /* "fp32" / "tf32" / "bf16" */
+int fastmm_prec_parse(const char *s, fastmm_prec *out);
+
+typedef struct fastmm_opts {
+    /* Number of levels: 1 = one level of f; each further level nests `inner` inside (2 = f with
+     * inner inside each block product, ...); 0 = plain GEMM; -1 = automatic: as many levels (at
+     * most max_levels) as keep every block side >= min_block; 0 if even one level does not. */
+    int levels;
+    int min_block;  /* automatic choice: smallest block side worth a level (default 1536) */
+    int max_levels; /* automatic choice: upper bound (default 3) */
+    const tg_fact *inner; /* factorization nested at levels >= 2; NULL = Strassen's */
+    fastmm_prec prec;     /* CUDA path only; the CPU path is always fp32 */
+    size_t workspace;     /* CUDA path: bytes of temporaries at most (0 = 3/4 of free memory) */
+} fastmm_opts;
+
+/* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0. */
+fastmm_opts fastmm_opts_default(void);
+
+/* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
+ * denominator D1 D2; row (i1, i2) of the combined grid is i1*n2 + i2 (outer block i1, inner
+ * block i2 inside it), likewise for the other modes. Integer arithmetic only. */
+tg_fact *fastmm_kron(const tg_fact *outer, const tg_fact *inner);
+
+/* Loads an algorithm named on a command line: FILE KEY from a factorization file (HDF5 or JSON,
+ * common/factio.h), or FILE "builtin" with KEY "strassen" or "naive:N,M,P". */
+tg_fact *fastmm_load(const char *file, const char *key);
+
+typedef struct fastmm_plan fastmm_plan; /* opaque */
+
+/* A plan keeps the factorization (copied; must be integer arithmetic and exact, which is
+ * verified here) and the options; the level factorizations are built once, when first used. */
+fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts);
+void fastmm_plan_free(fastmm_plan *p);
+const fastmm_opts *fastmm_plan_opts(const fastmm_plan *p);
+const tg_fact *fastmm_plan_base(const fastmm_plan *p);
+
+/* Levels the plan uses for an M x K by K x N product (resolves levels = -1). */
+int fastmm_plan_levels(const fastmm_plan *p, long M, long K, long N);
+/* The factorization applied for that many levels (0 -> NULL), owned by the plan; NULL with a
+ * message if it cannot be built (e.g. grid dimension over TG_MAX_DIM is fine here, but the rank
+ * would exceed FASTMM_MAX_RANK). */
+#define FASTMM_MAX_RANK 4096
+const tg_fact *fastmm_plan_level_fact(fastmm_plan *p, int levels);
+
+/* Block geometry for a product with a given effective factorization (dims d): block sides
+ * bm = ceil(M/n), bk = ceil(K/m), bn = ceil(N/p), rounded up to multiples of 8 when the
+ * division is not exact (virtual zero padding). */
+typedef struct fastmm_geom {
+    long M, K, N;
+    long bm, bk, bn;
+} fastmm_geom;
+fastmm_geom fastmm_geometry(tg_dims d, long M, long K, long N);
+
+/* Multiply-adds of the algorithm for these sizes (block products only) and of plain GEMM. */
+double fastmm_flops(fastmm_plan *p, long M, long K, long N);
+
+/* CPU path: C (M x N, ldc) = A (M x K, lda) B (K x N, ldb), row-major fp32. Uses
+ * fastmm_plan_levels(); levels 0 is one cblas_sgemm. Returns 0, or -1 with a message. */
+int fastmm_sgemm_cpu(fastmm_plan *p, long M, long N, long K, const float *A, long lda,
+                     const float *B, long ldb, float *C, long ldc);
+
+/* Fp64 reference C = A B (fp32 inputs, double accumulation through cblas_dgemm) and error
+ * helpers for accuracy reports. */
+int fastmm_ref_dgemm(long M, long N, long K, const float *A, const float *B, double *C);
+/* max_ij |C_ij - R_ij| / max_ij |R_ij| (row-major, C with leading dimension ldc). */
+double fastmm_max_rel_err(long M, long N, const float *C, long ldc, const double *R);
+
+/* Worst-case amplification of the algorithm: the largest sum over terms and products of
+ * |u||v||w| reaching one output entry, relative to the naive algorithm (1.0). Tests scale
+ * their tolerances by it. */
+double fastmm_growth(const tg_fact *f);
+
+/* Standalone readable source of the algorithm (one level of f) as a malloc'd string:
+ * format "c" (cblas_sgemm for the block products) or "cuda" (CUDA kernels + cuBLAS). The
+ * function it defines is named `name` (a C identifier). NULL with a message on error. */
+char *fastmm_export(const tg_fact *f, const char *format, const char *name);
+
+#ifdef TG_HAVE_CUDA
+/* CUDA path. A context owns a cuBLAS handle, a stream and a device workspace (grown on demand).
+ * All pointers are device pointers; calls are asynchronous on the context's stream. */
+typedef struct fastmm_cuda fastmm_cuda;
+
+/* Number of usable CUDA devices (0 when there is no GPU or driver; never an error). */
+int fastmm_cuda_device_count(void);
+fastmm_cuda *fastmm_cuda_new(void);
+void fastmm_cuda_free(fastmm_cuda *c);
+/* The context's stream (a cudaStream_t) so callers can order their own work with it. */
+void *fastmm_cuda_stream(fastmm_cuda *c);
+int fastmm_cuda_sync(fastmm_cuda *c);
+
+/* C = A B with the plan's algorithm and precision. Types: A and B are float for FP32/TF32 and
+ * bf16 (__nv_bfloat16, passed as void*) for BF16; C is always float. */
+int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                     long lda, const void *B, long ldb, float *C, long ldc);
+/* The baseline: one cuBLAS GEMM in the given precision (FP32: pedantic SGEMM). */
+int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K,
+                           const void *A, long lda, const void *B, long ldb, float *C, long ldc);
+/* Device helpers for benchmarks and tests: fp32 -> bf16 conversion, fp64 reference GEMM of fp32
+ * (or bf16-valued, when bf16 != 0) inputs, and max |C - R| / max |R| computed on the device. */
+int fastmm_cuda_fill_normal(fastmm_cuda *c, float *x, size_t n, uint64_t seed); /* N(0,1) */
+int fastmm_cuda_f32_to_bf16(fastmm_cuda *c, const float *x, void *y, size_t n);
+int fastmm_cuda_ref_dgemm(fastmm_cuda *c, long M, long N, long K, const float *A,
+                          const float *B, double *R);
+int fastmm_cuda_max_rel_err(fastmm_cuda *c, long M, long N, const float *C, long ldc,
+                            const double *R, double *err);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,601 @@
+// fastmm CUDA path: fused block-combination kernels around batched cuBLAS products.
+//
+// One multiplication with an effective factorization (n, m, p, R) is four launches per chunk of
+// terms (all R terms in one chunk when the workspace allows):
+//   1. combine A: every A block read once from DRAM, all chunk operands S_r written;
+//   2. combine B: likewise for T_r;
+//   3. one strided-batched GEMM: M_r = S_r T_r for the chunk;
+//   4. combine C: every M_r read once, every C block written once (accumulated after chunk 1).
+// A combination kernel stages a tile of every input block in shared memory, then computes every
+// output of the tile from there: DRAM traffic is (inputs + outputs) blocks, not nnz blocks.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <stdint.h>
+#include <string.h>
+
+extern "C" {
+#include "common/err.h"
+}
+#include "fastmm/fastmm_int.h"
+
+#define CK(call)                                                                             \
+    do {                                                                                     \
+        cudaError_t e_ = (call);                                                             \
+        if (e_ != cudaSuccess)                                                               \
+            return tg_fail("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+    } while (0)
+#define CB(call)                                                                             \
+    do {                                                                                     \
+        cublasStatus_t s_ = (call);                                                          \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                     \
+            return tg_fail("%s:%d: %s: %s", __FILE__, __LINE__, #call,                       \
+                           cublasGetStatusString(s_));                                       \
+    } while (0)
+
+struct fastmm_cuda {
+    cublasHandle_t h;
+    cudaStream_t s;
+    void *ws;
+    size_t ws_size;
+};
+
+// Device copy of a level's three maps (one allocation).
+struct dev_level {
+    void *mem;
+    const int *ptr[3], *idx[3];
+    const float *val[3];
+};
+
+extern "C" void fastmm_cuda_level_release(void *dev)
+{
+    dev_level *d = (dev_level *)dev;
+    cudaFree(d->mem);
+    free(d);
+}
+
+static int level_upload(fastmm_level *l)
+{
+    if (l->dev) return 0;
+    const fastmm_csr *cs[3] = {&l->a, &l->b, &l->c};
+    size_t tot = 0;
+    for (int t = 0; t < 3; t++)
+        tot += sizeof(int) * (cs[t]->nout + 1 + cs[t]->nnz) + sizeof(float) * cs[t]->nnz + 64;
+    dev_level *d = (dev_level *)calloc(1, sizeof *d);
+    if (!d) return tg_fail("out of memory");
+    char *host = (char *)malloc(tot);
+    if (!host || cudaMalloc(&d->mem, tot) != cudaSuccess) {
+        free(host);
+        free(d);
+        return tg_fail("fastmm: cannot allocate %zu bytes of coefficients on the device", tot);
+    }
+    size_t off = 0;
+    for (int t = 0; t < 3; t++) {
+        size_t a = sizeof(int) * (cs[t]->nout + 1), b = sizeof(int) * cs[t]->nnz,
+               c = sizeof(float) * cs[t]->nnz;
+        memcpy(host + off, cs[t]->ptr, a);
+        d->ptr[t] = (const int *)((char *)d->mem + off);
+        off += (a + 15) / 16 * 16;
+        memcpy(host + off, cs[t]->idx, b);
+        d->idx[t] = (const int *)((char *)d->mem + off);
+        off += (b + 15) / 16 * 16;
+        memcpy(host + off, cs[t]->val, c);
+        d->val[t] = (const float *)((char *)d->mem + off);
+        off += (c + 15) / 16 * 16;
+    }
+    cudaError_t e = cudaMemcpy(d->mem, host, off, cudaMemcpyHostToDevice);
+    free(host);
+    if (e != cudaSuccess) {
+        cudaFree(d->mem);
+        free(d);
+        return tg_fail("fastmm: coefficient upload: %s", cudaGetErrorString(e));
+    }
+    l->dev = d;
+    return 0;
+}
+
+// ---- combination kernel ----
+
+// A set of equally shaped blocks: either the grid over a matrix (gw > 0: block b is grid cell
+// (b / gw, b % gw), element (x, y) at row (b/gw)*bh + x, column (b%gw)*bw + y, zero outside
+// rows x cols), or a stack (gw == 0: block b at base + b*bstride, always full).
+struct bset {
+    void *base;
+    long ld, rows, cols, bstride;
+    int gw;
+    int vec; // 4-element vector access allowed (alignment checked on the host)
+};
+
+__device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
+__device__ __forceinline__ float4 ld4(const __nv_bfloat16 *p)
+{
+    uint2 u = *(const uint2 *)p;
+    __nv_bfloat162 a = *(__nv_bfloat162 *)&u.x, b = *(__nv_bfloat162 *)&u.y;
+    float2 fa = __bfloat1622float2(a), fb = __bfloat1622float2(b);
+    return make_float4(fa.x, fa.y, fb.x, fb.y);
+}
+__device__ __forceinline__ float ld1(const float *p) { return *p; }
+__device__ __forceinline__ float ld1(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void st4(__nv_bfloat16 *p, float4 v)
+{
+    __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    uint2 u;
+    u.x = *(unsigned *)&a;
+    u.y = *(unsigned *)&b;
+    *(uint2 *)p = u;
+}
+__device__ __forceinline__ void st1(float *p, float v) { *p = v; }
+__device__ __forceinline__ void st1(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+// Element address and how many of the 4 elements from (x, y) on lie inside the block's data.
+template <typename T>
+__device__ __forceinline__ T *elem(const bset &s, int b, long bh, long bw, long x, long y,
+                                   int *nvalid)
+{
+    T *base = (T *)s.base;
+    if (s.gw == 0) {
+        long left = bw - y;
+        *nvalid = left < 4 ? (int)left : 4;
+        return base + b * s.bstride + x * s.ld + y;
+    }
+    long r = (long)(b / s.gw) * bh + x, c = (long)(b % s.gw) * bw + y;
+    long left = bw - y, lc = s.cols - c;
+    if (lc < left) left = lc;
+    if (r >= s.rows || left <= 0) {
+        *nvalid = 0;
+        return base;
+    }
+    *nvalid = left < 4 ? (int)left : 4;
+    return base + r * s.ld + c;
+}
+
+// Tile: rt rows x tp columns of every block; out o (o < nout) = sum over its entries e with
+// in-range input idx[e] - i0 in [0, nin) of val[e] * input. accumulate: out += instead of =.
+template <typename Tin, typename Tout>
+__global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh, long bw, int nin,
+                                                     int i0, int nout, int o0,
+                                                     const int *__restrict__ ptr,
+                                                     const int *__restrict__ idx,
+                                                     const float *__restrict__ val, int tp, int rt,
+                                                     int accumulate, long ntiles_c)
+{
+    extern __shared__ float4 sm[]; // [nin][rt * tp / 4]
+    const int tpv = tp / 4, pv = rt * tpv;
+    long tile = blockIdx.x;
+    long x0 = (tile / ntiles_c) * rt, y0 = (tile % ntiles_c) * tp;
+
+    for (int it = threadIdx.x; it < nin * pv; it += blockDim.x) {
+        int b = it / pv, q = it % pv;
+        long x = x0 + q / tpv, y = y0 + 4 * (q % tpv);
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (x < bh && y < bw) {
+            int nv;
+            const Tin *pp = elem<Tin>(in, b, bh, bw, x, y, &nv);
+            if (nv == 4 && in.vec) {
+                v = ld4(pp);
+            } else {
+                if (nv > 0) v.x = ld1(pp);
+                if (nv > 1) v.y = ld1(pp + 1);
+                if (nv > 2) v.z = ld1(pp + 2);
+                if (nv > 3) v.w = ld1(pp + 3);
+            }
+        }
+        sm[b * pv + q] = v;
+    }
+    __syncthreads();
+
+    for (int it = threadIdx.x; it < nout * pv; it += blockDim.x) {
+        int o = it / pv, q = it % pv;
+        long x = x0 + q / tpv, y = y0 + 4 * (q % tpv);
+        if (x >= bh || y >= bw) continue;
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        int e1 = __ldg(ptr + o0 + o + 1);
+        bool any = false;
+        for (int e = __ldg(ptr + o0 + o); e < e1; e++) {
+            int i = __ldg(idx + e) - i0;
+            if (i < 0 || i >= nin) continue;
+            float a = __ldg(val + e);
+            float4 v = sm[i * pv + q];
+            acc.x += a * v.x;
+            acc.y += a * v.y;
+            acc.z += a * v.z;
+            acc.w += a * v.w;
+            any = true;
+        }
+        if (accumulate && !any) continue;
+        int nv;
+        Tout *pp = elem<Tout>(out, o, bh, bw, x, y, &nv);
+        if (nv == 4 && out.vec) {
+            if (accumulate) {
+                float4 c = ld4(pp);
+                acc.x += c.x;
+                acc.y += c.y;
+                acc.z += c.z;
+                acc.w += c.w;
+            }
+            st4(pp, acc);
+        } else {
+            float a4[4] = {acc.x, acc.y, acc.z, acc.w};
+            for (int t = 0; t < nv; t++)
+                st1(pp + t, accumulate ? a4[t] + ld1(pp + t) : a4[t]);
+        }
+    }
+}
+
+template <typename Tin, typename Tout>
+static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, long bw, int nin,
+                   int i0, int nout, int o0, const int *ptr, const int *idx, const float *val,
+                   int accumulate)
+{
+    // Tile width: 128 columns when nin tiles fit in 48 KB of shared memory, narrower otherwise;
+    // rows per tile so that a tile stages about 16 KB (enough loads in flight per block).
+    int tp = 128;
+    while (tp > 4 && (size_t)nin * tp * 4 > 48 * 1024) tp /= 2;
+    while (tp > 4 && tp / 2 >= bw) tp /= 2;
+    int rt = (int)(4096 / ((long)nin * tp));
+    if (rt < 1) rt = 1;
+    if (rt > 8) rt = 8;
+    if (rt > bh) rt = (int)bh;
+    long ntc = (bw + tp - 1) / tp, ntr = (bh + rt - 1) / rt;
+    size_t smem = (size_t)nin * rt * tp * sizeof(float);
+    combine_kernel<Tin, Tout><<<(unsigned)(ntr * ntc), 256, smem, s>>>(
+        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, accumulate, ntc);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+static bset grid_set(const void *base, long ld, long rows, long cols, int gw, long bw, int esz)
+{
+    bset s;
+    s.base = (void *)base;
+    s.ld = ld;
+    s.rows = rows;
+    s.cols = cols;
+    s.bstride = 0;
+    s.gw = gw;
+    // vector access needs every 4-aligned column of every block to start on 16 (or 8) bytes
+    s.vec = aligned16(base) && ld % 4 == 0 && bw % 4 == 0 && esz > 0;
+    return s;
+}
+
+static bset stack_set(void *base, long bh, long bw)
+{
+    bset s;
+    s.base = base;
+    s.ld = bw;
+    s.rows = bh;
+    s.cols = bw;
+    s.bstride = bh * bw;
+    s.gw = 0;
+    s.vec = aligned16(base) && bw % 4 == 0;
+    return s;
+}
+
+// ---- context ----
+
+extern "C" int fastmm_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); // clear the sticky "no device" error
+        return 0;
+    }
+    return n;
+}
+
+extern "C" fastmm_cuda *fastmm_cuda_new(void)
+{
+    if (fastmm_cuda_device_count() < 1) {
+        tg_fail("fastmm: no CUDA device");
+        return NULL;
+    }
+    fastmm_cuda *c = (fastmm_cuda *)calloc(1, sizeof *c);
+    if (!c) {
+        tg_fail("out of memory");
+        return NULL;
+    }
+    cudaError_t e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        tg_fail("fastmm: cudaStreamCreate: %s", cudaGetErrorString(e));
+        free(c);
+        return NULL;
+    }
+    cublasStatus_t st = cublasCreate(&c->h);
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetStream(c->h, c->s);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        tg_fail("fastmm: cublasCreate: %s", cublasGetStatusString(st));
+        cudaStreamDestroy(c->s);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+extern "C" void fastmm_cuda_free(fastmm_cuda *c)
+{
+    if (!c) return;
+    cudaStreamSynchronize(c->s);
+    cudaFree(c->ws);
+    cublasDestroy(c->h);
+    cudaStreamDestroy(c->s);
+    free(c);
+}
+
+extern "C" void *fastmm_cuda_stream(fastmm_cuda *c) { return (void *)c->s; }
+
+extern "C" int fastmm_cuda_sync(fastmm_cuda *c)
+{
+    CK(cudaStreamSynchronize(c->s));
+    return 0;
+}
+
+static int ws_reserve(fastmm_cuda *c, size_t bytes)
+{
+    if (c->ws_size >= bytes) return 0;
+    CK(cudaStreamSynchronize(c->s));
+    cudaFree(c->ws);
+    c->ws = NULL;
+    c->ws_size = 0;
+    if (cudaMalloc(&c->ws, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        return tg_fail("fastmm: cannot allocate %zu MiB of workspace", bytes >> 20);
+    }
+    c->ws_size = bytes;
+    return 0;
+}
+
+// Row-major C (M x N) = A (M x K) B (K x N), batched over `batch` with strides, as column-major
+// C^T = B^T A^T.
+static int gemm(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K, const void *A,
+                long lda, long sA, const void *B, long ldb, long sB, float *C, long ldc, long sC,
+                int batch)
+{
+    const float one = 1.0f, zero = 0.0f;
+    if (prec == FASTMM_FP32) {
+        CB(cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH));
+        if (batch == 1)
+            CB(cublasSgemm(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one,
+                           (const float *)B, (int)ldb, (const float *)A, (int)lda, &zero, C,
+                           (int)ldc));
+        else
+            CB(cublasSgemmStridedBatched(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K,
+                                         &one, (const float *)B, (int)ldb, sB,
+                                         (const float *)A, (int)lda, sA, &zero, C, (int)ldc, sC,
+                                         batch));
+        return 0;
+    }
+    CB(cublasSetMathMode(c->h, CUBLAS_DEFAULT_MATH));
+    cudaDataType_t t = prec == FASTMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t ct = prec == FASTMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    CB(cublasGemmStridedBatchedEx(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one,
+                                  B, t, (int)ldb, sB, A, t, (int)lda, sA, &zero, C, CUDA_R_32F,
+                                  (int)ldc, sC, batch, ct, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+extern "C" int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K,
+                                      const void *A, long lda, const void *B, long ldb, float *C,
+                                      long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
+    return gemm(c, prec, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, 0, 1);
+}
+
+template <typename Ts>
+static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, long N, long K,
+                      const void *A, long lda, const void *B, long ldb, float *C, long ldc)
+{
+    if (level_upload(l)) return -1;
+    const dev_level *d = (const dev_level *)l->dev;
+    tg_dims dm = tg_fact_dims(l->f);
+    fastmm_geom g = fastmm_geometry(dm, M, K, N);
+    int R = tg_fact_rank(l->f);
+    size_t esz = sizeof(Ts);
+    // per term: S_r, T_r (operand type), M_r (fp32); each rounded to 256 bytes
+    size_t sS = ((size_t)g.bm * g.bk * esz + 255) / 256 * 256 / esz;
+    size_t sT = ((size_t)g.bk * g.bn * esz + 255) / 256 * 256 / esz;
+    size_t sM = ((size_t)g.bm * g.bn * 4 + 255) / 256 * 256 / 4;
+    size_t per = (sS + sT) * esz + sM * 4;
+    size_t limit = p->opts.workspace;
+    if (!limit) {
+        size_t fr = 0, tot = 0;
+        CK(cudaMemGetInfo(&fr, &tot));
+        limit = (fr + c->ws_size) / 4 * 3;
+    }
+    long chunk = (long)(limit / per);
+    if (chunk > R) chunk = R;
+    if (chunk < 1)
+        return tg_fail("fastmm: workspace of %zu MiB holds no term (%zu MiB each)", limit >> 20,
+                       per >> 20);
+    // balance the chunks (7 terms in chunks of 4 + 3, not 6 + 1)
+    long nch = (R + chunk - 1) / chunk;
+    chunk = (R + nch - 1) / nch;
+    if (ws_reserve(c, per * chunk)) return -1;
+    Ts *S = (Ts *)c->ws;
+    Ts *T = (Ts *)((char *)c->ws + sS * esz * chunk);
+    float *P = (float *)((char *)c->ws + (sS + sT) * esz * chunk);
+    bool in_bf16 = sizeof(Ts) == 2;
+    bset Ain = grid_set(A, lda, M, K, dm.m, g.bk, in_bf16 ? 2 : 4);
+    bset Bin = grid_set(B, ldb, K, N, dm.p, g.bn, in_bf16 ? 2 : 4);
+    if (in_bf16) { // 4 bf16 = 8 bytes: 8-byte alignment suffices
+        Ain.vec = ((uintptr_t)A & 7) == 0 && lda % 4 == 0 && g.bk % 4 == 0;
+        Bin.vec = ((uintptr_t)B & 7) == 0 && ldb % 4 == 0 && g.bn % 4 == 0;
+    }
+    bset Cout = grid_set(C, ldc, M, N, dm.p, g.bn, 4);
+    for (long r0 = 0; r0 < R; r0 += chunk) {
+        int gc = (int)(R - r0 < chunk ? R - r0 : chunk);
+        bset Sst = stack_set(S, g.bm, g.bk), Tst = stack_set(T, g.bk, g.bn);
+        Sst.bstride = sS;
+        Tst.bstride = sT;
+        if (in_bf16) {
+            Sst.vec = g.bk % 4 == 0;
+            Tst.vec = g.bn % 4 == 0;
+        }
+        if (combine<Ts, Ts>(c->s, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc, (int)r0, d->ptr[0],
+                            d->idx[0], d->val[0], 0))
+            return -1;
+        if (combine<Ts, Ts>(c->s, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, d->ptr[1],
+                            d->idx[1], d->val[1], 0))
+            return -1;
+        if (gemm(c, p->opts.prec, g.bm, g.bn, g.bk, S, g.bk, (long)sS, T, g.bn, (long)sT, P,
+                 g.bn, (long)sM, gc))
+            return -1;
+        bset Pst = stack_set(P, g.bm, g.bn);
+        Pst.bstride = sM;
+        if (combine<float, float>(c->s, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
+                                  d->ptr[2], d->idx[2], d->val[2], r0 > 0))
+            return -1;
+    }
+    return 0;
+}
+
+extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
+                                const void *A, long lda, const void *B, long ldb, float *C,
+                                long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
+                       lda, ldb, ldc);
+    int L = fastmm_plan_levels(p, M, K, N);
+    if (L == 0)
+        return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
+    fastmm_level *l = fastmm_plan_level(p, L);
+    if (!l) return -1;
+    if (p->opts.prec == FASTMM_BF16)
+        return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc);
+    return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+// ---- helpers for benchmarks and tests ----
+
+__global__ void f2bf_kernel(const float *x, __nv_bfloat16 *y, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void f2d_kernel(const float *x, double *y, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = x[i];
+}
+
+// Counter-based N(0,1) samples (splitmix64 + Box-Muller): reproducible, no host transfer.
+__device__ __forceinline__ uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+__global__ void normal_kernel(float *x, size_t n, uint64_t seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t h = mix64(seed * 0x100000001b3ull + i);
+        double u1 = ((h >> 11) + 1.0) * 0x1.0p-53, u2 = (double)((h ^ mix64(h)) >> 11) * 0x1.0p-53;
+        x[i] = (float)(sqrt(-2.0 * log(u1)) * cospi(2.0 * u2));
+    }
+}
+
+extern "C" int fastmm_cuda_fill_normal(fastmm_cuda *c, float *x, size_t n, uint64_t seed)
+{
+    normal_kernel<<<2048, 256, 0, c->s>>>(x, n, seed);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int fastmm_cuda_f32_to_bf16(fastmm_cuda *c, const float *x, void *y, size_t n)
+{
+    f2bf_kernel<<<1024, 256, 0, c->s>>>(x, (__nv_bfloat16 *)y, n);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int fastmm_cuda_ref_dgemm(fastmm_cuda *c, long M, long N, long K, const float *A,
+                                     const float *B, double *R)
+{
+    double *a = NULL, *b = NULL;
+    if (cudaMalloc(&a, sizeof(double) * M * K) != cudaSuccess ||
+        cudaMalloc(&b, sizeof(double) * K * N) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(a);
+        return tg_fail("fastmm: no device memory for the fp64 reference");
+    }
+    int rc = -1;
+    const double one = 1.0, zero = 0.0;
+    f2d_kernel<<<1024, 256, 0, c->s>>>(A, a, (size_t)M * K);
+    f2d_kernel<<<1024, 256, 0, c->s>>>(B, b, (size_t)K * N);
+    if (cudaGetLastError() != cudaSuccess) {
+        tg_fail("fastmm: conversion kernel failed");
+        goto out;
+    }
+    if (cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH) != CUBLAS_STATUS_SUCCESS ||
+        cublasDgemm(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, b, (int)N, a,
+                    (int)K, &zero, R, (int)N) != CUBLAS_STATUS_SUCCESS) {
+        tg_fail("fastmm: cublasDgemm failed");
+        goto out;
+    }
+    if (cudaStreamSynchronize(c->s) != cudaSuccess) {
+        tg_fail("fastmm: fp64 reference failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    cudaFree(a);
+    cudaFree(b);
+    return rc;
+}
+
+// max |C - R| and max |R| as the bit patterns of non-negative doubles (ordered like the values);
+// NaN counts as infinity so that it can never pass.
+__global__ void err_kernel(long M, long N, const float *C, long ldc, const double *R,
+                           unsigned long long *out)
+{
+    double e = 0, r = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)M * N;
+         i += (size_t)gridDim.x * blockDim.x) {
+        long row = (long)(i / N), col = (long)(i % N);
+        double d = fabs((double)C[row * ldc + col] - R[i]);
+        if (isnan(d)) d = INFINITY;
+        e = fmax(e, d);
+        r = fmax(r, fabs(R[i]));
+    }
+    for (int o = 16; o > 0; o /= 2) {
+        e = fmax(e, __shfl_down_sync(0xffffffffu, e, o));
+        r = fmax(r, __shfl_down_sync(0xffffffffu, r, o));
+    }
+    if ((threadIdx.x & 31) == 0) {
+        atomicMax(out, (unsigned long long)__double_as_longlong(e));
+        atomicMax(out + 1, (unsigned long long)__double_as_longlong(r));
+    }
+}
+
+extern "C" int fastmm_cuda_max_rel_err(fastmm_cuda *c, long M, long N, const float *C, long ldc,
+                                       const double *R, double *err)
+{
+    unsigned long long *d = NULL, h[2];
+    CK(cudaMalloc(&d, sizeof h));
+    cudaError_t e = cudaMemsetAsync(d, 0, sizeof h, c->s);
+    if (e == cudaSuccess) {
+        err_kernel<<<1024, 256, 0, c->s>>>(M, N, C, ldc, R, d);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) e = cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, c->s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->s);
+    cudaFree(d);
+    if (e != cudaSuccess) return tg_fail("fastmm: error reduction: %s", cudaGetErrorString(e));
+    double num, den;
+    memcpy(&num, &h[0], 8);
+    memcpy(&den, &h[1], 8);
+    *err = den > 0 ? num / den : num;
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* fastmm internals shared by the CPU path (fastmm.c) and the CUDA path (fastmm_cuda.cu). */
+#ifndef TG_FASTMM_INT_H
+#define TG_FASTMM_INT_H
+
+#include "fastmm/fastmm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A sparse linear map from nin input blocks to nout output blocks, rows in CSR form:
+ * out[o] = sum_{e in ptr[o]..ptr[o+1]} val[e] * in[idx[e]]. */
+typedef struct fastmm_csr {
+    int nin, nout, nnz;
+    int *ptr; /* nout + 1 */
+    int *idx; /* nnz */
+    float *val;
+} fastmm_csr;
+
+/* One applied level count: its factorization and the three maps
+ *   a: n*m A blocks (i*m+j)  -> R operands S_r
+ *   b: m*p B blocks (j*p+k)  -> R operands T_r
+ *   c: R products M_r        -> n*p C blocks (i*p+k, row-major grid)
+ * with the denominator folded into the coefficients. */
+typedef struct fastmm_level {
+    tg_fact *f;
+    fastmm_csr a, b, c;
+    void *dev; /* CUDA path's copy (fastmm_cuda.cu), or NULL */
+} fastmm_level;
+
+#define FASTMM_LEVELS_MAX 4
+
+struct fastmm_plan {
+    tg_fact *base;
+    tg_fact *inner;
+    fastmm_opts opts;
+    fastmm_level *lv[FASTMM_LEVELS_MAX + 1];
+};
+
+/* Builds (once) and returns the level structure, or NULL with a message. */
+fastmm_level *fastmm_plan_level(fastmm_plan *p, int levels);
+
+#ifdef TG_HAVE_CUDA
+void fastmm_cuda_level_release(void *dev);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,51 @@
+#!/bin/bash
+# fastmm on the GPU machine (device tool): CUDA tests, then `tg bench matmul` and the JAX peer
+# (../shared/bench/jax_peer.py) on the same algorithms and sizes. Prepared here by
+#   make B=fastmm && scripts/fastmm_gpu.sh prepare
+# which copies binaries, data and runtime libraries into .gpu/fastmm (git-ignored; carry it).
+# On the device:  scripts/fastmm_gpu.sh check|bench|peer [SIZES]   (output also in $OUT)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+G=$root/.gpu/fastmm
+mode=${1:-check}
+sizes=${2:-8192,10240,12288,14336,16384,18432,20480}
+if [ "$mode" = prepare ]; then
+    set -e
+    mkdir -p "$G/bin" "$G/data" "$G/debs"
+    cp build-fastmm/bin/tg build-fastmm/tests/test_fastmm_cuda build-fastmm/tests/test_fastmm_cpu "$G/bin/"
+    /usr/bin/python3 scripts/npz2h5.py ../shared/data/factorizations_r.npz "$G/data/r.h5"
+    /usr/bin/python3 scripts/npz2h5.py ../shared/data/runtime_gpu_4x4x4.npz "$G/data/rt_gpu.h5"
+    cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz ../shared/bench/jax_peer.py "$G/data/"
+    scripts/fastmm_peer_algos.py "$G/data"
+    mkdir -p "$G/shared/data" && cp ../shared/data/factorizations_r.npz "$G/shared/data/"
+    exit 0
+fi
+# runtime libraries the image lacks (Debian 12 builds; never unpacked into /)
+for f in "$G"/debs/*.deb; do dpkg -x "$f" /opt/fastmm-deps; done
+L=/opt/fastmm-deps/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export TG_SOURCE_DIR=$root TG_SHARED=$G/shared TG_PYTHON=python3 PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/fastmm-out}
+mkdir -p "$OUT"
+algos=(--algo strassen1=builtin:strassen@1 --algo strassen2=builtin:strassen@2
+       --algo rt_gpu49=$G/data/rt_gpu.h5:4,4,4@1 --algo released49=$G/data/r.h5:4,4,4@1)
+case $mode in
+check)
+    nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
+    ldd "$G/bin/tg" | grep "not found"
+    "$G/bin/test_fastmm_cuda" 2>&1 | tail -25
+    "$G/bin/test_fastmm_cpu" 2>&1 | tail -4
+    ;;
+bench)
+    "$G/bin/tg" bench matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
+        tee -a "$OUT/bench.log"
+    ;;
+peer)
+    for a in "strassen.npz 2,2,2" "strassen2.npz 4,4,4" "runtime_gpu_4x4x4.npz 4,4,4" \
+             "factorizations_r.npz 4,4,4"; do
+        set -- $a
+        python3 "$G/data/jax_peer.py" "$G/data/$1" "$2" "$sizes" highest 2>&1 | grep -v Warning |
+            tee -a "$OUT/peer.log"
+    done
+    ;;
+esac

@@ -1,0 +1,241 @@
+/* fastmm CPU path: Kronecker composition, level choice, and every released factorization up to
+ * 5x5x5 multiplying random matrices (even and odd sizes) against an fp64 reference. */
+#include "tests/test_util.h"
+
+#include <math.h>
+
+#include "common/err.h"
+#include "common/fact.h"
+#include "common/factio.h"
+#include "common/rng.h"
+#include "fastmm/fastmm.h"
+
+/* The sources and the Python with numpy + h5py (overridable where the tree was copied). */
+static const char *src_dir(void)
+{
+    const char *s = getenv("TG_SOURCE_DIR");
+    return s ? s : TG_SOURCE_DIR;
+}
+static const char *python(void)
+{
+    const char *s = getenv("TG_PYTHON");
+    return s ? s : "/usr/bin/python3";
+}
+
+#define EPS32 1.1920929e-7
+
+static float *rand_mat(tg_rng *r, long n)
+{
+    float *x = malloc(sizeof(float) * n);
+    assert_non_null(x);
+    for (long i = 0; i < n; i++)
+        x[i] = (float)(2 * tg_rng_uniform(r) - 1);
+    return x;
+}
+
+/* Tolerance for the max-norm relative error: rounding grows with the inner dimension and with
+ * the algorithm's amplification; a wrong coefficient or block gives errors of order 1. */
+static double tolerance(const tg_fact *f, long K)
+{
+    double g = f ? fastmm_growth(f) : 1.0;
+    return 2 * EPS32 * g * (double)K;
+}
+
+/* C = A B with the plan (lda/ldb/ldc wider than the matrices to test leading dimensions);
+ * returns the max-norm relative error against fp64, checks every entry was written. */
+static double run_cpu(fastmm_plan *p, long M, long K, long N, uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed, 1);
+    long lda = K + 3, ldb = N + 1, ldc = N + 2;
+    float *A = rand_mat(&r, M * lda), *B = rand_mat(&r, K * ldb);
+    float *C = malloc(sizeof(float) * M * ldc);
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    double *R = malloc(sizeof(double) * M * N);
+    assert_true(C && a && b && R);
+    for (long i = 0; i < M * ldc; i++) C[i] = NAN; /* poison: unwritten entries fail */
+    for (long i = 0; i < M; i++) memcpy(a + i * K, A + i * lda, sizeof(float) * K);
+    for (long i = 0; i < K; i++) memcpy(b + i * N, B + i * ldb, sizeof(float) * N);
+    assert_int_equal(fastmm_sgemm_cpu(p, M, N, K, A, lda, B, ldb, C, ldc), 0);
+    assert_int_equal(fastmm_ref_dgemm(M, N, K, a, b, R), 0);
+    double e = fastmm_max_rel_err(M, N, C, ldc, R);
+    /* the padding columns of C must be untouched */
+    for (long i = 0; i < M; i++)
+        for (long j = N; j < ldc; j++) assert_true(isnan(C[i * ldc + j]));
+    free(A);
+    free(B);
+    free(C);
+    free(a);
+    free(b);
+    free(R);
+    return e;
+}
+
+static void test_kron(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    tg_fact *s2 = fastmm_kron(s, s);
+    assert_non_null(s2);
+    tg_dims d = tg_fact_dims(s2);
+    assert_true(d.n == 4 && d.m == 4 && d.p == 4);
+    assert_int_equal(tg_fact_rank(s2), 49);
+    assert_int_equal(tg_fact_verify(s2, 0, NULL), 1);
+    /* rectangular and asymmetric: naive 1x2x3 outside Strassen, and the other way round */
+    tg_fact *nv = tg_fact_naive((tg_dims){1, 2, 3});
+    tg_fact *a = fastmm_kron(nv, s), *b = fastmm_kron(s, nv);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(tg_fact_verify(a, 0, NULL), 1);
+    assert_int_equal(tg_fact_verify(b, 0, NULL), 1);
+    d = tg_fact_dims(a);
+    assert_true(d.n == 2 && d.m == 4 && d.p == 6);
+    assert_int_equal(tg_fact_rank(a), 42);
+    /* growth: Strassen's is 6 (c11 = m1 + m4 - m5 + m7: 4 + 2 + 2 + 4 over m = 2) */
+    assert_true(fabs(fastmm_growth(s) - 6.0) < 1e-12);
+    assert_true(fabs(fastmm_growth(nv) - 1.0) < 1e-12);
+    /* a broken factorization is refused by the plan */
+    tg_fact *bad = tg_fact_clone(s);
+    tg_fact_u(bad)[0] = 2;
+    assert_null(fastmm_plan_new(bad, NULL));
+    assert_non_null(strstr(tg_errmsg(), "not exact"));
+    tg_fact_free(bad);
+    tg_fact_free(a);
+    tg_fact_free(b);
+    tg_fact_free(nv);
+    tg_fact_free(s2);
+    tg_fact_free(s);
+}
+
+static void test_levels_auto(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    o.min_block = 1024;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    assert_int_equal(fastmm_plan_levels(p, 1000, 1000, 1000), 0);
+    assert_int_equal(fastmm_plan_levels(p, 2048, 2048, 2048), 1);
+    assert_int_equal(fastmm_plan_levels(p, 4096, 4096, 4096), 2);
+    assert_int_equal(fastmm_plan_levels(p, 8192, 8192, 4096), 2);
+    assert_int_equal(fastmm_plan_levels(p, 1 << 15, 1 << 15, 1 << 15), 3);
+    const tg_fact *f3 = fastmm_plan_level_fact(p, 3);
+    assert_non_null(f3);
+    assert_int_equal(tg_fact_rank(f3), 343);
+    /* exact flop count: 7/8 of GEMM per level */
+    assert_true(fabs(fastmm_flops(p, 4096, 4096, 4096) / (2.0 * 4096 * 4096 * 4096) -
+                     49.0 / 64) < 1e-12);
+    fastmm_plan_free(p);
+    o.levels = 9;
+    assert_null(fastmm_plan_new(s, &o));
+    tg_fact_free(s);
+    /* virtual padding geometry */
+    fastmm_geom g = fastmm_geometry((tg_dims){2, 3, 4}, 1001, 999, 100);
+    assert_true(g.bm * 2 >= 1001 && g.bm % 8 == 0);
+    assert_true(g.bk == 333);
+    assert_true(g.bn == 25);
+}
+
+static void test_strassen_sizes(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    static const long sizes[][3] = {{64, 64, 64}, {7, 9, 5}, {33, 17, 65}, {1, 1, 1},
+                                    {130, 66, 98}, {3, 200, 2}, {129, 131, 127}};
+    for (int L = 0; L <= 3; L++) {
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = L;
+        fastmm_plan *p = fastmm_plan_new(s, &o);
+        assert_non_null(p);
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+            long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+            double e = run_cpu(p, M, K, N, 100 + t);
+            double tol = tolerance(L ? fastmm_plan_level_fact(p, L) : NULL, K);
+            if (!(e <= tol))
+                fail_msg("Strassen %d levels %ldx%ldx%ld: error %.3g over %.3g", L, M, K, N, e,
+                         tol);
+        }
+        fastmm_plan_free(p);
+    }
+    tg_fact_free(s);
+}
+
+/* Every released factorization with n, m, p <= 5, converted by scripts/npz2h5.py. */
+static void test_released(void **state)
+{
+    (void)state;
+    char dir[256], cmd[1024], path[300];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
+             src_dir(), tg_test_shared(), path);
+    assert_int_equal(system(cmd), 0);
+    tg_fact_list l = {0};
+    if (tg_factio_read(path, &l))
+        fail_msg("%s", tg_errmsg());
+    int tested = 0;
+    double worst = 0;
+    for (int i = 0; i < l.n; i++) {
+        tg_dims d = tg_fact_dims(l.facts[i]);
+        if (d.n > 5 || d.m > 5 || d.p > 5) continue;
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = 1;
+        fastmm_plan *p = fastmm_plan_new(l.facts[i], &o);
+        if (!p) fail_msg("%s: %s", l.keys[i], tg_errmsg());
+        /* one size divisible by the grid, one not (peeled by virtual padding) */
+        long sz[2][3] = {{6L * d.n, 5L * d.m, 4L * d.p}, {7L * d.n + 3, 3L * d.m + 1, 5L * d.p + 2}};
+        for (int t = 0; t < 2; t++) {
+            double e = run_cpu(p, sz[t][0], sz[t][1], sz[t][2], 7 + i * 2 + t);
+            double tol = tolerance(l.facts[i], sz[t][1]);
+            if (!(e <= tol))
+                fail_msg("%s (rank %d) %ldx%ldx%ld: error %.3g over %.3g", l.keys[i],
+                         tg_fact_rank(l.facts[i]), sz[t][0], sz[t][1], sz[t][2], e, tol);
+            if (e / tol > worst) worst = e / tol;
+        }
+        fastmm_plan_free(p);
+        tested++;
+    }
+    print_message("%d released factorizations up to 5x5x5 multiply correctly (worst error at "
+                  "%.2f of its tolerance)\n", tested, worst);
+    assert_true(tested >= 20);
+    tg_fact_list_free(&l);
+}
+
+/* Bad input is refused with a message: inexact inner algorithm, mod-2 algorithm, bad sizes. */
+static void test_bad_input(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    tg_fact *bad = tg_fact_clone(s);
+    tg_fact_w(bad)[0] = 0; /* m1 no longer reaches c11 */
+    fastmm_opts o = fastmm_opts_default();
+    o.inner = bad;
+    assert_null(fastmm_plan_new(s, &o));
+    assert_non_null(strstr(tg_errmsg(), "inner"));
+    tg_fact *m2 = tg_fact_new((tg_dims){2, 2, 2}, 7, 1, TG_ARITH_MOD2);
+    assert_null(fastmm_plan_new(m2, NULL));
+    assert_non_null(strstr(tg_errmsg(), "mod-2"));
+    fastmm_plan *p = fastmm_plan_new(s, NULL);
+    assert_non_null(p);
+    float x[4] = {0};
+    assert_int_equal(fastmm_sgemm_cpu(p, 2, 2, 2, x, 1, x, 2, x, 2), -1);
+    assert_non_null(strstr(tg_errmsg(), "bad sizes"));
+    fastmm_plan_free(p);
+    tg_fact_free(m2);
+    tg_fact_free(bad);
+    tg_fact_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kron),
+        cmocka_unit_test(test_levels_auto),
+        cmocka_unit_test(test_strassen_sizes),
+        cmocka_unit_test(test_released),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,228 @@
+/* fastmm CUDA path against the CPU path and fp64 (skipped where there is no GPU): Strassen at
+ * 1-3 levels, released algorithms, odd sizes, leading dimensions, small workspaces (several
+ * chunks of terms), TF32 and bf16 precisions. */
+#include "tests/test_util.h"
+
+#include <math.h>
+
+#include "common/err.h"
+#include "common/fact.h"
+#include "common/factio.h"
+#include "common/rng.h"
+#include "fastmm/fastmm.h"
+
+/* The sources and the Python with numpy + h5py (overridable where the tree was copied). */
+static const char *src_dir(void)
+{
+    const char *s = getenv("TG_SOURCE_DIR");
+    return s ? s : TG_SOURCE_DIR;
+}
+static const char *python(void)
+{
+    const char *s = getenv("TG_PYTHON");
+    return s ? s : "/usr/bin/python3";
+}
+
+#ifdef TG_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#define EPS32 1.1920929e-7
+
+static fastmm_cuda *ctx;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fastmm_cuda_device_count() > 0) {
+        ctx = fastmm_cuda_new();
+        if (!ctx) fprintf(stderr, "%s\n", tg_errmsg());
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fastmm_cuda_free(ctx);
+    return 0;
+}
+
+static void *dev_copy(const void *h, size_t bytes)
+{
+    void *d = NULL;
+    assert_int_equal(cudaMalloc(&d, bytes), cudaSuccess);
+    if (h) assert_int_equal(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    return d;
+}
+
+/* Runs one product on both paths; returns the GPU's error against fp64 and checks the GPU and
+ * CPU results agree within tol (max-norm, relative to the reference's max). */
+static double compare(fastmm_plan *p, long M, long K, long N, uint64_t seed, double tol)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed, 2);
+    long lda = K + 4, ldb = N + 4, ldc = N + 8;
+    float *A = malloc(sizeof(float) * M * lda), *B = malloc(sizeof(float) * K * ldb);
+    float *C = malloc(sizeof(float) * M * ldc), *Cc = malloc(sizeof(float) * M * ldc);
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    double *R = malloc(sizeof(double) * M * N);
+    assert_true(A && B && C && Cc && a && b && R);
+    for (long i = 0; i < M * lda; i++) A[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    for (long i = 0; i < K * ldb; i++) B[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    for (long i = 0; i < M * ldc; i++) C[i] = NAN;
+    for (long i = 0; i < M; i++) memcpy(a + i * K, A + i * lda, sizeof(float) * K);
+    for (long i = 0; i < K; i++) memcpy(b + i * N, B + i * ldb, sizeof(float) * N);
+    fastmm_prec prec = fastmm_plan_opts(p)->prec;
+    float *dA = dev_copy(A, sizeof(float) * M * lda), *dB = dev_copy(B, sizeof(float) * K * ldb);
+    float *dC = dev_copy(C, sizeof(float) * M * ldc);
+    void *xA = dA, *xB = dB, *hA = NULL, *hB = NULL;
+    if (prec == FASTMM_BF16) {
+        hA = dev_copy(NULL, 2 * M * lda);
+        hB = dev_copy(NULL, 2 * K * ldb);
+        assert_int_equal(fastmm_cuda_f32_to_bf16(ctx, dA, hA, M * lda), 0);
+        assert_int_equal(fastmm_cuda_f32_to_bf16(ctx, dB, hB, K * ldb), 0);
+        xA = hA;
+        xB = hB;
+    }
+    if (fastmm_gemm_cuda(ctx, p, M, N, K, xA, lda, xB, ldb, dC, ldc) || fastmm_cuda_sync(ctx))
+        fail_msg("%s", tg_errmsg());
+    assert_int_equal(cudaMemcpy(C, dC, sizeof(float) * M * ldc, cudaMemcpyDeviceToHost),
+                     cudaSuccess);
+    assert_int_equal(fastmm_sgemm_cpu(p, M, N, K, A, lda, B, ldb, Cc, ldc), 0);
+    assert_int_equal(fastmm_ref_dgemm(M, N, K, a, b, R), 0);
+    double eg = fastmm_max_rel_err(M, N, C, ldc, R), ec = fastmm_max_rel_err(M, N, Cc, ldc, R);
+    /* GPU vs CPU: difference relative to the reference's scale */
+    double num = 0, den = 0;
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double d = fabs((double)C[i * ldc + j] - Cc[i * ldc + j]);
+            if (!(d <= num)) num = d;
+            if (fabs(R[i * N + j]) > den) den = fabs(R[i * N + j]);
+        }
+    for (long i = 0; i < M; i++)
+        for (long j = N; j < ldc; j++)
+            assert_true(isnan(C[i * ldc + j])); /* outside C untouched */
+    if (!(num / den <= tol) || !(eg <= tol))
+        fail_msg("%ldx%ldx%ld %s: GPU-CPU %.3g, GPU %.3g, CPU %.3g (tolerance %.3g)", M, K, N,
+                 fastmm_prec_name(prec), num / den, eg, ec, tol);
+    /* the device-side error reduction agrees with the host's */
+    double *dR = dev_copy(R, sizeof(double) * M * N), e2 = -1;
+    assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, dC, ldc, dR, &e2), 0);
+    assert_true(fabs(e2 - eg) <= 1e-6 * eg + 1e-300);
+    cudaFree(dR);
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dC);
+    cudaFree(hA);
+    cudaFree(hB);
+    free(A);
+    free(B);
+    free(C);
+    free(Cc);
+    free(a);
+    free(b);
+    free(R);
+    return eg;
+}
+
+static double tol_for(const tg_fact *f, long K, fastmm_prec prec)
+{
+    double g = f ? fastmm_growth(f) : 1.0;
+    double u = prec == FASTMM_FP32 ? EPS32 : prec == FASTMM_TF32 ? 1.0 / 1024 : 1.0 / 128;
+    /* fp32: worst case-style bound; reduced precisions: rounding of the operands dominates */
+    return prec == FASTMM_FP32 ? 2 * u * g * K : u * g;
+}
+
+static void test_strassen(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    static const long sizes[][3] = {{256, 256, 256}, {7, 9, 5}, {129, 131, 127},
+                                    {300, 64, 1000}, {1, 1, 1}, {512, 520, 500}};
+    for (int L = 0; L <= 3; L++)
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+            fastmm_opts o = fastmm_opts_default();
+            o.levels = L;
+            fastmm_plan *p = fastmm_plan_new(s, &o);
+            assert_non_null(p);
+            compare(p, sizes[t][0], sizes[t][1], sizes[t][2], 10 * L + t,
+                    tol_for(L ? fastmm_plan_level_fact(p, L) : NULL, sizes[t][1], FASTMM_FP32));
+            fastmm_plan_free(p);
+        }
+    tg_fact_free(s);
+}
+
+static void test_chunks_and_precisions(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    for (int prec = 0; prec < 3; prec++)
+        for (int small = 0; small < 2; small++) {
+            fastmm_opts o = fastmm_opts_default();
+            o.levels = 2;
+            o.prec = (fastmm_prec)prec;
+            /* room for 5 of the 49 terms at 384^3 (blocks of 96): 10 chunks */
+            if (small) o.workspace = 5 * (2 * 96 * 96 * (prec == 2 ? 2 : 4) + 96 * 96 * 4);
+            fastmm_plan *p = fastmm_plan_new(s, &o);
+            assert_non_null(p);
+            compare(p, 384, 384, 384, 77 + prec, tol_for(fastmm_plan_level_fact(p, 2), 384, o.prec));
+            compare(p, 383, 385, 381, 78 + prec, tol_for(fastmm_plan_level_fact(p, 2), 385, o.prec));
+            fastmm_plan_free(p);
+        }
+    tg_fact_free(s);
+}
+
+static void test_released(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    char dir[256], cmd[1024], path[300];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
+             src_dir(), tg_test_shared(), path);
+    assert_int_equal(system(cmd), 0);
+    tg_fact_list l = {0};
+    if (tg_factio_read(path, &l)) fail_msg("%s", tg_errmsg());
+    int tested = 0;
+    for (int i = 0; i < l.n; i++) {
+        tg_dims d = tg_fact_dims(l.facts[i]);
+        if (d.n > 5 || d.m > 5 || d.p > 5) continue;
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = 1;
+        fastmm_plan *p = fastmm_plan_new(l.facts[i], &o);
+        assert_non_null(p);
+        long M = 37L * d.n + 5, K = 23L * d.m + 1, N = 41L * d.p + 3;
+        compare(p, M, K, N, 500 + i, tol_for(l.facts[i], K, FASTMM_FP32));
+        fastmm_plan_free(p);
+        tested++;
+    }
+    assert_int_equal(tested, 20);
+    tg_fact_list_free(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strassen),
+        cmocka_unit_test(test_chunks_and_precisions),
+        cmocka_unit_test(test_released),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+#else
+static void test_no_cuda(void **state)
+{
+    (void)state;
+    skip(); /* built without nvcc: the CUDA path does not exist */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_cuda)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+#endif

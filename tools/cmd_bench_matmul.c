@@ -1,0 +1,417 @@
+/* tg bench matmul: fastmm's block algorithms against the vendor GEMM, speed and accuracy. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/rng.h"
+#include "fastmm/fastmm.h"
+#include "tools/cmds.h"
+
+#ifdef TG_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#define MAX_ALGOS 16
+#define MAX_SIZES 32
+#define MAX_REPS 101
+
+static const char *use =
+    "usage: tg bench matmul [OPTIONS] --algo LABEL=FILE:KEY[@LEVELS] ...\n"
+    "Times C = A B (square fp32 matrices of each size, N(0,1) entries) with each algorithm and\n"
+    "with one plain GEMM (cuBLAS; pedantic SGEMM for fp32, i.e. no TF32), interleaved rep by rep,\n"
+    "and prints the median times, the speedup over the plain GEMM, and the max-norm relative error\n"
+    "of both against an fp64 reference (max|C - R| / max|R|).\n"
+    "  --algo LABEL=FILE:KEY[@LEVELS]  an algorithm: FILE a factorization file (or 'builtin' with\n"
+    "                   KEY strassen or naive:N,M,P), LEVELS 1, 2, ... or 'auto' (default 1);\n"
+    "                   repeatable, at most 16\n"
+    "  --sizes LIST     comma-separated sizes (default 8192,10240,12288,14336,16384,18432,20480)\n"
+    "  --prec LIST      fp32, tf32, bf16 (comma-separated; default fp32)\n"
+    "  --reps N         timed repetitions (default 10 below 12000, 5 from there on)\n"
+    "  --min-block N    smallest block side for LEVELS auto (default 1536)\n"
+    "  --no-accuracy    skip the fp64 reference\n"
+    "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
+    "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
+
+typedef struct algo {
+    char label[64];
+    tg_fact *f;
+    fastmm_plan *plan[3]; /* per precision */
+    int levels;           /* -1 auto */
+} algo;
+
+static int parse_list(const char *s, long *out, int max)
+{
+    int n = 0;
+    char *dup = strdup(s), *save = NULL;
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (*end || v < 1 || n >= max) {
+            free(dup);
+            return -1;
+        }
+        out[n++] = v;
+    }
+    free(dup);
+    return n;
+}
+
+static int parse_algo(const char *spec, algo *a)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *eq = strchr(buf, '=');
+    if (!eq) return tg_fail("--algo %s: expected LABEL=FILE:KEY[@LEVELS]", spec);
+    *eq = 0;
+    if (strlen(buf) >= sizeof a->label) return tg_fail("--algo %s: label too long", spec);
+    memcpy(a->label, buf, strlen(buf) + 1);
+    char *src = eq + 1, *at = strrchr(src, '@');
+    a->levels = 1;
+    if (at) {
+        *at = 0;
+        if (!strcmp(at + 1, "auto")) a->levels = -1;
+        else {
+            char *end;
+            a->levels = (int)strtol(at + 1, &end, 10);
+            if (*end || a->levels < 0) return tg_fail("--algo %s: bad LEVELS", spec);
+        }
+    }
+    char *colon = strrchr(src, ':');
+    if (!strncmp(src, "builtin:", 8)) colon = src + 7;
+    if (!colon) return tg_fail("--algo %s: expected FILE:KEY", spec);
+    *colon = 0;
+    a->f = fastmm_load(src, colon + 1);
+    if (!a->f) return tg_fail_ctx("--algo %s: ", spec);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n)
+{
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
+{
+    int L = fastmm_plan_levels(p, s, s, s);
+    const tg_fact *f = L ? fastmm_plan_level_fact(p, L) : NULL;
+    if (!f) {
+        snprintf(buf, len, "plain");
+        return;
+    }
+    tg_dims d = tg_fact_dims(f);
+    (void)a;
+    snprintf(buf, len, "%dx%dx%d r%d L%d", d.n, d.m, d.p, tg_fact_rank(f), L);
+}
+
+#ifdef TG_HAVE_CUDA
+#define CUCHK(x)                                                                            \
+    do {                                                                                    \
+        cudaError_t e_ = (x);                                                               \
+        if (e_ != cudaSuccess) {                                                            \
+            tg_fail("%s: %s", #x, cudaGetErrorString(e_));                                  \
+            goto fail;                                                                      \
+        }                                                                                   \
+    } while (0)
+
+static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
+                     int np, int reps_opt, int accuracy, FILE *csv)
+{
+    int rc = -1;
+    fastmm_cuda *c = fastmm_cuda_new();
+    if (!c) return -1;
+    cudaStream_t st = (cudaStream_t)fastmm_cuda_stream(c);
+    cudaEvent_t e0, e1;
+    float *A = NULL, *B = NULL, *C = NULL, *C2 = NULL;
+    void *Ah = NULL, *Bh = NULL;
+    double *R = NULL;
+    CUCHK(cudaEventCreate(&e0));
+    CUCHK(cudaEventCreate(&e1));
+    struct cudaDeviceProp prop;
+    CUCHK(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+    for (int si = 0; si < ns; si++) {
+        long s = sizes[si];
+        size_t n = (size_t)s * s;
+        CUCHK(cudaMalloc((void **)&A, n * 4));
+        CUCHK(cudaMalloc((void **)&B, n * 4));
+        CUCHK(cudaMalloc((void **)&C, n * 4));
+        CUCHK(cudaMalloc((void **)&C2, n * 4));
+        if (fastmm_cuda_fill_normal(c, A, n, 2 * s) || fastmm_cuda_fill_normal(c, B, n, 2 * s + 1))
+            goto fail;
+        if (accuracy) {
+            CUCHK(cudaMalloc((void **)&R, n * 8));
+            if (fastmm_cuda_ref_dgemm(c, s, s, s, A, B, R)) goto fail;
+        }
+        for (int pi = 0; pi < np; pi++) {
+            fastmm_prec pr = precs[pi];
+            const void *xa = A, *xb = B;
+            if (pr == FASTMM_BF16) {
+                CUCHK(cudaMalloc(&Ah, n * 2));
+                CUCHK(cudaMalloc(&Bh, n * 2));
+                if (fastmm_cuda_f32_to_bf16(c, A, Ah, n) || fastmm_cuda_f32_to_bf16(c, B, Bh, n))
+                    goto fail;
+                xa = Ah;
+                xb = Bh;
+            }
+            int reps = reps_opt > 0 ? reps_opt : (s > 12000 ? 5 : 10);
+            double tb[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
+            /* warm-up: handle creation, workspace allocation, kernel loading */
+            if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
+            for (int a = 0; a < na; a++)
+                if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s)) goto fail;
+            CUCHK(cudaStreamSynchronize(st));
+            for (int r = 0; r < reps; r++) {
+                float ms;
+                CUCHK(cudaEventRecord(e0, st));
+                if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
+                CUCHK(cudaEventRecord(e1, st));
+                CUCHK(cudaEventSynchronize(e1));
+                CUCHK(cudaEventElapsedTime(&ms, e0, e1));
+                tb[r] = ms;
+                for (int a = 0; a < na; a++) {
+                    CUCHK(cudaEventRecord(e0, st));
+                    if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s))
+                        goto fail;
+                    CUCHK(cudaEventRecord(e1, st));
+                    CUCHK(cudaEventSynchronize(e1));
+                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
+                    ta[a][r] = ms;
+                }
+            }
+            double mb = median(tb, reps), eb = NAN;
+            if (accuracy && fastmm_cuda_max_rel_err(c, s, s, C, s, R, &eb)) goto fail;
+            printf("%s n=%ld: GEMM %.2f ms (%.1f TFLOP/s), err %.1e\n", fastmm_prec_name(pr), s,
+                   mb, 2.0 * s * s * s / mb / 1e9, eb);
+            for (int a = 0; a < na; a++) {
+                double ea = NAN;
+                if (accuracy) {
+                    CUCHK(cudaMemsetAsync(C2, 0xff, n * 4, st)); /* NaN poison */
+                    if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s) ||
+                        fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &ea))
+                        goto fail;
+                }
+                double m = median(ta[a], reps);
+                char desc[64];
+                describe(&al[a], al[a].plan[pr], s, desc, sizeof desc);
+                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)\n",
+                       al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
+                if (csv)
+                    fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
+                            fastmm_prec_name(pr), s, al[a].label, desc, mb, m,
+                            100.0 * mb / m - 100.0, ea, eb);
+            }
+            fflush(stdout);
+            cudaFree(Ah);
+            cudaFree(Bh);
+            Ah = Bh = NULL;
+        }
+        cudaFree(A);
+        cudaFree(B);
+        cudaFree(C);
+        cudaFree(C2);
+        cudaFree(R);
+        A = B = C = C2 = NULL;
+        R = NULL;
+    }
+    rc = 0;
+fail:
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    cudaFree(C2);
+    cudaFree(R);
+    cudaFree(Ah);
+    cudaFree(Bh);
+    fastmm_cuda_free(c);
+    return rc;
+}
+#endif
+
+static int bench_cpu(algo *al, int na, const long *sizes, int ns, int reps_opt, int accuracy,
+                     FILE *csv)
+{
+    printf("device: CPU (OpenBLAS)\n");
+    for (int si = 0; si < ns; si++) {
+        long s = sizes[si];
+        size_t n = (size_t)s * s;
+        float *A = malloc(n * 4), *B = malloc(n * 4), *C = malloc(n * 4), *C2 = malloc(n * 4);
+        double *R = accuracy ? malloc(n * 8) : NULL;
+        if (!A || !B || !C || !C2 || (accuracy && !R)) {
+            free(A);
+            free(B);
+            free(C);
+            free(C2);
+            free(R);
+            return tg_fail("out of memory for size %ld", s);
+        }
+        tg_rng rng;
+        tg_rng_seed(&rng, (uint64_t)s, 0);
+        for (size_t i = 0; i < n; i++) A[i] = (float)tg_rng_normal(&rng);
+        for (size_t i = 0; i < n; i++) B[i] = (float)tg_rng_normal(&rng);
+        if (accuracy) fastmm_ref_dgemm(s, s, s, A, B, R);
+        int reps = reps_opt > 0 ? reps_opt : 3;
+        double tb[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
+        fastmm_opts plain = fastmm_opts_default();
+        plain.levels = 0;
+        tg_fact *one = tg_fact_naive((tg_dims){1, 1, 1});
+        fastmm_plan *pp = fastmm_plan_new(one, &plain);
+        tg_fact_free(one);
+        for (int r = 0; r < reps; r++) {
+            double t = tg_now();
+            fastmm_sgemm_cpu(pp, s, s, s, A, s, B, s, C, s);
+            tb[r] = 1e3 * (tg_now() - t);
+            for (int a = 0; a < na; a++) {
+                t = tg_now();
+                if (fastmm_sgemm_cpu(al[a].plan[0], s, s, s, A, s, B, s, C2, s)) return -1;
+                ta[a][r] = 1e3 * (tg_now() - t);
+            }
+        }
+        double mb = median(tb, reps), eb = accuracy ? fastmm_max_rel_err(s, s, C, s, R) : NAN;
+        printf("fp32 n=%ld: GEMM %.2f ms (%.1f GFLOP/s), err %.1e\n", s, mb,
+               2.0 * s * s * s / mb / 1e6, eb);
+        for (int a = 0; a < na; a++) {
+            fastmm_sgemm_cpu(al[a].plan[0], s, s, s, A, s, B, s, C2, s);
+            double ea = accuracy ? fastmm_max_rel_err(s, s, C2, s, R) : NAN;
+            double m = median(ta[a], reps);
+            char desc[64];
+            describe(&al[a], al[a].plan[0], s, desc, sizeof desc);
+            printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)\n",
+                   al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
+            if (csv)
+                fprintf(csv, "CPU,fp32,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", s, al[a].label,
+                        desc, mb, m, 100.0 * mb / m - 100.0, ea, eb);
+        }
+        fastmm_plan_free(pp);
+        free(A);
+        free(B);
+        free(C);
+        free(C2);
+        free(R);
+    }
+    return 0;
+}
+
+int tg_bench_matmul(int argc, char **argv)
+{
+    if (tg_cmd_wants_help(argc, argv)) {
+        fputs(use, stdout);
+        return 0;
+    }
+    static const struct option lo[] = {
+        {"algo", required_argument, 0, 'a'},  {"sizes", required_argument, 0, 's'},
+        {"prec", required_argument, 0, 'p'},  {"reps", required_argument, 0, 'r'},
+        {"min-block", required_argument, 0, 'm'}, {"no-accuracy", no_argument, 0, 'n'},
+        {"cpu", no_argument, 0, 'c'},         {"csv", required_argument, 0, 'o'},
+        {0, 0, 0, 0}};
+    algo al[MAX_ALGOS];
+    memset(al, 0, sizeof al);
+    int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
+    long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
+    fastmm_prec precs[3] = {FASTMM_FP32};
+    const char *csv_path = NULL;
+    FILE *csv = NULL;
+    optind = 1;
+    int o;
+    while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            if (na >= MAX_ALGOS) {
+                fprintf(stderr, "tg bench matmul: at most %d algorithms\n", MAX_ALGOS);
+                goto out;
+            }
+            if (parse_algo(optarg, &al[na])) {
+                fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
+                goto out;
+            }
+            na++;
+            break;
+        case 's':
+            ns = parse_list(optarg, sizes, MAX_SIZES);
+            if (ns < 1) {
+                fprintf(stderr, "tg bench matmul: bad --sizes '%s'\n", optarg);
+                goto out;
+            }
+            break;
+        case 'p': {
+            char *dup = strdup(optarg), *save = NULL;
+            np = 0;
+            for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (np >= 3 || fastmm_prec_parse(t, &precs[np])) {
+                    fprintf(stderr, "tg bench matmul: --prec: %s\n", tg_errmsg());
+                    free(dup);
+                    goto out;
+                }
+                np++;
+            }
+            free(dup);
+            break;
+        }
+        case 'r':
+            reps = atoi(optarg);
+            if (reps < 1 || reps > MAX_REPS) {
+                fprintf(stderr, "tg bench matmul: --reps must be 1..%d\n", MAX_REPS);
+                goto out;
+            }
+            break;
+        case 'm': min_block = atoi(optarg); break;
+        case 'n': accuracy = 0; break;
+        case 'c': cpu = 1; break;
+        case 'o': csv_path = optarg; break;
+        default: fputs(use, stderr); goto out;
+        }
+    }
+    if (optind < argc || na == 0) {
+        fputs(use, stderr);
+        goto out;
+    }
+    if (np == 0) np = 1;
+    for (int a = 0; a < na; a++)
+        for (int p = 0; p < 3; p++) {
+            fastmm_opts op = fastmm_opts_default();
+            op.levels = al[a].levels;
+            op.min_block = min_block;
+            op.prec = (fastmm_prec)p;
+            al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
+            if (!al[a].plan[p]) {
+                fprintf(stderr, "tg bench matmul: %s: %s\n", al[a].label, tg_errmsg());
+                goto out;
+            }
+        }
+    if (csv_path) {
+        csv = fopen(csv_path, "a");
+        if (!csv) {
+            fprintf(stderr, "tg bench matmul: cannot open %s\n", csv_path);
+            goto out;
+        }
+    }
+    rc = 1;
+#ifdef TG_HAVE_CUDA
+    if (!cpu && fastmm_cuda_device_count() > 0) {
+        if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, csv) == 0) rc = 0;
+        else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
+        goto out;
+    }
+    if (!cpu) printf("(no CUDA device: CPU path)\n");
+#endif
+    (void)cpu;
+    if (bench_cpu(al, na, sizes, ns, reps, accuracy, csv) == 0) rc = 0;
+    else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
+out:
+    if (csv) fclose(csv);
+    for (int a = 0; a < na; a++) {
+        for (int p = 0; p < 3; p++) fastmm_plan_free(al[a].plan[p]);
+        tg_fact_free(al[a].f);
+    }
+    return rc;
+}
