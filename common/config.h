@@ -96,6 +96,9 @@ typedef struct tg_config {
         double flush_ms;         /* ... or this many milliseconds, whichever first */
         int workers;             /* batch-building threads */
         int prefetch;            /* batches built ahead */
+        double checkpoint_s;     /* rewrite replay.h5 (atomically) this often; the journal covers the gap */
+        int64_t max_message;     /* largest accepted request in bytes (larger: error reply) */
+        double stats_s;          /* log line and TensorBoard scalars this often */
     } replay;
     struct {
         int selfplay;            /* ablation switch */
@@ -122,14 +125,14 @@ typedef struct tg_config {
 
 /* Defaults for every key (not yet finished). */
 void tg_config_defaults(tg_config *c);
-/* Loads a YAML file over the defaults (or over *c as it is, when keep != 0). -1 with a message
- * naming the file, line and key on any error. */
+/* Loads a YAML file over *c as it is (call tg_config_defaults first). -1 with a message naming
+ * the file, line and key on any error. */
 int tg_config_load(tg_config *c, const char *path);
 /* Applies one "section.key=value" override; -1 with a message naming the key. */
 int tg_config_set(tg_config *c, const char *assignment);
 /* Validates cross-key constraints and fills derived fields; -1 with a message naming the key. */
 int tg_config_finish(tg_config *c);
-/* Writes the whole configuration as YAML (every key, finished or not). */
+/* Writes the whole configuration as YAML (every key, finished or not), atomically; "-" is stdout. */
 int tg_config_write(const tg_config *c, const char *path);
 /* Prints one line per key: name, type, default, help (for --help and docs). */
 void tg_config_print_doc(FILE *out);
