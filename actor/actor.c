@@ -70,6 +70,7 @@ struct tg_actor {
     tg_rng rng;
     float *ftmp;            /* [T][S^3] features before the permutation */
     int8_t *acts;           /* [K][3S] decoded actions */
+    int8_t *tok_table;      /* [n_logits][d] entries of each token, when small enough */
     int32_t *visits;        /* [K] root statistics at a move */
     float *q, *pi;
     const int8_t **actp;
@@ -239,6 +240,15 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
     a->actp = malloc((size_t)a->K * sizeof *a->actp);
     if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp)
         goto nomem;
+    if ((long)c->game.n_logits * c->game.d <= (1L << 22)) { /* decode tokens by lookup */
+        int d = c->game.d, nF = c->game.F.n;
+        a->tok_table = malloc((size_t)c->game.n_logits * d);
+        if (!a->tok_table)
+            goto nomem;
+        for (int t = 0; t < c->game.n_logits; t++)
+            for (int j = d - 1, x = t; j >= 0; j--, x /= nF) /* first entry most significant */
+                a->tok_table[(size_t)t * d + j] = c->game.F.v[x % nF];
+    }
     if (a->opts.replay) {
         a->link = tg_replay_link_new(c, a->opts.replay_endpoint ? a->opts.replay_endpoint : c->replay.connect,
                                      c->actor.ack_timeout_s);
@@ -290,6 +300,7 @@ void tg_actor_free(tg_actor *a)
     tg_game_free(a->scratch);
     free(a->ftmp);
     free(a->acts);
+    free(a->tok_table);
     free(a->visits);
     free(a->q);
     free(a->pi);
@@ -593,6 +604,19 @@ static int produce(tg_actor *a)
     return work;
 }
 
+static int decode(const tg_actor *a, const int32_t *tok, int8_t *out)
+{
+    if (!a->tok_table)
+        return tg_tokens_to_action(&a->cfg.game.F, a->S, a->n_steps, tok, out);
+    const int d = a->cfg.game.d, nl = a->cfg.game.n_logits;
+    for (int s = 0; s < a->n_steps; s++) {
+        if (tok[s] < 0 || tok[s] >= nl)
+            return -1;
+        memcpy(out + s * d, a->tok_table + (size_t)tok[s] * d, (size_t)d);
+    }
+    return 0;
+}
+
 static void consume(tg_actor *a, tg_eval_batch *b)
 {
     const int A = a->A, S = a->S, k = b->k;
@@ -606,8 +630,7 @@ static void consume(tg_actor *a, tg_eval_batch *b)
         int n = 0;
         for (int j = 0; j < k; j++) {
             int8_t *dst = a->acts + (size_t)n * A;
-            if (tg_tokens_to_action(&a->cfg.game.F, S, a->n_steps, tok + (size_t)j * a->n_steps,
-                                    l->perm ? tmp : dst) != 0)
+            if (decode(a, tok + (size_t)j * a->n_steps, l->perm ? tmp : dst) != 0)
                 continue;
             if (l->perm) /* back to the game's frame */
                 tg_sperm_apply_action(&t->inv[l->perm], tmp, dst);

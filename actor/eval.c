@@ -81,8 +81,16 @@ static int local_submit(tg_evaluator *ev, tg_eval_batch *b)
         if (l->kind == TG_LOCAL_FAKE) {
             tg_fake_policy_eval(&l->pol, b->residuals + i * S3, K, &l->rng, tok, &b->values[i]);
         } else {
-            for (int j = 0; j < K * ns; j++)
-                tok[j] = (int32_t)tg_rng_below(&l->rng, (uint32_t)l->n_logits);
+            if (l->n_logits <= (1 << 16)) { /* four tokens per random word (multiply-shift) */
+                for (int j = 0; j < K * ns; j += 4) {
+                    uint64_t x = tg_rng_u64(&l->rng);
+                    for (int q = 0; q < 4 && j + q < K * ns; q++, x >>= 16)
+                        tok[j + q] = (int32_t)(((x & 0xffff) * (uint64_t)l->n_logits) >> 16);
+                }
+            } else {
+                for (int j = 0; j < K * ns; j++)
+                    tok[j] = (int32_t)tg_rng_below(&l->rng, (uint32_t)l->n_logits);
+            }
             b->values[i] = -(float)(tg_rng_uniform(&l->rng) * l->r_limit);
         }
     }

@@ -26,7 +26,11 @@ typedef struct edge {
     double W;      /* sum of returns through this edge */
     float prior;
     int32_t vl;    /* pending simulations through this edge */
+    float term_reward; /* TERM_LIMIT: the reward of this move when it is the last one allowed */
+    uint8_t term;  /* what playing this move is known to end in (saves the move and the rank bound) */
 } edge;
+
+enum { TERM_UNKNOWN = 0, TERM_SOLVED = 1, TERM_LIMIT = 2 };
 
 struct tg_tree {
     int S, A, K, max_nodes;
@@ -470,14 +474,28 @@ int tg_tree_select(tg_tree *t, const tg_mcts_params *p, const tg_game *root, tg_
             return TG_SEL_DONE;
         }
         int ei = pick_child(t, p, cur);
+        edge *e = &t->edges[ei];
         TG_ASSERT(path->n < path->cap);
-        t->edges[ei].vl++;
+        e->vl++;
         nd->vl++;
         path->edges[path->n] = ei;
         path->nodes[path->n] = cur;
-        path->rewards[path->n] = (float)tg_game_play(scratch, t->acts + (size_t)ei * t->A);
-        path->n++;
+        int last = tg_game_step(scratch) + 1 == tg_game_r_limit(scratch);
+        if (e->term == TERM_SOLVED || (last && e->term == TERM_LIMIT)) {
+            /* a known end: no need to play it (nor to bound the residual's rank again) */
+            path->rewards[path->n++] = e->term == TERM_SOLVED ? -1.0f : e->term_reward;
+            backup(t, path, 0.0, -1);
+            return TG_SEL_DONE;
+        }
+        float r = (float)tg_game_play(scratch, t->acts + (size_t)ei * t->A);
+        path->rewards[path->n++] = r;
         if (tg_game_done(scratch)) {
+            if (tg_game_solved(scratch) && r == -1.0f) {
+                e->term = TERM_SOLVED;
+            } else if (last) {
+                e->term = TERM_LIMIT;
+                e->term_reward = r;
+            }
             backup(t, path, 0.0, -1);
             return TG_SEL_DONE;
         }
@@ -547,6 +565,8 @@ void tg_tree_expand(tg_tree *t, const tg_mcts_params *p, tg_path *path, const in
         e->N = 0;
         e->W = 0;
         e->vl = 0;
+        e->term = TERM_UNKNOWN;
+        e->term_reward = 0;
         e->prior = (float)t->mcount[j] / (float)total;
         memcpy(t->acts + (size_t)t->n_edges * t->A, actions + (size_t)t->midx[j] * t->A, (size_t)t->A);
         t->n_edges++;

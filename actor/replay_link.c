@@ -15,23 +15,34 @@ typedef struct unacked {
     uint8_t *buf;
     size_t len;
     double sent; /* 0: not handed to ZeroMQ yet */
+    int tries;
 } unacked;
 
-struct tg_replay_link {
+/* One DEALER and its messages awaiting acknowledgement. Games and discoveries use separate
+ * sockets, so an acknowledgement without a sequence number is never mistaken for the other kind
+ * (replay acknowledges discoveries at once, games when durable). */
+typedef struct channel {
     void *sock;
+    const char *what;
+    unacked *q; /* oldest first */
+    int n, cap;
+    uint64_t acked, resent, dropped;
+    double last_warn;
+} channel;
+
+#define MAX_TRIES 10 /* a message sent this often without an ack is dropped (replay rejects it) */
+
+struct tg_replay_link {
     tg_sock_sec *sec;
     double timeout;
     uint64_t next_seq;
-    unacked *q; /* oldest first */
-    int n, cap;
-    uint64_t acked, resent;
-    double last_warn;
+    channel games, disc;
 };
 
-static int try_send(tg_replay_link *l, const uint8_t *buf, size_t len)
+static int try_send(void *sock, const uint8_t *buf, size_t len)
 {
     for (;;) {
-        if (zmq_send(l->sock, buf, len, ZMQ_DONTWAIT) >= 0)
+        if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0)
             return 1;
         if (errno == EINTR)
             continue;
@@ -39,6 +50,145 @@ static int try_send(tg_replay_link *l, const uint8_t *buf, size_t len)
             return 0;
         return tg_fail("sending to replay: %s", zmq_strerror(errno));
     }
+}
+
+static void *connect_replay(tg_sock_sec *sec, const char *endpoint)
+{
+    void *sock = tg_sock_connect(sec, ZMQ_DEALER, endpoint);
+    if (!sock)
+        return NULL;
+    /* the reconnect backoff and heartbeat options must precede the connection: connect again */
+    zmq_disconnect(sock, endpoint);
+    int one = 1, ivl = 100, ivl_max = 5000, hb = 1000, hb_to = 5000;
+    if (zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof hb_to) != 0) {
+        tg_fail("replay socket options: %s", zmq_strerror(errno));
+        tg_sock_close(sock);
+        return NULL;
+    }
+    if (zmq_connect(sock, endpoint) != 0) {
+        tg_fail("cannot connect to replay at %s: %s", endpoint, zmq_strerror(errno));
+        tg_sock_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+static void channel_free(channel *ch)
+{
+    for (int i = 0; i < ch->n; i++)
+        free(ch->q[i].buf);
+    free(ch->q);
+    tg_sock_close(ch->sock);
+}
+
+/* Queues an encoded message (takes buf) and tries to send it. */
+static int channel_push(channel *ch, uint64_t seq, uint8_t *buf, size_t len)
+{
+    if (ch->n == ch->cap) {
+        int cap = ch->cap ? 2 * ch->cap : 16;
+        unacked *q = realloc(ch->q, (size_t)cap * sizeof *q);
+        if (!q) {
+            free(buf);
+            return tg_fail("out of memory");
+        }
+        ch->q = q;
+        ch->cap = cap;
+    }
+    unacked *u = &ch->q[ch->n++];
+    u->seq = seq;
+    u->buf = buf;
+    u->len = len;
+    u->tries = 0;
+    u->sent = 0;
+    int rc = try_send(ch->sock, buf, len);
+    if (rc < 0)
+        return -1;
+    if (rc) {
+        u->sent = tg_now();
+        u->tries = 1;
+    }
+    return 0;
+}
+
+static void channel_remove(channel *ch, int i)
+{
+    free(ch->q[i].buf);
+    memmove(ch->q + i, ch->q + i + 1, (size_t)(ch->n - i - 1) * sizeof *ch->q);
+    ch->n--;
+}
+
+static void channel_ack(channel *ch, uint64_t seq)
+{
+    int i = 0;
+    if (ch->n == 0)
+        return;
+    if (seq != 0) { /* a server that echoes Game.seq; else the oldest */
+        while (i < ch->n && ch->q[i].seq != seq)
+            i++;
+        if (i == ch->n)
+            return; /* duplicate ack of a resent message */
+    }
+    channel_remove(ch, i);
+    ch->acked++;
+}
+
+static int channel_poll(channel *ch, double timeout, int wait_ms)
+{
+    double now = tg_now();
+    for (int i = 0; i < ch->n; i++) {
+        unacked *u = &ch->q[i];
+        if (u->sent != 0 && now - u->sent <= timeout)
+            continue;
+        if (u->sent != 0 && u->tries >= MAX_TRIES) {
+            ch->dropped++;
+            tg_error("replay: %s %llu not acknowledged after %d sends; dropped", ch->what,
+                     (unsigned long long)u->seq, u->tries);
+            channel_remove(ch, i--);
+            continue;
+        }
+        if (u->sent != 0) {
+            ch->resent++;
+            if (now - ch->last_warn > 5) {
+                tg_warn("replay: %s %llu not acknowledged after %.1f s; sending again (%d waiting)", ch->what,
+                        (unsigned long long)u->seq, now - u->sent, ch->n);
+                ch->last_warn = now;
+            }
+        }
+        int rc = try_send(ch->sock, u->buf, u->len);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            break; /* not connected: keep the order, try later */
+        u->sent = now;
+        u->tries++;
+    }
+    zmq_pollitem_t it = {ch->sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&it, 1, wait_ms);
+    if (rc < 0)
+        return errno == EINTR ? 0 : tg_fail("zmq_poll: %s", zmq_strerror(errno));
+    while (rc > 0) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, ch->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        Tg__Envelope *e = tg_wire_decode(zmq_msg_data(&m), zmq_msg_size(&m), 1u << 20);
+        if (!e)
+            tg_warn("replay: %s", tg_errmsg());
+        else if (e->body_case == TG__ENVELOPE__BODY_GAME_ACK)
+            channel_ack(ch, e->game_ack->seq);
+        else if (e->body_case == TG__ENVELOPE__BODY_ERROR)
+            tg_warn("replay answered a %s with error %d: %s", ch->what, e->error->code,
+                    e->error->message ? e->error->message : "");
+        tg_wire_free(e);
+        zmq_msg_close(&m);
+    }
+    return 0;
 }
 
 tg_replay_link *tg_replay_link_new(const tg_config *c, const char *endpoint, double ack_timeout_s)
@@ -49,70 +199,38 @@ tg_replay_link *tg_replay_link_new(const tg_config *c, const char *endpoint, dou
         return NULL;
     }
     l->timeout = ack_timeout_s > 0 ? ack_timeout_s : 30;
+    l->games.what = "game";
+    l->disc.what = "discovery";
     l->sec = tg_sock_sec_new(c, 0);
-    if (!l->sec)
-        goto fail;
-    l->sock = tg_sock_connect(l->sec, ZMQ_DEALER, endpoint);
-    if (!l->sock)
-        goto fail;
-    /* options for the reconnect backoff must precede the connection: connect again */
-    zmq_disconnect(l->sock, endpoint);
-    int one = 1, ivl = 100, ivl_max = 5000, hb = 1000, hb_to = 5000;
-    if (zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
-        zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||
-        zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0 ||
-        zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
-        zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof hb_to) != 0) {
-        tg_fail("replay socket options: %s", zmq_strerror(errno));
-        goto fail;
-    }
-    if (zmq_connect(l->sock, endpoint) != 0) {
-        tg_fail("cannot connect to replay at %s: %s", endpoint, zmq_strerror(errno));
-        goto fail;
+    if (!l->sec || !(l->games.sock = connect_replay(l->sec, endpoint)) ||
+        !(l->disc.sock = connect_replay(l->sec, endpoint))) {
+        tg_replay_link_free(l);
+        return NULL;
     }
     return l;
-fail:
-    tg_replay_link_free(l);
-    return NULL;
 }
 
 void tg_replay_link_free(tg_replay_link *l)
 {
     if (!l)
         return;
-    for (int i = 0; i < l->n; i++)
-        free(l->q[i].buf);
-    free(l->q);
-    tg_sock_close(l->sock);
+    channel_free(&l->games);
+    channel_free(&l->disc);
     tg_sock_sec_free(l->sec);
     free(l);
 }
 
 int tg_replay_link_send_game(tg_replay_link *l, Tg__Game *g)
 {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        unacked *q = realloc(l->q, (size_t)cap * sizeof *q);
-        if (!q)
-            return tg_fail("out of memory");
-        l->q = q;
-        l->cap = cap;
-    }
     g->seq = ++l->next_seq;
     Tg__Envelope e = TG__ENVELOPE__INIT;
     e.body_case = TG__ENVELOPE__BODY_GAME;
     e.game = g;
-    unacked *u = &l->q[l->n];
-    u->seq = g->seq;
-    u->len = tg_wire_encode(&e, &u->buf);
-    if (!u->buf)
+    uint8_t *buf;
+    size_t len = tg_wire_encode(&e, &buf);
+    if (!buf)
         return -1;
-    l->n++;
-    int rc = try_send(l, u->buf, u->len);
-    if (rc < 0)
-        return -1;
-    u->sent = rc ? tg_now() : 0;
-    return 0;
+    return channel_push(&l->games, g->seq, buf, len);
 }
 
 int tg_replay_link_send_discovery(tg_replay_link *l, Tg__Discovery *d)
@@ -124,83 +242,22 @@ int tg_replay_link_send_discovery(tg_replay_link *l, Tg__Discovery *d)
     size_t len = tg_wire_encode(&e, &buf);
     if (!buf)
         return -1;
-    int rc = try_send(l, buf, len);
-    free(buf);
-    if (rc == 0)
-        tg_warn("replay not connected: discovery not delivered (it is in this actor's log)");
-    return rc < 0 ? -1 : 0;
-}
-
-static void ack(tg_replay_link *l, uint64_t seq)
-{
-    int i = 0;
-    if (seq == 0) {
-        if (l->n == 0)
-            return;
-    } else {
-        while (i < l->n && l->q[i].seq != seq)
-            i++;
-        if (i == l->n)
-            return; /* duplicate ack of a resent game */
-    }
-    free(l->q[i].buf);
-    memmove(l->q + i, l->q + i + 1, (size_t)(l->n - i - 1) * sizeof *l->q);
-    l->n--;
-    l->acked++;
+    return channel_push(&l->disc, ++l->next_seq, buf, len);
 }
 
 int tg_replay_link_poll(tg_replay_link *l, int timeout_ms)
 {
-    double now = tg_now();
-    for (int i = 0; i < l->n; i++) {
-        unacked *u = &l->q[i];
-        if (u->sent == 0 || now - u->sent > l->timeout) {
-            if (u->sent != 0) {
-                l->resent++;
-                if (now - l->last_warn > 5) {
-                    tg_warn("replay: game %llu not acknowledged after %.1f s; sending again (%d waiting)",
-                            (unsigned long long)u->seq, now - u->sent, l->n);
-                    l->last_warn = now;
-                }
-            }
-            int rc = try_send(l, u->buf, u->len);
-            if (rc < 0)
-                return -1;
-            if (rc == 0)
-                break; /* not connected: keep the order, try later */
-            u->sent = now;
-        }
-    }
-    zmq_pollitem_t it = {l->sock, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&it, 1, timeout_ms);
-    if (rc < 0)
-        return errno == EINTR ? 0 : tg_fail("zmq_poll: %s", zmq_strerror(errno));
-    while (rc > 0) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, l->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            break;
-        }
-        Tg__Envelope *e = tg_wire_decode(zmq_msg_data(&m), zmq_msg_size(&m), 1u << 20);
-        if (!e)
-            tg_warn("replay: %s", tg_errmsg());
-        else if (e->body_case == TG__ENVELOPE__BODY_GAME_ACK)
-            ack(l, e->game_ack->seq);
-        else if (e->body_case == TG__ENVELOPE__BODY_ERROR)
-            tg_warn("replay answered error %d: %s", e->error->code, e->error->message ? e->error->message : "");
-        tg_wire_free(e);
-        zmq_msg_close(&m);
-    }
-    return 0;
+    if (channel_poll(&l->disc, l->timeout, 0) != 0)
+        return -1;
+    return channel_poll(&l->games, l->timeout, timeout_ms);
 }
 
-int tg_replay_link_unacked(const tg_replay_link *l) { return l->n; }
+int tg_replay_link_unacked(const tg_replay_link *l) { return l->games.n + l->disc.n; }
 
 void tg_replay_link_counts(const tg_replay_link *l, uint64_t *acked, uint64_t *resent)
 {
     if (acked)
-        *acked = l->acked;
+        *acked = l->games.acked;
     if (resent)
-        *resent = l->resent;
+        *resent = l->games.resent + l->disc.resent;
 }

@@ -142,7 +142,7 @@ static const key_def keys[] = {
     KINT("actor.inflight", actor.inflight, 1, 1024, "2", "evaluation requests in flight per actor"),
     KINT("actor.eval_batch", actor.eval_batch, 1, 1 << 20, "64", "leaves per evaluation request"),
     KDBL("actor.virtual_loss", actor.virtual_loss, 0, 1e6, "1", "virtual loss on pending paths"),
-    KINT("actor.max_nodes", actor.max_nodes, 16, 1 << 30, "100000", "nodes per game's search arena"),
+    KINT("actor.max_nodes", actor.max_nodes, 16, 1 << 30, "20000", "nodes per game's search arena (bounds its memory: see tg-actor's start line)"),
     KDBL("actor.dirichlet_alpha", actor.dirichlet_alpha, 0, 1e6, "0.3", "Dirichlet noise alpha at the root"),
     KDBL("actor.dirichlet_frac", actor.dirichlet_frac, 0, 1, "0.25", "weight of the Dirichlet noise at the root"),
     KINT("actor.leaves_per_game", actor.leaves_per_game, 0, 1 << 16, "0", "evaluations in flight per game, under virtual loss (0 = enough to fill inflight x eval_batch)"),
@@ -413,7 +413,7 @@ static int load_events(tg_config *c, const char *path, yaml_parser_t *parser)
 {
     int depth = 0;          /* 0 outside the document's mapping, 1 in it, 2 in a section */
     int have_key = 0;       /* a key at the current depth waits for its value */
-    char section[64] = "", key[128] = "", full[200];
+    char section[128] = "", key[128] = "", full[300];
     const key_def *list_key = NULL;
     int list_index = 0, started = 0;
 

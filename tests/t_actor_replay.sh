@@ -1,0 +1,40 @@
+#!/bin/bash
+# tg-actor with the real replay server (and the fake evaluator): every game is accepted and
+# acknowledged, the verified discovery lands in results.h5; games in changed bases included.
+set -u
+BIN=${TG_BIN:-$(dirname "$0")/../bin}
+[ -x "$BIN/tg-replay" ] || { echo "t_actor_replay: no tg-replay, skipped"; exit 0; }
+TMP=$(mktemp -d /tmp/tgactrep.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$TMP"/*.out; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PR=$(port); PE=$(port)
+C="run.dir=$TMP game.targets=1,2,2 game.change_of_basis=true game.basis_prob=0.5 game.r_limit=8 game.history=2
+   infer.samples=8 replay.demos_size=500 replay.demos_rank_max=8 replay.flush_count=4
+   replay.endpoint=tcp://127.0.0.1:$PR replay.connect=tcp://127.0.0.1:$PR
+   infer.endpoint=tcp://127.0.0.1:$PE infer.connect=tcp://127.0.0.1:$PE"
+"$BIN/tg-replay" $C > "$TMP/replay.out" 2>&1 &
+PIDS+=($!); RP=$!
+"$BIN/tg-actor" --fake-evaluator $C > "$TMP/fake.out" 2>&1 &
+PIDS+=($!)
+timeout 60 "$BIN/tg-actor" --games 24 $C actor.games=4 actor.simulations=24 actor.eval_batch=4 \
+    > "$TMP/actor.out" 2>&1 || fail "actor exit $?"
+grep -q "found T(1,2,2) rank 4 .*verified" "$TMP/actor.out" || fail "actor found no rank 4"
+grep -q "not acknowledged" "$TMP/actor.out" && fail "games left unacknowledged"
+grep -q "rejected" "$TMP/replay.out" && fail "replay rejected a message"
+grep -q "discovery 1: 1,2,2 rank 4 (integer)" "$TMP/replay.out" || fail "replay recorded no discovery"
+kill -TERM $RP; wait $RP || fail "replay exit"
+[ -f "$TMP/results.h5" ] || fail "no results.h5"
+/usr/bin/python3 - "$TMP" <<'EOF' || fail "replay.h5 / results.h5 content"
+import sys, h5py
+d = sys.argv[1]
+with h5py.File(d + "/results.h5", "r") as f:
+    names = []
+    f.visit(names.append)
+    assert any("u" == n.split("/")[-1] for n in names), names
+EOF
+rm -rf "$TMP"
+echo "t_actor_replay: ok"
