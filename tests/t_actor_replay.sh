@@ -28,6 +28,24 @@ grep -q "rejected" "$TMP/replay.out" && fail "replay rejected a message"
 grep -q "discovery 1: 1,2,2 rank 4 (integer)" "$TMP/replay.out" || fail "replay recorded no discovery"
 kill -TERM $RP; wait $RP || fail "replay exit"
 [ -f "$TMP/results.h5" ] || fail "no results.h5"
+
+# replay killed (-9) and restarted on the same address while the actor plays: what it had not
+# acknowledged is resent, and every game ends up acknowledged
+"$BIN/tg-replay" $C > "$TMP/replay2.out" 2>&1 &
+RP=$!; PIDS+=($RP)
+"$BIN/tg-actor" --seconds 5 $C actor.games=4 actor.simulations=24 actor.eval_batch=4 actor.ack_timeout_s=0.5 \
+    > "$TMP/actor2.out" 2>&1 &
+AP=$!; PIDS+=($AP)
+sleep 1.5
+kill -9 $RP; wait $RP 2>/dev/null
+sleep 1
+"$BIN/tg-replay" $C > "$TMP/replay3.out" 2>&1 &
+RP=$!; PIDS+=($RP)
+wait $AP || fail "actor exit after the replay restart"
+grep -q "not acknowledged after" "$TMP/actor2.out" || fail "nothing was resent across the restart"
+grep -q "were not acknowledged by replay" "$TMP/actor2.out" && fail "games lost across the restart"
+grep -q "dropped" "$TMP/actor2.out" && fail "games dropped across the restart"
+kill -TERM $RP; wait $RP || fail "replay exit (restarted)"
 /usr/bin/python3 - "$TMP" <<'EOF' || fail "replay.h5 / results.h5 content"
 import sys, h5py
 d = sys.argv[1]
