@@ -88,6 +88,8 @@ uint32_t tg_params_crc(const float *params, size_t n)
     return tg_crc32c(params, n * sizeof(float));
 }
 
+static void install_weights(tg_infer *s);
+
 /* ---------------- replies ---------------- */
 
 static void reply_error(tg_infer *s, const uint8_t *ident, size_t ident_len, int code,
@@ -267,6 +269,8 @@ static void handle_message(tg_infer *s, const uint8_t *ident, size_t ident_len, 
             reply_error(s, ident, ident_len, ERR_BAD_REQUEST, tg_errmsg());
             break;
         }
+        if (!s->have_cur)
+            install_weights(s); /* published but not yet picked up */
         if (!s->have_cur) {
             reply_error(s, ident, ident_len, ERR_UNAVAILABLE, "no weights yet");
             break;
@@ -306,6 +310,8 @@ static void handle_message(tg_infer *s, const uint8_t *ident, size_t ident_len, 
         break;
     }
     case TG__ENVELOPE__BODY_WEIGHTS_REQUEST:
+        if (!s->have_cur)
+            install_weights(s);
         send_weights(s, ident, ident_len, e->weights_request->version);
         break;
     case TG__ENVELOPE__BODY_STATS_REQUEST:
