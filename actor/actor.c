@@ -1,6 +1,7 @@
 /* The actor's driver: game slots, leaf batching, moves, finished games and discoveries. */
 #include "actor/actor.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "common/perm.h"
 #include "common/rng.h"
+#include "learner/runinfo.h"
 
 typedef struct target {
     tg_dims dims;
@@ -51,6 +53,9 @@ struct tg_actor {
     tg_config cfg;
     tg_actor_opts opts;
     char name[128];
+    char status_dir[TG_STR];
+    double started_wall;
+    uint64_t version;       /* newest model version seen */
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
     target targets[TG_MAX_TARGETS];
@@ -142,6 +147,9 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
         snprintf(a->name, sizeof a->name, "%s:%d", host, (int)getpid());
     }
     a->opts.name = NULL;
+    if (a->opts.status_dir)
+        snprintf(a->status_dir, sizeof a->status_dir, "%s", a->opts.status_dir);
+    a->opts.status_dir = NULL;
     a->S = c->game.S;
     a->S3 = a->S * a->S * a->S;
     a->A = 3 * a->S;
@@ -651,6 +659,8 @@ static void consume(tg_actor *a, tg_eval_batch *b)
         s->busy = 0;
         if (b->model_version > s->version)
             s->version = b->model_version;
+        if (b->model_version > a->version)
+            a->version = b->model_version;
         a->st.simulations++;
         a->leaf_free[a->n_leaf_free++] = li;
     }
@@ -666,10 +676,58 @@ static double thread_cpu(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void log_stats(tg_actor *a, double now)
+static void write_status(tg_actor *a, double sims_rate, double evals_rate, const char *state)
+{
+    char host[64] = "localhost", proc[200];
+    gethostname(host, sizeof host - 1);
+    json_t *o = json_object(), *best = json_object();
+    if (!o || !best) {
+        json_decref(o);
+        json_decref(best);
+        return;
+    }
+    for (int i = 0; i < a->n_targets; i++)
+        json_object_set_new(best, a->cfg.game.targets[i], json_integer(a->st.best_rank[i]));
+    json_object_set_new(o, "process", json_string(a->name));
+    json_object_set_new(o, "role", json_string("actor"));
+    json_object_set_new(o, "pid", json_integer(getpid()));
+    json_object_set_new(o, "host", json_string(host));
+    json_object_set_new(o, "started", json_real(a->started_wall));
+    json_object_set_new(o, "updated", json_real(tg_wall()));
+    json_object_set_new(o, "state", json_string(state));
+    json_object_set_new(o, "games", json_integer((json_int_t)a->st.games));
+    json_object_set_new(o, "solved", json_integer((json_int_t)a->st.solved));
+    json_object_set_new(o, "simulations", json_integer((json_int_t)a->st.simulations));
+    json_object_set_new(o, "simulations_per_s", json_real(sims_rate));
+    json_object_set_new(o, "evals_per_s", json_real(evals_rate));
+    json_object_set_new(o, "requests_in_flight", json_integer(a->ev->inflight(a->ev)));
+    json_object_set_new(o, "reissued", json_integer((json_int_t)a->ev->reissued));
+    json_object_set_new(o, "unacked", json_integer(a->link ? tg_replay_link_unacked(a->link) : 0));
+    json_object_set_new(o, "model_version", json_integer((json_int_t)a->version));
+    json_object_set_new(o, "verify_failed", json_integer((json_int_t)a->st.verify_failed));
+    json_object_set_new(o, "best_rank", best);
+    snprintf(proc, sizeof proc, "actor-%s", a->name);
+    for (char *p = proc; *p; p++) /* a file name */
+        if (*p == '/' || *p == ':')
+            *p = '-';
+    if (tg_runinfo_write_status(a->status_dir, proc, o) != 0)
+        tg_debug("status file: %s", tg_errmsg());
+    json_decref(o);
+}
+
+static void log_stats(tg_actor *a, double now, const char *state)
 {
     double dt = now - a->last_stats;
     if (dt <= 0)
+        dt = 1e-9;
+    double sims_rate = (double)(a->st.simulations - a->last_sims) / dt;
+    double evals_rate = (double)(a->ev->positions - a->last_pos) / dt;
+    if (a->status_dir[0])
+        write_status(a, sims_rate, evals_rate, state);
+    a->last_stats = now;
+    a->last_sims = a->st.simulations;
+    a->last_pos = a->ev->positions;
+    if (a->opts.quiet)
         return;
     char best[256] = "";
     size_t off = 0;
@@ -677,13 +735,10 @@ static void log_stats(tg_actor *a, double now)
         off += (size_t)snprintf(best + off, sizeof best - off, "%s%s:%d", i ? " " : "", a->cfg.game.targets[i],
                                 a->st.best_rank[i]);
     tg_info("games %llu (solved %llu, best %s), %.0f simulations/s, %.0f evaluations/s, %d requests in flight, "
-            "%llu re-issued, %d games unacked",
-            (unsigned long long)a->st.games, (unsigned long long)a->st.solved, best,
-            (double)(a->st.simulations - a->last_sims) / dt, (double)(a->ev->positions - a->last_pos) / dt,
-            a->ev->inflight(a->ev), (unsigned long long)a->ev->reissued, a->link ? tg_replay_link_unacked(a->link) : 0);
-    a->last_stats = now;
-    a->last_sims = a->st.simulations;
-    a->last_pos = a->ev->positions;
+            "%llu re-issued, %d games unacked, model version %llu",
+            (unsigned long long)a->st.games, (unsigned long long)a->st.solved, best, sims_rate, evals_rate,
+            a->ev->inflight(a->ev), (unsigned long long)a->ev->reissued,
+            a->link ? tg_replay_link_unacked(a->link) : 0, (unsigned long long)a->version);
 }
 
 int tg_actor_run(tg_actor *a, volatile int *stop)
@@ -691,6 +746,7 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
     const tg_config *c = &a->cfg;
     double cpu0 = thread_cpu();
     a->t0 = a->last_stats = tg_now();
+    a->started_wall = tg_wall();
     for (int i = 0; i < a->n_slots; i++)
         if (!a->slots[i].active && new_game(a, &a->slots[i]) != 0)
             return -1;
@@ -746,8 +802,8 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
             }
             last_replay = now;
         }
-        if (!a->opts.quiet && now - a->last_stats >= c->actor.stats_s)
-            log_stats(a, now);
+        if (now - a->last_stats >= c->actor.stats_s)
+            log_stats(a, now, backlog ? "waiting for replay" : "playing");
     }
     a->stopping = 1;
     /* give the replay server a moment to acknowledge the finished games */
@@ -761,5 +817,7 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
     }
     a->st.seconds += tg_now() - a->t0;
     a->st.cpu_seconds += thread_cpu() - cpu0;
+    if (a->status_dir[0])
+        log_stats(a, tg_now(), rc == 0 ? "stopped" : "failed");
     return rc;
 }

@@ -22,6 +22,7 @@ typedef struct tg_actor_opts {
     double max_seconds;          /* stop after this long (0 = no limit) */
     int quiet;                   /* no periodic stats lines */
     const char *name;            /* Game.actor; NULL: host:pid */
+    const char *status_dir;      /* run directory: write status/actor-<name>.json there (tg status) */
 } tg_actor_opts;
 
 typedef struct tg_actor_stats {

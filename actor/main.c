@@ -1,5 +1,6 @@
 /* tg-actor: self-play with sampled MCTS against the learner's inference service. */
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,9 @@ int main(int argc, char **argv)
         tg_info("actor.selfplay is off: nothing to do");
         return 0;
     }
+    struct stat sb;
+    if (stat(cfg.run.dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+        o.status_dir = cfg.run.dir; /* status/actor-<name>.json for `tg status` */
     size_t per_game = tg_actor_game_bytes(&cfg);
     tg_info("%d games, %d simulations per move, K=%d, S=%d; memory bound %.1f MiB per game (actor.max_nodes=%d), "
             "%.1f MiB in all; inference at %s, replay at %s",

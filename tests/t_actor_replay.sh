@@ -26,6 +26,14 @@ grep -q "found T(1,2,2) rank 4 .*verified" "$TMP/actor.out" || fail "actor found
 grep -q "not acknowledged" "$TMP/actor.out" && fail "games left unacknowledged"
 grep -q "rejected" "$TMP/replay.out" && fail "replay rejected a message"
 grep -q "discovery 1: 1,2,2 rank 4 (integer)" "$TMP/replay.out" || fail "replay recorded no discovery"
+/usr/bin/python3 - "$TMP" <<'EOF' || fail "actor status file"
+import sys, json, glob
+files = glob.glob(sys.argv[1] + "/status/actor-*.json")
+assert len(files) == 1, files
+s = json.load(open(files[0]))
+assert s["role"] == "actor" and s["state"] == "stopped" and s["games"] == 24, s
+assert s["best_rank"]["1,2,2"] == 4, s
+EOF
 kill -TERM $RP; wait $RP || fail "replay exit"
 [ -f "$TMP/results.h5" ] || fail "no results.h5"
 
