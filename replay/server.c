@@ -89,6 +89,7 @@ struct replay_server {
     int64_t ck_mark; /* inserts + demos at the last checkpoint, to skip idle ones */
     int demos_was_running;
     int lock_fd;
+    int64_t journal_restored; /* games restored from the journal: the next checkpoint takes them */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -767,6 +768,7 @@ static int replay_journals(replay_server *s, uint64_t skip_below, uint64_t min_s
             max_seq = seqs[i];
     }
     free(seqs);
+    s->journal_restored = x.restored;
     if (x.restored || x.skipped || x.invalid)
         tg_info("journal: restored %lld games (%lld already in the store, %lld skipped)", (long long)x.restored,
                 (long long)x.skipped, (long long)x.invalid);
@@ -830,7 +832,7 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
     uint64_t skip_below, min_seq;
     if (load_store(s, &skip_below, &min_seq) || replay_journals(s, skip_below, min_seq))
         goto fail;
-    s->ck_mark = change_mark(s);
+    s->ck_mark = s->journal_restored ? -1 : change_mark(s);
     if (!(s->sampler = replay_sampler_new(c, s->t)) ||
         replay_sampler_start(s->sampler, c->replay.workers, c->replay.prefetch, c->train.batch))
         goto fail;
