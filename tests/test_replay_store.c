@@ -1,0 +1,357 @@
+/* Replay internals without sockets: FIFO tables, the HDF5 checkpoint (round trip, chunked and
+ * compressed datasets), the journal (torn tail vs corruption), and batch contents (features and
+ * policy targets agree under random signed permutations; the policy target follows the stored
+ * improved policy; table fractions). */
+#include "tests/test_util.h"
+
+#include <hdf5.h>
+#include <math.h>
+
+#include "replay/demos.h"
+#include "replay/ingest.h"
+#include "replay/journal.h"
+#include "replay/sampler.h"
+#include "replay/store.h"
+#include "tests/replay_helpers.h"
+
+static replay_game *played_game(const tg_config *c, tg_rng *rng, int moves, int K)
+{
+    uint8_t *b;
+    size_t n = rt_game(c, 0, moves, K, rng, &b);
+    Tg__Envelope *e = tg_wire_decode(b, n, 1 << 20);
+    free(b);
+    replay_game *g = replay_ingest_game(c, e->game);
+    tg_wire_free(e);
+    assert_non_null(g);
+    return g;
+}
+
+static void test_table_fifo(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1, 1);
+    replay_table *t = replay_table_new(REPLAY_PLAYED, 10);
+    for (int i = 0; i < 5; i++) {
+        replay_game *g = played_game(&c, &rng, 3, 0);
+        g->id = (uint64_t)i + 1;
+        replay_table_append(t, g);
+    }
+    replay_table_counts k;
+    replay_table_counts_get(t, &k);
+    assert_int_equal(k.games, 3); /* 15 positions > 10: the two oldest went */
+    assert_int_equal(k.positions, 9);
+    assert_int_equal(k.evicted_games, 2);
+    assert_int_equal(k.inserted_positions, 15);
+    replay_table_rdlock(t);
+    for (int u = 0; u < 9; u++) {
+        int mv;
+        const replay_game *g = replay_table_locate(t, u, &mv);
+        assert_int_equal(g->id, 3 + (uint64_t)(u / 3));
+        assert_int_equal(mv, u % 3);
+    }
+    replay_table_unlock(t);
+    replay_game **snap;
+    int64_t n;
+    assert_int_equal(replay_table_snapshot(t, &snap, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(snap[0]->id, 3);
+    for (int i = 0; i < n; i++)
+        replay_game_unref(snap[i]);
+    free(snap);
+    replay_table_free(t);
+}
+
+static void test_store_roundtrip(void **st)
+{
+    (void)st;
+    char dir[64], path[128];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/replay.h5", dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 2, 2);
+    replay_store_tables t = {0};
+    int S = c.game.S, A = 3 * S;
+    for (int i = 0; i < REPLAY_NTABLES; i++) {
+        t.n[i] = 7;
+        t.games[i] = calloc(7, sizeof(replay_game *));
+        for (int j = 0; j < 7; j++) {
+            replay_game *g = i == REPLAY_DEMOS ? replay_demo_make(&c, 0, &rng) : played_game(&c, &rng, 2 + j % 5, 4);
+            g->id = (uint64_t)(100 * i + j);
+            g->model_version = (uint64_t)j;
+            t.games[i][j] = g;
+        }
+    }
+    replay_store_meta m = {.S = S, .next_game_id = 1000, .journal_seq = 7, .written = 1.5};
+    assert_int_equal(replay_store_write(path, &m, &t), 0);
+    replay_store_meta m2;
+    replay_store_tables t2;
+    assert_int_equal(replay_store_read(path, &m2, &t2), 0);
+    assert_int_equal(m2.S, S);
+    assert_int_equal(m2.next_game_id, 1000);
+    assert_int_equal(m2.journal_seq, 7);
+    for (int i = 0; i < REPLAY_NTABLES; i++) {
+        assert_int_equal(t2.n[i], 7);
+        for (int j = 0; j < 7; j++) {
+            replay_game *a = t.games[i][j], *b = t2.games[i][j];
+            assert_int_equal(a->id, b->id);
+            assert_int_equal(a->n_moves, b->n_moves);
+            assert_int_equal(a->n_pol, b->n_pol);
+            assert_int_equal(a->solved, b->solved);
+            assert_int_equal(a->model_version, b->model_version);
+            assert_string_equal(a->actor, b->actor);
+            assert_memory_equal(a->actions, b->actions, (size_t)a->n_moves * A);
+            assert_memory_equal(a->returns, b->returns, (size_t)a->n_moves * 4);
+            assert_memory_equal(a->pol_off, b->pol_off, (size_t)(a->n_moves + 1) * 4);
+            assert_memory_equal(a->pol_actions, b->pol_actions, (size_t)a->n_pol * A);
+            assert_memory_equal(a->pol_probs, b->pol_probs, (size_t)a->n_pol * 4);
+            assert_int_equal(a->initial != NULL, b->initial != NULL);
+            if (a->initial)
+                assert_memory_equal(a->initial, b->initial, (size_t)S * S * S * 4);
+            assert_int_equal(replay_game_check(&c, b), 0);
+        }
+    }
+    replay_store_tables_free(&t);
+    replay_store_tables_free(&t2);
+    /* datasets are chunked, extendible and filtered with shuffle + deflate */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "played/actions", H5P_DEFAULT);
+    hid_t p = H5Dget_create_plist(d);
+    assert_int_equal(H5Pget_layout(p), H5D_CHUNKED);
+    assert_int_equal(H5Pget_nfilters(p), 2);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[2], maxd[2];
+    H5Sget_simple_extent_dims(sp, dims, maxd);
+    assert_true(maxd[0] == H5S_UNLIMITED);
+    H5Sclose(sp);
+    H5Pclose(p);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+static int count_cb(void *ud, uint64_t id, const uint8_t *data, size_t len)
+{
+    int *n = ud;
+    assert_int_equal(id, (uint64_t)*n + 1);
+    assert_int_equal(len, 5 + (size_t)*n);
+    assert_int_equal(data[0], 'r');
+    (*n)++;
+    return 0;
+}
+
+static void test_journal(void **st)
+{
+    (void)st;
+    char dir[64], path[128];
+    tg_test_tmpdir(dir, sizeof dir);
+    replay_journal *j = replay_journal_create(dir, 3);
+    assert_non_null(j);
+    char rec[16] = "rrrrrrrrrrrrrrr";
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(replay_journal_append(j, (uint64_t)i + 1, rec, 5 + (size_t)i), 0);
+    assert_int_equal(replay_journal_sync(j), 0);
+    replay_journal_close(j);
+    assert_null(replay_journal_create(dir, 3)); /* never reused */
+    snprintf(path, sizeof path, "%s/replay.wal.00000003", dir);
+    /* a torn tail: a header promising more than there is */
+    FILE *f = fopen(path, "ab");
+    const uint8_t torn[] = {0x54, 0x47, 0x52, 0x4a, 100, 0, 0, 0, 9, 0, 0, 0};
+    fwrite(torn, 1, sizeof torn, f);
+    fclose(f);
+    int n = 0;
+    assert_int_equal(replay_journal_read(dir, 3, 0, count_cb, &n), 3);
+    assert_int_equal(n, 3);
+    /* a flipped byte inside the second record: corruption before the tail */
+    f = fopen(path, "r+b");
+    fseek(f, 8 + 24 + 5 + 24 + 2, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    n = 0;
+    assert_int_equal(replay_journal_read(dir, 3, 0, count_cb, &n), -1);
+    assert_non_null(strstr(tg_errmsg(), "CRC"));
+    n = 0;
+    assert_int_equal(replay_journal_read(dir, 3, 1, count_cb, &n), 1); /* keeps the readable part */
+    uint64_t *seqs;
+    int ns;
+    assert_int_equal(replay_journal_list(dir, &seqs, &ns), 0);
+    assert_int_equal(ns, 1);
+    assert_int_equal(seqs[0], 3);
+    free(seqs);
+    replay_journal_remove_below(dir, 4);
+    assert_int_equal(replay_journal_list(dir, &seqs, &ns), 0);
+    assert_int_equal(ns, 0);
+    free(seqs);
+}
+
+static void rank_one(float *out, int S, const int8_t *a)
+{
+    for (int i = 0; i < S; i++)
+        for (int j = 0; j < S; j++)
+            for (int k = 0; k < S; k++)
+                out[((size_t)i * S + j) * S + k] = (float)a[i] * (float)a[S + j] * (float)a[2 * S + k];
+}
+
+static Tg__Envelope *build(replay_sampler *s, int B, tg_rng *rng)
+{
+    replay_batch *b = replay_sampler_build(s, B, rng);
+    assert_non_null(b);
+    Tg__Envelope *e = tg_wire_decode(b->data, b->len, (size_t)1 << 31);
+    replay_batch_free(b);
+    assert_non_null(e);
+    assert_int_equal(e->body_case, TG__ENVELOPE__BODY_BATCH);
+    return e;
+}
+
+/* The residual before the last move of a game that ends at zero is the last action: so under any
+ * signed permutation the first tensor plane equals the rank-one tensor of the (decoded) target. */
+static void test_features_match_targets(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, "replay.demos_rank_min=2", "replay.demos_rank_max=2", "game.signed_perms=true",
+              "replay.frac_demos=1", "replay.frac_played=0", "replay.frac_best=0", NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 3, 3);
+    replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
+    for (int i = 0; i < 50; i++)
+        replay_table_append(t[0], replay_demo_make(&c, 0, &rng));
+    replay_sampler *s = replay_sampler_new(&c, t);
+    int S = c.game.S, T = c.game.history + 1, B = 400, checked = 0;
+    size_t S3 = (size_t)S * S * S;
+    Tg__Envelope *e = build(s, B, &rng);
+    float *want = malloc(S3 * 4), *x = malloc((size_t)T * S3 * 4);
+    for (int i = 0; i < B; i++) {
+        float sc;
+        memcpy(&sc, e->batch->scalars->data.data + (size_t)i * c.game.n_scalars * 4, 4);
+        memcpy(x, e->batch->tensors->data.data + (size_t)i * T * S3 * 4, (size_t)T * S3 * 4);
+        int32_t tok[3 * TG_MAX_S];
+        memcpy(tok, e->batch->tokens->data.data + (size_t)i * c.game.n_steps * 4, (size_t)c.game.n_steps * 4);
+        int8_t a[3 * TG_MAX_S];
+        assert_int_equal(tg_tokens_to_action(&c.game.F, S, c.game.n_steps, tok, a), 0);
+        rank_one(want, S, a);
+        if (fabsf(sc - 1.0f / (float)c.game.r_limit) < 1e-6f) { /* move 1 of 2: the last */
+            for (size_t q = 0; q < S3; q++) /* values, not bytes: -0 == 0 */
+                if (x[q] != want[q])
+                    fail_msg("sample %d entry %zu: feature %g, target's rank-one %g", i, q, x[q], want[q]);
+            /* history plane 1 holds the first move: residual before it = plane 0 + plane 1 */
+            checked++;
+        } else {
+            assert_true(sc == 0); /* move 0: no history yet */
+            for (size_t q = S3; q < (size_t)T * S3; q++)
+                assert_true(x[q] == 0);
+        }
+        /* canonical target: first non-zero of u and of v positive */
+        for (int m = 0; m < 2; m++)
+            for (int q = 0; q < S; q++)
+                if (a[m * S + q]) {
+                    assert_true(a[m * S + q] > 0);
+                    break;
+                }
+    }
+    assert_true(checked > B / 4);
+    free(want);
+    free(x);
+    tg_wire_free(e);
+    replay_sampler_free(s);
+    for (int i = 0; i < 3; i++)
+        replay_table_free(t[i]);
+}
+
+/* One played move with children of probability 0.75 and 0.25: targets follow them. */
+static void test_policy_target(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, "game.signed_perms=false", "replay.min_size=1", "replay.frac_demos=0", "replay.frac_played=1",
+              "replay.frac_best=0", NULL);
+    int S = c.game.S, A = 3 * S;
+    replay_game *g = replay_game_alloc(S, 1, 2, 1, 0);
+    g->dims = c.game.dims[0];
+    int8_t acts[8 * 3 * TG_MAX_S];
+    rt_naive_actions(&c, acts);
+    memcpy(g->actions, acts, A);
+    memcpy(g->pol_actions, acts + A, A); /* child 0 = naive term 1 (p 0.75) */
+    memcpy(g->pol_actions + A, acts + 2 * A, A); /* child 1 = naive term 2 (p 0.25) */
+    g->pol_probs[0] = 0.75f;
+    g->pol_probs[1] = 0.25f;
+    g->pol_off[1] = 2;
+    g->returns[0] = -8;
+    tg_matmul_tensor(g->dims, S, g->initial);
+    replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
+    replay_table_append(t[1], g);
+    replay_sampler *s = replay_sampler_new(&c, t);
+    tg_rng rng;
+    tg_rng_seed(&rng, 4, 4);
+    int B = 4000, n0 = 0, n1 = 0;
+    int32_t k0[3 * TG_MAX_S], k1[3 * TG_MAX_S];
+    tg_action_to_tokens(&c.game.F, S, c.game.n_steps, acts + A, k0);
+    tg_action_to_tokens(&c.game.F, S, c.game.n_steps, acts + 2 * A, k1);
+    Tg__Envelope *e = build(s, B, &rng);
+    assert_int_equal(e->batch->from_played, B);
+    for (int i = 0; i < B; i++) {
+        const uint8_t *tk = e->batch->tokens->data.data + (size_t)i * c.game.n_steps * 4;
+        n0 += !memcmp(tk, k0, (size_t)c.game.n_steps * 4);
+        n1 += !memcmp(tk, k1, (size_t)c.game.n_steps * 4);
+    }
+    assert_int_equal(n0 + n1, B);
+    assert_true(abs(n0 - 3000) < 150); /* sd = sqrt(4000 * 0.75 * 0.25) = 27 */
+    tg_wire_free(e);
+    replay_sampler_free(s);
+    for (int i = 0; i < 3; i++)
+        replay_table_free(t[i]);
+}
+
+static void test_split(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, "replay.min_size=20", "replay.frac_demos=0.25", "replay.frac_played=0.7", "replay.frac_best=0.05",
+              NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 5, 5);
+    replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 1000), replay_table_new(2, 1000)};
+    replay_sampler *s = replay_sampler_new(&c, t);
+    int from[3];
+    assert_int_equal(replay_sampler_split(s, 64, from), -1); /* nothing yet */
+    replay_table_append(t[0], replay_demo_make(&c, 0, &rng));
+    replay_table_append(t[1], played_game(&c, &rng, 5, 0));
+    assert_int_equal(replay_sampler_split(s, 64, from), 0); /* played below min_size: demos only */
+    assert_int_equal(from[0], 64);
+    for (int i = 0; i < 4; i++)
+        replay_table_append(t[1], played_game(&c, &rng, 5, 0));
+    assert_int_equal(replay_sampler_split(s, 64, from), 0); /* best empty: its share goes elsewhere */
+    assert_int_equal(from[0] + from[1], 64);
+    assert_int_equal(from[2], 0);
+    assert_true(abs(from[1] - (int)(64 * 0.7 / 0.95)) <= 1);
+    replay_table_append(t[2], played_game(&c, &rng, 5, 0));
+    assert_int_equal(replay_sampler_split(s, 1000, from), 0);
+    assert_int_equal(from[0], 250);
+    assert_int_equal(from[1], 700);
+    assert_int_equal(from[2], 50);
+    replay_sampler_free(s);
+    for (int i = 0; i < 3; i++)
+        replay_table_free(t[i]);
+}
+
+int main(void)
+{
+    tg_log_set_level(TG_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table_fifo),    cmocka_unit_test(test_store_roundtrip),
+        cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
+        cmocka_unit_test(test_policy_target), cmocka_unit_test(test_split),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
