@@ -19,12 +19,16 @@ int tg_bench_matmul(int argc, char **argv);
 int tg_bench_net(int argc, char **argv);     /* tools/cmd_bench_net.c */
 int tg_bench_game(int argc, char **argv);    /* tools/cmd_bench_game.c */
 int tg_bench_mcts(int argc, char **argv);    /* tools/cmd_bench_mcts.c */
+int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
 /* The network against golden vectors (tools/cmd_golden.c). */
 int tg_cmd_golden(int argc, char **argv);
 
 /* Cluster operations: CURVE keys (tools/cmd_keygen.c), a server's statistics (cmd_stats.c). */
 int tg_cmd_keygen(int argc, char **argv);
 int tg_cmd_stats(int argc, char **argv);
+
+/* A run directory at a glance (tools/cmd_status.c). */
+int tg_cmd_status(int argc, char **argv);
 
 /* 1 if argv[1..] asks for help (-h or --help). */
 int tg_cmd_wants_help(int argc, char **argv);

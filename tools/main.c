@@ -20,6 +20,7 @@ static const tg_command commands[] = {
     {"golden", tg_cmd_golden, "check the network against golden vectors of net_reference.py"},
     {"keygen", tg_cmd_keygen, "write CURVE certificates for a cluster (server, clients, allow-list)"},
     {"stats", tg_cmd_stats, "ask a running replay server (or other service) for its statistics"},
+    {"status", tg_cmd_status, "one screen about a run directory (learner, checkpoints, replay, actors, best ranks)"},
     {"config", tg_cmd_config, "document the configuration keys, or check and print a config file"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
