@@ -5,6 +5,7 @@
  * and keeps the residual's non-zero count and hash up to date incrementally. */
 #include "common/game.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,135 @@ static int rank_gf2_inplace(uint64_t *b, int rows, int words)
     return rank;
 }
 
+/* ---- exact rank over Q: modular elimination certified by Hadamard's bound ----
+ *
+ * rank_p(M) <= rank_Q(M) for every prime p, and rank_p(M) < rank_Q(M) = r only if p divides every
+ * non-zero r x r minor. A minor is bounded by Hadamard: |det| <= product of the r largest row
+ * norms = H. So for distinct primes with product > H, the largest rank_p equals rank_Q exactly.
+ * The primes are 2^61 - c (pseudo-Mersenne: reduction without division). */
+static const uint16_t prime_c[] = {1,   31,  45,  229, 259, 283, 339, 391, 403, 465,  531,  579,
+                                   675, 759, 799, 819, 829, 843, 859, 939, 985, 1015, 1153, 1195};
+#define N_PRIMES ((int)(sizeof prime_c / sizeof prime_c[0]))
+#define M61 ((uint64_t)0x1fffffffffffffffULL)
+#define PRIME_BITS 60.99 /* every prime above is > 2^60.99 */
+
+static inline uint64_t mulmod(uint64_t a, uint64_t b, uint64_t c, uint64_t p)
+{
+    unsigned __int128 x = (unsigned __int128)a * b;                  /* < 2^122 */
+    unsigned __int128 y = (x >> 61) * c + (uint64_t)(x & M61);        /* = x mod p, < 2^72 */
+    uint64_t r = (uint64_t)(y & M61) + (uint64_t)(y >> 61) * c;       /* < 2^61 + 2^22 < 2p */
+    return r >= p ? r - p : r;
+}
+
+/* Rank of m[rows][cols] modulo prime number `pi` of the table (u: rows*cols words of work). */
+static int rank_modp(const int64_t *m, int rows, int cols, int pi, uint64_t *u)
+{
+    const uint64_t c = prime_c[pi], p = ((uint64_t)1 << 61) - c;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        int64_t x = m[i];
+        if (x >= (int64_t)p || x <= -(int64_t)p) /* rare: avoid the division otherwise */
+            x %= (int64_t)p;
+        u[i] = (uint64_t)(x < 0 ? x + (int64_t)p : x);
+    }
+    int rank = 0;
+    for (int col = 0; col < cols && rank < rows; col++) {
+        int piv = -1;
+        for (int r = rank; r < rows; r++)
+            if (u[(size_t)r * cols + col]) {
+                piv = r;
+                break;
+            }
+        if (piv < 0)
+            continue;
+        if (piv != rank)
+            for (int j = col; j < cols; j++) {
+                uint64_t t = u[(size_t)piv * cols + j];
+                u[(size_t)piv * cols + j] = u[(size_t)rank * cols + j];
+                u[(size_t)rank * cols + j] = t;
+            }
+        /* row_r <- pv * row_r - f * row_pivot: no modular inverse needed, and scaling a row by
+         * pv != 0 keeps the rank */
+        const uint64_t *pr = u + (size_t)rank * cols;
+        const uint64_t pv = pr[col];
+        for (int r = rank + 1; r < rows; r++) {
+            uint64_t *rr = u + (size_t)r * cols;
+            if (!rr[col])
+                continue;
+            const uint64_t f = rr[col];
+            for (int j = col + 1; j < cols; j++) {
+                uint64_t x = mulmod(rr[j], pv, c, p), sub = mulmod(f, pr[j], c, p);
+                rr[j] = x >= sub ? x - sub : x + p - sub;
+            }
+            rr[col] = 0;
+        }
+        rank++;
+    }
+    return rank;
+}
+
+/* log2 of Hadamard's bound on the minors of m: the sum of the k = min(rows, cols) largest
+ * log2 row norms (non-zero rows have norm >= 1, so smaller minors are bounded too). */
+static double hadamard_log2(const int64_t *m, int rows, int cols)
+{
+    double top[TG_MAX_S];
+    const int k = rows < cols ? rows : cols;
+    double *lg = k <= TG_MAX_S ? top : malloc(sizeof(double) * (size_t)k);
+    if (!lg)
+        return 1e9;
+    int n = 0; /* lg[0..n) sorted descending, n <= k */
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) {
+            double x = (double)m[(size_t)r * cols + c];
+            s += x * x;
+        }
+        if (s == 0)
+            continue;
+        double l = 0.5 * log2(s);
+        int pos;
+        if (n < k)
+            pos = n++;
+        else if (l > lg[k - 1])
+            pos = k - 1;
+        else
+            continue;
+        while (pos > 0 && lg[pos - 1] < l) {
+            lg[pos] = lg[pos - 1];
+            pos--;
+        }
+        lg[pos] = l;
+    }
+    double total = 0;
+    for (int i = 0; i < n; i++)
+        total += lg[i];
+    if (lg != top)
+        free(lg);
+    return total;
+}
+
+/* Exact rank over Q of m (not modified); work holds rows*cols words. Fraction-free elimination
+ * (the fastest here: few divisions on small matrices), and where its 64-bit minors overflow, as
+ * many modular passes as Hadamard's bound needs. -1 with a message only when that bound is beyond
+ * all N_PRIMES primes. */
+static int rank_q_exact(const int64_t *m, int rows, int cols, void *work)
+{
+    memcpy(work, m, sizeof(int64_t) * (size_t)rows * cols);
+    int r = rank_q_inplace(work, rows, cols);
+    if (r >= 0)
+        return r;
+    const int k = rows < cols ? rows : cols;
+    const double L = hadamard_log2(m, rows, cols) + 1.0; /* a bit of margin for rounding */
+    const int np = (int)(L / PRIME_BITS) + 1;
+    if (np > N_PRIMES)
+        return tg_fail("matrix rank: entries too large for an exact rank (Hadamard bound 2^%.0f)", L);
+    int best = 0;
+    for (int i = 0; i < np && best < k; i++) {
+        int ri = rank_modp(m, rows, cols, i, work);
+        best = ri > best ? ri : best;
+    }
+    return best;
+}
+
 int tg_matrix_rank(const int64_t *m, int rows, int cols, int mod2)
 {
     if (rows < 0 || cols < 0 || (rows && cols && (size_t)rows * cols > ((size_t)1 << 28)))
@@ -332,76 +462,13 @@ int tg_matrix_rank(const int64_t *m, int rows, int cols, int mod2)
     int64_t *w = malloc((size_t)rows * cols * sizeof *w);
     if (!w)
         return tg_fail("matrix rank: out of memory");
-    memcpy(w, m, (size_t)rows * cols * sizeof *w);
-    int rk = rank_q_inplace(w, rows, cols);
+    int rk = rank_q_exact(m, rows, cols, w);
     free(w);
     return rk;
 }
 
-/* Rank modulo the prime P = 2^61 - 1 of m (overwritten). Never above the rank over Q, and equal
- * to it unless P divides every non-zero maximal minor: the fallback for slices whose exact
- * elimination would overflow 64 bits. */
-#define TG_P61 ((uint64_t)0x1fffffffffffffffULL)
-static inline uint64_t mulmod61(uint64_t a, uint64_t b)
-{
-    unsigned __int128 x = (unsigned __int128)a * b;
-    uint64_t lo = (uint64_t)(x & TG_P61), hi = (uint64_t)(x >> 61);
-    uint64_t r = lo + hi;
-    return r >= TG_P61 ? r - TG_P61 : r;
-}
-static uint64_t powmod61(uint64_t a, uint64_t e)
-{
-    uint64_t r = 1;
-    while (e) {
-        if (e & 1)
-            r = mulmod61(r, a);
-        a = mulmod61(a, a);
-        e >>= 1;
-    }
-    return r;
-}
-static int rank_modp_inplace(int64_t *m, int rows, int cols)
-{
-    uint64_t *u = (uint64_t *)m; /* same storage, reinterpreted as residues */
-    for (size_t i = 0; i < (size_t)rows * cols; i++) {
-        int64_t x = m[i] % (int64_t)TG_P61;
-        u[i] = (uint64_t)(x < 0 ? x + (int64_t)TG_P61 : x);
-    }
-    int rank = 0;
-    for (int c = 0; c < cols && rank < rows; c++) {
-        int piv = -1;
-        for (int r = rank; r < rows; r++)
-            if (u[(size_t)r * cols + c]) {
-                piv = r;
-                break;
-            }
-        if (piv < 0)
-            continue;
-        if (piv != rank)
-            for (int j = c; j < cols; j++) {
-                uint64_t t = u[(size_t)piv * cols + j];
-                u[(size_t)piv * cols + j] = u[(size_t)rank * cols + j];
-                u[(size_t)rank * cols + j] = t;
-            }
-        const uint64_t *pr = u + (size_t)rank * cols;
-        uint64_t inv = powmod61(pr[c], TG_P61 - 2);
-        for (int r = rank + 1; r < rows; r++) {
-            uint64_t *rr = u + (size_t)r * cols;
-            if (!rr[c])
-                continue;
-            uint64_t f = mulmod61(rr[c], inv);
-            for (int j = c; j < cols; j++) {
-                uint64_t sub = mulmod61(f, pr[j]);
-                rr[j] = rr[j] >= sub ? rr[j] - sub : rr[j] + TG_P61 - sub;
-            }
-        }
-        rank++;
-    }
-    return rank;
-}
-
-/* Rank of slice `idx` of t along `mode`, restricted to its non-zero rows and columns. */
-static int slice_rank(const int32_t *t, int S, int mode, int idx, int mod2)
+/* Rank over Q of slice `idx` of t along `mode`, restricted to its non-zero rows and columns. */
+static int slice_rank(const int32_t *t, int S, int mode, int idx)
 {
     const size_t s2 = (size_t)S * S;
     /* element (r, c) of the slice: mode 0: t[idx][r][c], 1: t[r][idx][c], 2: t[r][c][idx] */
@@ -430,37 +497,79 @@ static int slice_rank(const int32_t *t, int S, int mode, int idx, int mod2)
             cols[nc++] = c;
     if (nr == 1 || nc == 1)
         return 1;
-    if (mod2) {
-        uint64_t b[TG_MAX_S];
-        for (int r = 0; r < nr; r++) {
-            uint64_t bits = 0;
-            for (int c = 0; c < nc; c++)
-                bits |= (uint64_t)(t[base + rows[r] * rs + cols[c] * cs] & 1) << c;
-            b[r] = bits;
+    int64_t mm[TG_MAX_S * TG_MAX_S], work[TG_MAX_S * TG_MAX_S];
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++)
+            mm[r * nc + c] = t[base + rows[r] * rs + cols[c] * cs];
+    int rk = rank_q_exact(mm, nr, nc, work);
+    /* int32 entries in at most 32 x 32 are far inside the primes' reach (2^1400) */
+    TG_ASSERT(rk >= 0);
+    return rk;
+}
+
+/* GF(2) rank of rows of at most 32 bits: pivots indexed by leading bit. */
+static int rank_gf2_rows32(const uint32_t *m, int n)
+{
+    uint32_t piv[32];
+    uint32_t used = 0;
+    int rank = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t x = m[i];
+        while (x) {
+            int hb = 31 - __builtin_clz(x);
+            if (!(used >> hb & 1)) {
+                piv[hb] = x;
+                used |= 1u << hb;
+                rank++;
+                break;
+            }
+            x ^= piv[hb];
         }
-        return rank_gf2_inplace(b, nr, 1);
     }
-    int64_t mm[TG_MAX_S * TG_MAX_S];
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nc; c++)
-            mm[r * nc + c] = t[base + rows[r] * rs + cols[c] * cs];
-    int rk = rank_q_inplace(mm, nr, nc);
-    if (rk >= 0)
-        return rk;
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nc; c++)
-            mm[r * nc + c] = t[base + rows[r] * rs + cols[c] * cs];
-    return rank_modp_inplace(mm, nr, nc);
+    return rank;
+}
+
+/* GF(2): one pass over t packs every slice of every mode into 32-bit row masks (S <= 32), then
+ * each slice is a tiny bit-matrix elimination. */
+static int rank_bound_gf2(const int32_t *t, int S)
+{
+    uint32_t rows[3][TG_MAX_S * TG_MAX_S]; /* [mode][slice * S + row] */
+    for (int k = 0; k < 3; k++)
+        memset(rows[k], 0, sizeof(uint32_t) * (size_t)S * S);
+    for (int a = 0; a < S; a++)
+        for (int b = 0; b < S; b++) {
+            const int32_t *tc = t + ((size_t)a * S + b) * S;
+            uint32_t bits = 0;
+            for (int c = 0; c < S; c++)
+                bits |= (uint32_t)(tc[c] & 1) << c;
+            if (!bits)
+                continue;
+            rows[0][a * S + b] = bits; /* slice a: rows b, columns c */
+            rows[1][b * S + a] = bits; /* slice b: rows a, columns c */
+            for (uint32_t x = bits; x; x &= x - 1) /* slice c: rows a, columns b */
+                rows[2][__builtin_ctz(x) * S + a] |= 1u << b;
+        }
+    int best = -1;
+    for (int mode = 0; mode < 3; mode++) {
+        int sum = 0;
+        for (int i = 0; i < S && (best < 0 || sum < best); i++)
+            sum += rank_gf2_rows32(rows[mode] + i * S, S);
+        if (best < 0 || sum < best)
+            best = sum;
+    }
+    return best;
 }
 
 int tg_rank_bound(const int32_t *t, int S, int mod2)
 {
     TG_ASSERT(S >= 1 && S <= TG_MAX_S);
+    if (mod2)
+        return rank_bound_gf2(t, S);
     int best = -1;
     for (int mode = 0; mode < 3; mode++) {
         int sum = 0;
         for (int i = 0; i < S && (best < 0 || sum < best); i++) {
-            sum += slice_rank(t, S, mode, i, mod2);
+            sum += slice_rank(t, S, mode, i);
         }
         if (best < 0 || sum < best)
             best = sum;

@@ -42,14 +42,13 @@ uint64_t tg_tensor_hash(const int32_t *t, int S);
 void tg_game_features(const tg_game *g, float *out_tensors, int n_scalars, float *out_scalars);
 
 /* Upper bound on the rank of a residual: the smallest, over the three modes, of the sum of the
- * ranks of its slices along that mode (rank over Q, or over GF(2) when mod2). Never fails: a
- * slice whose exact elimination would overflow 64 bits (possible only for large, dense residuals)
- * is ranked modulo the prime 2^61-1, equal to its rank over Q except with negligible chance. */
+ * ranks of its slices along that mode (exact rank over Q, or over GF(2) when mod2). */
 int tg_rank_bound(const int32_t *t, int S, int mod2);
-/* Rank of a rows x cols integer matrix (row-major), exact over Q by fraction-free (Bareiss)
- * elimination, or over GF(2). -1 with a message on 64-bit overflow of an intermediate minor
- * (bounded by Hadamard's bound B^k k^(k/2), k = min(rows, cols), B = max |entry|: never for
- * B <= 2 and k <= 16, nor for B <= 4 and k <= 12). */
+/* Rank of a rows x cols integer matrix (row-major), exact over Q, or over GF(2). Over Q:
+ * fraction-free (Bareiss) elimination in 64 bits, and where its minors overflow 64 bits, passes
+ * modulo as many 61-bit primes as Hadamard's bound needs (exact: a non-zero minor cannot be
+ * divisible by all of them). -1 with a message only if that bound exceeds 2^1460 (never for
+ * |entries| < 2^40 and min(rows, cols) <= 32) or on a bad shape. */
 int tg_matrix_rank(const int64_t *m, int rows, int cols, int mod2);
 
 /* Builds the factorization of a solved game in its own basis: the played actions as a
