@@ -574,7 +574,18 @@ static int h5_write(const char *tmp, const char *path, const tg_fact_list *l)
             H5Pclose(fapl);
         return h5_fail(path, "cannot set the file format");
     }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* Links stay in the root's object header ("compact"), whatever their number: "dense"
+     * storage keeps them in a fractal heap whose blocks carry no checksum, and HDF5 1.10 crashes
+     * on some corruptions of it. */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl < 0 || H5Pset_link_phase_change(fcpl, 65535, 65535) < 0) {
+        if (fcpl >= 0)
+            H5Pclose(fcpl);
+        H5Pclose(fapl);
+        return h5_fail(path, "cannot set the group format");
+    }
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (f < 0)
         return h5_fail(path, "cannot create");

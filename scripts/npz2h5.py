@@ -22,6 +22,22 @@ import h5py
 import numpy as np
 
 
+def compact_links(fcpl):
+    """H5Pset_link_phase_change(fcpl, 65535, 65535): h5py does not wrap it, so call the HDF5
+    library h5py itself uses. Without it the file is still valid, only less well protected."""
+    import ctypes
+    import ctypes.util
+    try:
+        name = ctypes.util.find_library("hdf5_serial") or ctypes.util.find_library("hdf5")
+        fn = ctypes.CDLL(name).H5Pset_link_phase_change
+        fn.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        if fn(fcpl.id, 65535, 65535) < 0:
+            raise OSError("H5Pset_link_phase_change failed")
+    except (OSError, AttributeError, TypeError) as e:
+        print(f"npz2h5: warning: links in dense storage ({e})", file=sys.stderr)
+
+
 def factors(key, a):
     """The three factor matrices [mode, R] of one npz entry, whatever its layout."""
     if a.dtype == object:
@@ -63,8 +79,15 @@ def convert(inp, outp, mod2):
     tmp = f"{outp}.tmp.{os.getpid()}"
     n_keys = 0
     try:
-        # the 1.10 format checksums all metadata, Fletcher-32 the data: corruption is detected
-        with h5py.File(tmp, "w", libver=("v110", "latest")) as h5:
+        # The 1.10 format checksums all metadata and Fletcher-32 the data, so corruption is
+        # detected; links stay in the root's (checksummed) object header rather than in a
+        # fractal heap without checksums (the same choices as common/factio.c).
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
+        fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+        compact_links(fcpl)
+        fid = h5py.h5f.create(tmp.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl)
+        with h5py.File(fid) as h5:
             for key in data.files:
                 try:
                     n, m, p = (int(s) for s in key.split(","))
