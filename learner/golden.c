@@ -189,8 +189,8 @@ int tg_golden_check(const char *path, const char *backend, int threads,
         {"greedy_tokens", 2, {B, L}, 1},
         {"greedy_quantiles", 2, {B, Q}, 0},
     };
-    if (check_group(f, path, "inputs", in_spec, 4) || check_group(f, path, "outputs", out_spec, 8) ||
-        tg_params_check_h5(f, "params", &tab, path) || tg_params_check_h5(f, "grads", &tab, path))
+    if (tg_params_check_h5(f, "params", &tab, path) || tg_params_check_h5(f, "grads", &tab, path) ||
+        check_group(f, path, "inputs", in_spec, 4) || check_group(f, path, "outputs", out_spec, 8))
         goto out;
     size_t np = tab.total, nt = (size_t)B * cfg.T * S * S * S, ne = (size_t)B * 3 * S * S * cfg.c;
     size_t nlog = (size_t)B * L * NL;

@@ -7,6 +7,10 @@
  *
  * Layout conventions: activations are [tokens, features] row-major; a Linear is
  * y = x W^T + b with W [out, in]; attention heads are column blocks of width head_dim. */
+/* The elementwise and attention loops below are written to vectorise (no float reductions in
+ * inner loops); -O2 alone does not vectorise loops, so ask for it here. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +21,14 @@
 #include "common/rng.h"
 #include "learner/net.h"
 #include "learner/par.h"
+
+/* Hot loops get an AVX2/FMA clone chosen at load time (ifunc), the baseline build stays
+ * generic x86-64; not under AddressSanitizer, whose start-up runs after ifunc resolvers. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define TG_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define TG_HOT
+#endif
 
 /* ---------------------------------------------------------------- arena */
 
@@ -195,7 +207,7 @@ typedef struct ln_ctx {
     int n, acc;
 } ln_ctx;
 
-static void ln_fwd_rows(void *vctx, int lo, int hi, int tid)
+TG_HOT static void ln_fwd_rows(void *vctx, int lo, int hi, int tid)
 {
     (void)tid;
     ln_ctx *k = vctx;
@@ -228,7 +240,7 @@ static void ln_fwd(cpu *c, const tg_ln_off *l, const float *x, int M, float *y, 
 }
 
 /* dx (=, or += when acc) from dy; dw, db partial sums per thread into tscr, reduced after. */
-static void ln_bwd_rows(void *vctx, int lo, int hi, int tid)
+TG_HOT static void ln_bwd_rows(void *vctx, int lo, int hi, int tid)
 {
     ln_ctx *k = vctx;
     int n = k->n;
@@ -281,14 +293,33 @@ static void ln_bwd(cpu *c, const tg_ln_off *l, const float *dy, const float *x, 
 #define GELU_K0 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_K1 0.044715f
 
-/* tanh through one expf: glibc's tanhf (via expm1f) was 40% of a training step. The absolute
- * error (~1e-7) is what GELU's 0.5 x (1 + tanh) needs; clamped so expf never overflows. */
-static inline float fast_tanh(float z)
+/* exp for the hot loops: branch-free so that loops over it vectorise (glibc's expf and tanhf
+ * calls were half of a training step). Relative error ~2e-7 on [-87, 88]; clamped outside. */
+static inline float vexp(float x)
 {
-    float a = fabsf(z);
-    a = a < 15.0f ? a : 15.0f;
-    float t = 1.0f - 2.0f / (1.0f + expf(2.0f * a));
-    return z < 0 ? -t : t;
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f;
+    float r = (t + 12582912.0f) - 12582912.0f; /* round to nearest integer */
+    float f = t - r;                           /* [-0.5, 0.5] */
+    float p = 1.535336188319500e-4f;
+    p = p * f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } u = {.i = ((int32_t)r + 127) * (1 << 23)};
+    return p * u.f;
+}
+
+/* tanh(z) = 1 - 2 / (1 + e^(2z)); saturates to +-1 through vexp's clamp. */
+static inline float vtanh(float z)
+{
+    return 1.0f - 2.0f / (1.0f + vexp(2.0f * z));
 }
 
 typedef struct ew_ctx {
@@ -296,25 +327,25 @@ typedef struct ew_ctx {
     float *y;
 } ew_ctx;
 
-static void gelu_rows(void *vctx, int lo, int hi, int tid)
+TG_HOT static void gelu_rows(void *vctx, int lo, int hi, int tid)
 {
     (void)tid;
     ew_ctx *k = vctx;
     for (int i = lo; i < hi; i++) {
         float x = k->a[i];
-        float t = fast_tanh(GELU_K0 * (x + GELU_K1 * x * x * x));
+        float t = vtanh(GELU_K0 * (x + GELU_K1 * x * x * x));
         k->y[i] = 0.5f * x * (1.0f + t);
     }
 }
 
 /* dy (in k->b) times GELU'(h) (k->a) into k->y */
-static void gelu_bwd_rows(void *vctx, int lo, int hi, int tid)
+TG_HOT static void gelu_bwd_rows(void *vctx, int lo, int hi, int tid)
 {
     (void)tid;
     ew_ctx *k = vctx;
     for (int i = lo; i < hi; i++) {
         float x = k->a[i];
-        float t = fast_tanh(GELU_K0 * (x + GELU_K1 * x * x * x));
+        float t = vtanh(GELU_K0 * (x + GELU_K1 * x * x * x));
         float d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K0 * (1.0f + 3.0f * GELU_K1 * x * x);
         k->y[i] = k->b[i] * d;
     }
@@ -342,38 +373,56 @@ typedef struct att_ctx {
     float *dq, *dk, *dv;
 } att_ctx;
 
-static void att_fwd_seq(void *vctx, int lo, int hi, int tid)
+/* kT[d * ld + j] = K[j, d] for j < n: keys transposed so score loops run over keys (no float
+ * reductions, so they vectorise). */
+static inline __attribute__((always_inline)) void transpose_keys(const float *K, int stride, int n, int D, float *kT, int ld)
 {
-    (void)tid;
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < D; d++)
+            kT[(size_t)d * ld + j] = K[(size_t)j * stride + d];
+}
+
+/* p[0..n) = softmax(scale * q . keys) with keys given transposed; returns nothing. */
+static inline __attribute__((always_inline)) void scores_softmax(const float *q, const float *kT, int ld, int n, int D, float scale,
+                           float *p)
+{
+    for (int j = 0; j < n; j++)
+        p[j] = 0;
+    for (int d = 0; d < D; d++) {
+        float qd = q[d] * scale;
+        const float *kr = kT + (size_t)d * ld;
+        for (int j = 0; j < n; j++)
+            p[j] += qd * kr[j];
+    }
+    float mx = p[0];
+    for (int j = 1; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    float sum = 0;
+    for (int j = 0; j < n; j++) {
+        p[j] = vexp(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+TG_HOT static void att_fwd_seq(void *vctx, int lo, int hi, int tid)
+{
     att_ctx *k = vctx;
     const tg_block_off *bo = k->bo;
     blk_act *A = k->A;
     int H = bo->heads, D = bo->head_dim, inner = H * D, Lx = A->Lx, Ly = A->Ly;
     float scale = 1.0f / sqrtf((float)D);
+    float *kT = k->c->tscr + (size_t)tid * k->c->tscr_n; /* [D, Ly] */
     for (int n = lo; n < hi; n++)
-        for (int h = 0; h < H; h++)
+        for (int h = 0; h < H; h++) {
+            transpose_keys(A->k + (size_t)n * Ly * inner + h * D, inner, Ly, D, kT, Ly);
             for (int i = 0; i < Lx; i++) {
                 const float *q = A->q + ((size_t)n * Lx + i) * inner + h * D;
                 float *p = A->p + (((size_t)n * H + h) * Lx + i) * Ly;
                 int jn = bo->causal ? i + 1 : Ly;
-                float mx = -INFINITY;
-                for (int j = 0; j < jn; j++) {
-                    const float *kk = A->k + ((size_t)n * Ly + j) * inner + h * D;
-                    float s = 0;
-                    for (int d = 0; d < D; d++)
-                        s += q[d] * kk[d];
-                    p[j] = s * scale;
-                    if (p[j] > mx)
-                        mx = p[j];
-                }
-                float sum = 0;
-                for (int j = 0; j < jn; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < jn; j++)
-                    p[j] *= inv;
+                scores_softmax(q, kT, Ly, jn, D, scale, p);
                 for (int j = jn; j < Ly; j++)
                     p[j] = 0;
                 float *a = A->a + ((size_t)n * Lx + i) * inner + h * D;
@@ -381,54 +430,61 @@ static void att_fwd_seq(void *vctx, int lo, int hi, int tid)
                     a[d] = 0;
                 for (int j = 0; j < jn; j++) {
                     const float *vv = A->v + ((size_t)n * Ly + j) * inner + h * D;
+                    float pj = p[j];
                     for (int d = 0; d < D; d++)
-                        a[d] += p[j] * vv[d];
+                        a[d] += pj * vv[d];
                 }
             }
+        }
 }
 
-static void att_bwd_seq(void *vctx, int lo, int hi, int tid)
+TG_HOT static void att_bwd_seq(void *vctx, int lo, int hi, int tid)
 {
     att_ctx *k = vctx;
     const tg_block_off *bo = k->bo;
     blk_act *A = k->A;
     int H = bo->heads, D = bo->head_dim, inner = H * D, Lx = A->Lx, Ly = A->Ly;
     float scale = 1.0f / sqrtf((float)D);
-    float *ds = k->c->tscr + (size_t)tid * k->c->tscr_n; /* [Ly] */
+    float *vT = k->c->tscr + (size_t)tid * k->c->tscr_n; /* [D, Ly] */
+    float *ds = vT + (size_t)D * Ly;                    /* [Ly] */
     for (int n = lo; n < hi; n++) {
         memset(k->dk + (size_t)n * Ly * inner, 0, (size_t)Ly * inner * sizeof(float));
         memset(k->dv + (size_t)n * Ly * inner, 0, (size_t)Ly * inner * sizeof(float));
-        for (int h = 0; h < H; h++)
+        for (int h = 0; h < H; h++) {
+            transpose_keys(A->v + (size_t)n * Ly * inner + h * D, inner, Ly, D, vT, Ly);
             for (int i = 0; i < Lx; i++) {
                 const float *p = A->p + (((size_t)n * H + h) * Lx + i) * Ly;
                 const float *da = k->da + ((size_t)n * Lx + i) * inner + h * D;
                 const float *q = A->q + ((size_t)n * Lx + i) * inner + h * D;
                 float *dq = k->dq + ((size_t)n * Lx + i) * inner + h * D;
                 int jn = bo->causal ? i + 1 : Ly;
-                float dot = 0;
-                for (int j = 0; j < jn; j++) {
-                    const float *vv = A->v + ((size_t)n * Ly + j) * inner + h * D;
-                    float *dvv = k->dv + ((size_t)n * Ly + j) * inner + h * D;
-                    float s = 0;
-                    for (int d = 0; d < D; d++) {
-                        s += da[d] * vv[d];
-                        dvv[d] += p[j] * da[d];
-                    }
-                    ds[j] = s;
-                    dot += p[j] * s;
+                /* ds_j = da . v_j */
+                for (int j = 0; j < jn; j++)
+                    ds[j] = 0;
+                for (int d = 0; d < D; d++) {
+                    float g = da[d];
+                    const float *vr = vT + (size_t)d * Ly;
+                    for (int j = 0; j < jn; j++)
+                        ds[j] += g * vr[j];
                 }
+                float dot = 0;
+                for (int j = 0; j < jn; j++)
+                    dot += p[j] * ds[j];
                 for (int d = 0; d < D; d++)
                     dq[d] = 0;
                 for (int j = 0; j < jn; j++) {
-                    float g = p[j] * (ds[j] - dot) * scale;
+                    float pj = p[j], g = pj * (ds[j] - dot) * scale;
                     const float *kk = A->k + ((size_t)n * Ly + j) * inner + h * D;
                     float *dkk = k->dk + ((size_t)n * Ly + j) * inner + h * D;
+                    float *dvv = k->dv + ((size_t)n * Ly + j) * inner + h * D;
                     for (int d = 0; d < D; d++) {
                         dq[d] += g * kk[d];
                         dkk[d] += g * q[d];
+                        dvv[d] += pj * da[d];
                     }
                 }
             }
+        }
     }
 }
 
@@ -790,7 +846,14 @@ static size_t layout_train(cpu *c, float *base)
     c->s_v = take(&a, My * inner);
     c->s_yn = take(&a, Me * C);
     /* per-thread scratch: attention row [Ly] and LayerNorm partials [2 width] */
-    size_t ts = (size_t)(Ly > 2 * S ? Ly : 2 * S);
+    /* per-thread scratch: transposed keys [head_dim, keys] + a row of scores, or LayerNorm
+     * partials [2 width] */
+    size_t keys = (size_t)(Ly > 2 * S ? Ly : 2 * S), hd = (size_t)f->head_dim;
+    if (keys < (size_t)L)
+        keys = (size_t)L;
+    if (hd < (size_t)f->p_feat)
+        hd = (size_t)f->p_feat;
+    size_t ts = (hd + 2) * keys;
     if (ts < 2 * wmax)
         ts = 2 * wmax;
     if (ts < (size_t)2 * C)
@@ -909,7 +972,7 @@ typedef struct adam_ctx {
     const uint8_t *decay;
 } adam_ctx;
 
-static void adam_params(void *vctx, int lo, int hi, int tid)
+TG_HOT static void adam_params(void *vctx, int lo, int hi, int tid)
 {
     (void)tid;
     adam_ctx *k = vctx;
@@ -1051,49 +1114,55 @@ typedef struct dec_ctx {
     int t, Kper, cross;
 } dec_ctx;
 
-/* One query row against its keys: the self cache (t + 1 keys) or its position's cross K/V. */
-static void dec_att_rows(void *vctx, int lo, int hi, int tid)
+/* Cross-attention of the decoder: items are positions; the Kper rows of a position share its
+ * keys, transposed once per head. */
+TG_HOT static void dec_cross_pos(void *vctx, int lo, int hi, int tid)
 {
     dec_ctx *k = vctx;
     cpu *c = k->c;
-    int H = k->bo->heads, D = k->bo->head_dim, P = c->P, L = c->L, Ly = 3 * c->S2;
+    int H = k->bo->heads, D = k->bo->head_dim, P = c->P, Ly = 3 * c->S2;
     float scale = 1.0f / sqrtf((float)D);
-    float *p = c->tscr + (size_t)tid * c->tscr_n;
-    for (int r = lo; r < hi; r++) {
-        const float *Kb, *Vb;
-        int nk;
-        if (k->cross) {
-            Kb = k->K + (size_t)(r / k->Kper) * Ly * P;
-            Vb = k->V + (size_t)(r / k->Kper) * Ly * P;
-            nk = Ly;
-        } else {
-            Kb = k->K + (size_t)r * L * P;
-            Vb = k->V + (size_t)r * L * P;
-            nk = k->t + 1;
-        }
+    float *kT = c->tscr + (size_t)tid * c->tscr_n, *p = kT + (size_t)D * Ly;
+    for (int n = lo; n < hi; n++) {
+        const float *Kb = k->K + (size_t)n * Ly * P, *Vb = k->V + (size_t)n * Ly * P;
         for (int h = 0; h < H; h++) {
-            const float *q = k->q + (size_t)r * P + h * D;
-            float mx = -INFINITY;
-            for (int j = 0; j < nk; j++) {
-                const float *kk = Kb + (size_t)j * P + h * D;
-                float s = 0;
+            transpose_keys(Kb + h * D, P, Ly, D, kT, Ly);
+            for (int s = 0; s < k->Kper; s++) {
+                size_t r = (size_t)n * k->Kper + s;
+                scores_softmax(k->q + r * P + h * D, kT, Ly, Ly, D, scale, p);
+                float *a = k->a + r * P + h * D;
                 for (int d = 0; d < D; d++)
-                    s += q[d] * kk[d];
-                p[j] = s * scale;
-                mx = p[j] > mx ? p[j] : mx;
+                    a[d] = 0;
+                for (int j = 0; j < Ly; j++) {
+                    const float *vv = Vb + (size_t)j * P + h * D;
+                    float pj = p[j];
+                    for (int d = 0; d < D; d++)
+                        a[d] += pj * vv[d];
+                }
             }
-            float sum = 0;
-            for (int j = 0; j < nk; j++) {
-                p[j] = expf(p[j] - mx);
-                sum += p[j];
-            }
-            float inv = 1.0f / sum;
+        }
+    }
+}
+
+/* Causal self-attention of the decoder at step t: each row against its own t + 1 cached keys. */
+TG_HOT static void dec_self_rows(void *vctx, int lo, int hi, int tid)
+{
+    dec_ctx *k = vctx;
+    cpu *c = k->c;
+    int H = k->bo->heads, D = k->bo->head_dim, P = c->P, L = c->L, nk = k->t + 1;
+    float scale = 1.0f / sqrtf((float)D);
+    float *kT = c->tscr + (size_t)tid * c->tscr_n, *p = kT + (size_t)D * L;
+    for (int r = lo; r < hi; r++) {
+        const float *Kb = k->K + (size_t)r * L * P, *Vb = k->V + (size_t)r * L * P;
+        for (int h = 0; h < H; h++) {
+            transpose_keys(Kb + h * D, P, nk, D, kT, L);
+            scores_softmax(k->q + (size_t)r * P + h * D, kT, L, nk, D, scale, p);
             float *a = k->a + (size_t)r * P + h * D;
             for (int d = 0; d < D; d++)
                 a[d] = 0;
             for (int j = 0; j < nk; j++) {
                 const float *vv = Vb + (size_t)j * P + h * D;
-                float pj = p[j] * inv;
+                float pj = p[j];
                 for (int d = 0; d < D; d++)
                     a[d] += pj * vv[d];
             }
@@ -1120,8 +1189,10 @@ static void dec_block(cpu *c, int layer, int R, int t, int Kper)
         k.K = c->sk[j];
         k.V = c->sv[j];
     }
-    int nk = k.cross ? 3 * c->S2 : t + 1;
-    tg_pool_for(c->pool, R, 4.0 * P * nk, dec_att_rows, &k);
+    if (k.cross)
+        tg_pool_for(c->pool, R / Kper, 4.0 * P * 3 * c->S2 * Kper, dec_cross_pos, &k);
+    else
+        tg_pool_for(c->pool, R, 4.0 * P * (t + 1), dec_self_rows, &k);
     lin_fwd(c, &bo->o, c->ia, R, c->ix1, P, c->ix);
     ln_fwd(c, &bo->norm_mlp, c->ix1, R, c->ixm, NULL, NULL);
     lin_fwd(c, &bo->mlp_in, c->ixm, R, c->ih, wc, NULL);

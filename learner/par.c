@@ -38,7 +38,7 @@ static void *worker(void *arg)
     int tid = a->tid;
     free(a);
     pthread_mutex_lock(&p->mu);
-    unsigned seen = p->gen;
+    unsigned seen = 0; /* gen starts at 0: a worker that starts late still sees the first job */
     for (;;) {
         while (p->gen == seen && !p->stop)
             pthread_cond_wait(&p->go, &p->mu);
