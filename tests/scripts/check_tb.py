@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Reads a tensorgame TensorBoard directory with TensorBoard's own EventAccumulator and checks it.
 
-  check_tb.py DIR [--scalar TAG]... [--text TAG]... [--session-start] [--min-points N]
+  check_tb.py DIR [--scalar TAG]... [--increasing TAG]... [--text TAG]... [--session-start]
+               [--min-points N]
 
-Every --scalar tag must have at least N points (default 1) with finite values and strictly
-increasing steps after TensorBoard's purge of orphaned data (so a resumed run must carry a
-SessionLog START marker or its overlapping steps show up as duplicates). Every --text tag must be
-a text-plugin string tensor. --session-start: some file holds a SessionLog START event."""
+Every --scalar tag must have at least N points (default 1) with finite values. An --increasing
+tag is also a scalar whose steps must strictly increase after TensorBoard's purge of orphaned
+data (so a resumed run must carry a SessionLog START marker, or the steps it repeats show up
+twice). Every --text tag must be a text-plugin string tensor. --session-start: some file holds a
+SessionLog START event."""
 import argparse
 import glob
 import math
@@ -22,6 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--scalar", action="append", default=[])
+    ap.add_argument("--increasing", action="append", default=[])
     ap.add_argument("--text", action="append", default=[])
     ap.add_argument("--session-start", action="store_true")
     ap.add_argument("--min-points", type=int, default=1)
@@ -37,7 +40,7 @@ def main():
     print(f"{len(files)} event file(s); scalars: {sorted(tags['scalars'])}")
     print(f"tensors: {sorted(tags['tensors'])}")
     bad = []
-    for t in a.scalar:
+    for t in a.scalar + a.increasing:
         if t not in tags["scalars"]:
             bad.append(f"scalar {t} missing")
             continue
@@ -47,7 +50,7 @@ def main():
             bad.append(f"scalar {t}: {len(ev)} points < {a.min_points}")
         if any(not math.isfinite(e.value) for e in ev):
             bad.append(f"scalar {t}: non-finite value")
-        if any(s2 <= s1 for s1, s2 in zip(steps, steps[1:])):
+        if t in a.increasing and any(s2 <= s1 for s1, s2 in zip(steps, steps[1:])):
             bad.append(f"scalar {t}: steps not increasing: {steps}")
         print(f"  {t}: {len(ev)} points, steps {steps[0]}..{steps[-1]}, last {ev[-1].value:.6g}")
     for t in a.text:
