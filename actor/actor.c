@@ -597,13 +597,16 @@ static int produce(tg_actor *a)
     }
     int work = 0, idle = 0;
     while (a->cur->n < a->cur->cap && idle < a->n_slots) {
-        int si = a->rr;
+        int si = a->rr, done = 0, r;
         a->rr = (a->rr + 1) % a->n_slots;
-        int r = step_slot(a, &a->slots[si], si);
-        if (r < 0)
-            return -1;
-        if (r > 0) {
-            work += r;
+        /* a few steps of one game in a row while its tree is in cache */
+        while (done < 32 && a->cur->n < a->cur->cap && (r = step_slot(a, &a->slots[si], si)) != 0) {
+            if (r < 0)
+                return -1;
+            done += r;
+        }
+        if (done > 0) {
+            work += done;
             idle = 0;
         } else {
             idle++;
