@@ -194,8 +194,9 @@ void tg_game_features(const tg_game *g, float *out_tensors, int n_scalars, float
 {
     const int S = g->S;
     const size_t n3 = (size_t)S * S * S;
+    const int32_t *res = g->residual;
     for (size_t i = 0; i < n3; i++)
-        out_tensors[i] = (float)g->residual[i];
+        out_tensors[i] = (float)res[i];
     for (int k = 0; k < g->history; k++) {
         float *o = out_tensors + (size_t)(k + 1) * n3;
         int s = g->step - 1 - k; /* most recent first */
@@ -204,7 +205,10 @@ void tg_game_features(const tg_game *g, float *out_tensors, int n_scalars, float
             continue;
         }
         const int8_t *a = g->actions + (size_t)s * 3 * S;
-        const int8_t *u = a, *v = a + S, *w = a + 2 * S;
+        const int8_t *u = a, *v = a + S;
+        float wf[TG_MAX_S];
+        for (int l = 0; l < S; l++)
+            wf[l] = (float)a[2 * S + l];
         for (int i = 0; i < S; i++) {
             float *oi = o + (size_t)i * S * S;
             if (!u[i]) {
@@ -212,10 +216,14 @@ void tg_game_features(const tg_game *g, float *out_tensors, int n_scalars, float
                 continue;
             }
             for (int j = 0; j < S; j++) {
-                float uv = (float)(u[i] * v[j]);
                 float *oij = oi + (size_t)j * S;
+                if (!v[j]) {
+                    memset(oij, 0, (size_t)S * sizeof(float));
+                    continue;
+                }
+                const float uv = (float)(u[i] * v[j]);
                 for (int l = 0; l < S; l++)
-                    oij[l] = uv * (float)w[l];
+                    oij[l] = uv * wf[l];
             }
         }
     }
