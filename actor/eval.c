@@ -169,7 +169,13 @@ typedef struct remote_eval {
     pending_rq *rq;
     int n, cap;
     double last_warn;
+    int bad_in_row;  /* invalid answers since the last valid one */
+    char last_bad[512];
 } remote_eval;
+
+/* This many invalid answers in a row (and none valid) mean the service speaks another
+ * configuration (S, n_steps, K ...): a fatal error rather than an endless re-issue loop. */
+#define MAX_BAD_IN_ROW 50
 
 static int try_send(remote_eval *r, pending_rq *p)
 {
@@ -255,6 +261,7 @@ static int take_response(remote_eval *r, const Tg__EvalResponse *rs, int *done)
 
 static void warn_limited(remote_eval *r, const char *what)
 {
+    snprintf(r->last_bad, sizeof r->last_bad, "%s", what);
     double now = tg_now();
     if (now - r->last_warn > 5.0) {
         tg_warn("inference: %s", what);
@@ -321,8 +328,17 @@ static int remote_poll(tg_evaluator *ev, int timeout_ms, tg_eval_batch **out)
                     ev->errors++;
                     warn_limited(r, "unexpected message type from the inference service");
                 }
+                int bad = got < 0 || !e || e->body_case != TG__ENVELOPE__BODY_EVAL_RESPONSE;
                 tg_wire_free(e);
                 zmq_msg_close(&m);
+                if (got > 0)
+                    r->bad_in_row = 0;
+                else if (bad)
+                    r->bad_in_row++;
+                if (r->bad_in_row >= MAX_BAD_IN_ROW)
+                    return tg_fail("the inference service gave %d invalid answers in a row (last: %s); "
+                                   "does it run the same configuration (game.*, infer.samples)?",
+                                   r->bad_in_row, r->last_bad);
                 if (got > 0) {
                     *out = r->rq[idx].b;
                     free(r->rq[idx].buf);
@@ -381,7 +397,7 @@ tg_evaluator *tg_eval_remote_new(const tg_config *c, const tg_eval_dims *d, cons
     r->sock = tg_sock_connect(r->sec, ZMQ_DEALER, first);
     if (!r->sock)
         goto fail;
-    zmq_disconnect(r->sock, first);
+    (void)zmq_disconnect(r->sock, first); /* connected again below, with the options */
     int one = 1, ivl = 100, ivl_max = 5000, hb = 1000, hb_to = 5000;
     if (zmq_setsockopt(r->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
         zmq_setsockopt(r->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||

@@ -58,7 +58,7 @@ static void *connect_replay(tg_sock_sec *sec, const char *endpoint)
     if (!sock)
         return NULL;
     /* the reconnect backoff and heartbeat options must precede the connection: connect again */
-    zmq_disconnect(sock, endpoint);
+    (void)zmq_disconnect(sock, endpoint); /* connected again below, with the options */
     int one = 1, ivl = 100, ivl_max = 5000, hb = 1000, hb_to = 5000;
     if (zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||

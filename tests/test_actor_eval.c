@@ -19,6 +19,7 @@ typedef struct rogue {
     volatile int stop;
     int n_steps;
     int requests;
+    int always_error; /* answer every request with an Error (a service of another config) */
 } rogue;
 
 static void reply(rogue *r, zmq_msg_t *id, uint64_t request_id, int B, int k, int n_steps)
@@ -58,7 +59,9 @@ static void *rogue_main(void *arg)
         zmq_msg_recv(&body, r->sock, 0);
         Tg__Envelope *e = tg_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), 1u << 26);
         r->requests++;
-        if (e && e->body_case == TG__ENVELOPE__BODY_EVAL_REQUEST) {
+        if (r->always_error) {
+            tg_wire_send_error(r->sock, zmq_msg_data(&id), zmq_msg_size(&id), 400, "wrong S");
+        } else if (e && e->body_case == TG__ENVELOPE__BODY_EVAL_REQUEST) {
             uint64_t rid = e->eval_request->request_id;
             int B = (int)e->eval_request->tensors->shape[0];
             if (rid == 1) {
@@ -131,6 +134,39 @@ static void test_remote_misbehaving_service(void **state)
     tg_evaluator_free(ev);
     tg_eval_batch_free(b1);
     tg_eval_batch_free(b2);
+    r.stop = 1;
+    pthread_join(r.thread, NULL);
+    tg_sock_close(r.sock);
+}
+
+/* A service that only ever answers errors is a fatal error with its message, not a loop. */
+static void test_remote_persistent_errors(void **state)
+{
+    (void)state;
+    tg_config c;
+    tg_config_defaults(&c);
+    assert_int_equal(tg_config_finish(&c), 0);
+    rogue r = {0};
+    r.always_error = 1;
+    r.sock = tg_sock_bind(NULL, ZMQ_ROUTER, "tcp://127.0.0.1:*");
+    assert_non_null(r.sock);
+    assert_int_equal(tg_sock_last_endpoint(r.sock, r.endpoint, sizeof r.endpoint), 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, rogue_main, &r), 0);
+    tg_eval_dims d = {c.game.S, c.game.history + 1, c.game.n_scalars, 4, c.game.n_steps, 1.0f};
+    tg_evaluator *ev = tg_eval_remote_new(&c, &d, r.endpoint, 0.005);
+    assert_non_null(ev);
+    tg_eval_batch *b = tg_eval_batch_new(&d, 1, 1), *out = NULL;
+    memset(b->tensors, 0, (size_t)d.T * d.S * d.S * d.S * sizeof(float));
+    memset(b->scalars, 0, (size_t)d.n_scalars * sizeof(float));
+    b->n = 1;
+    assert_int_equal(ev->submit(ev, b), 0);
+    int rc = 0;
+    for (int i = 0; i < 2000 && rc == 0; i++)
+        rc = ev->poll(ev, 10, &out);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(tg_errmsg(), "wrong S"));
+    tg_evaluator_free(ev);
+    tg_eval_batch_free(b);
     r.stop = 1;
     pthread_join(r.thread, NULL);
     tg_sock_close(r.sock);
@@ -232,6 +268,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remote_misbehaving_service),
+        cmocka_unit_test(test_remote_persistent_errors),
         cmocka_unit_test(test_remote_no_service),
         cmocka_unit_test(test_fake_rejects_malformed),
     };
