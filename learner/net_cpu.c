@@ -145,36 +145,71 @@ typedef struct cpu {
 
 /* ---------------------------------------------------------------- BLAS helpers */
 
-static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, const float *A,
-                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
+typedef struct gemm_ctx {
+    CBLAS_TRANSPOSE ta, tb;
+    int N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float beta;
+    float *C;
+    /* lin_fwd's row initialisation (bias, optional residual), done per chunk */
+    const float *bias, *res;
+    int res_ld;
+} gemm_ctx;
+
+/* Rows [lo, hi) of C: one single-threaded OpenBLAS call per chunk. */
+static void gemm_rows(void *vctx, int lo, int hi, int tid)
 {
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0) {
-        if (beta == 0.0f)
+    (void)tid;
+    gemm_ctx *g = vctx;
+    if (g->bias)
+        for (int i = lo; i < hi; i++) {
+            float *y = g->C + (size_t)i * g->ldc;
+            if (g->res) {
+                const float *r = g->res + (size_t)i * g->res_ld;
+                for (int j = 0; j < g->N; j++)
+                    y[j] = r[j] + g->bias[j];
+            } else {
+                memcpy(y, g->bias, (size_t)g->N * sizeof *y);
+            }
+        }
+    const float *A = g->ta == CblasNoTrans ? g->A + (size_t)lo * g->lda : g->A + lo;
+    float *C = g->C + (size_t)lo * g->ldc;
+    int M = hi - lo;
+    if (g->K <= 0) {
+        if (g->beta == 0.0f)
             for (int i = 0; i < M; i++)
-                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+                memset(C + (size_t)i * g->ldc, 0, (size_t)g->N * sizeof *C);
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, M, g->N, g->K, 1.0f, A, g->lda, g->B, g->ldb,
+                g->beta, C, g->ldc);
+}
+
+/* C[M, N] = op(A) op(B) + beta C, the rows of C split over the pool (OpenBLAS itself runs one
+ * thread per call: its own spinning workers would compete with the pool's). */
+static void gemm_ex(cpu *c, gemm_ctx *g, int M)
+{
+    if (M <= 0 || g->N <= 0)
+        return;
+    tg_pool_for(c->pool, M, 2.0 * g->N * (g->K > 0 ? g->K : 1), gemm_rows, g);
+}
+
+static void gemm(cpu *c, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_ctx g = {.ta = ta, .tb = tb, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
+                  .A = A, .B = B, .beta = beta, .C = C};
+    gemm_ex(c, &g, M);
 }
 
 /* Y[M, out] (row stride ldy) = X[M, in] W^T + b (+ res[M, out] when res != NULL). */
 static void lin_fwd(cpu *c, const tg_lin_off *l, const float *X, int M, float *Y, int ldy,
                     const float *res)
 {
-    const float *W = c->w + l->w, *b = c->w + l->b;
-    for (int i = 0; i < M; i++) {
-        float *y = Y + (size_t)i * ldy;
-        if (res) {
-            const float *r = res + (size_t)i * l->out;
-            for (int j = 0; j < l->out; j++)
-                y[j] = r[j] + b[j];
-        } else {
-            memcpy(y, b, (size_t)l->out * sizeof *y);
-        }
-    }
-    gemm(CblasNoTrans, CblasTrans, M, l->out, l->in, X, l->in, W, l->in, 1.0f, Y, ldy);
+    gemm_ctx g = {.ta = CblasNoTrans, .tb = CblasTrans, .N = l->out, .K = l->in, .lda = l->in,
+                  .ldb = l->in, .ldc = ldy, .A = X, .B = c->w + l->w, .beta = 1.0f, .C = Y,
+                  .bias = c->w + l->b, .res = res, .res_ld = l->out};
+    gemm_ex(c, &g, M);
 }
 
 static const float *ones(cpu *c, int M)
@@ -189,12 +224,12 @@ static void lin_bwd(cpu *c, const tg_lin_off *l, const float *dY, const float *X
 {
     if (M <= 0)
         return;
-    gemm(CblasTrans, CblasNoTrans, l->out, l->in, M, dY, l->out, X, l->in, 1.0f, c->g + l->w,
-         l->in);
+    gemm(c, CblasTrans, CblasNoTrans, l->out, l->in, M, dY, l->out, X, l->in, 1.0f,
+         c->g + l->w, l->in);
     cblas_sgemv(CblasRowMajor, CblasTrans, M, l->out, 1.0f, dY, l->out, ones(c, M), 1, 1.0f,
                 c->g + l->b, 1);
     if (dX)
-        gemm(CblasNoTrans, CblasNoTrans, M, l->in, l->out, dY, l->out, c->w + l->w, l->in,
+        gemm(c, CblasNoTrans, CblasNoTrans, M, l->in, l->out, dY, l->out, c->w + l->w, l->in,
              acc ? 1.0f : 0.0f, dX, l->in);
 }
 
@@ -890,7 +925,7 @@ static void *cpu_create(const tg_params *tab, int max_batch, int threads, uint64
         threads = n > 0 ? (int)n : 1;
     }
     c->threads = threads;
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1); /* parallelism comes from the pool (gemm_ex) */
     c->pool = tg_pool_new(threads);
     if (!c->pool)
         goto fail;
