@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ void replay_batch_free(replay_batch *b)
     }
 }
 
+static void malloc_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 replay_sampler *replay_sampler_new(const tg_config *c, replay_table *tables[REPLAY_NTABLES])
 {
     replay_sampler *s = calloc(1, sizeof *s);
@@ -47,6 +54,11 @@ replay_sampler *replay_sampler_new(const tg_config *c, replay_table *tables[REPL
         tg_fail("out of memory");
         return NULL;
     }
+    /* A paper-size batch is ~48 MB twice (arrays, packed message). Above glibc's mmap threshold
+     * every batch would be fresh mmap'd pages, and page faults then cost more than building it;
+     * from the heap the memory is reused. Process-wide, set once. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, malloc_setup);
     s->c = c;
     for (int i = 0; i < REPLAY_NTABLES; i++)
         s->t[i] = tables[i];
@@ -156,7 +168,31 @@ static void rank_one(float *out, int S, const int8_t *a)
 typedef struct pick {
     const replay_game *g;
     int move;
+    const tg_sperm *perm;
 } pick;
+
+/* Packing without copying the big array: a ProtobufCBuffer that leaves a hole where the tensors'
+ * bytes go (recognised by their data pointer, which protobuf-c passes through unread), so the
+ * features are then written once, straight into the message. */
+typedef struct zbuf {
+    ProtobufCBuffer base;
+    uint8_t *data;
+    size_t len;
+    const uint8_t *hole;
+    size_t hole_off;
+} zbuf;
+
+static void zbuf_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    zbuf *z = (zbuf *)b;
+    if (data == z->hole)
+        z->hole_off = z->len;
+    else
+        memcpy(z->data + z->len, data, len);
+    z->len += len;
+}
+
+static const uint8_t hole_marker;
 
 replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
 {
@@ -169,29 +205,29 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
     if (replay_sampler_split(s, B, from))
         return NULL;
     int S = s->S, T = s->T, A = 3 * S, NS = s->n_steps, NSC = s->n_scalars;
-    size_t S3 = (size_t)S * S * S;
+    size_t S3 = (size_t)S * S * S, per = (size_t)T * S3;
     pick *pk = malloc((size_t)B * sizeof *pk);
-    float *tens = calloc((size_t)B * T * S3, sizeof(float));
     float *scal = calloc((size_t)B * NSC, sizeof(float));
     int32_t *tok = malloc((size_t)B * NS * sizeof(int32_t));
     float *ret = malloc((size_t)B * sizeof(float));
     int32_t *res = malloc(S3 * sizeof *res), *resp = malloc(S3 * sizeof *resp);
+    float *x = malloc(per * sizeof *x);
     replay_batch *out = calloc(1, sizeof *out);
-    if (!pk || !tens || !scal || !tok || !ret || !res || !resp || !out) {
+    int n = 0;
+    if (!pk || !scal || !tok || !ret || !res || !resp || !x || !out) {
         tg_fail("out of memory building a batch of %d", B);
         goto fail;
     }
     /* Choose positions under the read locks and take references, build features without locks. */
-    int n = 0;
     for (int t = 0; t < REPLAY_NTABLES; t++) {
         if (!from[t])
             continue;
         replay_table_rdlock(s->t[t]);
         int64_t np = replay_table_positions_locked(s->t[t]);
-        if (np <= 0) { /* emptied meanwhile (cannot happen: tables only grow or evict to >= 1) */
+        if (np <= 0) { /* tables never shrink below one game; kept as a guard */
             replay_table_unlock(s->t[t]);
             tg_fail("table %s is empty", replay_table_names[t]);
-            goto fail_refs;
+            goto fail;
         }
         for (int k = 0; k < from[t]; k++) {
             int64_t u = (int64_t)(tg_rng_uniform(rng) * (double)np);
@@ -204,22 +240,13 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
         replay_table_unlock(s->t[t]);
     }
     TG_ASSERT(n == B);
+    /* pass 1: permutation, policy target, return, scalars */
     for (int i = 0; i < B; i++) {
         const replay_game *g = pk[i].g;
         int j = pk[i].move;
         int ti = target_index(c, g->dims);
         TG_ASSERT(ti >= 0); /* validated on insert and load */
-        const tg_sperm *p = &s->perms[ti * s->n_perms + (s->n_perms > 1 ? tg_rng_below(rng, (uint32_t)s->n_perms) : 0)];
-        float *x = tens + (size_t)i * T * S3;
-        replay_game_residual(g, j, res);
-        tg_sperm_apply_tensor(p, res, resp);
-        for (size_t e = 0; e < S3; e++)
-            x[e] = (float)resp[e];
-        int8_t a[3 * TG_MAX_S];
-        for (int h = 1; h < T && j - h >= 0; h++) {
-            tg_sperm_apply_action(p, g->actions + (size_t)(j - h) * A, a);
-            rank_one(x + (size_t)h * S3, S, a);
-        }
+        pk[i].perm = &s->perms[ti * s->n_perms + (s->n_perms > 1 ? (int)tg_rng_below(rng, (uint32_t)s->n_perms) : 0)];
         /* policy target: a child drawn from the stored improved policy, else the played move */
         const int8_t *target = g->actions + (size_t)j * A;
         int k0 = g->pol_off[j], k1 = g->pol_off[j + 1];
@@ -236,7 +263,8 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
                 target = g->pol_actions + (size_t)k * A;
             }
         }
-        tg_sperm_apply_action(p, target, a);
+        int8_t a[3 * TG_MAX_S];
+        tg_sperm_apply_action(pk[i].perm, target, a);
         tg_action_canonicalize(a, S, g->mod2);
         if (tg_action_to_tokens(&c->game.F, S, NS, a, tok + (size_t)i * NS)) {
             /* entries are checked on insert and load, so this is a broken invariant */
@@ -246,14 +274,12 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
         ret[i] = g->returns[j];
         scal[(size_t)i * NSC] = (float)j / (float)c->game.r_limit;
     }
-    for (int i = 0; i < B; i++)
-        replay_game_unref((replay_game *)pk[i].g);
-    n = 0;
+    /* the message, with a hole for the tensors */
     Tg__Batch bt = TG__BATCH__INIT;
     Tg__Array at = TG__ARRAY__INIT, as = TG__ARRAY__INIT, ak = TG__ARRAY__INIT, ar = TG__ARRAY__INIT;
     int64_t st[5] = {B, T, S, S, S}, ss[2] = {B, NSC}, sk[2] = {B, NS}, sr[1] = {B};
     int64_t b1[5], b2[2], b3[2], b4[1];
-    tg_array_set(&at, TG__DTYPE__F32, 5, st, b1, tens, (size_t)B * T * S3 * sizeof(float));
+    tg_array_set(&at, TG__DTYPE__F32, 5, st, b1, &hole_marker, (size_t)B * per * sizeof(float));
     tg_array_set(&as, TG__DTYPE__F32, 2, ss, b2, scal, (size_t)B * NSC * sizeof(float));
     tg_array_set(&ak, TG__DTYPE__I32, 2, sk, b3, tok, (size_t)B * NS * sizeof(int32_t));
     tg_array_set(&ar, TG__DTYPE__F32, 1, sr, b4, ret, (size_t)B * sizeof(float));
@@ -265,20 +291,46 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
     bt.from_played = (uint32_t)from[REPLAY_PLAYED];
     bt.from_best = (uint32_t)from[REPLAY_BEST];
     Tg__Envelope env = TG__ENVELOPE__INIT;
+    env.version = TG_PROTO_VERSION;
     env.body_case = TG__ENVELOPE__BODY_BATCH;
     env.batch = &bt;
-    out->len = tg_wire_encode(&env, &out->data);
-    if (!out->data)
+    size_t size = tg__envelope__get_packed_size(&env);
+    zbuf z = {.base = {zbuf_append}, .data = malloc(size), .hole = &hole_marker, .hole_off = (size_t)-1};
+    if (!z.data) {
+        tg_fail("out of memory packing a batch of %zu bytes", size);
         goto fail;
+    }
+    protobuf_c_message_pack_to_buffer(&env.base, &z.base);
+    TG_ASSERT(z.len == size && z.hole_off != (size_t)-1);
+    /* pass 2: the features, written once into the message (unaligned: memcpy per position) */
+    uint8_t *dst = z.data + z.hole_off;
+    for (int i = 0; i < B; i++) {
+        const replay_game *g = pk[i].g;
+        int j = pk[i].move;
+        replay_game_residual(g, j, res);
+        tg_sperm_apply_tensor(pk[i].perm, res, resp);
+        for (size_t e = 0; e < S3; e++)
+            x[e] = (float)resp[e];
+        memset(x + S3, 0, (per - S3) * sizeof *x);
+        int8_t a[3 * TG_MAX_S];
+        for (int h = 1; h < T && j - h >= 0; h++) {
+            tg_sperm_apply_action(pk[i].perm, g->actions + (size_t)(j - h) * A, a);
+            rank_one(x + (size_t)h * S3, S, a);
+        }
+        memcpy(dst + (size_t)i * per * sizeof *x, x, per * sizeof *x);
+    }
+    for (int i = 0; i < B; i++)
+        replay_game_unref((replay_game *)pk[i].g);
+    out->data = z.data;
+    out->len = size;
     out->B = B;
     memcpy(out->from, from, sizeof from);
-    free(pk), free(tens), free(scal), free(tok), free(ret), free(res), free(resp);
+    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x);
     return out;
-fail_refs:
+fail:
     for (int i = 0; i < n; i++)
         replay_game_unref((replay_game *)pk[i].g);
-fail:
-    free(pk), free(tens), free(scal), free(tok), free(ret), free(res), free(resp);
+    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x);
     replay_batch_free(out);
     return NULL;
 }

@@ -20,6 +20,7 @@ int tg_bench_net(int argc, char **argv);     /* tools/cmd_bench_net.c */
 int tg_bench_game(int argc, char **argv);    /* tools/cmd_bench_game.c */
 int tg_bench_mcts(int argc, char **argv);    /* tools/cmd_bench_mcts.c */
 int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
+int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
 /* The network against golden vectors (tools/cmd_golden.c). */
 int tg_cmd_golden(int argc, char **argv);
 
