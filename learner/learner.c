@@ -59,6 +59,20 @@ static int mkdirs(const char *run_dir)
     return 0;
 }
 
+/* RUN_DIR/config.yaml, when nobody wrote it (a learner started by hand): `tg status` and later
+ * processes read the run's targets from it. link() makes "create unless present" atomic. */
+static void write_run_config(const tg_config *cfg)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
+    if (access(path, F_OK) == 0)
+        return;
+    snprintf(tmp, sizeof tmp, "%s/.config.yaml.%d", cfg->run.dir, (int)getpid());
+    if (tg_config_write(cfg, tmp) == 0 && link(tmp, path) == 0)
+        tg_info("wrote %s", path);
+    unlink(tmp);
+}
+
 /* The effective config as YAML text (stored in every checkpoint). */
 static char *config_yaml(const tg_config *cfg, const char *run_dir)
 {
@@ -571,6 +585,8 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     snprintf(logpath, sizeof logpath, "%s/logs/%s.log", cfg->run.dir, L->name);
     if (tg_log_set_file(logpath) != 0)
         tg_warn("log file %s: %s", logpath, tg_errmsg());
+    if (!o->serve_only)
+        write_run_config(cfg);
     L->best_json = json_object();
     L->replay_stats = json_object();
     snprintf(L->disc.path, sizeof L->disc.path, "%s/results.h5", cfg->run.dir);

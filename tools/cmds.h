@@ -19,7 +19,7 @@ int tg_bench_matmul(int argc, char **argv);
 int tg_bench_net(int argc, char **argv);     /* tools/cmd_bench_net.c */
 int tg_bench_game(int argc, char **argv);    /* tools/cmd_bench_game.c */
 int tg_bench_mcts(int argc, char **argv);    /* tools/cmd_bench_mcts.c */
-int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
+int tg_bench_learner(int argc, char **argv); /* tools/cmd_bench_learner.c */
 int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
 /* The network against golden vectors (tools/cmd_golden.c). */
 int tg_cmd_golden(int argc, char **argv);
@@ -30,6 +30,11 @@ int tg_cmd_stats(int argc, char **argv);
 
 /* A run directory at a glance (tools/cmd_status.c). */
 int tg_cmd_status(int argc, char **argv);
+
+/* fastmm: multiply with a factorization (tools/cmd_matmul.c), export it as C/CUDA source
+ * (tools/cmd_export.c). */
+int tg_cmd_matmul(int argc, char **argv);
+int tg_cmd_export(int argc, char **argv);
 
 /* 1 if argv[1..] asks for help (-h or --help). */
 int tg_cmd_wants_help(int argc, char **argv);
