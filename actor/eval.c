@@ -66,7 +66,10 @@ typedef struct local_eval {
     tg_eval_batch **ready;
     int nready, cap;
     uint64_t next_id;
+    int32_t *res; /* [S^3] residual read back from features */
 } local_eval;
+
+void tg_eval_local_use_features(tg_evaluator *ev) { ev->wants_features = 1; }
 
 static int local_submit(tg_evaluator *ev, tg_eval_batch *b)
 {
@@ -79,7 +82,11 @@ static int local_submit(tg_evaluator *ev, tg_eval_batch *b)
     for (int i = 0; i < b->n; i++) {
         int32_t *tok = b->tokens + (size_t)i * K * ns;
         if (l->kind == TG_LOCAL_FAKE) {
-            tg_fake_policy_eval(&l->pol, b->residuals + i * S3, K, &l->rng, tok, &b->values[i]);
+            const int32_t *res = b->residuals ? b->residuals + i * S3 : l->res;
+            if (!b->residuals) /* slice 0 of the features is the residual */
+                for (size_t j = 0; j < S3; j++)
+                    l->res[j] = (int32_t)b->tensors[(size_t)i * l->d.T * S3 + j];
+            tg_fake_policy_eval(&l->pol, res, K, &l->rng, tok, &b->values[i]);
         } else {
             if (l->n_logits <= (1 << 16)) { /* four tokens per random word (multiply-shift) */
                 for (int j = 0; j < K * ns; j += 4) {
@@ -126,6 +133,7 @@ static void local_free(tg_evaluator *ev)
 {
     local_eval *l = (local_eval *)ev;
     free(l->ready);
+    free(l->res);
     free(l);
 }
 
@@ -147,6 +155,12 @@ tg_evaluator *tg_eval_local_new(const tg_config *c, const tg_eval_dims *d, enum 
     l->r_limit = c->game.r_limit;
     tg_fake_policy_init(&l->pol, c, 0.25);
     tg_rng_seed(&l->rng, seed, 0x10ca1);
+    l->res = malloc((size_t)d->S * d->S * d->S * sizeof(int32_t));
+    if (!l->res) {
+        free(l);
+        tg_fail("out of memory");
+        return NULL;
+    }
     return &l->base;
 }
 

@@ -63,6 +63,10 @@ enum tg_local_kind { TG_LOCAL_UNIFORM = 0, TG_LOCAL_FAKE = 1 };
 tg_evaluator *tg_eval_local_new(const tg_config *c, const tg_eval_dims *d, enum tg_local_kind kind,
                                 uint64_t seed);
 
+/* Makes an in-process evaluator take network features instead of residuals (the actor then
+ * builds them as for the remote one: benchmarks that include that cost). */
+void tg_eval_local_use_features(tg_evaluator *ev);
+
 /* Remote evaluator: a DEALER connected to every endpoint of the comma-separated list (as in
  * infer.connect), with ZeroMQ's reconnect backoff and heartbeats. timeout_s: re-issue a request
  * not answered after this long. */

@@ -14,7 +14,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tg bench mcts [--target n,m,p] [--seconds S] [--games N] [--fake]\n"
+            "usage: tg bench mcts [--target n,m,p] [--seconds S] [--games N] [--fake] [--features]\n"
             "                     [--endpoint URL[,URL...]] [--config FILE] [section.key=value ...]\n\n"
             "Runs the actor (one thread, actor.games games, actor.simulations simulations per move,\n"
             "K = infer.samples) for S seconds and prints simulations/s, moves/s and games/s. Without\n"
@@ -26,6 +26,8 @@ static void usage(FILE *out)
             "  --seconds S      measured time (default 5)\n"
             "  --games N        games in flight (default 64)\n"
             "  --fake           in-process test-double policy instead of uniform\n"
+            "  --features       build the network's input features for every leaf, as for a remote\n"
+            "                   evaluator (included in the figure)\n"
             "  --endpoint URL   inference service(s) to evaluate against\n");
 }
 
@@ -40,7 +42,7 @@ int tg_bench_mcts(int argc, char **argv)
     char tbuf[64] = "game.targets=2,2,2", gbuf[64] = "actor.games=64";
     const char *endpoint = NULL;
     double seconds = 5;
-    int fake = 0, n = 0;
+    int fake = 0, features = 0, n = 0;
     if (!av)
         return 1;
     av[n++] = argv[0];
@@ -60,6 +62,8 @@ int tg_bench_mcts(int argc, char **argv)
             endpoint = argv[++i];
         } else if (!strcmp(a, "--fake")) {
             fake = 1;
+        } else if (!strcmp(a, "--features")) {
+            features = 1;
         } else {
             av[n++] = argv[i];
         }
@@ -90,6 +94,8 @@ int tg_bench_mcts(int argc, char **argv)
             fprintf(stderr, "tg bench mcts: %s\n", tg_errmsg());
             return 1;
         }
+        if (features)
+            tg_eval_local_use_features(ev);
     }
     tg_actor_opts o = {0};
     o.eval = ev;
@@ -117,6 +123,8 @@ int tg_bench_mcts(int argc, char **argv)
     printf("target: %s  S=%d  K=%d  games=%d  simulations/move=%d  evaluator=%s\n", c.game.targets[0], c.game.S,
            c.infer.samples, c.actor.games, c.actor.simulations,
            endpoint ? endpoint : fake ? "in-process fake policy" : "in-process zero-cost (uniform)");
+    if (!endpoint)
+        printf("features: %s\n", features ? "built for every leaf (h+1 slices, signed permutation)" : "not built");
     printf("seconds: %.2f\n", st.seconds);
     printf("simulations/s: %.0f\n", st.simulations / s);
     printf("simulations per CPU-second: %.0f (%.2f s of CPU in %.2f s: below 1 means other processes shared the core)\n",
