@@ -114,7 +114,9 @@ typedef struct cpu {
     float *xin[3];   /* in_proj inputs [B S^2, S T + 1] */
     float *E;        /* torso state / output [B, 3, S, S, c] */
     float *gtmp;     /* [B S^2, c] */
-    blk_act *tact;   /* [layers * 3], N = B S, Lx = 2S */
+    float *trbase;   /* training arena (lazy) */
+    blk_act *tact;   /* [layers * 3], N = B S, Lx = 2S: kept for backward */
+    blk_act tact_inf; /* one stage's activations when nothing is kept */
     float *tout;     /* stage output [B S 2S, c] */
     blk_act *pact;   /* [2 p_layers] */
     float *pxf;      /* policy decoder output [B L, P] */
@@ -126,7 +128,7 @@ typedef struct cpu {
     /* backward scratch */
     float *dE, *dlogits, *dr, *dv0, *dv1, *dquant;
     float *d_a, *d_b;            /* ping-pong [max tokens, max width] */
-    float *s_wc, *s_cx, *s_cx2, *s_x1, *s_in, *s_q, *s_k, *s_v, *s_y, *s_yn;
+    float *s_wc, *s_cx, *s_x1, *s_in, *s_q, *s_k, *s_v, *s_y, *s_yn;
     float *tscr;     /* per-thread scratch [threads, tscr_n] */
     size_t tscr_n;
     float *ones;     /* [max rows] of 1 for column sums */
@@ -610,7 +612,8 @@ static void stage_move(cpu *c, int B, int m1, int m2, float *E, float *seq, int 
             }
 }
 
-static void torso_fwd(cpu *c, int B, const float *tensors, const float *scalars)
+/* keep: store every stage's activations for torso_bwd (else one buffer serves all stages). */
+static void torso_fwd(cpu *c, int B, const float *tensors, const float *scalars, int keep)
 {
     int S = c->S, T = c->T, S2 = c->S2, C = c->cfg.c, F = S * T + 1;
     /* grids: g0[i,j] <- (i,j,k), g1[k,i] <- (i,j,k) along j, g2[j,k] <- along i; feature k*T+t
@@ -640,7 +643,7 @@ static void torso_fwd(cpu *c, int B, const float *tensors, const float *scalars)
     }
     for (int l = 0; l < c->cfg.layers; l++)
         for (int s = 0; s < 3; s++) {
-            blk_act *A = &c->tact[l * 3 + s];
+            blk_act *A = keep ? &c->tact[l * 3 + s] : &c->tact_inf;
             A->N = B * S;
             stage_move(c, B, STAGES[s][0], STAGES[s][1], c->E, A->x, 0);
             block_fwd(c, &c->lay->torso[l * 3 + s], A, NULL, c->tout);
@@ -829,20 +832,51 @@ static void heads_bwd(cpu *c, int B, const int32_t *targets)
 
 /* ---------------------------------------------------------------- creation */
 
-static size_t layout_train(cpu *c, float *base)
+/* What inference needs too: the torso's input and state, one stage's activations (reused by
+ * every stage when nothing is kept for a backward pass), per-thread scratch. */
+static size_t layout_base(cpu *c, float *base)
 {
     arena a = {base, 0};
     const tg_net_config *f = &c->cfg;
     int B = c->max_batch, S = c->S, S2 = c->S2, C = f->c, P = c->P, L = c->L;
     int F = S * c->T + 1, Ly = 3 * S2;
-    size_t Mt = (size_t)B * 2 * S2, Mp = (size_t)B * L, Me = (size_t)B * Ly;
+    size_t Mt = (size_t)B * 2 * S2, Me = (size_t)B * Ly;
     for (int g = 0; g < 3; g++)
         c->xin[g] = take(&a, (size_t)B * S2 * F);
     c->E = take(&a, Me * C);
     c->gtmp = take(&a, (size_t)B * S2 * C);
+    if (f->layers > 0)
+        blk_act_take(&a, &c->tact_inf, &c->lay->torso[0], B * S, 2 * S, 2 * S);
+    c->tout = take(&a, Mt * C);
+    size_t wmax = (size_t)(C > P ? C : P);
+    /* per-thread scratch: transposed keys [head_dim, keys] + a row of scores, a row of logits,
+     * or LayerNorm partials [2 width] */
+    size_t keys = (size_t)(Ly > 2 * S ? Ly : 2 * S), hd = (size_t)f->head_dim;
+    if (keys < (size_t)L)
+        keys = (size_t)L;
+    if (hd < (size_t)f->p_feat)
+        hd = (size_t)f->p_feat;
+    size_t ts = (hd + 2) * keys;
+    if (ts < (size_t)c->NL)
+        ts = (size_t)c->NL;
+    if (ts < 2 * wmax)
+        ts = 2 * wmax;
+    c->tscr_n = (ts + 15) & ~(size_t)15;
+    c->tscr = take(&a, c->tscr_n * (size_t)c->threads);
+    return a.used;
+}
+
+/* Activations kept for the backward pass and its scratch (allocated on the first training or
+ * teacher-forced call, so that an inference-only net never pays for them). */
+static size_t layout_train(cpu *c, float *base)
+{
+    arena a = {base, 0};
+    const tg_net_config *f = &c->cfg;
+    int B = c->max_batch, S = c->S, S2 = c->S2, C = f->c, P = c->P, L = c->L;
+    int Ly = 3 * S2;
+    size_t Mt = (size_t)B * 2 * S2, Mp = (size_t)B * L, Me = (size_t)B * Ly;
     for (int i = 0; i < f->layers * 3; i++)
         blk_act_take(&a, &c->tact[i], &c->lay->torso[i], B * S, 2 * S, 2 * S);
-    c->tout = take(&a, Mt * C);
     for (int i = 0; i < 2 * f->p_layers; i++)
         blk_act_take(&a, &c->pact[i], &c->lay->policy[i], B, L, (i % 2) ? Ly : L);
     c->pxf = take(&a, Mp * P);
@@ -872,7 +906,6 @@ static size_t layout_train(cpu *c, float *base)
     size_t wc = (size_t)f->widen * wmax;
     c->s_wc = take(&a, Mx * wc);
     c->s_cx = take(&a, Mx * wmax);
-    c->s_cx2 = take(&a, Mx * wmax);
     c->s_x1 = take(&a, Mx * wmax);
     c->s_in = take(&a, Mx * inner);
     c->s_q = take(&a, Mx * inner);
@@ -880,21 +913,6 @@ static size_t layout_train(cpu *c, float *base)
     c->s_k = take(&a, My * inner);
     c->s_v = take(&a, My * inner);
     c->s_yn = take(&a, Me * C);
-    /* per-thread scratch: attention row [Ly] and LayerNorm partials [2 width] */
-    /* per-thread scratch: transposed keys [head_dim, keys] + a row of scores, or LayerNorm
-     * partials [2 width] */
-    size_t keys = (size_t)(Ly > 2 * S ? Ly : 2 * S), hd = (size_t)f->head_dim;
-    if (keys < (size_t)L)
-        keys = (size_t)L;
-    if (hd < (size_t)f->p_feat)
-        hd = (size_t)f->p_feat;
-    size_t ts = (hd + 2) * keys;
-    if (ts < 2 * wmax)
-        ts = 2 * wmax;
-    if (ts < (size_t)2 * C)
-        ts = (size_t)2 * C;
-    c->tscr_n = (ts + 15) & ~(size_t)15;
-    c->tscr = take(&a, c->tscr_n * (size_t)c->threads);
     c->ones_n = My > (size_t)B * S2 ? My : (size_t)B * S2;
     c->ones = take(&a, c->ones_n);
     return a.used;
@@ -941,16 +959,14 @@ static void *cpu_create(const tg_params *tab, int max_batch, int threads, uint64
         tg_fail("out of memory (parameters)");
         goto fail;
     }
-    size_t need = layout_train(c, NULL);
+    size_t need = layout_base(c, NULL);
     c->tbase = arena_alloc(need);
     if (!c->tbase) {
-        tg_fail("out of memory: training workspace of %.1f MB for max_batch %d",
-                need * 4.0 / 1e6, max_batch);
+        tg_fail("out of memory: workspace of %.1f MB for max_batch %d", need * 4.0 / 1e6,
+                max_batch);
         goto fail;
     }
-    layout_train(c, c->tbase);
-    for (size_t i = 0; i < c->ones_n; i++)
-        c->ones[i] = 1.0f;
+    layout_base(c, c->tbase);
     tg_params_init(tab, c->w, seed);
     return c;
 fail:
@@ -969,6 +985,7 @@ static void cpu_destroy(void *impl)
     free(c->m);
     free(c->v);
     free(c->tbase);
+    free(c->trbase);
     free(c->ibase);
     free(c->tact);
     free(c->pact);
@@ -982,12 +999,29 @@ static void cpu_destroy(void *impl)
 
 /* ---------------------------------------------------------------- training */
 
+static int ensure_train(cpu *c)
+{
+    if (c->trbase)
+        return 0;
+    size_t need = layout_train(c, NULL);
+    c->trbase = arena_alloc(need);
+    if (!c->trbase)
+        return tg_fail("out of memory: training workspace of %.1f MB for max_batch %d",
+                       need * 4.0 / 1e6, c->max_batch);
+    layout_train(c, c->trbase);
+    for (size_t i = 0; i < c->ones_n; i++)
+        c->ones[i] = 1.0f;
+    return 0;
+}
+
 static int cpu_loss_grad(void *impl, const tg_opt_config *opt, const tg_batch_view *b,
                          tg_losses *loss, float *grads)
 {
     cpu *c = impl;
     int B = b->B;
-    torso_fwd(c, B, b->tensors, b->scalars);
+    if (ensure_train(c))
+        return -1;
+    torso_fwd(c, B, b->tensors, b->scalars, 1);
     heads_fwd(c, B, b->tokens);
     tg_losses l;
     losses(c, B, b->tokens, b->returns, opt->value_weight, &l);
@@ -1066,7 +1100,9 @@ static int cpu_forward(void *impl, const tg_batch_view *b, float *logits, float 
 {
     cpu *c = impl;
     int B = b->B;
-    torso_fwd(c, B, b->tensors, b->scalars);
+    if (ensure_train(c))
+        return -1;
+    torso_fwd(c, B, b->tensors, b->scalars, 1);
     heads_fwd(c, B, b->tokens);
     if (logits)
         memcpy(logits, c->logits, (size_t)B * c->L * c->NL * sizeof(float));
@@ -1238,7 +1274,7 @@ static void dec_block(cpu *c, int layer, int R, int t, int Kper)
 /* Torso on N positions, then the cross-attention keys and values of every cross layer. */
 static void dec_prepare(cpu *c, const float *tensors, const float *scalars, int N)
 {
-    torso_fwd(c, N, tensors, scalars);
+    torso_fwd(c, N, tensors, scalars, 0);
     int Ly = 3 * c->S2;
     for (int j = 0; j < c->cfg.p_layers; j++) {
         const tg_block_off *bo = &c->lay->policy[2 * j + 1];
@@ -1257,6 +1293,57 @@ static void dec_step(cpu *c, int R, int t, int Kper)
     for (size_t i = 0; i < (size_t)R * c->P; i++)
         c->ix1[i] = c->ihN[i] > 0 ? c->ihN[i] : 0;
     lin_fwd(c, &c->lay->pout, c->ix1, R, c->ilog, c->NL, NULL);
+}
+
+typedef struct choose_ctx {
+    cpu *c;
+    int greedy, t;
+    float inv_temp;
+    const float *u;
+    float *logits_out, *logp;
+} choose_ctx;
+
+/* Each row's token at step t: argmax, or the inverse-CDF draw of softmax(logits / temperature)
+ * with the row's uniform; the log-probability of the choice accumulates into logp. */
+TG_HOT static void choose_rows(void *vctx, int lo, int hi, int tid)
+{
+    choose_ctx *k = vctx;
+    cpu *c = k->c;
+    int NL = c->NL, L = c->L, t = k->t;
+    float *pr = c->tscr + (size_t)tid * c->tscr_n;
+    for (int r = lo; r < hi; r++) {
+        const float *l = c->ilog + (size_t)r * NL;
+        if (k->logits_out)
+            memcpy(k->logits_out + ((size_t)r * L + t) * NL, l, (size_t)NL * sizeof(float));
+        int best = 0;
+        float mx = l[0];
+        for (int j = 1; j < NL; j++)
+            if (l[j] > mx) {
+                mx = l[j];
+                best = j;
+            }
+        int choice = best;
+        double lp = 0;
+        if (!k->greedy) {
+            float s = 0;
+            for (int j = 0; j < NL; j++) {
+                pr[j] = vexp((l[j] - mx) * k->inv_temp);
+                s += pr[j];
+            }
+            float target = k->u[(size_t)r * L + t] * s, cum = 0;
+            for (int j = 0; j < NL; j++) {
+                cum += pr[j];
+                if (cum > target && pr[j] > 0) {
+                    choice = j;
+                    break;
+                }
+            }
+            lp = (double)(l[choice] - mx) * k->inv_temp - log((double)s);
+        }
+        c->itok[(size_t)r * L + t] = choice;
+        if (k->logp)
+            k->logp[r] = (t == 0 ? 0.0f : k->logp[r]) + (float)lp;
+    }
 }
 
 /* Decodes K actions for each of N positions. mode 0: sample with uniforms u [N, K, L] at
@@ -1310,44 +1397,9 @@ static int decode(cpu *c, const float *tensors, const float *scalars, int N, int
                 }
         }
         /* choose each row's token */
-        for (size_t r = 0; r < R; r++) {
-            const float *l = c->ilog + r * NL;
-            if (logits_out)
-                memcpy(logits_out + (r * L + t) * NL, l, (size_t)NL * sizeof(float));
-            int best = 0;
-            float mx = l[0];
-            for (int j = 1; j < NL; j++)
-                if (l[j] > mx) {
-                    mx = l[j];
-                    best = j;
-                }
-            int choice = best;
-            double lp = 0;
-            if (!greedy) {
-                double inv = 1.0 / temperature, s = 0;
-                for (int j = 0; j < NL; j++)
-                    s += exp((l[j] - mx) * inv);
-                double target = u[r * L + t] * s, cum = 0;
-                choice = -1;
-                for (int j = 0; j < NL; j++) {
-                    double e = exp((l[j] - mx) * inv);
-                    cum += e;
-                    if (cum > target && e > 0) {
-                        choice = j;
-                        break;
-                    }
-                }
-                if (choice < 0)
-                    choice = best;
-                lp = (l[choice] - mx) * inv - log(s);
-            }
-            c->itok[r * L + t] = choice;
-            if (logp) {
-                if (t == 0)
-                    logp[r] = 0;
-                logp[r] += (float)lp;
-            }
-        }
+        choose_ctx ch = {.c = c, .greedy = greedy, .inv_temp = 1.0f / temperature, .u = u,
+                         .t = t, .logits_out = logits_out, .logp = logp};
+        tg_pool_for(c->pool, (int)R, 8.0 * NL, choose_rows, &ch);
     }
     if (tokens)
         memcpy(tokens, c->itok, R * L * sizeof(int32_t));

@@ -2,12 +2,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "learner/net.h"
 #include "tools/cmds.h"
+
+/* CPU seconds of the whole process: on a shared machine, wall time includes other programs'
+ * time slices; per-thread CPU time is the figure that does not (printed beside wall time). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void bench_net_usage(FILE *out)
 {
@@ -125,31 +135,34 @@ int tg_bench_net(int argc, char **argv)
         if (tg_net_train_step(net, &bv, &st))
             goto fail;
     first = st.loss.total;
-    double t0 = tg_now();
+    double t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_train_step(net, &bv, &st))
             goto fail;
-    double dt = (tg_now() - t0) / steps;
-    printf("train: batch %d, %d steps, %.4f s/step, %.1f samples/s (loss %.3f -> %.3f)\n", batch,
-           steps, dt, batch / dt, first, st.loss.total);
+    double dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
+    printf("train: batch %d, %d steps, %.4f s/step, %.1f samples/s; %.4f CPU s/step, %.1f "
+           "samples per CPU second (loss %.3f -> %.3f)\n", batch, steps, dt, batch / dt, ct,
+           batch / ct, first, st.loss.total);
     tg_eval_out eo = {.tokens = stok, .value = value};
     if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, 1, &eo))
         goto fail;
-    t0 = tg_now();
+    t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, (uint64_t)i, &eo))
             goto fail;
-    dt = (tg_now() - t0) / steps;
-    printf("eval: %d positions x K=%d samples, %.4f s/call, %.1f positions/s (%.0f actions/s)\n",
-           ebatch, K, dt, ebatch / dt, ebatch * (double)K / dt);
+    dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
+    printf("eval: %d positions x K=%d samples, %.4f s/call, %.1f positions/s (%.0f actions/s); "
+           "%.1f positions per CPU second\n", ebatch, K, dt, ebatch / dt, ebatch * (double)K / dt,
+           ebatch / ct);
     if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))
         goto fail;
-    t0 = tg_now();
+    t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))
             goto fail;
-    dt = (tg_now() - t0) / steps;
-    printf("greedy: %d positions, %.4f s/call, %.1f positions/s\n", ebatch, dt, ebatch / dt);
+    dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
+    printf("greedy: %d positions, %.4f s/call, %.1f positions/s; %.1f positions per CPU "
+           "second\n", ebatch, dt, ebatch / dt, ebatch / ct);
     rc = 0;
     goto out;
 fail:
