@@ -73,7 +73,10 @@ static int write_file(const replay_results *r)
     snprintf(tmp, sizeof tmp, "%s.tmp", r->path);
     snprintf(dir, sizeof dir, "%s", r->path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110); /* checksummed metadata */
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         return tg_fail("cannot create %s", tmp);
     int rc = put_str(f, "format", "tensorgame-results");

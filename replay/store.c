@@ -39,7 +39,7 @@ static int write_ds(hid_t g, const char *name, hid_t mtype, int rank, const hsiz
     hid_t sp = -1, dcpl = -1, ds = -1;
     if ((sp = H5Screate_simple(rank, dims, maxd)) < 0 || (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
         H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
-        H5Pset_deflate(dcpl, DEFLATE_LEVEL) < 0) {
+        H5Pset_deflate(dcpl, DEFLATE_LEVEL) < 0 || H5Pset_fletcher32(dcpl) < 0) {
         tg_fail("cannot set up dataset %s", name);
         goto fail;
     }
@@ -207,8 +207,8 @@ int replay_store_write(const char *path, const replay_store_meta *meta, const re
     snprintf(dir, sizeof dir, "%s", path);
     unlink(tmp);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* 1.8 format so that older h5py/HDF5 read it too */
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    /* the 1.10 format: checksums on all metadata, so damage is reported, never misread */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f < 0)

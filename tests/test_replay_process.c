@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "learner/tb.h"
 #include "replay/store.h"
 #include "tests/replay_helpers.h"
 
@@ -104,6 +105,13 @@ static int has_id(replay_game **g, int64_t n, uint64_t id)
     return 0;
 }
 
+static void count_played(void *ud, const char *tag, int64_t step, double wall, double value)
+{
+    (void)step, (void)wall, (void)value;
+    if (!strcmp(tag, "replay/played.positions"))
+        (*(int *)ud)++;
+}
+
 static void test_kill9(void **st)
 {
     (void)st;
@@ -143,6 +151,23 @@ static void test_kill9(void **st)
             fail_msg("acknowledged game %llu is missing", (unsigned long long)a.ids[i]);
     assert_true(t.n[REPLAY_DEMOS] > 0);
     replay_store_tables_free(&t);
+    /* h5py reads it, and the layout is the documented one */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/scripts/check_replay_h5.py %s %d", TG_SOURCE_DIR, dir, a.n);
+    assert_int_equal(system(cmd), 0);
+    /* TensorBoard scalars were written */
+    char tbdir[128], ev[512] = "";
+    snprintf(tbdir, sizeof tbdir, "%s/tb/tg-replay", dir);
+    DIR *d = opendir(tbdir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!strncmp(de->d_name, "events.out.tfevents.", 20))
+            snprintf(ev, sizeof ev, "%s/%s", tbdir, de->d_name);
+    closedir(d);
+    int n_played = 0;
+    assert_int_equal(tg_tb_read_scalars(ev, count_played, &n_played), 0);
+    assert_true(n_played > 0);
     free(a.ids);
 }
 
