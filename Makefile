@@ -43,6 +43,8 @@ CFLAGS   += -DTG_HAVE_CUDA -I$(CUDA_HOME)/include
 NVFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall -I. -I$(BUILD)/gen -DTG_HAVE_CUDA \
             -Wno-deprecated-gpu-targets
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
+# net.c refers to the CUDA backend weakly: name it so the linker takes it from libtg.a
+LDFLAGS  += -Wl,-u,tg_net_cuda_ops
 CU_SRC   := $(wildcard learner/cuda/*.cu fastmm/*.cu)
 else
 CU_SRC   :=

@@ -1,0 +1,52 @@
+/* C-callable surface of learner/cuda/ beyond the backend table (tg_net_cuda_ops in net.h):
+ * device facts, and host-array wrappers that run one kernel family on the GPU so that
+ * tests/test_cuda_*.c can compare it with a CPU reference. Only built with TG_HAVE_CUDA.
+ * Every function returns 0, or -1 with a message (tg_errmsg). */
+#ifndef TG_CUDA_API_H
+#define TG_CUDA_API_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of usable CUDA devices (0 without a driver or device; TG_NO_CUDA=1 forces 0). */
+int tg_cuda_devices(void);
+/* "NVIDIA H100 80GB HBM3, cc 9.0, cuDNN 91400, cuBLASLt 130100" into buf. */
+int tg_cuda_describe(char *buf, int len);
+
+/* LayerNorm forward (bf16 output returned as float) and backward. */
+int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
+                           const float *dy, float *y, float *dx, float *dw, float *db);
+/* GELU (tanh) with bias: pre = x + bias (bf16), y = gelu(pre); dx = dy * gelu'(pre). */
+int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const float *dy,
+                      float *y, float *dx);
+/* Softmax cross-entropy rows: loss [rows], dlogits [rows, n] (scaled by gscale). */
+int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
+                      float *loss, float *dlogits);
+/* Quantile Huber loss elements [B, Q] and gradient. */
+int tg_cuda_test_qloss(int B, int Q, const float *q, const float *ret, float gscale, float *loss,
+                       float *dq);
+/* One AdamW step over n elements (p, m, v updated in place; p16 = bf16 copy as float). */
+int tg_cuda_test_adamw(long n, float *p, float *p16, const float *g, float *m, float *v,
+                       const uint8_t *decay, float lr, float b1, float b2, float eps, float wd,
+                       int step, float clip, float *gnorm);
+/* Row-major GEMM D[M, N] = op(A) op(B) (+ bias[N]) (+ beta D) with bf16 inputs (rounded from
+ * the floats given), fp32 output; epi 0 none, 1 bias, 3 bias gradient (bgrad[M] = rowsums of
+ * op(A), needs ta = 1). epilogues 0 forces the kernel fallbacks. */
+int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
+                      const float *bias, float beta, int epi, int epilogues, float *D,
+                      float *bgrad);
+/* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
+ * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
+ * 2 cuDNN SDPA, 3 short-sequence kernels (returns 1 when the path rejects the shape). */
+int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
+                           const float *q, const float *k, const float *v, const float *dout,
+                           float *o, float *dq, float *dk, float *dv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

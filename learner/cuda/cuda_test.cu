@@ -1,0 +1,332 @@
+/* Host-array wrappers of the CUDA kernels for the unit tests (see cuda_api.h), and device facts. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cudnn.h>
+
+#include "learner/cuda/attn.h"
+#include "learner/cuda/cuda_api.h"
+#include "learner/cuda/gemm.h"
+
+/* device scratch for one test call: a bump allocator over one cudaMalloc */
+typedef struct tbuf {
+    char *base;
+    size_t off, cap;
+} tbuf;
+
+static void *tb_take(tbuf *t, size_t bytes)
+{
+    size_t o = (t->off + 255) & ~(size_t)255;
+    if (o + bytes > t->cap)
+        return NULL;
+    t->off = o + bytes;
+    return t->base + o;
+}
+
+static int tb_open(tbuf *t, size_t cap)
+{
+    t->off = 0;
+    t->cap = cap;
+    CU_CHECK(cudaMalloc((void **)&t->base, cap));
+    return 0;
+}
+
+static float *up_f(tbuf *t, const float *h, size_t n)
+{
+    float *d = (float *)tb_take(t, n * sizeof(float) + 4);
+    if (d && h)
+        cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    return d;
+}
+
+static bf16 *up_bf(tbuf *t, const float *h, size_t n)
+{
+    bf16 *tmp = (bf16 *)malloc(n * sizeof(bf16) + 2);
+    bf16 *d = (bf16 *)tb_take(t, n * sizeof(bf16) + 4);
+    if (!tmp || !d) {
+        free(tmp);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = __float2bfloat16(h ? h[i] : 0.f);
+    cudaMemcpy(d, tmp, n * sizeof(bf16), cudaMemcpyHostToDevice);
+    free(tmp);
+    return d;
+}
+
+static int down_f(float *h, const float *d, size_t n)
+{
+    CU_CHECK(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+static int down_bf(float *h, const bf16 *d, size_t n)
+{
+    bf16 *tmp = (bf16 *)malloc(n * sizeof(bf16) + 2);
+    if (!tmp)
+        return tg_fail("out of memory");
+    cudaError_t e = cudaMemcpy(tmp, d, n * sizeof(bf16), cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < n; i++)
+        h[i] = __bfloat162float(tmp[i]);
+    free(tmp);
+    CU_CHECK(e);
+    return 0;
+}
+
+#define NEED(p)                                                                                \
+    do {                                                                                       \
+        if (!(p)) {                                                                            \
+            rc = tg_fail("test scratch exhausted");                                            \
+            goto out;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+extern "C" {
+
+int tg_cuda_devices(void)
+{
+    int n = 0;
+    if (getenv("TG_NO_CUDA"))
+        return 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess)
+        return 0;
+    return n;
+}
+
+int tg_cuda_describe(char *buf, int len)
+{
+    cudaDeviceProp p;
+    CU_CHECK(cudaGetDeviceProperties(&p, 0));
+    snprintf(buf, (size_t)len, "%s, cc %d.%d, %d SMs, cuDNN %zu, cuBLASLt %zu", p.name, p.major,
+             p.minor, p.multiProcessorCount, cudnnGetVersion(), cublasLtGetVersion());
+    return 0;
+}
+
+int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
+                           const float *dy, float *y, float *dx, float *dw, float *db)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)rows * n * 20 + (size_t)n * 32 + rows * 16 + 65536))
+        return -1;
+    int rc = 0;
+    float *dX = up_f(&t, x, rows * n), *dW = up_f(&t, w, n), *dB = up_f(&t, b, n);
+    float *dDY = up_f(&t, dy, rows * n), *dDX = up_f(&t, NULL, rows * n);
+    float *mean = up_f(&t, NULL, rows), *rstd = up_f(&t, NULL, rows);
+    float *gw = up_f(&t, NULL, n), *gb = up_f(&t, NULL, n);
+    bf16 *Y = (bf16 *)tb_take(&t, rows * n * 2);
+    NEED(dX && dW && dB && dDY && dDX && mean && rstd && gw && gb && Y);
+    cudaMemset(gw, 0, n * 4);
+    cudaMemset(gb, 0, n * 4);
+    if (tgc_layernorm_fwd(0, dX, n, dW, dB, Y, TGC_BF16, n, mean, rstd, rows, n) ||
+        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, 0, gw, gb, rows, n) ||
+        down_bf(y, Y, rows * n) || down_f(dx, dDX, rows * n) || down_f(dw, gw, n) ||
+        down_f(db, gb, n))
+        rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const float *dy,
+                      float *y, float *dx)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)rows * n * 8 + n * 4 + 65536))
+        return -1;
+    int rc = 0;
+    bf16 *pre = up_bf(&t, x, rows * n), *bb = up_bf(&t, bias, n), *Y = up_bf(&t, NULL, rows * n);
+    bf16 *D = up_bf(&t, dy, rows * n);
+    NEED(pre && bb && Y && D);
+    if (tgc_bias_gelu(0, pre, bb, Y, rows, n) || tgc_gelu_bwd(0, D, pre, rows * n) ||
+        down_bf(y, Y, rows * n) || down_bf(dx, D, rows * n))
+        rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
+                      float *loss, float *dlogits)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)rows * n * 8 + rows * 16 + 65536))
+        return -1;
+    int rc = 0;
+    float *L = up_f(&t, logits, rows * n), *lo = up_f(&t, NULL, rows),
+          *dl = up_f(&t, NULL, rows * n);
+    int32_t *T = (int32_t *)tb_take(&t, rows * 4);
+    NEED(L && lo && dl && T);
+    cudaMemcpy(T, tgt, rows * 4, cudaMemcpyHostToDevice);
+    if (tgc_xent(0, L, T, rows, n, lo, dl, gscale) || down_f(loss, lo, rows) ||
+        down_f(dlogits, dl, rows * n))
+        rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_qloss(int B, int Q, const float *q, const float *ret, float gscale, float *loss,
+                       float *dq)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)B * Q * 12 + B * 4 + 65536))
+        return -1;
+    int rc = 0;
+    float *dQ = up_f(&t, q, (size_t)B * Q), *R = up_f(&t, ret, B), *lo = up_f(&t, NULL, (size_t)B * Q),
+          *g = up_f(&t, NULL, (size_t)B * Q);
+    NEED(dQ && R && lo && g);
+    if (tgc_quantile_loss(0, dQ, R, B, Q, lo, g, gscale) || down_f(loss, lo, (size_t)B * Q) ||
+        down_f(dq, g, (size_t)B * Q))
+        rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_adamw(long n, float *p, float *p16, const float *g, float *m, float *v,
+                       const uint8_t *decay, float lr, float b1, float b2, float eps, float wd,
+                       int step, float clip, float *gnorm)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)n * 24 + 65536))
+        return -1;
+    int rc = 0;
+    float *P = up_f(&t, p, n), *G = up_f(&t, g, n), *M = up_f(&t, m, n), *V = up_f(&t, v, n);
+    float *ss = up_f(&t, NULL, 1);
+    bf16 *P16 = (bf16 *)tb_take(&t, n * 2);
+    uint8_t *dec = (uint8_t *)tb_take(&t, n);
+    NEED(P && G && M && V && ss && P16 && dec);
+    cudaMemcpy(dec, decay, n, cudaMemcpyHostToDevice);
+    cudaMemset(ss, 0, 4);
+    {
+        float bc1 = 1.f - powf(b1, (float)step), bc2 = 1.f - powf(b2, (float)step);
+        float sum = 0.f;
+        if (tgc_sumsq(0, G, n, ss) ||
+            tgc_adamw(0, P, P16, G, M, V, dec, n, lr, b1, b2, eps, wd, bc1, bc2, ss, clip) ||
+            down_f(p, P, n) || down_f(m, M, n) || down_f(v, V, n) || down_bf(p16, P16, n) ||
+            down_f(&sum, ss, 1))
+            rc = -1;
+        *gnorm = sqrtf(sum);
+    }
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
+                      const float *bias, float beta, int epi, int epilogues, float *D,
+                      float *bgrad)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)(M * K + K * N) * 2 + (size_t)M * N * 4 + (M + N) * 4 + 65536))
+        return -1;
+    int rc = 0;
+    tgc_gemm *g = tgc_gemm_new(32 << 20);
+    bf16 *dA = up_bf(&t, A, M * K), *dB = up_bf(&t, B, K * N);
+    float *dD = up_f(&t, D, M * N), *db = up_f(&t, bias, N), *bg = up_f(&t, NULL, M);
+    NEED(g && dA && dB && dD && db && bg);
+    tgc_gemm_set_epilogues(g, epilogues);
+    {
+        tgc_mm m;
+        memset(&m, 0, sizeof m);
+        m.ta = ta;
+        m.tb = tb;
+        m.M = M;
+        m.N = N;
+        m.K = K;
+        m.A = dA;
+        m.lda = ta ? M : K;
+        m.B = dB;
+        m.ldb = tb ? K : N;
+        m.D = dD;
+        m.ddt = TGC_F32;
+        m.ldd = N;
+        m.alpha = 1.f;
+        m.beta = beta;
+        m.epi = epi;
+        m.bias = db;
+        m.bgrad = bg;
+        if (tgc_gemm_run(g, 0, &m) || down_f(D, dD, M * N) ||
+            (epi == TGC_EPI_BGRAD && down_f(bgrad, bg, M)))
+            rc = -1;
+    }
+out:
+    tgc_gemm_free(g);
+    cudaFree(t.base);
+    return rc;
+}
+
+int tgc_sdpa_test(int N, int Lx, int Ly, int H, int D, int causal, const bf16 *q, const bf16 *k,
+                  const bf16 *v, const bf16 *dout, bf16 *o, bf16 *dq, bf16 *dk, bf16 *dv)
+    __attribute__((weak));
+
+int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
+                           const float *q, const float *k, const float *v, const float *dout,
+                           float *o, float *dq, float *dk, float *dv)
+{
+    tgc_attn_shape s;
+    memset(&s, 0, sizeof s);
+    s.N = N;
+    s.Lx = Lx;
+    s.Ly = Ly;
+    s.H = H;
+    s.D = D;
+    s.kv_div = kv_div;
+    s.causal = causal;
+    s.sq = s.so = (long)Lx * H * D;
+    s.ldq = s.ldo = s.ldk = (long)H * D;
+    s.sk = (long)Ly * H * D;
+    s.scale = 1.f / sqrtf((float)D);
+    long nq = (long)N * Lx * H * D, nk = (long)(N / kv_div) * Ly * H * D;
+    tbuf t;
+    size_t sc = tgc_attn_gemm_scratch(&s);
+    if (tb_open(&t, (size_t)(nq * 3 + nk * 4) * 2 + (size_t)N * H * Lx * Ly * 2 +
+                        (size_t)N * H * Lx * 8 + sc + 65536))
+        return -1;
+    int rc = 0;
+    tgc_gemm *g = tgc_gemm_new(32 << 20);
+    bf16 *Q = up_bf(&t, q, nq), *Kd = up_bf(&t, k, nk), *V = up_bf(&t, v, nk),
+         *O = up_bf(&t, NULL, nq);
+    bf16 *DO = dout ? up_bf(&t, dout, nq) : NULL;
+    bf16 *DQ = up_bf(&t, NULL, nq), *DK = up_bf(&t, NULL, nk), *DV = up_bf(&t, NULL, nk);
+    float *lse = up_f(&t, NULL, (size_t)N * H * Lx), *delta = up_f(&t, NULL, (size_t)N * H * Lx);
+    bf16 *P = (bf16 *)tb_take(&t, (size_t)N * H * Lx * Ly * 2);
+    void *scr = tb_take(&t, sc);
+    NEED(g && Q && Kd && V && O && (DO || !dout) && DQ && DK && DV && lse && delta && P && scr);
+    if (path == 3) {
+        if (!tgc_attn_short_ok(&s)) {
+            rc = 1;
+            goto out;
+        }
+        if (tgc_attn_fwd_short(0, &s, Q, Kd, V, O, lse) ||
+            (dout && tgc_attn_bwd_short(0, &s, Q, Kd, V, DO, lse, DQ, DK, DV)))
+            rc = -1;
+    } else if (path == TGC_ATTN_WARP) {
+        if (tgc_attn_fwd_warp(0, &s, Q, Kd, V, O, lse) ||
+            (dout && tgc_attn_bwd_warp(0, &s, Q, Kd, V, O, DO, lse, delta, DQ, DK, DV)))
+            rc = -1;
+    } else if (path == TGC_ATTN_GEMM) {
+        if (tgc_attn_fwd_gemm(g, 0, &s, Q, Kd, V, O, P, scr) ||
+            (dout && tgc_attn_bwd_gemm(g, 0, &s, Q, Kd, V, P, DO, DQ, DK, DV, scr)))
+            rc = -1;
+    } else {
+        if (!tgc_sdpa_test || kv_div != 1) {
+            rc = 1;
+            goto out;
+        }
+        rc = tgc_sdpa_test(N, Lx, Ly, H, D, causal, Q, Kd, V, DO, O, DQ, DK, DV);
+        if (rc)
+            goto out;
+    }
+    if (!rc && cudaDeviceSynchronize() != cudaSuccess)
+        rc = tg_fail("attention test: %s", cudaGetErrorString(cudaGetLastError()));
+    if (!rc && (down_bf(o, O, nq) ||
+                (dout && (down_bf(dq, DQ, nq) || down_bf(dk, DK, nk) || down_bf(dv, DV, nk)))))
+        rc = -1;
+out:
+    tgc_gemm_free(g);
+    cudaFree(t.base);
+    return rc;
+}
+
+}

@@ -1,0 +1,55 @@
+/* cuBLASLt GEMMs in row-major terms, with a plan cache (descriptors and the heuristic's algorithm
+ * per shape) and epilogues: bias, bias+GELU (keeping the pre-activation), bias gradient. An
+ * epilogue cuBLASLt rejects for a shape falls back to a plain GEMM plus a kernel of kernels.cu,
+ * so callers never see the difference. C++ only. */
+#ifndef TG_CUDA_GEMM_H
+#define TG_CUDA_GEMM_H
+
+#include "learner/cuda/cu_common.h"
+
+typedef struct tgc_gemm tgc_gemm;
+
+enum {
+    TGC_EPI_NONE = 0,
+    TGC_EPI_BIAS,      /* D = AB + beta C + bias[col] */
+    TGC_EPI_GELU_BIAS, /* aux = AB + bias (bf16), D = gelu(aux); D and aux bf16 */
+    TGC_EPI_BGRAD,     /* D = AB + beta C and bgrad[m] = sum_k op(A)[m, k] (weight gradients:
+                          A = dY stored [rows, out] with ta = 1 gives the bias gradient) */
+};
+
+/* A GEMM in row-major terms: D[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C (C = D unless given).
+ * ta/tb: 1 = the operand is stored transposed (A stored [K, M], B stored [N, K]). A and B bf16;
+ * D fp32 or bf16 (ddt). bias: fp32 when D is fp32, bf16 when D is bf16. */
+typedef struct tgc_mm {
+    int ta, tb;
+    long M, N, K;
+    const bf16 *A;
+    long lda;
+    const bf16 *B;
+    long ldb;
+    void *D;
+    const void *C;      /* beta != 0: C (layout of D); NULL = D in place */
+    int ddt;
+    long ldd;
+    float alpha, beta;
+    int epi;
+    const void *bias;
+    bf16 *aux;          /* GELU pre-activation (ld = ldd) */
+    float *bgrad;       /* TGC_EPI_BGRAD output [N] */
+} tgc_mm;
+
+tgc_gemm *tgc_gemm_new(size_t workspace_bytes);
+void tgc_gemm_free(tgc_gemm *g);
+/* Disables the epilogues (tests compare both paths); returns the previous setting. */
+int tgc_gemm_set_epilogues(tgc_gemm *g, int on);
+int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m);
+
+/* Strided batched GEMM (attention's batched-GEMM path), row-major, bf16 in, fp32 or bf16 out. */
+int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long N, long K,
+                     const bf16 *A, long lda, long sA, const bf16 *B, long ldb, long sB, void *D,
+                     int ddt, long ldd, long sD, long batch, float alpha, float beta);
+
+/* Counters for the report: GEMMs whose epilogue fell back to a kernel. */
+long tgc_gemm_fallbacks(const tgc_gemm *g);
+
+#endif

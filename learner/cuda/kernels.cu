@@ -1,0 +1,1018 @@
+/* The CUDA backend's own kernels: LayerNorm, GELU, bias, losses, reductions, AdamW and the
+ * small-sequence attention. Everything the GEMMs do not do. Memory-bound work is fused where a
+ * pass over the data can be saved (LayerNorm writes the bf16 GEMM input directly, the GELU keeps
+ * its pre-activation for backward, AdamW updates the fp32 master and its bf16 copy in one pass).
+ * Each kernel has a CPU reference in tests/test_cuda_kernels.c. */
+#include <float.h>
+#include <math.h>
+
+#include "learner/cuda/cu_common.h"
+
+#define WARP 32
+#define FULL 0xffffffffu
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+static __device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+    return v;
+}
+
+static __device__ __forceinline__ float ld_any(const void *p, int dt, long i)
+{
+    return dt == TGC_BF16 ? __bfloat162float(((const bf16 *)p)[i]) : ((const float *)p)[i];
+}
+static __device__ __forceinline__ void st_any(void *p, int dt, long i, float v)
+{
+    if (dt == TGC_BF16)
+        ((bf16 *)p)[i] = __float2bfloat16(v);
+    else
+        ((float *)p)[i] = v;
+}
+
+/* ---------------------------------------------------------------- LayerNorm */
+
+/* One warp per row; 8 rows per block. */
+__global__ void k_ln_fwd(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                         const float *__restrict__ b, void *y, int ydt, long ldy, float *mean,
+                         float *rstd, long rows, int n)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    const float *xr = x + r * ldx;
+    float s = 0.f;
+    for (int i = lane; i < n; i += WARP)
+        s += xr[i];
+    float mu = warp_sum(s) / n;
+    float v = 0.f;
+    for (int i = lane; i < n; i += WARP) {
+        float d = xr[i] - mu;
+        v += d * d;
+    }
+    float rs = rsqrtf(warp_sum(v) / n + 1e-5f);
+    for (int i = lane; i < n; i += WARP)
+        st_any(y, ydt, r * ldy + i, (xr[i] - mu) * rs * w[i] + b[i]);
+    if (lane == 0 && mean) {
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+}
+
+int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *b,
+                      void *y, int ydt, long ldy, float *mean, float *rstd, long rows, int n)
+{
+    if (rows <= 0)
+        return 0;
+    k_ln_fwd<<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* A block of 8 warps handles LN_ROWS rows; dw/db partial sums in shared memory, then one atomic
+ * per column per block. */
+#define LN_ROWS 64
+__global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                         const float *__restrict__ mean, const float *__restrict__ rstd,
+                         const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                         float *dw, float *db, long rows, int n)
+{
+    extern __shared__ float sm[];
+    float *sdw = sm, *sdb = sm + n;
+    for (int i = threadIdx.x; i < 2 * n; i += blockDim.x)
+        sm[i] = 0.f;
+    __syncthreads();
+    int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    long r0 = (long)blockIdx.x * LN_ROWS;
+    for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
+        const float *xr = x + r * ldx, *dr = dy + r * ldy;
+        float mu = mean[r], rs = rstd[r];
+        float sg = 0.f, sgx = 0.f;
+        for (int i = lane; i < n; i += WARP) {
+            float xh = (xr[i] - mu) * rs, g = dr[i] * w[i];
+            sg += g;
+            sgx += g * xh;
+            atomicAdd(&sdw[i], dr[i] * xh);
+            atomicAdd(&sdb[i], dr[i]);
+        }
+        sg = warp_sum(sg) / n;
+        sgx = warp_sum(sgx) / n;
+        float *o = dx + r * lddx;
+        for (int i = lane; i < n; i += WARP) {
+            float xh = (xr[i] - mu) * rs, g = dr[i] * w[i];
+            float d = rs * (g - sg - xh * sgx);
+            o[i] = acc ? o[i] + d : d;
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        atomicAdd(&dw[i], sdw[i]);
+        atomicAdd(&db[i], sdb[i]);
+    }
+}
+
+int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
+                      const float *rstd, const float *dy, long ldy, float *dx, long lddx,
+                      int accumulate, float *dw, float *db, long rows, int n)
+{
+    if (rows <= 0)
+        return 0;
+    size_t smem = 2 * (size_t)n * sizeof(float);
+    if (smem > 48 * 1024) {
+        static int raised;
+        if (!raised) {
+            CU_CHECK(cudaFuncSetAttribute(k_ln_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          200 * 1024));
+            raised = 1;
+        }
+    }
+    k_ln_bwd<<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,
+                                                    accumulate, dw, db, rows, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- GELU, bias, ReLU, convert */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+static __device__ __forceinline__ float gelu_f(float x)
+{
+    return 0.5f * x * (1.f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float gelu_grad(float x)
+{
+    float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * GELU_K * (1.f + 3.f * 0.044715f * x * x);
+}
+
+__global__ void k_bias_gelu(bf16 *pre, const bf16 *bias, bf16 *y, long total, int n)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        float v = __bfloat162float(pre[i]);
+        if (bias) {
+            v += __bfloat162float(bias[i % n]);
+            pre[i] = __float2bfloat16(v);
+            v = __bfloat162float(pre[i]); /* backward sees exactly the stored pre-activation */
+        }
+        y[i] = __float2bfloat16(gelu_f(v));
+    }
+}
+
+static unsigned grid_for(long n)
+{
+    long g = (n + 255) / 256;
+    return (unsigned)(g > 132 * 32 ? 132 * 32 : (g < 1 ? 1 : g));
+}
+
+int tgc_bias_gelu(cudaStream_t st, bf16 *pre, const bf16 *bias, bf16 *y, long rows, int n)
+{
+    long t = rows * n;
+    if (t <= 0)
+        return 0;
+    k_bias_gelu<<<grid_for(t), 256, 0, st>>>(pre, bias, y, t, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_gelu_bwd(bf16 *d, const bf16 *pre, long n)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x)
+        d[i] = __float2bfloat16(__bfloat162float(d[i]) * gelu_grad(__bfloat162float(pre[i])));
+}
+
+int tgc_gelu_bwd(cudaStream_t st, bf16 *d, const bf16 *pre, long n)
+{
+    if (n <= 0)
+        return 0;
+    k_gelu_bwd<<<grid_for(n), 256, 0, st>>>(d, pre, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_bias_add(void *y, int dt, long ldy, const void *bias, long rows, int n)
+{
+    long total = rows * n;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long r = i / n;
+        int c = (int)(i % n);
+        st_any(y, dt, r * ldy + c, ld_any(y, dt, r * ldy + c) + ld_any(bias, dt, c));
+    }
+}
+
+int tgc_bias_add(cudaStream_t st, void *y, int dt, long ldy, const void *bias, long rows, int n)
+{
+    if (rows * n <= 0)
+        return 0;
+    k_bias_add<<<grid_for(rows * n), 256, 0, st>>>(y, dt, ldy, bias, rows, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* Column sums: a block of 256 threads covers 32 columns x 8 row groups, then atomics. */
+__global__ void k_colsum(const void *x, int dt, long ldx, long rows, int n, float *out)
+{
+    int c = blockIdx.x * 32 + threadIdx.x % 32;
+    int g = threadIdx.x / 32;
+    __shared__ float part[8][33];
+    float s = 0.f;
+    if (c < n)
+        for (long r = (long)blockIdx.y * 8 + g; r < rows; r += 8L * gridDim.y)
+            s += ld_any(x, dt, r * ldx + c);
+    part[g][threadIdx.x % 32] = s;
+    __syncthreads();
+    if (g == 0 && c < n) {
+        float t = 0.f;
+        for (int i = 0; i < 8; i++)
+            t += part[i][threadIdx.x];
+        atomicAdd(&out[c], t);
+    }
+}
+
+int tgc_colsum(cudaStream_t st, const void *x, int dt, long ldx, long rows, int n, float *out,
+               int accumulate)
+{
+    if (!accumulate)
+        CU_CHECK(cudaMemsetAsync(out, 0, (size_t)n * sizeof(float), st));
+    if (rows <= 0)
+        return 0;
+    long gy = rows / 256 + 1;
+    if (gy > 256)
+        gy = 256;
+    dim3 grid(cdiv(n, 32), (unsigned)gy);
+    k_colsum<<<grid, 256, 0, st>>>(x, dt, ldx, rows, n, out);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_f2bf(const float *x, bf16 *y, long n)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(x[i]);
+}
+
+int tgc_f2bf(cudaStream_t st, const float *x, bf16 *y, long n)
+{
+    if (n <= 0)
+        return 0;
+    k_f2bf<<<grid_for(n), 256, 0, st>>>(x, y, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_relu_bf(const float *x, long ldx, bf16 *y, long ldy, long rows, int n)
+{
+    long total = rows * n;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long r = i / n;
+        int c = (int)(i % n);
+        y[r * ldy + c] = __float2bfloat16(fmaxf(x[r * ldx + c], 0.f));
+    }
+}
+
+int tgc_relu_bf(cudaStream_t st, const float *x, long ldx, bf16 *y, long ldy, long rows, int n)
+{
+    if (rows * n <= 0)
+        return 0;
+    k_relu_bf<<<grid_for(rows * n), 256, 0, st>>>(x, ldx, y, ldy, rows, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_relu_bwd(const float *dy, long lddy, const float *x, long ldx, float *dx,
+                           long lddx, int acc, long rows, int n)
+{
+    long total = rows * n;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long r = i / n;
+        int c = (int)(i % n);
+        float d = x[r * ldx + c] > 0.f ? dy[r * lddy + c] : 0.f;
+        dx[r * lddx + c] = acc ? dx[r * lddx + c] + d : d;
+    }
+}
+
+int tgc_relu_bwd(cudaStream_t st, const float *dy, long lddy, const float *x, long ldx, float *dx,
+                 long lddx, int accumulate, long rows, int n)
+{
+    if (rows * n <= 0)
+        return 0;
+    k_relu_bwd<<<grid_for(rows * n), 256, 0, st>>>(dy, lddy, x, ldx, dx, lddx, accumulate, rows,
+                                                   n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- losses */
+
+__global__ void k_xent(const float *logits, const int32_t *tgt, long rows, int n, float *loss,
+                       float *dl, float gscale)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    const float *x = logits + r * n;
+    float m = -FLT_MAX;
+    for (int i = lane; i < n; i += WARP)
+        m = fmaxf(m, x[i]);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int i = lane; i < n; i += WARP)
+        s += expf(x[i] - m);
+    float lse = m + logf(warp_sum(s));
+    int t = tgt[r];
+    if (lane == 0)
+        loss[r] = lse - x[t];
+    if (dl)
+        for (int i = lane; i < n; i += WARP)
+            dl[r * n + i] = (expf(x[i] - lse) - (i == t ? 1.f : 0.f)) * gscale;
+}
+
+int tgc_xent(cudaStream_t st, const float *logits, const int32_t *tgt, long rows, int n,
+             float *loss_rows, float *dlogits, float gscale)
+{
+    if (rows <= 0)
+        return 0;
+    k_xent<<<cdiv(rows, 8), 256, 0, st>>>(logits, tgt, rows, n, loss_rows, dlogits, gscale);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_qloss(const float *q, const float *ret, int B, int Q, float *loss, float *dq,
+                        float gscale)
+{
+    long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (i >= (long)B * Q)
+        return;
+    int b = (int)(i / Q), j = (int)(i % Q);
+    float tau = (j + 0.5f) / Q;
+    float d = ret[b] - q[i];
+    float ad = fabsf(d);
+    float hub = ad <= 1.f ? 0.5f * d * d : ad - 0.5f;
+    float w = fabsf(tau - (d < 0.f ? 1.f : 0.f));
+    loss[i] = w * hub;
+    if (dq)
+        dq[i] = -w * (ad <= 1.f ? d : (d > 0.f ? 1.f : -1.f)) * gscale;
+}
+
+int tgc_quantile_loss(cudaStream_t st, const float *q, const float *ret, int B, int Q,
+                      float *loss_el, float *dq, float gscale)
+{
+    long n = (long)B * Q;
+    if (n <= 0)
+        return 0;
+    k_qloss<<<cdiv(n, 256), 256, 0, st>>>(q, ret, B, Q, loss_el, dq, gscale);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+template <int SQ>
+__global__ void k_sum(const float *x, long n, float *out)
+{
+    float s = 0.f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x)
+        s += SQ ? x[i] * x[i] : x[i];
+    s = warp_sum(s);
+    __shared__ float part[32];
+    if (threadIdx.x % WARP == 0)
+        part[threadIdx.x / WARP] = s;
+    __syncthreads();
+    if (threadIdx.x < WARP) {
+        s = threadIdx.x < blockDim.x / WARP ? part[threadIdx.x] : 0.f;
+        s = warp_sum(s);
+        if (threadIdx.x == 0)
+            atomicAdd(out, s);
+    }
+}
+
+int tgc_sum(cudaStream_t st, const float *x, long n, float *out)
+{
+    if (n <= 0)
+        return 0;
+    k_sum<0><<<grid_for(n) > 1024 ? 1024 : grid_for(n), 256, 0, st>>>(x, n, out);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+int tgc_sumsq(cudaStream_t st, const float *x, long n, float *out)
+{
+    if (n <= 0)
+        return 0;
+    k_sum<1><<<grid_for(n) > 1024 ? 1024 : grid_for(n), 256, 0, st>>>(x, n, out);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- AdamW */
+
+/* PyTorch's AdamW: p *= 1 - lr wd (decayed tensors only); m, v moments; p -= lr / bc1 * m /
+ * (sqrt(v) / sqrt(bc2) + eps). The gradient is scaled by the global-norm clip first. */
+__global__ void k_adamw(float *p, bf16 *p16, const float *g, float *m, float *v,
+                        const uint8_t *decay, long n, float lr, float b1, float b2, float eps,
+                        float wd, float bc1, float bc2, const float *sumsq, float clip)
+{
+    float scale = 1.f;
+    if (clip > 0.f) {
+        float norm = sqrtf(*sumsq);
+        if (norm > clip)
+            scale = clip / (norm + 1e-6f);
+    }
+    float sbc2 = sqrtf(bc2);
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        float gi = g[i] * scale, pi = p[i];
+        if (decay[i])
+            pi *= 1.f - lr * wd;
+        float mi = b1 * m[i] + (1.f - b1) * gi;
+        float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+        pi -= lr / bc1 * mi / (sqrtf(vi) / sbc2 + eps);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi;
+        p16[i] = __float2bfloat16(pi);
+    }
+}
+
+int tgc_adamw(cudaStream_t st, float *p, bf16 *p16, const float *g, float *m, float *v,
+              const uint8_t *decay, long n, float lr, float b1, float b2, float eps, float wd,
+              float bc1, float bc2, const float *sumsq, float clip)
+{
+    k_adamw<<<grid_for(n), 256, 0, st>>>(p, p16, g, m, v, decay, n, lr, b1, b2, eps, wd, bc1, bc2,
+                                         sumsq, clip);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- attention (warp per row) */
+
+/* Lane l owns head dims l, l + 32, ... (DT of them). One warp per query row (n, h, i). */
+template <int DT>
+__global__ void k_attn_fwd(tgc_attn_shape s, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                           const bf16 *__restrict__ v, bf16 *o, float *lse)
+{
+    long row = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    long nrows = (long)s.N * s.H * s.Lx;
+    if (row >= nrows)
+        return;
+    int i = (int)(row % s.Lx);
+    int h = (int)((row / s.Lx) % s.H);
+    long n = row / ((long)s.Lx * s.H);
+    const bf16 *qr = q + n * s.sq + (long)i * s.ldq + (long)h * s.D;
+    const bf16 *kb = k + (n / s.kv_div) * s.sk + (long)h * s.D;
+    const bf16 *vb = v + (n / s.kv_div) * s.sk + (long)h * s.D;
+    float qv[DT], acc[DT];
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        qv[t] = d < s.D ? __bfloat162float(qr[d]) * s.scale : 0.f;
+        acc[t] = 0.f;
+    }
+    int jmax = s.causal ? min(s.Ly, i + s.q_off + 1) : s.Ly;
+    float m = -FLT_MAX, l = 0.f;
+    for (int j = 0; j < jmax; j++) {
+        const bf16 *kr = kb + (long)j * s.ldk, *vr = vb + (long)j * s.ldk;
+        float p = 0.f;
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            int d = lane + 32 * t;
+            if (d < s.D)
+                p += qv[t] * __bfloat162float(kr[d]);
+        }
+        p = warp_sum(p);
+        float mn = fmaxf(m, p);
+        float corr = __expf(m - mn), e = __expf(p - mn);
+        l = l * corr + e;
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            int d = lane + 32 * t;
+            acc[t] = acc[t] * corr + (d < s.D ? e * __bfloat162float(vr[d]) : 0.f);
+        }
+        m = mn;
+    }
+    bf16 *orow = o + n * s.so + (long)i * s.ldo + (long)h * s.D;
+    float inv = 1.f / l;
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        if (d < s.D)
+            orow[d] = __float2bfloat16(acc[t] * inv);
+    }
+    if (lse && lane == 0)
+        lse[row] = m + logf(l);
+}
+
+/* Backward, query side: delta_i = dO_i . O_i, dq_i = scale sum_j p_ij (dp_ij - delta_i) k_j. */
+template <int DT>
+__global__ void k_attn_bwd_q(tgc_attn_shape s, const bf16 *__restrict__ q,
+                             const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+                             const bf16 *__restrict__ o, const bf16 *__restrict__ dout,
+                             const float *__restrict__ lse, float *delta, bf16 *dq)
+{
+    long row = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    long nrows = (long)s.N * s.H * s.Lx;
+    if (row >= nrows)
+        return;
+    int i = (int)(row % s.Lx);
+    int h = (int)((row / s.Lx) % s.H);
+    long n = row / ((long)s.Lx * s.H);
+    long qoff = n * s.sq + (long)i * s.ldq + (long)h * s.D;
+    long ooff = n * s.so + (long)i * s.ldo + (long)h * s.D;
+    const bf16 *kb = k + (n / s.kv_div) * s.sk + (long)h * s.D;
+    const bf16 *vb = v + (n / s.kv_div) * s.sk + (long)h * s.D;
+    float qv[DT], dov[DT], dqa[DT];
+    float dl = 0.f;
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        qv[t] = d < s.D ? __bfloat162float(q[qoff + d]) * s.scale : 0.f;
+        dov[t] = d < s.D ? __bfloat162float(dout[ooff + d]) : 0.f;
+        dl += d < s.D ? dov[t] * __bfloat162float(o[ooff + d]) : 0.f;
+        dqa[t] = 0.f;
+    }
+    dl = warp_sum(dl);
+    float L = lse[row];
+    int jmax = s.causal ? min(s.Ly, i + s.q_off + 1) : s.Ly;
+    for (int j = 0; j < jmax; j++) {
+        const bf16 *kr = kb + (long)j * s.ldk, *vr = vb + (long)j * s.ldk;
+        float sc = 0.f, dp = 0.f;
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            int d = lane + 32 * t;
+            if (d < s.D) {
+                sc += qv[t] * __bfloat162float(kr[d]);
+                dp += dov[t] * __bfloat162float(vr[d]);
+            }
+        }
+        sc = warp_sum(sc);
+        dp = warp_sum(dp);
+        float p = __expf(sc - L);
+        float ds = p * (dp - dl) * s.scale;
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            int d = lane + 32 * t;
+            if (d < s.D)
+                dqa[t] += ds * __bfloat162float(kr[d]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        if (d < s.D)
+            dq[qoff + d] = __float2bfloat16(dqa[t]);
+    }
+    if (lane == 0)
+        delta[row] = dl;
+}
+
+/* Backward, key side (kv_div == 1): one warp per key row (n, h, j). */
+template <int DT>
+__global__ void k_attn_bwd_kv(tgc_attn_shape s, const bf16 *__restrict__ q,
+                              const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+                              const bf16 *__restrict__ dout, const float *__restrict__ lse,
+                              const float *__restrict__ delta, bf16 *dk, bf16 *dv)
+{
+    long row = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    long nrows = (long)s.N * s.H * s.Ly;
+    if (row >= nrows)
+        return;
+    int j = (int)(row % s.Ly);
+    int h = (int)((row / s.Ly) % s.H);
+    long n = row / ((long)s.Ly * s.H);
+    long koff = n * s.sk + (long)j * s.ldk + (long)h * s.D;
+    float kv[DT], vv[DT], dka[DT], dva[DT];
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        kv[t] = d < s.D ? __bfloat162float(k[koff + d]) : 0.f;
+        vv[t] = d < s.D ? __bfloat162float(v[koff + d]) : 0.f;
+        dka[t] = dva[t] = 0.f;
+    }
+    int i0 = s.causal ? max(0, j - s.q_off) : 0;
+    for (int i = i0; i < s.Lx; i++) {
+        long qoff = n * s.sq + (long)i * s.ldq + (long)h * s.D;
+        long ooff = n * s.so + (long)i * s.ldo + (long)h * s.D;
+        float sc = 0.f, dp = 0.f;
+        float qi[DT], doi[DT];
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            int d = lane + 32 * t;
+            qi[t] = d < s.D ? __bfloat162float(q[qoff + d]) : 0.f;
+            doi[t] = d < s.D ? __bfloat162float(dout[ooff + d]) : 0.f;
+            sc += qi[t] * kv[t];
+            dp += doi[t] * vv[t];
+        }
+        sc = warp_sum(sc) * s.scale;
+        dp = warp_sum(dp);
+        long r = (n * s.H + h) * s.Lx + i;
+        float p = __expf(sc - lse[r]);
+        float ds = p * (dp - delta[r]) * s.scale;
+#pragma unroll
+        for (int t = 0; t < DT; t++) {
+            dka[t] += ds * qi[t];
+            dva[t] += p * doi[t];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < DT; t++) {
+        int d = lane + 32 * t;
+        if (d < s.D) {
+            dk[koff + d] = __float2bfloat16(dka[t]);
+            dv[koff + d] = __float2bfloat16(dva[t]);
+        }
+    }
+}
+
+#define ATTN_DISPATCH(KERNEL, ROWS, ...)                                                       \
+    do {                                                                                       \
+        unsigned g_ = cdiv((ROWS), 8);                                                         \
+        if (s->D <= 32)                                                                        \
+            KERNEL<1><<<g_, 256, 0, st>>>(__VA_ARGS__);                                        \
+        else if (s->D <= 64)                                                                   \
+            KERNEL<2><<<g_, 256, 0, st>>>(__VA_ARGS__);                                        \
+        else if (s->D <= 128)                                                                  \
+            KERNEL<4><<<g_, 256, 0, st>>>(__VA_ARGS__);                                        \
+        else                                                                                   \
+            return tg_fail("attention head dim %d > 128 unsupported", s->D);                   \
+        CU_LAUNCH_CHECK();                                                                     \
+    } while (0)
+
+int tgc_attn_fwd_warp(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                      const bf16 *v, bf16 *o, float *lse)
+{
+    long rows = (long)s->N * s->H * s->Lx;
+    if (rows <= 0)
+        return 0;
+    ATTN_DISPATCH(k_attn_fwd, rows, *s, q, k, v, o, lse);
+    return 0;
+}
+
+int tgc_attn_bwd_warp(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                      const bf16 *v, const bf16 *o, const bf16 *dout, const float *lse,
+                      float *delta, bf16 *dq, bf16 *dk, bf16 *dv)
+{
+    if (s->kv_div != 1)
+        return tg_fail("attention backward needs one key sequence per query sequence");
+    long rows = (long)s->N * s->H * s->Lx;
+    if (rows <= 0)
+        return 0;
+    ATTN_DISPATCH(k_attn_bwd_q, rows, *s, q, k, v, o, dout, lse, delta, dq);
+    long krows = (long)s->N * s->H * s->Ly;
+    ATTN_DISPATCH(k_attn_bwd_kv, krows, *s, q, k, v, dout, lse, delta, dk, dv);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- attention (short sequences)
+ * One block holds a few (sequence, head) pairs whole in shared memory (rows padded to D + 1
+ * floats against bank conflicts): a thread per query row computes the probabilities, then all
+ * threads form the products element by element, so global stores are coalesced. For the torso's
+ * 2S-token sequences and the policy's n_steps tokens this does a small fraction of the warp
+ * kernels' shuffle work. */
+
+#define SA_THREADS 128
+#define SA_SMEM_MAX (64 * 1024)
+
+static __host__ __device__ int sa_pair_floats(int Lx, int Ly, int D, int bwd)
+{
+    int rows = bwd ? 2 * Lx + 2 * Ly : Lx + 2 * Ly;
+    return rows * (D + 1) + (bwd ? 2 : 1) * Lx * Ly + 1;
+}
+
+static int sa_pairs(const tgc_attn_shape *s, int bwd)
+{
+    int per = sa_pair_floats(s->Lx, s->Ly, s->D, bwd) * 4;
+    int p = SA_SMEM_MAX / per;
+    int byrows = SA_THREADS / s->Lx;
+    if (p > byrows)
+        p = byrows;
+    return p;
+}
+
+int tgc_attn_short_ok(const tgc_attn_shape *s)
+{
+    return s->kv_div == 1 && s->Lx <= SA_THREADS && sa_pairs(s, 1) >= 1 && s->D <= 256;
+}
+
+static __device__ void sa_load(float *dst, const bf16 *src, long rowstride, int rows, int D,
+                               int tid, int nth)
+{
+    for (int e = tid; e < rows * D; e += nth) {
+        int r = e / D, d = e % D;
+        dst[r * (D + 1) + d] = __bfloat162float(src[(long)r * rowstride + d]);
+    }
+}
+
+__global__ void k_attn_short_fwd(tgc_attn_shape s, int pairs, const bf16 *__restrict__ q,
+                                 const bf16 *__restrict__ k, const bf16 *__restrict__ v, bf16 *o,
+                                 float *lse)
+{
+    extern __shared__ float sm[];
+    const int Lx = s.Lx, Ly = s.Ly, D = s.D, D1 = s.D + 1;
+    const int per = sa_pair_floats(Lx, Ly, D, 0);
+    const long npairs = (long)s.N * s.H;
+    const long p0 = (long)blockIdx.x * pairs;
+    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
+        long p = p0 + lp;
+        long n = p / s.H;
+        int h = (int)(p % s.H);
+        float *Q = sm + lp * per, *K = Q + Lx * D1, *V = K + Ly * D1;
+        sa_load(Q, q + n * s.sq + (long)h * D, s.ldq, Lx, D, threadIdx.x, blockDim.x);
+        sa_load(K, k + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+        sa_load(V, v + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+    }
+    __syncthreads();
+    /* probabilities: a thread per query row */
+    {
+        int lp = threadIdx.x / Lx, i = threadIdx.x % Lx;
+        long p = p0 + lp;
+        if (lp < pairs && p < npairs) {
+            float *Q = sm + lp * per, *K = Q + Lx * D1, *V = K + Ly * D1, *Pm = V + Ly * D1;
+            int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
+            float m = -FLT_MAX;
+            for (int j = 0; j < jmax; j++) {
+                float a = 0.f;
+                for (int d = 0; d < D; d++)
+                    a += Q[i * D1 + d] * K[j * D1 + d];
+                a *= s.scale;
+                Pm[i * Ly + j] = a;
+                m = fmaxf(m, a);
+            }
+            float sum = 0.f;
+            for (int j = 0; j < jmax; j++) {
+                float e = __expf(Pm[i * Ly + j] - m);
+                Pm[i * Ly + j] = e;
+                sum += e;
+            }
+            float inv = 1.f / sum;
+            for (int j = 0; j < Ly; j++)
+                Pm[i * Ly + j] = j < jmax ? Pm[i * Ly + j] * inv : 0.f;
+            if (lse)
+                lse[p * Lx + i] = m + logf(sum);
+        }
+    }
+    __syncthreads();
+    /* o = P V, element by element */
+    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
+        long p = p0 + lp;
+        long n = p / s.H;
+        int h = (int)(p % s.H);
+        float *Q = sm + lp * per, *K = Q + Lx * D1, *V = K + Ly * D1, *Pm = V + Ly * D1;
+        bf16 *ob = o + n * s.so + (long)h * D;
+        for (int e = threadIdx.x; e < Lx * D; e += blockDim.x) {
+            int i = e / D, d = e % D;
+            float a = 0.f;
+            for (int j = 0; j < Ly; j++)
+                a += Pm[i * Ly + j] * V[j * D1 + d];
+            ob[(long)i * s.ldo + d] = __float2bfloat16(a);
+        }
+    }
+}
+
+__global__ void k_attn_short_bwd(tgc_attn_shape s, int pairs, const bf16 *__restrict__ q,
+                                 const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+                                 const bf16 *__restrict__ dout, const float *__restrict__ lse,
+                                 bf16 *dq, bf16 *dk, bf16 *dv)
+{
+    extern __shared__ float sm[];
+    const int Lx = s.Lx, Ly = s.Ly, D = s.D, D1 = s.D + 1;
+    const int per = sa_pair_floats(Lx, Ly, D, 1);
+    const long npairs = (long)s.N * s.H;
+    const long p0 = (long)blockIdx.x * pairs;
+    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
+        long p = p0 + lp;
+        long n = p / s.H;
+        int h = (int)(p % s.H);
+        float *Q = sm + lp * per, *dO = Q + Lx * D1, *K = dO + Lx * D1, *V = K + Ly * D1;
+        sa_load(Q, q + n * s.sq + (long)h * D, s.ldq, Lx, D, threadIdx.x, blockDim.x);
+        sa_load(dO, dout + n * s.so + (long)h * D, s.ldo, Lx, D, threadIdx.x, blockDim.x);
+        sa_load(K, k + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+        sa_load(V, v + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+    }
+    __syncthreads();
+    {
+        int lp = threadIdx.x / Lx, i = threadIdx.x % Lx;
+        long p = p0 + lp;
+        if (lp < pairs && p < npairs) {
+            float *Q = sm + lp * per, *dO = Q + Lx * D1, *K = dO + Lx * D1, *V = K + Ly * D1;
+            float *Pm = V + Ly * D1, *dS = Pm + Lx * Ly;
+            int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
+            float L = lse[p * Lx + i], delta = 0.f;
+            for (int j = 0; j < jmax; j++) {
+                float a = 0.f, b = 0.f;
+                for (int d = 0; d < D; d++) {
+                    a += Q[i * D1 + d] * K[j * D1 + d];
+                    b += dO[i * D1 + d] * V[j * D1 + d];
+                }
+                float pr = __expf(a * s.scale - L);
+                Pm[i * Ly + j] = pr;
+                dS[i * Ly + j] = b;
+                delta += pr * b;
+            }
+            for (int j = 0; j < Ly; j++) {
+                if (j < jmax) {
+                    dS[i * Ly + j] = Pm[i * Ly + j] * (dS[i * Ly + j] - delta) * s.scale;
+                } else {
+                    Pm[i * Ly + j] = 0.f;
+                    dS[i * Ly + j] = 0.f;
+                }
+            }
+        }
+    }
+    __syncthreads();
+    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
+        long p = p0 + lp;
+        long n = p / s.H;
+        int h = (int)(p % s.H);
+        float *Q = sm + lp * per, *dO = Q + Lx * D1, *K = dO + Lx * D1, *V = K + Ly * D1;
+        float *Pm = V + Ly * D1, *dS = Pm + Lx * Ly;
+        bf16 *dqb = dq + n * s.sq + (long)h * D;
+        bf16 *dkb = dk + n * s.sk + (long)h * D, *dvb = dv + n * s.sk + (long)h * D;
+        for (int e = threadIdx.x; e < Lx * D; e += blockDim.x) {
+            int i = e / D, d = e % D;
+            float a = 0.f;
+            for (int j = 0; j < Ly; j++)
+                a += dS[i * Ly + j] * K[j * D1 + d];
+            dqb[(long)i * s.ldq + d] = __float2bfloat16(a);
+        }
+        for (int e = threadIdx.x; e < Ly * D; e += blockDim.x) {
+            int j = e / D, d = e % D;
+            float a = 0.f, b = 0.f;
+            for (int i = 0; i < Lx; i++) {
+                a += dS[i * Ly + j] * Q[i * D1 + d];
+                b += Pm[i * Ly + j] * dO[i * D1 + d];
+            }
+            dkb[(long)j * s.ldk + d] = __float2bfloat16(a);
+            dvb[(long)j * s.ldk + d] = __float2bfloat16(b);
+        }
+    }
+}
+
+static int sa_raise(void)
+{
+    static int raised;
+    if (!raised) {
+        CU_CHECK(cudaFuncSetAttribute(k_attn_short_fwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      SA_SMEM_MAX));
+        CU_CHECK(cudaFuncSetAttribute(k_attn_short_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      SA_SMEM_MAX));
+        raised = 1;
+    }
+    return 0;
+}
+
+int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                       const bf16 *v, bf16 *o, float *lse)
+{
+    if (sa_raise())
+        return -1;
+    long np = (long)s->N * s->H;
+    if (np <= 0)
+        return 0;
+    int pairs = sa_pairs(s, 0);
+    if (pairs < 1 || s->kv_div != 1)
+        return tg_fail("short attention: shape too large");
+    size_t smem = (size_t)pairs * sa_pair_floats(s->Lx, s->Ly, s->D, 0) * 4;
+    k_attn_short_fwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(*s, pairs, q, k, v, o, lse);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                       const bf16 *v, const bf16 *dout, const float *lse, bf16 *dq, bf16 *dk,
+                       bf16 *dv)
+{
+    long np = (long)s->N * s->H;
+    if (np <= 0)
+        return 0;
+    int pairs = sa_pairs(s, 1);
+    if (pairs < 1 || s->kv_div != 1)
+        return tg_fail("short attention: shape too large");
+    if (sa_raise())
+        return -1;
+    size_t smem = (size_t)pairs * sa_pair_floats(s->Lx, s->Ly, s->D, 1) * 4;
+    k_attn_short_bwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(*s, pairs, q, k, v, dout, lse, dq,
+                                                                 dk, dv);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- batched-GEMM attention aids */
+
+__global__ void k_softmax_fwd(const float *s, bf16 *p, long rows, int Lx, int Ly, float scale,
+                              int causal)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    int i = (int)(r % Lx);
+    int jmax = causal ? min(Ly, i + 1) : Ly;
+    const float *x = s + r * Ly;
+    float m = -FLT_MAX;
+    for (int j = lane; j < jmax; j += WARP)
+        m = fmaxf(m, x[j] * scale);
+    m = warp_max(m);
+    float sum = 0.f;
+    for (int j = lane; j < jmax; j += WARP)
+        sum += __expf(x[j] * scale - m);
+    float inv = 1.f / warp_sum(sum);
+    for (int j = lane; j < Ly; j += WARP)
+        p[r * Ly + j] = __float2bfloat16(j < jmax ? __expf(x[j] * scale - m) * inv : 0.f);
+}
+
+int tgc_softmax_fwd(cudaStream_t st, const float *s, bf16 *p, long batch, int Lx, int Ly,
+                    float scale, int causal)
+{
+    long rows = batch * Lx;
+    if (rows <= 0)
+        return 0;
+    k_softmax_fwd<<<cdiv(rows, 8), 256, 0, st>>>(s, p, rows, Lx, Ly, scale, causal);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_softmax_bwd(const bf16 *p, const float *dp, bf16 *ds, long rows, int Ly,
+                              float scale)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    float dot = 0.f;
+    for (int j = lane; j < Ly; j += WARP)
+        dot += __bfloat162float(p[r * Ly + j]) * dp[r * Ly + j];
+    dot = warp_sum(dot);
+    for (int j = lane; j < Ly; j += WARP) {
+        float pj = __bfloat162float(p[r * Ly + j]);
+        ds[r * Ly + j] = __float2bfloat16(pj * (dp[r * Ly + j] - dot) * scale);
+    }
+}
+
+int tgc_softmax_bwd(cudaStream_t st, const bf16 *p, const float *dp, bf16 *ds, long batch, int Lx,
+                    int Ly, float scale)
+{
+    long rows = batch * Lx;
+    if (rows <= 0)
+        return 0;
+    k_softmax_bwd<<<cdiv(rows, 8), 256, 0, st>>>(p, dp, ds, rows, Ly, scale);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_heads(const bf16 *x, long sseq, long ld, bf16 *y, int N, int L, int H, int D,
+                        int merge)
+{
+    long total = (long)N * L * H * D;
+    for (long idx = blockIdx.x * (long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long)gridDim.x * blockDim.x) {
+        /* idx enumerates [N, H, L, D] */
+        int d = (int)(idx % D);
+        int l = (int)((idx / D) % L);
+        int h = (int)((idx / ((long)D * L)) % H);
+        long n = idx / ((long)D * L * H);
+        long xo = n * sseq + (long)l * ld + (long)h * D + d;
+        if (merge)
+            ((bf16 *)x)[xo] = y[idx];
+        else
+            y[idx] = x[xo];
+    }
+}
+
+int tgc_heads_split(cudaStream_t st, const bf16 *x, long sseq, long ld, bf16 *y, int N, int L,
+                    int H, int D)
+{
+    long t = (long)N * L * H * D;
+    if (t <= 0)
+        return 0;
+    k_heads<<<grid_for(t), 256, 0, st>>>(x, sseq, ld, y, N, L, H, D, 0);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+int tgc_heads_merge(cudaStream_t st, const bf16 *y, bf16 *x, long sseq, long ld, int N, int L,
+                    int H, int D)
+{
+    long t = (long)N * L * H * D;
+    if (t <= 0)
+        return 0;
+    k_heads<<<grid_for(t), 256, 0, st>>>(x, sseq, ld, (bf16 *)y, N, L, H, D, 1);
+    CU_LAUNCH_CHECK();
+    return 0;
+}

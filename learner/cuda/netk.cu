@@ -1,0 +1,303 @@
+/* Network-specific data-movement kernels of the CUDA backend: the torso's input grids, the
+ * stage gather/scatter of attentive modes, the policy embedding, the scalar-projection gradient,
+ * and token sampling. Checked end to end against the CPU backend (tests/test_cuda_net.c). */
+#include <float.h>
+
+#include "learner/cuda/netk.h"
+
+#define WARP 32
+#define FULL 0xffffffffu
+
+static unsigned gridn(long n)
+{
+    long g = (n + 255) / 256;
+    return (unsigned)(g > 132 * 32 ? 132 * 32 : (g < 1 ? 1 : g));
+}
+
+#define GRID_STRIDE(i, n)                                                                      \
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n);                        \
+         i += (long)gridDim.x * blockDim.x)
+
+/* Row (x, y) of grid g, feature (f, t): g0 = T[t][x][y][f], g1 = T[t][y][f][x],
+ * g2 = T[t][f][x][y]; the last feature is scalar_proj[g](scalars)[x S + y]. */
+__global__ void k_torso_input(const float *tens, const float *scal, int B, int S, int T, int ns,
+                              int g, const float *wsp, const float *bsp, bf16 *out)
+{
+    int F = S * T + 1;
+    long total = (long)B * S * S * F;
+    GRID_STRIDE(idx, total)
+    {
+        int f = (int)(idx % F);
+        long row = idx / F;
+        int y = (int)(row % S), x = (int)((row / S) % S);
+        long b = row / ((long)S * S);
+        float val;
+        if (f == S * T) {
+            int r = x * S + y;
+            val = bsp[r];
+            for (int k = 0; k < ns; k++)
+                val += wsp[r * ns + k] * scal[b * ns + k];
+        } else {
+            int ff = f / T, t = f % T;
+            int i0, i1, i2;
+            if (g == 0) { i0 = x; i1 = y; i2 = ff; }
+            else if (g == 1) { i0 = y; i1 = ff; i2 = x; }
+            else { i0 = ff; i1 = x; i2 = y; }
+            val = tens[(((b * T + t) * S + i0) * S + i1) * S + i2];
+        }
+        out[idx] = __float2bfloat16(val);
+    }
+}
+
+int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B, int S, int T,
+                    int ns, int g, const float *wsp, const float *bsp, bf16 *out)
+{
+    long total = (long)B * S * S * (S * T + 1);
+    k_torso_input<<<gridn(total), 256, 0, st>>>(tens, scal, B, S, T, ns, g, wsp, bsp, out);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* grid g rows of G [B, 3, S, S, c] <-> dense [B S S, c] */
+__global__ void k_grid_copy(float *G, float *dense, int B, int S, int c, int g, int to_grid)
+{
+    long total = (long)B * S * S * c;
+    GRID_STRIDE(idx, total)
+    {
+        int ch = (int)(idx % c);
+        long row = idx / c;
+        long b = row / ((long)S * S), r = row % ((long)S * S);
+        long gi = ((b * 3 + g) * S * S + r) * c + ch;
+        if (to_grid)
+            G[gi] = dense[idx];
+        else
+            dense[idx] = G[gi];
+    }
+}
+
+int tgc_grid_copy(cudaStream_t st, float *G, float *dense, int B, int S, int c, int g, int to_grid)
+{
+    long total = (long)B * S * S * c;
+    k_grid_copy<<<gridn(total), 256, 0, st>>>(G, dense, B, S, c, g, to_grid);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* Stage (m1, m2): sequence n = b S + r, token t < S: grid m1 cell (r, t); t >= S: grid m2 cell
+ * (t - S, r). dir 0: G -> X, 1: X -> G. */
+__global__ void k_stage(float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
+{
+    long total = (long)B * S * 2 * S * c;
+    GRID_STRIDE(idx, total)
+    {
+        int ch = (int)(idx % c);
+        long row = idx / c;
+        int t = (int)(row % (2 * S));
+        long n = row / (2 * S);
+        long b = n / S;
+        int r = (int)(n % S);
+        long cell = t < S ? ((b * 3 + m1) * S + r) * S + t : ((b * 3 + m2) * S + (t - S)) * S + r;
+        if (dir)
+            G[cell * c + ch] = X[idx];
+        else
+            X[idx] = G[cell * c + ch];
+    }
+}
+
+int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
+{
+    long total = (long)B * S * 2 * S * c;
+    k_stage<<<gridn(total), 256, 0, st>>>(G, X, B, S, c, m1, m2, dir);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* x[r, p] = W[p, tok_r] + b[p] + pos[(r % L + pos_off), p]; tokens may come per row. */
+__global__ void k_embed(const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
+                        const float *W, const float *b, const float *pos, float *x)
+{
+    long total = rows * P;
+    GRID_STRIDE(idx, total)
+    {
+        int p = (int)(idx % P);
+        long r = idx / P;
+        int l = (int)(r % L) + pos_off;
+        x[idx] = W[(long)p * nin + tok[r]] + b[p] + pos[(long)l * P + p];
+    }
+}
+
+int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
+              const float *W, const float *b, const float *pos, float *x)
+{
+    k_embed<<<gridn(rows * P), 256, 0, st>>>(tok, rows, L, pos_off, P, nin, W, b, pos, x);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+__global__ void k_embed_bwd(const int32_t *tok, long rows, int L, int P, int nin, const float *dx,
+                            float *dW, float *db, float *dpos)
+{
+    long total = rows * P;
+    GRID_STRIDE(idx, total)
+    {
+        int p = (int)(idx % P);
+        long r = idx / P;
+        float d = dx[idx];
+        atomicAdd(&dW[(long)p * nin + tok[r]], d);
+        atomicAdd(&db[p], d);
+        atomicAdd(&dpos[(long)(r % L) * P + p], d);
+    }
+}
+
+int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
+                  const float *dx, float *dW, float *db, float *dpos)
+{
+    k_embed_bwd<<<gridn(rows * P), 256, 0, st>>>(tok, rows, L, P, nin, dx, dW, db, dpos);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* Teacher forcing: in[b, 0] = start, in[b, l] = actions[b, l - 1]. */
+__global__ void k_tokens_in(const int32_t *act, int B, int L, int start, int32_t *in)
+{
+    long total = (long)B * L;
+    GRID_STRIDE(idx, total)
+    {
+        int l = (int)(idx % L);
+        in[idx] = l == 0 ? start : act[idx - 1];
+    }
+}
+
+int tgc_tokens_in(cudaStream_t st, const int32_t *act, int B, int L, int start, int32_t *in)
+{
+    k_tokens_in<<<gridn((long)B * L), 256, 0, st>>>(act, B, L, start, in);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* dWsp[r, k] += sum_b dX[b S^2 + r, F - 1] scal[b, k]; dbsp[r] += sum_b dX[...]. */
+__global__ void k_scalar_grad(const float *dX, int F, const float *scal, int B, int SS, int ns,
+                              float *dW, float *db)
+{
+    long total = (long)SS * (ns + 1);
+    GRID_STRIDE(idx, total)
+    {
+        int k = (int)(idx % (ns + 1));
+        int r = (int)(idx / (ns + 1));
+        float s = 0.f;
+        for (int b = 0; b < B; b++) {
+            float d = dX[((long)b * SS + r) * F + F - 1];
+            s += k < ns ? d * scal[(long)b * ns + k] : d;
+        }
+        if (k < ns)
+            dW[r * ns + k] += s;
+        else
+            db[r] += s;
+    }
+}
+
+int tgc_scalar_grad(cudaStream_t st, const float *dX, int F, const float *scal, int B, int SS,
+                    int ns, float *dW, float *db)
+{
+    k_scalar_grad<<<gridn((long)SS * (ns + 1)), 256, 0, st>>>(dX, F, scal, B, SS, ns, dW, db);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* dst[r, :] += src[r, :] */
+__global__ void k_add_rows(float *dst, long ldd, const float *src, long lds, long rows, int n)
+{
+    GRID_STRIDE(idx, rows * n)
+    {
+        long r = idx / n;
+        int c = (int)(idx % n);
+        dst[r * ldd + c] += src[r * lds + c];
+    }
+}
+
+int tgc_add_rows(cudaStream_t st, float *dst, long ldd, const float *src, long lds, long rows,
+                 int n)
+{
+    if (rows * n <= 0)
+        return 0;
+    k_add_rows<<<gridn(rows * n), 256, 0, st>>>(dst, ldd, src, lds, rows, n);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* One warp per row: token from logits / temp by the inverse CDF of u (greedy when u == NULL:
+ * argmax, first on ties); logp accumulates log p(token). */
+__global__ void k_sample(const float *logits, long rows, int n, float temp, const float *u,
+                         long u_stride, int32_t *tok_next, int32_t *tok_out, long out_stride,
+                         float *logp, float *logits_out, long lo_stride)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    const float *x = logits + r * n;
+    if (logits_out)
+        for (int i = lane; i < n; i += WARP)
+            logits_out[r * lo_stride + i] = x[i];
+    float m = -FLT_MAX;
+    int arg = 0;
+    for (int i = lane; i < n; i += WARP)
+        if (x[i] > m) {
+            m = x[i];
+            arg = i;
+        }
+    for (int o = 16; o > 0; o >>= 1) {
+        float om = __shfl_xor_sync(FULL, m, o);
+        int oa = __shfl_xor_sync(FULL, arg, o);
+        if (om > m || (om == m && oa < arg)) {
+            m = om;
+            arg = oa;
+        }
+    }
+    int token = arg;
+    float s = 0.f;
+    for (int i = lane; i < n; i += WARP)
+        s += expf((x[i] - m) / temp);
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(FULL, s, o);
+    if (u) {
+        /* serial scan by lane 0: n is small (|F|^d) */
+        if (lane == 0) {
+            float target = u[r * u_stride] * s, c = 0.f;
+            int last = 0;
+            token = -1;
+            for (int i = 0; i < n; i++) {
+                float p = expf((x[i] - m) / temp);
+                if (p > 0.f)
+                    last = i;
+                c += p;
+                if (c > target) {
+                    token = i;
+                    break;
+                }
+            }
+            if (token < 0)
+                token = last;
+        }
+        token = __shfl_sync(FULL, token, 0);
+    }
+    if (lane == 0) {
+        tok_next[r] = token;
+        if (tok_out)
+            tok_out[r * out_stride] = token;
+        if (logp)
+            logp[r] += (x[token] - m) / temp - logf(s);
+    }
+}
+
+int tgc_sample(cudaStream_t st, const float *logits, long rows, int n, float temp, const float *u,
+               long u_stride, int32_t *tok_next, int32_t *tok_out, long out_stride, float *logp,
+               float *logits_out, long lo_stride)
+{
+    if (rows <= 0)
+        return 0;
+    k_sample<<<cdiv(rows, 8), 256, 0, st>>>(logits, rows, n, temp, u, u_stride, tok_next, tok_out,
+                                            out_stride, logp, logits_out, lo_stride);
+    CU_LAUNCH_CHECK();
+    return 0;
+}

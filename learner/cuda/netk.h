@@ -1,0 +1,25 @@
+/* Launchers of netk.cu (network-specific data movement). C++ only. */
+#ifndef TG_CUDA_NETK_H
+#define TG_CUDA_NETK_H
+
+#include "learner/cuda/cu_common.h"
+
+int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B, int S, int T,
+                    int ns, int g, const float *wsp, const float *bsp, bf16 *out);
+int tgc_grid_copy(cudaStream_t st, float *G, float *dense, int B, int S, int c, int g,
+                  int to_grid);
+int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir);
+int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
+              const float *W, const float *b, const float *pos, float *x);
+int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
+                  const float *dx, float *dW, float *db, float *dpos);
+int tgc_tokens_in(cudaStream_t st, const int32_t *act, int B, int L, int start, int32_t *in);
+int tgc_scalar_grad(cudaStream_t st, const float *dX, int F, const float *scal, int B, int SS,
+                    int ns, float *dW, float *db);
+int tgc_add_rows(cudaStream_t st, float *dst, long ldd, const float *src, long lds, long rows,
+                 int n);
+int tgc_sample(cudaStream_t st, const float *logits, long rows, int n, float temp, const float *u,
+               long u_stride, int32_t *tok_next, int32_t *tok_out, long out_stride, float *logp,
+               float *logits_out, long lo_stride);
+
+#endif

@@ -1,0 +1,449 @@
+/* The CUDA backend's kernels against CPU references in double precision, on random shapes and
+ * inputs: LayerNorm, GELU, cross-entropy, quantile loss, AdamW, cuBLASLt GEMMs with and without
+ * epilogues, and the attention paths (warp-per-row and short-sequence kernels, batched GEMMs,
+ * cuDNN SDPA).
+ * Tolerances (relative to the largest reference magnitude): 2e-2 where a result is stored in
+ * bf16 (8 mantissa bits: one rounding is 4e-3, a few compound), 2e-3 for fp32 results of bf16
+ * GEMMs, 1e-5 for fp32 kernels. Skips (reported by cmocka) without a CUDA device. */
+#include <math.h>
+
+#include "tests/test_util.h"
+
+#ifdef TG_HAVE_CUDA
+#include "common/err.h"
+#include "common/rng.h"
+#include "learner/cuda/cuda_api.h"
+
+static tg_rng R;
+
+static float bfr(float x) /* round to bf16, nearest even */
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {x};
+    uint32_t lsb = (v.u >> 16) & 1;
+    v.u = (v.u + 0x7fff + lsb) & 0xffff0000u;
+    return v.f;
+}
+
+static float *rnd(size_t n, double scale)
+{
+    float *x = malloc(n * sizeof *x + 4);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(tg_rng_normal(&R) * scale);
+    return x;
+}
+
+static double relerr(const float *a, const double *b, size_t n)
+{
+    double mx = 0, e = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))
+            return INFINITY;
+        mx = fmax(mx, fabs(b[i]));
+        e = fmax(e, fabs(a[i] - b[i]));
+    }
+    return mx > 0 ? e / mx : e;
+}
+
+#define CHECK_ERR(a, b, n, tol, what)                                                          \
+    do {                                                                                       \
+        double e_ = relerr((a), (b), (n));                                                     \
+        if (!(e_ <= (tol)))                                                                    \
+            fail_msg("%s: relative error %.3g > %.3g", (what), e_, (double)(tol));             \
+    } while (0)
+
+static int setup(void **state)
+{
+    (void)state;
+    tg_rng_seed(&R, 20261125, 0);
+    return 0;
+}
+
+#define SKIP_NO_GPU()                                                                          \
+    do {                                                                                       \
+        if (tg_cuda_devices() < 1)                                                             \
+            skip();                                                                            \
+    } while (0)
+
+static void test_describe(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    char buf[256];
+    assert_int_equal(tg_cuda_describe(buf, sizeof buf), 0);
+    print_message("device: %s\n", buf);
+}
+
+static void test_layernorm(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    int shapes[][2] = {{1, 7}, {37, 32}, {300, 512}, {64, 2048}, {5, 33}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        long rows = shapes[s][0];
+        int n = shapes[s][1];
+        float *x = rnd(rows * n, 2.0), *w = rnd(n, 1.0), *b = rnd(n, 0.5), *dy = rnd(rows * n, 1.0);
+        for (long i = 0; i < rows * n; i++)
+            x[i] += 0.7f;
+        float *y = malloc(rows * n * 4), *dx = malloc(rows * n * 4), *dw = malloc(n * 4),
+              *db = malloc(n * 4);
+        double *ry = calloc(rows * n, 8), *rdx = calloc(rows * n, 8), *rdw = calloc(n, 8),
+               *rdb = calloc(n, 8);
+        assert_int_equal(tg_cuda_test_layernorm(rows, n, x, w, b, dy, y, dx, dw, db), 0);
+        for (long r = 0; r < rows; r++) {
+            const float *xr = x + r * n, *d = dy + r * n;
+            double mu = 0, var = 0;
+            for (int i = 0; i < n; i++)
+                mu += xr[i];
+            mu /= n;
+            for (int i = 0; i < n; i++)
+                var += (xr[i] - mu) * (xr[i] - mu);
+            double rs = 1.0 / sqrt(var / n + 1e-5);
+            double sg = 0, sgx = 0;
+            for (int i = 0; i < n; i++) {
+                double xh = (xr[i] - mu) * rs;
+                ry[r * n + i] = xh * w[i] + b[i];
+                sg += d[i] * w[i];
+                sgx += d[i] * w[i] * xh;
+                rdw[i] += d[i] * xh;
+                rdb[i] += d[i];
+            }
+            sg /= n;
+            sgx /= n;
+            for (int i = 0; i < n; i++) {
+                double xh = (xr[i] - mu) * rs;
+                rdx[r * n + i] = rs * (d[i] * w[i] - sg - xh * sgx);
+            }
+        }
+        CHECK_ERR(y, ry, rows * n, 1e-2, "layernorm y (bf16)");
+        CHECK_ERR(dx, rdx, rows * n, 1e-4, "layernorm dx");
+        CHECK_ERR(dw, rdw, n, 1e-4, "layernorm dw");
+        CHECK_ERR(db, rdb, n, 1e-4, "layernorm db");
+        free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
+        free(ry), free(rdx), free(rdw), free(rdb);
+    }
+}
+
+static double gelu_d(double x)
+{
+    return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+static void test_gelu(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    long rows = 77;
+    int n = 96;
+    float *x = rnd(rows * n, 2.0), *bias = rnd(n, 1.0), *dy = rnd(rows * n, 1.0);
+    float *y = malloc(rows * n * 4), *dx = malloc(rows * n * 4);
+    double *ry = calloc(rows * n, 8), *rdx = calloc(rows * n, 8);
+    assert_int_equal(tg_cuda_test_gelu(rows, n, x, bias, dy, y, dx), 0);
+    for (long i = 0; i < rows * n; i++) {
+        double pre = bfr(bfr(x[i]) + bfr(bias[i % n]));
+        ry[i] = gelu_d(pre);
+        double h = 1e-4;
+        rdx[i] = bfr(dy[i]) * (gelu_d(pre + h) - gelu_d(pre - h)) / (2 * h);
+    }
+    CHECK_ERR(y, ry, rows * n, 1e-2, "gelu y");
+    CHECK_ERR(dx, rdx, rows * n, 1e-2, "gelu dx");
+    free(x), free(bias), free(dy), free(y), free(dx), free(ry), free(rdx);
+}
+
+static void test_losses(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    long rows = 53;
+    int n = 125;
+    float *lg = rnd(rows * n, 3.0), *loss = malloc(rows * 4), *dl = malloc(rows * n * 4);
+    int32_t *t = malloc(rows * 4);
+    double *rl = calloc(rows, 8), *rdl = calloc(rows * n, 8);
+    for (long r = 0; r < rows; r++)
+        t[r] = (int32_t)tg_rng_below(&R, n);
+    assert_int_equal(tg_cuda_test_xent(rows, n, lg, t, 0.25f, loss, dl), 0);
+    for (long r = 0; r < rows; r++) {
+        double m = -1e30, s = 0;
+        for (int i = 0; i < n; i++)
+            m = fmax(m, lg[r * n + i]);
+        for (int i = 0; i < n; i++)
+            s += exp(lg[r * n + i] - m);
+        double lse = m + log(s);
+        rl[r] = lse - lg[r * n + t[r]];
+        for (int i = 0; i < n; i++)
+            rdl[r * n + i] = (exp(lg[r * n + i] - lse) - (i == t[r])) * 0.25;
+    }
+    CHECK_ERR(loss, rl, rows, 1e-5, "xent loss");
+    CHECK_ERR(dl, rdl, rows * n, 1e-5, "xent grad");
+    int B = 19, Q = 8;
+    float *q = rnd(B * Q, 3.0), *ret = rnd(B, 3.0), *ql = malloc(B * Q * 4), *dq = malloc(B * Q * 4);
+    double *rq = calloc(B * Q, 8), *rdq = calloc(B * Q, 8);
+    assert_int_equal(tg_cuda_test_qloss(B, Q, q, ret, 0.5f, ql, dq), 0);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < Q; j++) {
+            double tau = (j + 0.5) / Q, d = ret[b] - q[b * Q + j];
+            double hub = fabs(d) <= 1 ? 0.5 * d * d : fabs(d) - 0.5;
+            double w = fabs(tau - (d < 0));
+            rq[b * Q + j] = w * hub;
+            rdq[b * Q + j] = -w * (fabs(d) <= 1 ? d : (d > 0 ? 1 : -1)) * 0.5;
+        }
+    CHECK_ERR(ql, rq, B * Q, 1e-5, "quantile loss");
+    CHECK_ERR(dq, rdq, B * Q, 1e-5, "quantile grad");
+    free(lg), free(loss), free(dl), free(t), free(rl), free(rdl);
+    free(q), free(ret), free(ql), free(dq), free(rq), free(rdq);
+}
+
+static void test_adamw(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    long n = 10007;
+    float *p = rnd(n, 1.0), *g = rnd(n, 0.1), *m = rnd(n, 0.01), *v = rnd(n, 0.01);
+    for (long i = 0; i < n; i++)
+        v[i] = v[i] * v[i];
+    uint8_t *dec = malloc(n);
+    for (long i = 0; i < n; i++)
+        dec[i] = i % 3 != 0;
+    double *rp = calloc(n, 8), *rm = calloc(n, 8), *rv = calloc(n, 8);
+    float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.1f, clip = 1.0f;
+    int step = 3;
+    double ss = 0;
+    for (long i = 0; i < n; i++)
+        ss += (double)g[i] * g[i];
+    double norm = sqrt(ss), sc = norm > clip ? clip / (norm + 1e-6) : 1.0;
+    double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+    for (long i = 0; i < n; i++) {
+        double gi = g[i] * sc, pi = p[i];
+        if (dec[i])
+            pi *= 1 - (double)lr * wd;
+        rm[i] = b1 * (double)m[i] + (1 - b1) * gi;
+        rv[i] = b2 * (double)v[i] + (1 - b2) * gi * gi;
+        rp[i] = pi - lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + eps);
+    }
+    float *p16 = malloc(n * 4), gn = 0;
+    assert_int_equal(tg_cuda_test_adamw(n, p, p16, g, m, v, dec, lr, b1, b2, eps, wd, step, clip,
+                                        &gn),
+                     0);
+    assert_true(fabs(gn - norm) < 1e-4 * norm);
+    CHECK_ERR(p, rp, n, 1e-5, "adamw p");
+    CHECK_ERR(m, rm, n, 1e-5, "adamw m");
+    CHECK_ERR(v, rv, n, 1e-5, "adamw v");
+    CHECK_ERR(p16, rp, n, 1e-2, "adamw bf16 copy");
+    free(p), free(g), free(m), free(v), free(dec), free(rp), free(rm), free(rv), free(p16);
+}
+
+static void gemm_case(int ta, int tb, long M, long N, long K, int epi, int epilogues, float beta)
+{
+    float *A = rnd(M * K, 1.0), *B = rnd(K * N, 1.0), *bias = rnd(N, 1.0), *D = rnd(M * N, 1.0);
+    float *bg = calloc(M + 1, 4);
+    double *ref = calloc(M * N, 8), *rbg = calloc(M + 1, 8);
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double s = 0;
+            for (long k = 0; k < K; k++) {
+                double a = bfr(ta ? A[k * M + i] : A[i * K + k]);
+                double b = bfr(tb ? B[j * K + k] : B[k * N + j]);
+                s += a * b;
+            }
+            if (epi == 1)
+                s += bias[j];
+            ref[i * N + j] = s + beta * D[i * N + j];
+        }
+    if (epi == 3)
+        for (long i = 0; i < M; i++)
+            for (long k = 0; k < K; k++)
+                rbg[i] += bfr(A[k * M + i]);
+    assert_int_equal(tg_cuda_test_gemm(ta, tb, M, N, K, A, B, bias, beta, epi, epilogues, D, bg),
+                     0);
+    char what[128];
+    snprintf(what, sizeof what, "gemm ta %d tb %d %ldx%ldx%ld epi %d (epilogues %d) beta %g", ta,
+             tb, M, N, K, epi, epilogues, beta);
+    CHECK_ERR(D, ref, M * N, 2e-3, what);
+    if (epi == 3)
+        CHECK_ERR(bg, rbg, M, 1e-3, what);
+    free(A), free(B), free(bias), free(D), free(bg), free(ref), free(rbg);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    gemm_case(0, 1, 256, 128, 64, 1, 1, 0.f); /* Linear forward with the bias epilogue */
+    gemm_case(0, 1, 256, 128, 64, 1, 0, 1.f); /* ... and its fallback, with a residual */
+    gemm_case(1, 0, 96, 64, 300, 3, 1, 0.f);  /* weight gradient with bias gradient */
+    gemm_case(1, 0, 96, 64, 300, 3, 0, 0.f);
+    gemm_case(0, 0, 64, 40, 96, 0, 1, 1.f);   /* data gradient */
+    for (int i = 0; i < 8; i++) {
+        long M = 1 + tg_rng_below(&R, 200), N = 8 * (1 + tg_rng_below(&R, 30)),
+             K = 8 * (1 + tg_rng_below(&R, 30));
+        int ta = tg_rng_below(&R, 2), tb = tg_rng_below(&R, 2);
+        int epi = ta ? (tg_rng_below(&R, 2) ? 3 : 0) : (tg_rng_below(&R, 2) ? 1 : 0);
+        gemm_case(ta, tb, M, N, K, epi, tg_rng_below(&R, 2), tg_rng_below(&R, 2) ? 1.f : 0.f);
+    }
+}
+
+/* Reference attention in double over bf16-rounded inputs. */
+static void attn_ref(int N, int Lx, int Ly, int H, int D, int causal, int kv_div, const float *q,
+                     const float *k, const float *v, const float *dout, double *o, double *dq,
+                     double *dk, double *dv)
+{
+    double sc = 1.0 / sqrt(D);
+    double *p = malloc(Ly * 8), *dp = malloc(Ly * 8);
+    long nk = (long)(N / kv_div) * Ly * H * D;
+    if (dout) {
+        memset(dk, 0, nk * 8);
+        memset(dv, 0, nk * 8);
+    }
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < Lx; i++) {
+                const float *qi = q + (((long)n * Lx + i) * H + h) * D;
+                long kb = (long)(n / kv_div) * Ly * H * D + (long)h * D;
+                int jm = causal ? (i + 1 < Ly ? i + 1 : Ly) : Ly;
+                double m = -1e300, s = 0;
+                for (int j = 0; j < jm; j++) {
+                    double d = 0;
+                    for (int e = 0; e < D; e++)
+                        d += bfr(qi[e]) * (double)bfr(k[kb + (long)j * H * D + e]);
+                    p[j] = d * sc;
+                    m = fmax(m, p[j]);
+                }
+                for (int j = 0; j < jm; j++)
+                    s += (p[j] = exp(p[j] - m));
+                double *oi = o + (((long)n * Lx + i) * H + h) * D;
+                for (int e = 0; e < D; e++) {
+                    double a = 0;
+                    for (int j = 0; j < jm; j++)
+                        a += p[j] / s * bfr(v[kb + (long)j * H * D + e]);
+                    oi[e] = a;
+                }
+                if (!dout)
+                    continue;
+                const float *doi = dout + (((long)n * Lx + i) * H + h) * D;
+                double dsum = 0;
+                for (int j = 0; j < jm; j++) {
+                    p[j] /= s;
+                    double d = 0;
+                    for (int e = 0; e < D; e++)
+                        d += bfr(doi[e]) * (double)bfr(v[kb + (long)j * H * D + e]);
+                    dp[j] = d;
+                    dsum += p[j] * d;
+                }
+                double *dqi = dq + (((long)n * Lx + i) * H + h) * D;
+                for (int e = 0; e < D; e++)
+                    dqi[e] = 0;
+                for (int j = 0; j < jm; j++) {
+                    double ds = p[j] * (dp[j] - dsum) * sc;
+                    for (int e = 0; e < D; e++) {
+                        dqi[e] += ds * bfr(k[kb + (long)j * H * D + e]);
+                        dk[kb + (long)j * H * D + e] += ds * bfr(qi[e]);
+                        dv[kb + (long)j * H * D + e] += p[j] * bfr(doi[e]);
+                    }
+                }
+            }
+    free(p), free(dp);
+}
+
+static void attn_case(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
+                      int bwd)
+{
+    long nq = (long)N * Lx * H * D, nk = (long)(N / kv_div) * Ly * H * D;
+    float *q = rnd(nq, 1.0), *k = rnd(nk, 1.0), *v = rnd(nk, 1.0), *dout = bwd ? rnd(nq, 1.0) : NULL;
+    float *o = malloc(nq * 4), *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
+    double *ro = calloc(nq, 8), *rdq = calloc(nq, 8), *rdk = calloc(nk, 8), *rdv = calloc(nk, 8);
+    attn_ref(N, Lx, Ly, H, D, causal, kv_div, q, k, v, dout, ro, rdq, rdk, rdv);
+    int rc = tg_cuda_test_attention(path, N, Lx, Ly, H, D, causal, kv_div, q, k, v, dout, o, dq,
+                                    dk, dv);
+    char what[160];
+    snprintf(what, sizeof what, "attention path %d N %d Lx %d Ly %d H %d D %d causal %d kv_div %d",
+             path, N, Lx, Ly, H, D, causal, kv_div);
+    if (rc == 1) {
+        print_message("%s: rejected by the library (batched-GEMM fallback is used)\n", what);
+    } else {
+        if (rc)
+            fail_msg("%s: %s", what, tg_errmsg());
+        CHECK_ERR(o, ro, nq, 2e-2, what);
+        if (bwd) {
+            CHECK_ERR(dq, rdq, nq, 3e-2, what);
+            CHECK_ERR(dk, rdk, nk, 3e-2, what);
+            CHECK_ERR(dv, rdv, nk, 3e-2, what);
+        }
+    }
+    free(q), free(k), free(v), free(dout), free(o), free(dq), free(dk), free(dv);
+    free(ro), free(rdq), free(rdk), free(rdv);
+}
+
+static void attn_paths(int path)
+{
+    attn_case(path, 7, 8, 8, 2, 32, 0, 1, 1);   /* torso, S = 4 */
+    attn_case(path, 3, 18, 18, 3, 32, 0, 1, 1); /* torso, S = 9 */
+    attn_case(path, 5, 4, 4, 2, 64, 1, 1, 1);   /* policy self-attention, causal */
+    attn_case(path, 3, 9, 48, 2, 64, 0, 1, 1);  /* policy cross-attention */
+    attn_case(path, 4, 4, 4, 2, 8, 1, 1, 1);    /* golden's head width */
+    for (int i = 0; i < 3; i++) {
+        int L = 1 + tg_rng_below(&R, 20), Ly = 1 + tg_rng_below(&R, 60);
+        int causal = tg_rng_below(&R, 2);
+        attn_case(path, 1 + tg_rng_below(&R, 6), causal ? L : L, causal ? L : Ly,
+                  1 + tg_rng_below(&R, 4), 8 * (1 + tg_rng_below(&R, 8)), causal, 1, 1);
+    }
+}
+
+static void test_attention_warp(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_paths(0);
+    attn_case(0, 6, 1, 48, 2, 64, 0, 3, 0); /* decoding: K samples share a position's keys */
+}
+
+static void test_attention_short(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_paths(3);
+}
+
+static void test_attention_gemm(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_paths(1);
+}
+
+static void test_attention_cudnn(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_paths(2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_describe),       cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_gelu),           cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_adamw),          cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_attention_warp), cmocka_unit_test(test_attention_short),
+        cmocka_unit_test(test_attention_gemm),
+        cmocka_unit_test(test_attention_cudnn),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
+
+#else /* built without CUDA: nothing to run, say so */
+
+static void test_no_cuda(void **state)
+{
+    (void)state;
+    skip();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_cuda)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+#endif
