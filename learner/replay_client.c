@@ -126,7 +126,7 @@ static void check_monitor(tg_replay_client *c)
             c->disconnected = 1;
             tg_warn("replay %s disconnected; waiting for it to come back", c->endpoint);
         } else if (ev == ZMQ_EVENT_CONNECTED) {
-            if (c->was_connected && c->disconnected) {
+            if (c->disconnected) { /* (the first connection may precede the monitor) */
                 tg_info("replay %s is back", c->endpoint);
                 c->cnt.reconnects++;
                 c->outstanding = 0; /* what was in flight went down with the old connection */

@@ -1,0 +1,55 @@
+#!/bin/bash
+# tg-learner against the real tg-replay, which is killed (-9) mid-training and restarted on the
+# same port: the learner keeps serving, notices the reconnection, asks again for what was lost in
+# flight and trains on; SIGTERM then ends it with a checkpoint at its last step.
+set -u
+BIN=${TG_BIN:-$(dirname "$0")/../bin}
+PY=/usr/bin/python3
+[ -x "$BIN/tg-learner" ] && [ -x "$BIN/tg-replay" ] || { echo "t_learner_replay: no tg-learner/tg-replay in $BIN"; exit 1; }
+TMP=$(mktemp -d /tmp/tglearnrp.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$TMP"/*.out "$TMP"/logs/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
+port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PR=$(port)
+C="run.dir=$TMP game.targets=2,2,2 game.history=1 net.c=16 net.layers=1 net.heads=2 net.head_dim=8
+   net.p_layers=1 net.v_hidden=16 net.quantiles=4 replay.demos_size=300 replay.min_size=10
+   replay.samples_per_insert=0 train.threads=1 train.batch=16 train.checkpoint_every=1000
+   replay.endpoint=tcp://127.0.0.1:$PR replay.connect=tcp://127.0.0.1:$PR
+   infer.endpoint=tcp://127.0.0.1:* infer.connect=tcp://127.0.0.1:* infer.pub_endpoint=tcp://127.0.0.1:*"
+step() {
+    $PY -c 'import json,sys
+try: print(json.load(open(sys.argv[1]))["step"])
+except Exception: print(-1)' "$TMP/status/tg-learner.json"
+}
+wait_step() {
+    for _ in $(seq 1 600); do
+        [ "$(step)" -ge "$1" ] && return 0
+        kill -0 $LP 2>/dev/null || fail "learner exited"
+        sleep 0.1
+    done
+    fail "learner did not reach step $1 (at $(step))"
+}
+
+"$BIN/tg-replay" $C > "$TMP/replay1.out" 2>&1 &
+RP=$!; PIDS+=($RP)
+"$BIN/tg-learner" --backend cpu $C > "$TMP/learner.out" 2>&1 &
+LP=$!; PIDS+=($LP)
+wait_step 5
+kill -9 $RP; wait $RP 2>/dev/null
+sleep 2
+S=$(step)
+sleep 2
+kill -0 $LP 2>/dev/null || fail "learner died with replay"
+[ "$(step)" -le $((S + 4)) ] || fail "learner trained on without replay? ($S -> $(step))"
+"$BIN/tg-replay" $C > "$TMP/replay2.out" 2>&1 &
+RP=$!; PIDS+=($RP)
+wait_step $((S + 10))
+kill -TERM $LP; wait $LP || fail "learner exit status $?"
+kill -TERM $RP; wait $RP
+grep -q "replay tcp://127.0.0.1:$PR is back" "$TMP/logs/tg-learner.log" || fail "no reconnection logged"
+LAST=$(step)
+[ -f "$TMP/checkpoints/step-$(printf %08d "$LAST").h5" ] || fail "no checkpoint at the last step $LAST"
+rm -rf "$TMP"
+echo "t_learner_replay: ok (trained to step $LAST across a replay restart)"
