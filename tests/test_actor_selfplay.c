@@ -389,6 +389,42 @@ static void test_evaluator_restart(void **state)
     tg_fake_eval_stop(rs.fe);
 }
 
+/* Two inference services (infer.connect lists both): requests are spread over them. */
+static void test_two_services(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    finish(&c);
+    char ep1[256], ep2[256], both[600];
+    tg_fake_eval *f1 = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", ep1, sizeof ep1);
+    tg_fake_eval *f2 = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", ep2, sizeof ep2);
+    assert_non_null(f1);
+    assert_non_null(f2);
+    snprintf(both, sizeof both, "%s,%s", ep1, ep2);
+    tg_actor_opts o = {0};
+    o.eval_endpoints = both;
+    o.max_games = 16;
+    o.max_seconds = 60;
+    o.quiet = 1;
+    tg_actor *a = tg_actor_new(&c, &o);
+    assert_non_null(a);
+    volatile int stop = 0;
+    assert_int_equal(tg_actor_run(a, &stop), 0);
+    tg_actor_stats st;
+    tg_actor_get_stats(a, &st);
+    assert_int_equal(st.games, 16);
+    assert_int_equal(st.best_rank[0], 4);
+    uint64_t r1, r2;
+    tg_fake_eval_counts(f1, &r1, NULL, NULL, NULL);
+    tg_fake_eval_counts(f2, &r2, NULL, NULL, NULL);
+    assert_true(r1 > 0 && r2 > 0);
+    assert_true(r1 + r2 >= st.batches); /* re-issued requests count twice there */
+    tg_actor_free(a);
+    tg_fake_eval_stop(f1);
+    tg_fake_eval_stop(f2);
+}
+
 /* The arena bound holds in play: with a tiny max_nodes the searches stop at it. */
 static void test_memory_bound_in_play(void **state)
 {
@@ -426,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_change_of_basis_mod2),
         cmocka_unit_test(test_lost_messages),
         cmocka_unit_test(test_evaluator_restart),
+        cmocka_unit_test(test_two_services),
         cmocka_unit_test(test_memory_bound_in_play),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
