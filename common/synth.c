@@ -37,6 +37,7 @@ int tg_synth_generate(const tg_synth_cfg *cfg, tg_rng *rng, int8_t *actions, int
     if (nonzero <= 0)
         return tg_fail("synthetic demos: the distribution over F puts no weight on a non-zero "
                        "coefficient");
+    const int canon = cfg->mod2 || tg_coeffs_symmetric(F);
     const int R = cfg->rank_min + (int)tg_rng_below(rng, (uint32_t)(cfg->rank_max - cfg->rank_min + 1));
     const size_t n3 = (size_t)S * S * S;
 redraw:
@@ -58,7 +59,8 @@ redraw:
                 }
             } while (!nz);
         }
-        tg_action_canonicalize(a, S, cfg->mod2);
+        if (canon) /* negating would leave an asymmetric F */
+            tg_action_canonicalize(a, S, cfg->mod2);
         tg_tensor_add_action(tensor, S, a, 1, cfg->mod2);
         /* the partial sums are the residuals of the demonstration: if one is zero (terms that
          * cancel), that game would end early, so draw the whole demonstration again */

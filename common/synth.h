@@ -18,7 +18,8 @@ typedef struct tg_synth_cfg {
     double probs[TG_MAX_F]; /* categorical over F.v (unnormalised); all zero = uniform */
 } tg_synth_cfg;
 
-/* Draws a rank R in [rank_min, rank_max] and R canonical non-zero actions into
+/* Draws a rank R in [rank_min, rank_max] and R non-zero actions (canonical when F is symmetric or
+ * mod2, since canonical signs would otherwise leave F) into
  * actions[R][3S] (capacity rank_max), and their sum into tensor[S^3] (mod 2 when mod2).
  * Returns R, or -1 with a message on a bad configuration. Demonstrations in which a partial sum
  * actions[0..j] is zero (cancelling terms, so the game would end early) are redrawn, so every

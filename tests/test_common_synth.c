@@ -18,7 +18,8 @@ static void check_demo(const tg_synth_cfg *cfg, int R, const int8_t *acts, const
         assert_true(tg_action_nonzero(a, S));
         int8_t c[3 * TG_MAX_S];
         memcpy(c, a, (size_t)3 * S);
-        assert_int_equal(tg_action_canonicalize(c, S, cfg->mod2), 0);
+        if (cfg->mod2 || tg_coeffs_symmetric(&cfg->F))
+            assert_int_equal(tg_action_canonicalize(c, S, cfg->mod2), 0);
         for (int k = 0; k < 3; k++)
             for (int i = 0; i < S; i++) {
                 int8_t x = a[k * S + i];
@@ -107,6 +108,27 @@ static void test_synth_uniform_and_mod2(void **state)
     assert_true(fabs((double)ones / total - 0.5 / (1 - 1.0 / 16)) < 0.02);
 }
 
+static void test_synth_asymmetric(void **state)
+{
+    (void)state;
+    /* F = {-1,0,1,2}: entries stay in F (no canonical sign flips that would make -2) */
+    tg_synth_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.S = 4;
+    cfg.sizes[0] = cfg.sizes[1] = cfg.sizes[2] = 4;
+    cfg.rank_min = 1;
+    cfg.rank_max = 6;
+    assert_int_equal(tg_coeffs_parse("-1,0,1,2", &cfg.F), 0);
+    tg_rng rng;
+    tg_rng_seed(&rng, 23, 0);
+    int8_t acts[6 * 12];
+    int32_t t[64];
+    for (int it = 0; it < 300; it++) {
+        int R = tg_synth_generate(&cfg, &rng, acts, t);
+        check_demo(&cfg, R, acts, t);
+    }
+}
+
 static void test_synth_errors(void **state)
 {
     (void)state;
@@ -137,6 +159,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_integer),
         cmocka_unit_test(test_synth_uniform_and_mod2),
+        cmocka_unit_test(test_synth_asymmetric),
         cmocka_unit_test(test_synth_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
