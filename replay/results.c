@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "replay/store.h"
 
 typedef struct entry {
     tg_fact *f;
@@ -258,7 +259,10 @@ replay_results *replay_results_open(const char *path, int reset_corrupt)
         return NULL;
     }
     snprintf(r->path, sizeof r->path, "%s", path);
-    if (access(path, F_OK) == 0 && load(r)) {
+    pthread_mutex_lock(&replay_hdf5_mu);
+    int lrc = access(path, F_OK) == 0 ? load(r) : 0;
+    pthread_mutex_unlock(&replay_hdf5_mu);
+    if (lrc) {
         if (!reset_corrupt) {
             tg_fail_ctx("results file is unreadable (start with --reset-corrupt to move it aside): ");
             replay_results_free(r);
@@ -311,7 +315,10 @@ int replay_results_add(replay_results *r, const tg_fact *f, uint64_t model_versi
         tg_fact_free(c);
         return -1;
     }
-    if (write_file(r)) {
+    pthread_mutex_lock(&replay_hdf5_mu);
+    int wrc = write_file(r);
+    pthread_mutex_unlock(&replay_hdf5_mu);
+    if (wrc) {
         tg_fact_free(r->e[--r->n].f); /* not recorded: the caller reports the failure */
         return -1;
     }

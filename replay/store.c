@@ -13,6 +13,8 @@
 #include "common/err.h"
 
 #define CHUNK_BYTES (256 * 1024)
+
+pthread_mutex_t replay_hdf5_mu = PTHREAD_MUTEX_INITIALIZER;
 #define DEFLATE_LEVEL 1 /* fast: the checkpoint is rewritten periodically */
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -199,7 +201,17 @@ static int fsync_path(const char *path, int dir)
     return rc;
 }
 
+static int store_write(const char *path, const replay_store_meta *meta, const replay_store_tables *t);
+
 int replay_store_write(const char *path, const replay_store_meta *meta, const replay_store_tables *t)
+{
+    pthread_mutex_lock(&replay_hdf5_mu);
+    int rc = store_write(path, meta, t);
+    pthread_mutex_unlock(&replay_hdf5_mu);
+    return rc;
+}
+
+static int store_write(const char *path, const replay_store_meta *meta, const replay_store_tables *t)
 {
     quiet_hdf5();
     char tmp[4096], dir[4096];
@@ -431,7 +443,17 @@ fail:
     return rc;
 }
 
+static int store_read(const char *path, replay_store_meta *meta, replay_store_tables *t);
+
 int replay_store_read(const char *path, replay_store_meta *meta, replay_store_tables *t)
+{
+    pthread_mutex_lock(&replay_hdf5_mu);
+    int rc = store_read(path, meta, t);
+    pthread_mutex_unlock(&replay_hdf5_mu);
+    return rc;
+}
+
+static int store_read(const char *path, replay_store_meta *meta, replay_store_tables *t)
 {
     quiet_hdf5();
     memset(t, 0, sizeof *t);

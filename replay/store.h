@@ -8,6 +8,7 @@
 #ifndef REPLAY_STORE_H
 #define REPLAY_STORE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "replay/table.h"
@@ -25,6 +26,10 @@ typedef struct replay_store_tables {
     replay_game **games[REPLAY_NTABLES];
     int64_t n[REPLAY_NTABLES];
 } replay_store_tables;
+
+/* Held around every HDF5 use of the replay server (checkpoint thread, results.h5), so that it is
+ * safe with an HDF5 library built without thread safety. */
+extern pthread_mutex_t replay_hdf5_mu;
 
 /* Writes the tables to path atomically (path.tmp, fsync, rename, fsync of the directory). */
 int replay_store_write(const char *path, const replay_store_meta *meta, const replay_store_tables *t);
