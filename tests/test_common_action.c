@@ -43,6 +43,36 @@ static void test_coeffs_parse(void **state)
     assert_int_equal(tg_coeffs_parse(NULL, &F), -1);
 }
 
+static void test_parse_fuzz(void **state)
+{
+    (void)state;
+    /* random strings over the parsers' alphabet never crash; accepted ones are valid sets */
+    const char alpha[] = "-0123456789.,x 9+";
+    tg_rng rng;
+    tg_rng_seed(&rng, 30, 0);
+    char buf[24];
+    int accepted = 0;
+    for (int it = 0; it < 20000; it++) {
+        int n = (int)tg_rng_below(&rng, sizeof buf);
+        for (int i = 0; i < n; i++)
+            buf[i] = alpha[tg_rng_below(&rng, sizeof alpha - 1)];
+        buf[n] = 0;
+        tg_coeffs F;
+        if (tg_coeffs_parse(buf, &F) == 0) {
+            accepted++;
+            assert_true(F.n >= 2 && F.n <= TG_MAX_F);
+            for (int i = 0; i < F.n; i++) {
+                assert_int_equal(F.index_of[F.v[i] + 128], i);
+                if (i)
+                    assert_true(F.v[i] > F.v[i - 1]);
+            }
+        } else {
+            assert_true(strlen(tg_errmsg()) > 0);
+        }
+    }
+    assert_true(accepted > 0);
+}
+
 static void test_canonical(void **state)
 {
     (void)state;
@@ -213,7 +243,7 @@ static void test_add_action(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coeffs_parse),      cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_coeffs_parse),      cmocka_unit_test(test_parse_fuzz),      cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_nonzero),           cmocka_unit_test(test_tokens_roundtrip),
         cmocka_unit_test(test_tokens_known_and_errors), cmocka_unit_test(test_add_action),
     };

@@ -61,6 +61,26 @@ static void test_dims_parse(void **state)
     assert_null(tg_fact_new((tg_dims){2, 2, 2}, -1, 1, TG_ARITH_INTEGER));
 }
 
+static void test_dims_parse_fuzz(void **state)
+{
+    (void)state;
+    const char alpha[] = "0123456789,xX -+";
+    uint64_t x = 12345;
+    char buf[20];
+    for (int it = 0; it < 20000; it++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int n = (int)((x >> 33) % sizeof buf);
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            buf[i] = alpha[(x >> 33) % (sizeof alpha - 1)];
+        }
+        buf[n] = 0;
+        tg_dims d;
+        if (tg_dims_parse(buf, &d) == 0)
+            assert_int_equal(tg_dims_check(d), 0);
+    }
+}
+
 static void test_strassen_verifies(void **state)
 {
     (void)state;
@@ -230,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_tensor),      cmocka_unit_test(test_dims_parse),
+        cmocka_unit_test(test_dims_parse_fuzz),
         cmocka_unit_test(test_strassen_verifies),  cmocka_unit_test(test_naive_verifies),
         cmocka_unit_test(test_changed_coefficient_fails), cmocka_unit_test(test_mod2_only),
         cmocka_unit_test(test_denominator),        cmocka_unit_test(test_overflow_reported),
