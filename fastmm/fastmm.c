@@ -32,7 +32,7 @@ int fastmm_prec_parse(const char *s, fastmm_prec *out)
 fastmm_opts fastmm_opts_default(void)
 {
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
-                     .prec = FASTMM_FP32, .workspace = 0};
+                     .prec = FASTMM_FP32, .workspace = 0, .panels = 0};
     return o;
 }
 
@@ -289,7 +289,30 @@ fastmm_geom fastmm_geometry(tg_dims d, long M, long K, long N)
     return g;
 }
 
+const fastmm_tuned *fastmm_plan_tuned(const fastmm_plan *p, long M, long K, long N)
+{
+    for (int i = 0; i < p->ntuned; i++)
+        if (p->tuned[i].M == M && p->tuned[i].K == K && p->tuned[i].N == N)
+            return &p->tuned[i];
+    return NULL;
+}
+
 int fastmm_plan_levels(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.levels >= 0)
+        return p->opts.levels;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->levels : fastmm_plan_levels_rule(p, M, K, N);
+}
+
+int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.panels > 0) return p->opts.panels;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->panels : 1;
+}
+
+int fastmm_plan_levels_rule(const fastmm_plan *p, long M, long K, long N)
 {
     if (p->opts.levels >= 0)
         return p->opts.levels;

@@ -44,9 +44,13 @@ typedef struct fastmm_opts {
     const tg_fact *inner; /* factorization nested at levels >= 2; NULL = Strassen's */
     fastmm_prec prec;     /* CUDA path only; the CPU path is always fp32 */
     size_t workspace;     /* CUDA path: bytes of temporaries at most (0 = 3/4 of free memory) */
+    /* CUDA path: row panels pipelined over two streams, so that the combinations of one panel
+     * overlap the block products of the next (0 = automatic: the tuned choice for the shape, see
+     * fastmm_tune_cuda, else 1). Panels change the products' shapes, hence cuBLAS's kernels. */
+    int panels;
 } fastmm_opts;
 
-/* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0. */
+/* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -74,6 +78,9 @@ int fastmm_plan_levels(const fastmm_plan *p, long M, long K, long N);
  * would exceed FASTMM_MAX_RANK). */
 #define FASTMM_MAX_RANK 4096
 const tg_fact *fastmm_plan_level_fact(fastmm_plan *p, int levels);
+
+/* Row panels the CUDA path uses for this shape (the option, else the tuned choice, else 1). */
+int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides
  * bm = ceil(M/n), bk = ceil(K/m), bn = ceil(N/p), rounded up to multiples of 8 when the
@@ -124,6 +131,12 @@ int fastmm_cuda_sync(fastmm_cuda *c);
 /* C = A B with the plan's algorithm and precision. Types: A and B are float for FP32/TF32 and
  * bf16 (__nv_bfloat16, passed as void*) for BF16; C is always float. */
 int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                     long lda, const void *B, long ldb, float *C, long ldc);
+/* Measures the candidate configurations for this product shape on the given buffers (C is
+ * overwritten): the row panels (1, 2, 4) and, with levels -1, the levels around the size rule's
+ * choice; the plan remembers the fastest for this shape and later calls use it. Costs a few
+ * products per candidate; synchronizes. */
+int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* The baseline: one cuBLAS GEMM in the given precision (FP32: pedantic SGEMM). */
 int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K,

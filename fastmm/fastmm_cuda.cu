@@ -34,9 +34,13 @@ extern "C" {
                            cublasGetStatusString(s_));                                       \
     } while (0)
 
+#define MAX_PANELS 16
+
 struct fastmm_cuda {
     cublasHandle_t h;
-    cudaStream_t s;
+    cudaStream_t s;  // the caller's view: block products run here
+    cudaStream_t s2; // combinations, overlapping the products of other panels
+    cudaEvent_t ev[2 * MAX_PANELS + 2];
     void *ws;
     size_t ws_size;
 };
@@ -159,18 +163,19 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
                                                      const int *__restrict__ ptr,
                                                      const int *__restrict__ idx,
                                                      const float *__restrict__ val, int tp, int rt,
-                                                     int accumulate, long ntiles_c)
+                                                     int accumulate, long ntiles_c, long xb,
+                                                     long xe)
 {
     extern __shared__ float4 sm[]; // [nin][rt * tp / 4]
     const int tpv = tp / 4, pv = rt * tpv;
     long tile = blockIdx.x;
-    long x0 = (tile / ntiles_c) * rt, y0 = (tile % ntiles_c) * tp;
+    long x0 = xb + (tile / ntiles_c) * rt, y0 = (tile % ntiles_c) * tp;
 
     for (int it = threadIdx.x; it < nin * pv; it += blockDim.x) {
         int b = it / pv, q = it % pv;
         long x = x0 + q / tpv, y = y0 + 4 * (q % tpv);
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (x < bh && y < bw) {
+        if (x < xe && y < bw) {
             int nv;
             const Tin *pp = elem<Tin>(in, b, bh, bw, x, y, &nv);
             if (nv == 4 && in.vec) {
@@ -189,7 +194,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
     for (int it = threadIdx.x; it < nout * pv; it += blockDim.x) {
         int o = it / pv, q = it % pv;
         long x = x0 + q / tpv, y = y0 + 4 * (q % tpv);
-        if (x >= bh || y >= bw) continue;
+        if (x >= xe || y >= bw) continue;
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
         int e1 = __ldg(ptr + o0 + o + 1);
         bool any = false;
@@ -227,7 +232,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
 template <typename Tin, typename Tout>
 static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, long bw, int nin,
                    int i0, int nout, int o0, const int *ptr, const int *idx, const float *val,
-                   int accumulate)
+                   int accumulate, long xb, long xe)
 {
     // Tile width: 128 columns when nin tiles fit in 48 KB of shared memory, narrower otherwise;
     // rows per tile so that a tile stages about 16 KB (enough loads in flight per block).
@@ -237,11 +242,11 @@ static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, lon
     int rt = (int)(4096 / ((long)nin * tp));
     if (rt < 1) rt = 1;
     if (rt > 8) rt = 8;
-    if (rt > bh) rt = (int)bh;
-    long ntc = (bw + tp - 1) / tp, ntr = (bh + rt - 1) / rt;
+    if (rt > xe - xb) rt = (int)(xe - xb);
+    long ntc = (bw + tp - 1) / tp, ntr = (xe - xb + rt - 1) / rt;
     size_t smem = (size_t)nin * rt * tp * sizeof(float);
     combine_kernel<Tin, Tout><<<(unsigned)(ntr * ntc), 256, smem, s>>>(
-        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, accumulate, ntc);
+        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, accumulate, ntc, xb, xe);
     CK(cudaGetLastError());
     return 0;
 }
@@ -299,9 +304,12 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
         return NULL;
     }
     cudaError_t e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
+    for (int i = 0; e == cudaSuccess && i < 2 * MAX_PANELS + 2; i++)
+        e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     if (e != cudaSuccess) {
         tg_fail("fastmm: cudaStreamCreate: %s", cudaGetErrorString(e));
-        free(c);
+        free(c); // the process is in no state to use CUDA further; leaking is harmless
         return NULL;
     }
     cublasStatus_t st = cublasCreate(&c->h);
@@ -319,8 +327,11 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
 {
     if (!c) return;
     cudaStreamSynchronize(c->s);
+    cudaStreamSynchronize(c->s2);
     cudaFree(c->ws);
     cublasDestroy(c->h);
+    for (int i = 0; i < 2 * MAX_PANELS + 2; i++) cudaEventDestroy(c->ev[i]);
+    cudaStreamDestroy(c->s2);
     cudaStreamDestroy(c->s);
     free(c);
 }
@@ -388,7 +399,8 @@ extern "C" int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, 
 
 template <typename Ts>
 static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, long N, long K,
-                      const void *A, long lda, const void *B, long ldb, float *C, long ldc)
+                      const void *A, long lda, const void *B, long ldb, float *C, long ldc,
+                      int panels)
 {
     if (level_upload(l)) return -1;
     const dev_level *d = (const dev_level *)l->dev;
@@ -418,7 +430,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     if (ws_reserve(c, per * chunk)) return -1;
     Ts *S = (Ts *)c->ws;
     Ts *T = (Ts *)((char *)c->ws + sS * esz * chunk);
-    float *P = (float *)((char *)c->ws + (sS + sT) * esz * chunk);
+    float *P_ = (float *)((char *)c->ws + (sS + sT) * esz * chunk);
     bool in_bf16 = sizeof(Ts) == 2;
     bset Ain = grid_set(A, lda, M, K, dm.m, g.bk, in_bf16 ? 2 : 4);
     bset Bin = grid_set(B, ldb, K, N, dm.p, g.bn, in_bf16 ? 2 : 4);
@@ -427,6 +439,17 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         Bin.vec = ((uintptr_t)B & 7) == 0 && ldb % 4 == 0 && g.bn % 4 == 0;
     }
     bset Cout = grid_set(C, ldc, M, N, dm.p, g.bn, 4);
+    int P = panels;
+    if (P < 1) P = 1;
+    if (P > MAX_PANELS) P = MAX_PANELS;
+    if (P > g.bm) P = (int)g.bm;
+    long pr = (g.bm + P - 1) / P;
+    P = (int)((g.bm + pr - 1) / pr);
+    cudaEvent_t *evA = c->ev, *evG = c->ev + MAX_PANELS, start = c->ev[2 * MAX_PANELS],
+                end = c->ev[2 * MAX_PANELS + 1];
+    // s2 starts after everything the caller queued on s
+    CK(cudaEventRecord(start, c->s));
+    CK(cudaStreamWaitEvent(c->s2, start, 0));
     for (long r0 = 0; r0 < R; r0 += chunk) {
         int gc = (int)(R - r0 < chunk ? R - r0 : chunk);
         bset Sst = stack_set(S, g.bm, g.bk), Tst = stack_set(T, g.bk, g.bn);
@@ -436,22 +459,48 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             Sst.vec = g.bk % 4 == 0;
             Tst.vec = g.bn % 4 == 0;
         }
-        if (combine<Ts, Ts>(c->s, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc, (int)r0, d->ptr[0],
-                            d->idx[0], d->val[0], 0))
-            return -1;
-        if (combine<Ts, Ts>(c->s, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, d->ptr[1],
-                            d->idx[1], d->val[1], 0))
-            return -1;
-        if (gemm(c, p->opts.prec, g.bm, g.bn, g.bk, S, g.bk, (long)sS, T, g.bn, (long)sT, P,
-                 g.bn, (long)sM, gc))
-            return -1;
-        bset Pst = stack_set(P, g.bm, g.bn);
+        bset Pst = stack_set(P_, g.bm, g.bn);
         Pst.bstride = sM;
-        if (combine<float, float>(c->s, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
-                                  d->ptr[2], d->idx[2], d->val[2], r0 > 0))
+        // s2: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
+        if (combine<Ts, Ts>(c->s2, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, d->ptr[1],
+                            d->idx[1], d->val[1], 0, 0, g.bk))
             return -1;
+        for (int q = -1; q < P; q++) {
+            if (q + 1 < P) {
+                long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
+                if (combine<Ts, Ts>(c->s2, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc, (int)r0,
+                                    d->ptr[0], d->idx[0], d->val[0], 0, xb, xe))
+                    return -1;
+                CK(cudaEventRecord(evA[q + 1], c->s2));
+            }
+            if (q < 0) continue;
+            long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
+            CK(cudaStreamWaitEvent(c->s, evA[q], 0));
+            if (gemm(c, p->opts.prec, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk, (long)sS, T,
+                     g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
+                return -1;
+            CK(cudaEventRecord(evG[q], c->s));
+            CK(cudaStreamWaitEvent(c->s2, evG[q], 0));
+            if (combine<float, float>(c->s2, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
+                                      d->ptr[2], d->idx[2], d->val[2], r0 > 0, xb, xe))
+                return -1;
+        }
     }
+    CK(cudaEventRecord(end, c->s2));
+    CK(cudaStreamWaitEvent(c->s, end, 0));
     return 0;
+}
+
+static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                    long lda, const void *B, long ldb, float *C, long ldc, int L, int panels)
+{
+    if (L == 0)
+        return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
+    fastmm_level *l = fastmm_plan_level(p, L);
+    if (!l) return -1;
+    if (p->opts.prec == FASTMM_BF16)
+        return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, panels);
+    return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, panels);
 }
 
 extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
@@ -461,14 +510,80 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
-    int L = fastmm_plan_levels(p, M, K, N);
-    if (L == 0)
-        return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
-    fastmm_level *l = fastmm_plan_level(p, L);
-    if (!l) return -1;
-    if (p->opts.prec == FASTMM_BF16)
-        return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc);
-    return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc);
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    int panels = p->opts.panels > 0 ? p->opts.panels : t ? t->panels : 1;
+    return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, fastmm_plan_levels(p, M, K, N), panels);
+}
+
+extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
+                                const void *A, long lda, const void *B, long ldb, float *C,
+                                long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
+    tg_err_clear();
+    int L0 = fastmm_plan_levels_rule(p, M, K, N), Ls[3], nl = 0;
+    if (p->opts.levels >= 0) Ls[nl++] = p->opts.levels;
+    else
+        for (int L = L0 - 1; L <= L0 + 1; L++) {
+            if (L < 0 || L > p->opts.max_levels) continue;
+            if (L > 0) {
+                const tg_fact *f = fastmm_plan_level_fact(p, L);
+                if (!f) continue;
+                fastmm_geom g = fastmm_geometry(tg_fact_dims(f), M, K, N);
+                if (g.bm < 256 || g.bk < 256 || g.bn < 256) continue;
+            }
+            Ls[nl++] = L;
+        }
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    int bestL = L0, bestP = 1, rc = -1;
+    float best = 1e30f;
+    for (int i = 0; i < nl; i++) {
+        static const int cand[] = {1, 2, 4};
+        fastmm_geom g = {M, K, N, M, K, N};
+        if (Ls[i] > 0) g = fastmm_geometry(tg_fact_dims(fastmm_plan_level_fact(p, Ls[i])), M, K, N);
+        for (int j = 0; j < 3; j++) {
+            int P = p->opts.panels > 0 ? p->opts.panels : cand[j];
+            if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
+            float t = 1e30f;
+            for (int r = 0; r < 3; r++) { // first run warms up (workspace, kernels)
+                float ms;
+                if (cudaEventRecord(e0, c->s) != cudaSuccess ||
+                    gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, Ls[i], P) ||
+                    cudaEventRecord(e1, c->s) != cudaSuccess ||
+                    cudaEventSynchronize(e1) != cudaSuccess ||
+                    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+                    if (!tg_errmsg()[0]) tg_fail("fastmm: tuning run failed");
+                    goto out;
+                }
+                if (r > 0 && ms < t) t = ms;
+            }
+            if (t < best) {
+                best = t;
+                bestL = Ls[i];
+                bestP = P;
+            }
+        }
+    }
+    {
+        fastmm_tuned *t = (fastmm_tuned *)fastmm_plan_tuned(p, M, K, N);
+        if (!t) {
+            if (p->ntuned == FASTMM_TUNED_MAX) p->ntuned--; // forget the newest
+            t = &p->tuned[p->ntuned++];
+        }
+        t->M = M;
+        t->K = K;
+        t->N = N;
+        t->levels = bestL;
+        t->panels = bestP;
+    }
+    rc = 0;
+out:
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return rc;
 }
 
 // ---- helpers for benchmarks and tests ----

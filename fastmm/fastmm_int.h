@@ -30,12 +30,26 @@ typedef struct fastmm_level {
 
 #define FASTMM_LEVELS_MAX 4
 
+/* A configuration chosen by measurement (fastmm_tune_cuda) for one product shape. */
+typedef struct fastmm_tuned {
+    long M, K, N;
+    int levels, panels;
+} fastmm_tuned;
+#define FASTMM_TUNED_MAX 32
+
 struct fastmm_plan {
     tg_fact *base;
     tg_fact *inner;
     fastmm_opts opts;
     fastmm_level *lv[FASTMM_LEVELS_MAX + 1];
+    fastmm_tuned tuned[FASTMM_TUNED_MAX];
+    int ntuned;
 };
+
+/* The tuned entry for a shape, or NULL. */
+const fastmm_tuned *fastmm_plan_tuned(const fastmm_plan *p, long M, long K, long N);
+/* Levels by the size rule alone (ignores tuning). */
+int fastmm_plan_levels_rule(const fastmm_plan *p, long M, long K, long N);
 
 /* Builds (once) and returns the level structure, or NULL with a message. */
 fastmm_level *fastmm_plan_level(fastmm_plan *p, int levels);

@@ -12,7 +12,15 @@ sizes=${2:-8192,10240,12288,14336,16384,18432,20480}
 if [ "$mode" = prepare ]; then
     set -e
     mkdir -p "$G/bin" "$G/data" "$G/debs"
-    cp build-fastmm/bin/tg build-fastmm/tests/test_fastmm_cuda build-fastmm/tests/test_fastmm_cpu "$G/bin/"
+    cp build-fastmm/tests/test_fastmm_cuda build-fastmm/tests/test_fastmm_cpu "$G/bin/"
+    # `tg bench matmul` alone (tg_bench_matmul), so that the device needs no library of the
+    # other subcommands; the same code as bin/tg's
+    printf '#include "tools/cmds.h"\nint main(int c, char **v) { return tg_bench_matmul(c - 1, v + 1); }\n' \
+        > "$G/bench_main.c"
+    cuda=$(dirname "$(dirname "$(command -v nvcc)")")
+    gcc -O2 -I. "$G/bench_main.c" -o "$G/bin/tg-bench-matmul" build-fastmm/libtg.a \
+        -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lopenblas -ljansson -lyaml \
+        -L"$cuda/lib64" -Wl,-rpath,"$cuda/lib64" -lcublas -lcudart -lstdc++ -lm -pthread
     /usr/bin/python3 scripts/npz2h5.py ../shared/data/factorizations_r.npz "$G/data/r.h5"
     /usr/bin/python3 scripts/npz2h5.py ../shared/data/runtime_gpu_4x4x4.npz "$G/data/rt_gpu.h5"
     cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz ../shared/bench/jax_peer.py "$G/data/"
@@ -32,12 +40,12 @@ algos=(--algo strassen1=builtin:strassen@1 --algo strassen2=builtin:strassen@2
 case $mode in
 check)
     nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
-    ldd "$G/bin/tg" | grep "not found"
+    ldd "$G/bin/tg-bench-matmul" | grep "not found"
     "$G/bin/test_fastmm_cuda" 2>&1 | tail -25
     "$G/bin/test_fastmm_cpu" 2>&1 | tail -4
     ;;
 bench)
-    "$G/bin/tg" bench matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
+    "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
         tee -a "$OUT/bench.log"
     ;;
 peer)

@@ -165,12 +165,39 @@ static void test_chunks_and_precisions(void **state)
             o.prec = (fastmm_prec)prec;
             /* room for 5 of the 49 terms at 384^3 (blocks of 96): 10 chunks */
             if (small) o.workspace = 5 * (2 * 96 * 96 * (prec == 2 ? 2 : 4) + 96 * 96 * 4);
+            o.panels = small ? 7 : 2; /* pipelined row panels, uneven (96 rows in 7) */
             fastmm_plan *p = fastmm_plan_new(s, &o);
             assert_non_null(p);
             compare(p, 384, 384, 384, 77 + prec, tol_for(fastmm_plan_level_fact(p, 2), 384, o.prec));
             compare(p, 383, 385, 381, 78 + prec, tol_for(fastmm_plan_level_fact(p, 2), 385, o.prec));
             fastmm_plan_free(p);
         }
+    tg_fact_free(s);
+}
+
+/* Tuning picks a valid configuration and the tuned plan still computes the product. */
+static void test_tune(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    o.min_block = 256;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n = 1024;
+    float *A = dev_copy(NULL, 4 * n * n), *B = dev_copy(NULL, 4 * n * n), *C = dev_copy(NULL, 4 * n * n);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 1), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 2), 0);
+    if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
+    int L = fastmm_plan_levels(p, n, n, n), P = fastmm_plan_panels(p, n, n, n);
+    assert_true(L >= 1 && L <= 3); /* the rule says 2 (blocks of 256), so 1..3 were tried */
+    assert_true(P == 1 || P == 2 || P == 4);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    compare(p, n, n, n, 99, tol_for(fastmm_plan_level_fact(p, L), n, FASTMM_FP32));
+    fastmm_plan_free(p);
     tg_fact_free(s);
 }
 
@@ -209,6 +236,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strassen),
         cmocka_unit_test(test_chunks_and_precisions),
+        cmocka_unit_test(test_tune),
         cmocka_unit_test(test_released),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

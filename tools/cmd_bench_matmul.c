@@ -32,7 +32,9 @@ static const char *use =
     "  --prec LIST      fp32, tf32, bf16 (comma-separated; default fp32)\n"
     "  --reps N         timed repetitions (default 10 below 12000, 5 from there on)\n"
     "  --min-block N    smallest block side for LEVELS auto (default 1536)\n"
+    "  --panels N       row panels pipelined over two streams (default 0: automatic)\n"
     "  --no-accuracy    skip the fp64 reference\n"
+    "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels) before timing\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -111,7 +113,8 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
     }
     tg_dims d = tg_fact_dims(f);
     (void)a;
-    snprintf(buf, len, "%dx%dx%d r%d L%d", d.n, d.m, d.p, tg_fact_rank(f), L);
+    snprintf(buf, len, "%dx%dx%d r%d L%d P%d", d.n, d.m, d.p, tg_fact_rank(f), L,
+             fastmm_plan_panels(p, s, s, s));
 }
 
 #ifdef TG_HAVE_CUDA
@@ -125,7 +128,7 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
     } while (0)
 
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
-                     int np, int reps_opt, int accuracy, FILE *csv)
+                     int np, int reps_opt, int accuracy, int tune, FILE *csv)
 {
     int rc = -1;
     fastmm_cuda *c = fastmm_cuda_new();
@@ -166,10 +169,12 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
             }
             int reps = reps_opt > 0 ? reps_opt : (s > 12000 ? 5 : 10);
             double tb[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
-            /* warm-up: handle creation, workspace allocation, kernel loading */
+            /* warm-up (handle creation, workspace allocation, kernel loading) and tuning */
             if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
             for (int a = 0; a < na; a++)
-                if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s)) goto fail;
+                if ((tune ? fastmm_tune_cuda : fastmm_gemm_cuda)(c, al[a].plan[pr], s, s, s, xa, s,
+                                                               xb, s, C2, s))
+                    goto fail;
             CUCHK(cudaStreamSynchronize(st));
             for (int r = 0; r < reps; r++) {
                 float ms;
@@ -312,11 +317,13 @@ int tg_bench_matmul(int argc, char **argv)
         {"algo", required_argument, 0, 'a'},  {"sizes", required_argument, 0, 's'},
         {"prec", required_argument, 0, 'p'},  {"reps", required_argument, 0, 'r'},
         {"min-block", required_argument, 0, 'm'}, {"no-accuracy", no_argument, 0, 'n'},
+        {"panels", required_argument, 0, 'P'}, {"no-tune", no_argument, 0, 'T'},
         {"cpu", no_argument, 0, 'c'},         {"csv", required_argument, 0, 'o'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
+    int panels = 0, tune = 1;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -365,6 +372,8 @@ int tg_bench_matmul(int argc, char **argv)
             }
             break;
         case 'm': min_block = atoi(optarg); break;
+        case 'P': panels = atoi(optarg); break;
+        case 'T': tune = 0; break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -381,6 +390,7 @@ int tg_bench_matmul(int argc, char **argv)
             fastmm_opts op = fastmm_opts_default();
             op.levels = al[a].levels;
             op.min_block = min_block;
+            op.panels = panels;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
@@ -398,13 +408,14 @@ int tg_bench_matmul(int argc, char **argv)
     rc = 1;
 #ifdef TG_HAVE_CUDA
     if (!cpu && fastmm_cuda_device_count() > 0) {
-        if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, csv) == 0) rc = 0;
+        if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, csv) == 0) rc = 0;
         else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
         goto out;
     }
     if (!cpu) printf("(no CUDA device: CPU path)\n");
 #endif
     (void)cpu;
+    (void)tune;
     if (bench_cpu(al, na, sizes, ns, reps, accuracy, csv) == 0) rc = 0;
     else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
 out:
