@@ -5,6 +5,7 @@
 #include "common/basis.h"
 #include "common/err.h"
 #include "common/fact.h"
+#include "common/game.h"
 #include "common/perm.h"
 #include "common/rng.h"
 
@@ -182,6 +183,56 @@ static void test_basis_roundtrip(void **state)
     free(s2);
 }
 
+static void test_basis_game_pipeline(void **state)
+{
+    (void)state;
+    /* the actor's path: a game on (A,B,C).T padded to S, played with the mapped Strassen terms
+     * (canonicalised), solved, turned into a factorization, mapped back and verified */
+    tg_rng rng;
+    tg_rng_seed(&rng, 15, 0);
+    const int S = 5;
+    int32_t T[S * S * S], T2[S * S * S];
+    tg_matmul_tensor((tg_dims){2, 2, 2}, S, T);
+    tg_fact *f = tg_fact_strassen();
+    int played = 0;
+    for (int it = 0; it < 40; it++) {
+        tg_basis *b = tg_basis_sample((tg_dims){2, 2, 2}, 1 + it % 2, &rng);
+        tg_basis_apply(b, T, S, T2);
+        tg_fact *g = map_forward(b, f);
+        if (tg_fact_max_abs(g) > 127) { /* not representable as int8 actions */
+            tg_fact_free(g);
+            tg_basis_free(b);
+            continue;
+        }
+        tg_game *game = tg_game_new(T2, S, 0, 7, 1);
+        for (int r = 0; r < 7; r++) {
+            int8_t a[3 * S];
+            memset(a, 0, sizeof a);
+            for (int i = 0; i < 4; i++) {
+                a[i] = (int8_t)tg_fact_cu(g)[r * 4 + i];
+                a[S + i] = (int8_t)tg_fact_cv(g)[r * 4 + i];
+                a[2 * S + i] = (int8_t)tg_fact_cw(g)[r * 4 + i];
+            }
+            tg_action_canonicalize(a, S, 0);
+            assert_false(tg_game_done(game));
+            assert_true(tg_game_play(game, a) == -1.0);
+        }
+        assert_true(tg_game_solved(game));
+        tg_fact *found = tg_game_to_fact(game, (tg_dims){2, 2, 2});
+        assert_non_null(found);
+        tg_fact *canon = tg_basis_map_back(b, found);
+        assert_int_equal(tg_fact_verify(canon, 0, NULL), 1);
+        played++;
+        tg_fact_free(canon);
+        tg_fact_free(found);
+        tg_game_free(game);
+        tg_fact_free(g);
+        tg_basis_free(b);
+    }
+    assert_true(played >= 30);
+    tg_fact_free(f);
+}
+
 static void test_basis_pool(void **state)
 {
     (void)state;
@@ -304,7 +355,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basis_sample),    cmocka_unit_test(test_basis_roundtrip),
-        cmocka_unit_test(test_basis_pool),      cmocka_unit_test(test_sperm_roundtrip),
+        cmocka_unit_test(test_basis_pool),      cmocka_unit_test(test_basis_game_pipeline),      cmocka_unit_test(test_sperm_roundtrip),
         cmocka_unit_test(test_sperm_strassen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
