@@ -28,6 +28,7 @@
 #define MAX_IDENT 256
 #define MAX_BATCH (1 << 16)
 #define MAX_STATS 96
+#define MAX_WAITING 4096 /* sample requests queued per server */
 
 typedef struct peer {
     uint8_t id[MAX_IDENT];
@@ -542,6 +543,11 @@ static void on_sample_request(replay_server *s, const peer *p, const Tg__SampleR
         char msg[128];
         snprintf(msg, sizeof msg, "batch %u is out of range (1 .. %d)", m->batch, MAX_BATCH);
         send_error(s, p, REPLAY_E_INVALID, msg);
+        return;
+    }
+    if (s->n_reqs >= MAX_WAITING) { /* a bound on what a misbehaving client can queue */
+        s->n_invalid++;
+        send_error(s, p, REPLAY_E_INVALID, "too many sample requests waiting; wait for the batches asked for");
         return;
     }
     if (s->n_reqs == s->cap_reqs) {
