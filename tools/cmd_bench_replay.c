@@ -196,10 +196,10 @@ int tg_bench_replay(int argc, char **argv)
     zmq_setsockopt(cl, ZMQ_RCVTIMEO, &to, sizeof to);
     zmq_setsockopt(cl, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(cl, replay_server_endpoint(sa.s));
-    /* wait for the demonstrations */
+    /* wait for the demonstrations and their checkpoint */
     uint8_t *buf;
     size_t len;
-    double demos_have = 0;
+    double demos_have = 0, t_demos = 0;
     for (;;) {
         Tg__Envelope e = TG__ENVELOPE__INIT;
         Tg__StatsRequest sr = TG__STATS_REQUEST__INIT;
@@ -209,20 +209,30 @@ int tg_bench_replay(int argc, char **argv)
         zmq_send(cl, buf, len, 0);
         free(buf);
         Tg__Envelope *r = recv_env(cl);
-        double gen = 1;
+        double gen = 1, ckpts = 0;
         for (size_t i = 0; r && r->body_case == TG__ENVELOPE__BODY_STATS && i < r->stats->n_keys; i++) {
             if (!strcmp(r->stats->keys[i], "demos.positions"))
                 demos_have = r->stats->values[i];
             if (!strcmp(r->stats->keys[i], "demos.generating"))
                 gen = r->stats->values[i];
+            if (!strcmp(r->stats->keys[i], "checkpoints"))
+                ckpts = r->stats->values[i];
         }
         tg_wire_free(r);
-        if (gen == 0)
+        if (gen == 0 && t_demos == 0) {
+            t_demos = tg_now();
+            printf("demos: %.0f positions generated in %.2f s (%.0f positions/s)\n", demos_have, t_demos - t0,
+                   demos_have / (t_demos - t0));
+        }
+        if (ckpts >= 1)
             break;
-        usleep(50000);
+        usleep(20000);
     }
-    printf("demos: %.0f positions generated in %.2f s (%.0f positions/s)\n", demos_have, tg_now() - t0,
-           demos_have / (tg_now() - t0));
+    char h5[300];
+    struct stat sb;
+    snprintf(h5, sizeof h5, "%s/replay.h5", dir);
+    printf("checkpoint: replay.h5 with the demos written in %.2f s (%.1f MB, atomically replaced)\n",
+           tg_now() - t_demos, stat(h5, &sb) ? 0.0 : (double)sb.st_size / 1e6);
 
     /* inserts: a pipeline of games, acknowledged in flush groups */
     tg_rng rng;
