@@ -29,6 +29,7 @@
 #define MAX_BATCH (1 << 16)
 #define MAX_STATS 96
 #define MAX_WAITING 4096 /* sample requests queued per server */
+#define JOURNAL_MAX ((uint64_t)1 << 30) /* checkpoint early when the journal grows past this */
 
 typedef struct peer {
     uint8_t id[MAX_IDENT];
@@ -909,8 +910,9 @@ int replay_server_run(replay_server *s, volatile sig_atomic_t *stop)
             s->demos_was_running = 0;
             tg_info("synthetic demonstrations done: %lld positions", (long long)replay_table_positions(s->t[0]));
             start_checkpoint(s, 0);
-        } else if (!s->ck_running && tg_now() - s->last_ckpt >= s->c->replay.checkpoint_s &&
-                   change_mark(s) != s->ck_mark) {
+        } else if (!s->ck_running && change_mark(s) != s->ck_mark &&
+                   (tg_now() - s->last_ckpt >= s->c->replay.checkpoint_s ||
+                    replay_journal_bytes(s->journal) > JOURNAL_MAX)) {
             start_checkpoint(s, 0);
         }
         stats_tick(s, 0);
