@@ -335,13 +335,67 @@ static void test_discoveries(void **st)
     rt_server_stop(srv);
 }
 
+/* Random bytes and randomly mutated Game messages: every one gets exactly one reply (an Error, or
+ * whatever the mutated message validly asks for) and the server keeps serving. */
+static void test_fuzz(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, "replay.flush_count=1", "replay.max_message=65536", NULL);
+    rt_server *srv = rt_server_start(&c);
+    void *cl = rt_client(replay_server_endpoint(srv->s));
+    rt_wait_demos(cl, 2000);
+    tg_rng rng;
+    tg_rng_seed(&rng, 6, 6);
+    int sent = 0;
+    for (int i = 0; i < 300; i++) {
+        uint8_t *b;
+        size_t n;
+        if (i % 3 == 0) {
+            n = 1 + tg_rng_below(&rng, 300);
+            b = malloc(n);
+            for (size_t k = 0; k < n; k++)
+                b[k] = (uint8_t)tg_rng_below(&rng, 256);
+            if (n > 2) { /* often a valid version prefix */
+                b[0] = 0x08;
+                b[1] = 0x01;
+            }
+        } else {
+            n = rt_game(&c, i % 5 == 0, 1 + (int)tg_rng_below(&rng, 8), 3, &rng, &b);
+            int flips = 1 + (int)tg_rng_below(&rng, 4);
+            for (int k = 0; k < flips; k++)
+                b[tg_rng_below(&rng, (uint32_t)n)] ^= (uint8_t)(1u << tg_rng_below(&rng, 8));
+        }
+        rt_send_free(cl, b, n);
+        sent++;
+    }
+    for (int i = 0; i < sent; i++)
+        tg_wire_free(rt_recv(cl));
+    zmq_pollitem_t pi = {cl, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&pi, 1, 300), 0); /* exactly one reply each */
+    double errors = rt_stat(cl, "errors.malformed") + rt_stat(cl, "errors.invalid") +
+                    rt_stat(cl, "errors.unsupported") + rt_stat(cl, "errors.oversized");
+    assert_true(errors >= 100);
+    assert_int_equal(rt_stat(cl, "errors.internal"), 0);
+    zmq_close(cl);
+    rt_server_stop(srv);
+    /* what was accepted reloads */
+    srv = rt_server_start(&c);
+    cl = rt_client(replay_server_endpoint(srv->s));
+    assert_true(rt_stat(cl, "played.games") >= 0);
+    zmq_close(cl);
+    rt_server_stop(srv);
+}
+
 int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_messages), cmocka_unit_test(test_insert_ack_restart),
         cmocka_unit_test(test_batches),      cmocka_unit_test(test_rate_limiter),
-        cmocka_unit_test(test_discoveries),
+        cmocka_unit_test(test_discoveries),  cmocka_unit_test(test_fuzz),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fflush(stdout);
