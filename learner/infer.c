@@ -15,6 +15,7 @@
 
 #define MAX_IDENT 256
 #define MAX_K 4096
+#define MAX_ACTIONS (1 << 22) /* positions x K per request: bounds the answer's memory */
 #define MAX_CLIENTS 1024
 #define CLIENT_ACTIVE_S 1.0
 #define ANNOUNCE_EVERY_S 1.0
@@ -226,6 +227,9 @@ static int check_eval(tg_infer *s, const Tg__EvalRequest *r, int *B, int *K, flo
     int k = r->samples ? (int)r->samples : s->o.samples;
     if (r->samples > MAX_K)
         return tg_fail("eval request: %u samples (at most %d)", r->samples, MAX_K);
+    if ((int64_t)b * k > MAX_ACTIONS)
+        return tg_fail("eval request: %lld positions x %d samples is more than %d actions per "
+                       "request (split it)", (long long)b, k, MAX_ACTIONS);
     float t = r->temperature != 0 ? r->temperature : (float)s->o.temperature;
     if (!(t > 0) || !isfinite(t))
         return tg_fail("eval request: temperature %g (must be > 0 and finite)", (double)t);

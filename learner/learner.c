@@ -570,7 +570,15 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     learner Lv, *L = &Lv;
     memset(L, 0, sizeof *L);
     L->cfg = cfg;
-    L->name = o->name ? o->name : o->serve_only ? "tg-serve" : "tg-learner";
+    /* replicas on several hosts share the run directory: one name per host by default */
+    char serve_name[128] = "tg-serve-", host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    for (char *p = host; *p; p++)
+        if (*p == '/' || *p == ':')
+            *p = '-';
+    strncat(serve_name, host, sizeof serve_name - strlen(serve_name) - 1);
+    L->name = o->name ? o->name : o->serve_only ? serve_name : "tg-learner";
     L->started = tg_now();
     L->started_wall = tg_wall();
     int status = 1;

@@ -17,7 +17,7 @@
 
 typedef struct tg_learner_opts {
     int serve_only;
-    const char *name;   /* process name for logs, status and tb (NULL: tg-learner / tg-serve) */
+    const char *name;   /* process name for logs, status and tb (NULL: tg-learner / tg-serve-<host>) */
 } tg_learner_opts;
 
 /* Runs until stopped; returns the process exit status (0 clean stop, 1 failure). */

@@ -30,7 +30,7 @@ static void usage(FILE *out)
             "                    new weights version from the learner (checked by CRC32C) and\n"
             "                    serves evaluations on infer.endpoint; trains nothing\n"
             "  --name NAME       process name for logs, status and TensorBoard (default\n"
-            "                    tg-learner, or tg-serve with --serve-only)\n"
+            "                    tg-learner, or tg-serve-<host> with --serve-only)\n"
             "  -h, --help        this help; `tg config --doc` lists every configuration key\n"
             "\n"
             "Keys used: run.dir run.seed run.budget_s run.log_level, game.* and net.* (the network),\n"

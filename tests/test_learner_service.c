@@ -630,6 +630,15 @@ static void test_malformed_requests(void **state)
         r.samples = 1u << 30;
         tg_wire_send(a, NULL, 0, &e);
         expect_error(a, "absurd K");
+        r.samples = 4096;
+        int64_t big[5] = {2048, nc.T, nc.S, nc.S, nc.S}, bigs[2] = {2048, nc.n_scalars};
+        float *bt = calloc((size_t)2048 * nc.T * S3, sizeof(float)), *bs = calloc(2048 * nc.n_scalars, sizeof(float));
+        tg_array_set(&at, TG__DTYPE__F32, 5, big, b1, bt, (size_t)2048 * nc.T * S3 * 4);
+        tg_array_set(&as, TG__DTYPE__F32, 2, bigs, b2, bs, (size_t)2048 * nc.n_scalars * 4);
+        tg_wire_send(a, NULL, 0, &e);
+        expect_error(a, "too many actions in one request");
+        free(bt);
+        free(bs);
     }
     /* a message type the service does not take */
     {
@@ -661,7 +670,7 @@ static void test_malformed_requests(void **state)
     json_decref(st);
     st = wait_status(d, "tg-learner", p, "", 0, 10, NULL);
     json_int_t bad = json_integer_value(json_object_get(json_object_get(st, "inference"), "bad_requests"));
-    assert_true(bad >= 12);
+    assert_true(bad >= 13);
     json_decref(st);
 
     kill(p, SIGTERM);
@@ -727,7 +736,7 @@ static void test_survives_vanishing_peers_and_replica_follows(void **state)
     char a_pub[300], a_conn[300];
     snprintf(a_pub, sizeof a_pub, "infer.pub_connect=%s", pub);
     snprintf(a_conn, sizeof a_conn, "infer.connect=%s", ep);
-    const char *rargs[] = {"--serve-only", a_pub, a_conn, NULL};
+    const char *rargs[] = {"--serve-only", "--name", "tg-serve", a_pub, a_conn, NULL};
     pid_t rp = spawn_learner(d, NULL, rargs);
     json_t *rs = wait_status(d, "tg-serve", rp, "step", 1, 60, &r);
     char rep_infer[256];
