@@ -14,33 +14,19 @@ static void size_str(const tg_fact *f, char *buf, size_t len)
     snprintf(buf, len, "%dx%dx%d", d.n, d.m, d.p);
 }
 
-/* Keys named on the command line (after the file) select a subset, in the file's order. */
-static int select_keys(tg_fact_list *l, int nsel, char **sel, const char *path)
+/* Reads the whole file, or only the keys named on the command line (in that order). */
+static int read_selected(const char *path, int nsel, char **sel, tg_fact_list *l)
 {
     if (nsel == 0)
-        return 0;
+        return tg_factio_read(path, l);
     for (int s = 0; s < nsel; s++) {
-        int found = 0;
-        for (int i = 0; i < l->n && !found; i++)
-            found = strcmp(l->keys[i], sel[s]) == 0;
-        if (!found)
-            return tg_fail("%s: no key '%s' (tg list %s shows the keys)", path, sel[s], path);
-    }
-    int out = 0;
-    for (int i = 0; i < l->n; i++) {
-        int keep = 0;
-        for (int s = 0; s < nsel && !keep; s++)
-            keep = strcmp(l->keys[i], sel[s]) == 0;
-        if (keep) {
-            l->keys[out] = l->keys[i];
-            l->facts[out] = l->facts[i];
-            out++;
-        } else {
-            free(l->keys[i]);
-            tg_fact_free(l->facts[i]);
+        tg_fact *f = tg_factio_read_key(path, sel[s]);
+        if (!f || tg_fact_list_add(l, sel[s], f)) {
+            tg_fact_free(f);
+            tg_fact_list_free(l);
+            return -1;
         }
     }
-    l->n = out;
     return 0;
 }
 
@@ -86,7 +72,7 @@ int tg_cmd_verify(int argc, char **argv)
         return 2;
     }
     tg_fact_list l = {0};
-    if (tg_factio_read(path, &l) || select_keys(&l, nsel, sel, path)) {
+    if (read_selected(path, nsel, sel, &l)) {
         fprintf(stderr, "tg verify: %s\n", tg_errmsg());
         tg_fact_list_free(&l);
         free(sel);
@@ -205,7 +191,7 @@ int tg_cmd_convert(int argc, char **argv)
     const char *use = "usage: tg convert IN OUT [KEY...]\n"
                       "Converts a factorization file between HDF5 and JSON: IN is read by content, OUT is\n"
                       "written as JSON if its name ends in .json, else HDF5 (replaced atomically). With\n"
-                      "KEYs, only those are written.\n";
+                      "KEYs, only those are written, in that order.\n";
     if (tg_cmd_wants_help(argc, argv)) {
         fputs(use, stdout);
         return 0;
@@ -215,8 +201,7 @@ int tg_cmd_convert(int argc, char **argv)
         return 2;
     }
     tg_fact_list l = {0};
-    if (tg_factio_read(argv[1], &l) || select_keys(&l, argc - 3, argv + 3, argv[1]) ||
-        tg_factio_write(argv[2], &l)) {
+    if (read_selected(argv[1], argc - 3, argv + 3, &l) || tg_factio_write(argv[2], &l)) {
         fprintf(stderr, "tg convert: %s\n", tg_errmsg());
         tg_fact_list_free(&l);
         return 2;
