@@ -164,6 +164,16 @@ static const key_def *find_key(const char *name)
     return NULL;
 }
 
+/* 1 if name is a section ("game" of "game.r_limit"). */
+static int is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strncmp(keys[i].name, name, n) == 0 && keys[i].name[n] == '.')
+            return 1;
+    return 0;
+}
+
 static const char *type_name(enum key_type t)
 {
     switch (t) {
@@ -319,8 +329,12 @@ static int set_value(tg_config *c, const key_def *k, const char *text, int index
             return tg_fail("%s: more than %d entries", k->name, TG_MAX_TARGETS);
         if (k->type == KT_TARGETS) {
             tg_dims d;
-            if (tg_dims_parse(text, &d) || tg_dims_check(d))
+            if (tg_dims_parse(text, &d) || tg_dims_check(d)) {
+                if (!strpbrk(text, ",x")) /* [2,2,2] in YAML is three entries */
+                    return tg_fail("%s: entry %d: '%s' is not n,m,p (quote each target: [\"2,2,2\"])", k->name,
+                                   index + 1, text);
                 return tg_fail_ctx("%s: entry %d: ", k->name, index + 1);
+            }
             snprintf(c->game.targets[index], sizeof c->game.targets[index], "%d,%d,%d", d.n, d.m, d.p);
             c->game.n_targets = index + 1;
             return 0;
@@ -490,6 +504,9 @@ static int load_events(tg_config *c, const char *path, yaml_parser_t *parser)
             } else if (depth == 1 && !strchr(key, '.') && val[0] == 0 &&
                        ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
                 have_key = 0; /* "section:" with nothing under it */
+            } else if (depth == 1 && is_section(full)) {
+                rc = tg_fail("%s:%zu: '%s' is a section, not a key: indent its 'key: value' lines under it",
+                             path, line, full);
             } else if (!(k = find_key(full))) {
                 rc = tg_fail("%s:%zu: unknown config key '%s'%s", path, line, full,
                              strchr(full, '.') ? "" : " (expected a section: run, game, net, train, infer, replay, actor, security)");
@@ -879,4 +896,24 @@ int tg_config_from_args(tg_config *c, int argc, char **argv)
     if (tg_config_finish(c))
         return -1;
     return out;
+}
+
+int tg_config_get(const tg_config *c, const char *name, char *buf, size_t len)
+{
+    const key_def *k = find_key(name);
+    if (!k)
+        return tg_fail("unknown configuration key '%s' (tg config --doc lists them)", name);
+    size_t used = 0;
+    buf[0] = 0;
+    if (k->type == KT_TARGETS) {
+        for (int i = 0; i < c->game.n_targets && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ";" : "", c->game.targets[i]);
+    } else if (k->type == KT_INTLIST) {
+        const int *v = (const int *)((const char *)c + k->off);
+        for (int i = 0; i < c->game.n_targets && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%d", i ? "," : "", v[i]);
+    } else {
+        value_text(c, k, buf, len);
+    }
+    return 0;
 }

@@ -190,6 +190,8 @@ static void test_bad_values(void **state)
         {"game: [\n", "c.yaml:"},
         {"- 1\n- 2\n", "c.yaml:1"},
         {"run:\n  dir: &a x\n  log_level: *a\n", "alias"},
+        {"game: 5\n", "'game' is a section"},
+        {"game:\n  targets: [2,2,2]\n", "quote each target"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (load_text(&c, cases[i].yaml) != -1)
