@@ -130,6 +130,9 @@ void tg_config_defaults(tg_config *c);
 int tg_config_load(tg_config *c, const char *path);
 /* Applies one "section.key=value" override; -1 with a message naming the key. */
 int tg_config_set(tg_config *c, const char *assignment);
+/* The text of one key's value ("section.key"; lists as "2,2,2;3,3,3" and "7,23"); -1 with a
+ * message for an unknown key. */
+int tg_config_get(const tg_config *c, const char *name, char *buf, size_t len);
 /* Validates cross-key constraints and fills derived fields; -1 with a message naming the key. */
 int tg_config_finish(tg_config *c);
 /* Writes the whole configuration as YAML (every key, finished or not), atomically; "-" is stdout. */

@@ -124,7 +124,7 @@ fi
     --write "$RUN_DIR/config.yaml.new" >/dev/null || die "bad configuration (see above)"
 mv "$RUN_DIR/config.yaml.new" "$RUN_DIR/config.yaml"
 CFG=$RUN_DIR/config.yaml
-cfg_get() { "$BIN/tg" config --get "$CFG" "$1"; }
+cfg_get() { "$BIN/tg" config --check "$CFG" --get "$1"; }
 BUDGET=$(cfg_get run.budget_s | cut -d. -f1)
 [ -n "$BUDGET" ] || BUDGET=0
 

@@ -28,7 +28,7 @@ done
 [ -n "$RUN_DIR" ] && [ -f "$RUN_DIR/config.yaml" ] || { echo "slurm.sh: --run-dir must hold config.yaml" >&2; exit 2; }
 [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || { echo "slurm.sh: --nodes takes a number >= 1" >&2; exit 2; }
 [[ "$GPUS" =~ ^[0-9]+$ ]] || { echo "slurm.sh: --gpus takes a number" >&2; exit 2; }
-BUDGET=$("$ROOT/bin/tg" config --get "$RUN_DIR/config.yaml" run.budget_s | cut -d. -f1)
+BUDGET=$("$ROOT/bin/tg" config --check "$RUN_DIR/config.yaml" --get run.budget_s | cut -d. -f1)
 if [ -z "$TIME" ]; then
     if [ "${BUDGET:-0}" -gt 0 ]; then TIME=$(((BUDGET + 119) / 60)); else TIME=1440; fi
 fi
@@ -54,10 +54,10 @@ mkdir -p "\$RUN_DIR/logs"
 # Endpoints: servers bind on every interface of the head node; clients connect to it by name.
 set_ep() { "\$BIN/tg" config --check "\$CFG" "\$@" --write "\$CFG.new" >/dev/null && mv "\$CFG.new" "\$CFG"; }
 for key in replay infer; do
-    port=\$("\$BIN/tg" config --get "\$CFG" \$key.endpoint | sed 's/.*://')
+    port=\$("\$BIN/tg" config --check "\$CFG" --get \$key.endpoint | sed 's/.*://')
     set_ep "\$key.endpoint=tcp://*:\$port" "\$key.connect=tcp://\$HEAD:\$port"
 done
-port=\$("\$BIN/tg" config --get "\$CFG" infer.pub_endpoint | sed 's/.*://')
+port=\$("\$BIN/tg" config --check "\$CFG" --get infer.pub_endpoint | sed 's/.*://')
 set_ep "infer.pub_endpoint=tcp://*:\$port" "infer.pub_connect=tcp://\$HEAD:\$port"
 # Other nodes: actors, one per core but one, each restarted if it crashes.
 if [ $NODES -gt 1 ]; then
