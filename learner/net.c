@@ -134,6 +134,26 @@ size_t tg_net_n_params(const tg_net *n) { return n->tab.total; }
 void tg_net_set_opt(tg_net *n, const tg_opt_config *o) { n->opt = *o; }
 const tg_opt_config *tg_net_opt(const tg_net *n) { return &n->opt; }
 
+/* Inputs come from peers (replay batches, actors' requests): non-finite values are refused
+ * here rather than turned into NaN losses or meaningless samples. */
+static int check_finite(const float *x, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return tg_fail("%s[%zu] is not finite", what, i);
+    return 0;
+}
+
+static int check_inputs(const tg_net *n, const float *tensors, const float *scalars, int B)
+{
+    const tg_net_config *c = &n->tab.cfg;
+    if (!tensors || !scalars)
+        return tg_fail("network input lacks an array");
+    size_t nt = (size_t)B * c->T * c->S * c->S * c->S;
+    return check_finite(tensors, nt, "tensors") ||
+           check_finite(scalars, (size_t)B * c->n_scalars, "scalars") ? -1 : 0;
+}
+
 static int check_batch(const tg_net *n, const tg_batch_view *b, int need_returns)
 {
     if (b->B < 1 || b->B > n->max_batch)
@@ -144,6 +164,9 @@ static int check_batch(const tg_net *n, const tg_batch_view *b, int need_returns
     for (long i = 0; i < (long)b->B * n->tab.cfg.n_steps; i++)
         if (b->tokens[i] < 0 || b->tokens[i] >= nl)
             return tg_fail("batch token %ld = %d outside [0, %d)", i, b->tokens[i], nl);
+    if (check_inputs(n, b->tensors, b->scalars, b->B) ||
+        (need_returns && check_finite(b->returns, (size_t)b->B, "returns")))
+        return -1;
     return 0;
 }
 
@@ -178,6 +201,12 @@ int tg_net_sample(tg_net *n, const float *tensors, const float *scalars, int N, 
         return tg_fail("samples per position %d < 1", K);
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return tg_fail("sampling temperature %g must be positive", (double)temperature);
+    if (check_inputs(n, tensors, scalars, N))
+        return -1;
+    if (uniforms)
+        for (size_t i = 0; i < (size_t)N * K * n->tab.cfg.n_steps; i++)
+            if (!(uniforms[i] >= 0.0f && uniforms[i] < 1.0f))
+                return tg_fail("uniforms[%zu] = %g outside [0, 1)", i, (double)uniforms[i]);
     return n->ops->sample(n->impl, tensors, scalars, N, K, temperature, uniforms, seed, out);
 }
 
@@ -186,6 +215,8 @@ int tg_net_greedy(tg_net *n, const float *tensors, const float *scalars, int N, 
 {
     if (N < 1 || N > n->max_batch)
         return tg_fail("evaluation of %d positions outside [1, max_batch %d]", N, n->max_batch);
+    if (check_inputs(n, tensors, scalars, N))
+        return -1;
     return n->ops->greedy(n->impl, tensors, scalars, N, tokens, quantiles);
 }
 

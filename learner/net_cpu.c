@@ -334,8 +334,8 @@ static void ln_bwd(cpu *c, const tg_ln_off *l, const float *dy, const float *x, 
  * calls were half of a training step). Relative error ~2e-7 on [-87, 88]; clamped outside. */
 static inline float vexp(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    x = x > -87.0f ? x : -87.0f; /* written so that NaN becomes -87 (no undefined int cast) */
+    x = x < 88.0f ? x : 88.0f;
     float t = x * 1.44269504088896341f;
     float r = (t + 12582912.0f) - 12582912.0f; /* round to nearest integer */
     float f = t - r;                           /* [-0.5, 0.5] */

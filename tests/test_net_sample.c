@@ -214,6 +214,22 @@ static void test_bad_arguments(void **state)
     assert_int_equal(tg_net_sample(f.net, f.t, f.s, 2, 0, 1.0f, NULL, 0, &eo), -1);
     assert_int_equal(tg_net_sample(f.net, f.t, f.s, 2, 2, 0.0f, NULL, 0, &eo), -1);
     assert_int_equal(tg_net_sample(f.net, f.t, f.s, 2, 2, NAN, NULL, 0, &eo), -1);
+    float keep = f.t[3];
+    f.t[3] = INFINITY;
+    assert_int_equal(tg_net_sample(f.net, f.t, f.s, 2, 2, 1.0f, NULL, 0, &eo), -1);
+    assert_non_null(strstr(tg_errmsg(), "tensors[3]"));
+    assert_int_equal(tg_net_greedy(f.net, f.t, f.s, 2, tok, NULL), -1);
+    f.t[3] = keep;
+    f.s[1] = NAN;
+    assert_int_equal(tg_net_greedy(f.net, f.t, f.s, 2, tok, NULL), -1);
+    assert_non_null(strstr(tg_errmsg(), "scalars[1]"));
+    f.s[1] = 0.5f;
+    float u[64];
+    for (int i = 0; i < 64; i++)
+        u[i] = 0.5f;
+    u[5] = 1.0f;
+    assert_int_equal(tg_net_sample(f.net, f.t, f.s, 2, 2, 1.0f, u, 0, &eo), -1);
+    assert_non_null(strstr(tg_errmsg(), "uniforms[5]"));
     int32_t bad[6] = {0, 1, 99, 0, 0, 0};
     float r[2] = {-1, -2};
     tg_batch_view bv = {.B = 2, .tensors = f.t, .scalars = f.s, .tokens = bad, .returns = r};
