@@ -148,9 +148,55 @@ static void test_grad_other_shapes(void **state)
     check_config(&cfg, 2, 3, 2);
 }
 
+/* The thread pool's chunking (GEMM rows, LayerNorm partial sums, attention by sequence) gives
+ * the single-threaded results: 3 threads over batch sizes that do not divide evenly. */
+static void test_threads_agree(void **state)
+{
+    (void)state;
+    tg_net_config cfg = {.S = 3, .T = 2, .n_scalars = 1, .c = 32, .layers = 2, .heads = 2,
+                         .head_dim = 6, .widen = 2, .n_steps = 3, .n_logits = 11, .p_feat = 5,
+                         .p_heads = 2, .p_layers = 1, .v_hidden = 7, .v_layers = 2,
+                         .quantiles = 4};
+    const int B = 7, K = 5;
+    tg_net *one = tg_net_new(&cfg, "cpu", B, 1, 8), *three = tg_net_new(&cfg, "cpu", B, 3, 8);
+    assert_non_null(one);
+    assert_non_null(three);
+    perturb(one, 8);
+    size_t n = tg_net_n_params(one);
+    float *w = malloc(n * 4), *g1 = malloc(n * 4), *g3 = malloc(n * 4);
+    tg_net_get_params(one, w);
+    assert_int_equal(tg_net_set_params(three, w), 0);
+    batch b;
+    mk_batch(&cfg, B, 8, &b);
+    tg_batch_view bv = {.B = B, .tensors = b.t, .scalars = b.s, .tokens = b.a, .returns = b.r};
+    tg_losses l1, l3;
+    assert_int_equal(tg_net_loss_grad(one, &bv, &l1, g1), 0);
+    assert_int_equal(tg_net_loss_grad(three, &bv, &l3, g3), 0);
+    assert_true(fabs(l1.total - l3.total) < 1e-5 * fabs(l1.total));
+    double gmax = 0, dmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        gmax = fabs(g1[i]) > gmax ? fabs(g1[i]) : gmax;
+        dmax = fabs(g1[i] - g3[i]) > dmax ? fabs(g1[i] - g3[i]) : dmax;
+    }
+    assert_true(dmax <= 1e-5 * gmax);
+    int32_t t1[7 * 5 * 3], t3[7 * 5 * 3];
+    float v1[7], v3[7];
+    tg_eval_out o1 = {.tokens = t1, .value = v1}, o3 = {.tokens = t3, .value = v3};
+    assert_int_equal(tg_net_sample(one, b.t, b.s, B, K, 1.0f, NULL, 5, &o1), 0);
+    assert_int_equal(tg_net_sample(three, b.t, b.s, B, K, 1.0f, NULL, 5, &o3), 0);
+    assert_memory_equal(t1, t3, sizeof t1);
+    for (int i = 0; i < B; i++)
+        assert_true(fabsf(v1[i] - v3[i]) < 1e-5f * (1 + fabsf(v1[i])));
+    free(w), free(g1), free(g3);
+    free_batch(&b);
+    tg_net_free(one);
+    tg_net_free(three);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_grad_tiny),
         cmocka_unit_test(test_grad_other_shapes),
     };
