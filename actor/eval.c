@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "actor/fake_eval.h"
+#include "actor/zmon.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rng.h"
@@ -184,6 +185,8 @@ typedef struct remote_eval {
     int n, cap;
     double last_warn;
     int bad_in_row;  /* invalid answers since the last valid one */
+    void *mon;       /* connection events: re-issue at once after a reconnection */
+    int dropped;     /* disconnections not yet followed by a connection */
     char last_bad[512];
 } remote_eval;
 
@@ -289,6 +292,19 @@ static int remote_poll(tg_evaluator *ev, int timeout_ms, tg_eval_batch **out)
     double deadline = tg_now() + timeout_ms / 1000.0;
     for (;;) {
         double now = tg_now();
+        if (tg_zmon_connected(r->mon, &r->dropped) > 0 && r->dropped > 0) {
+            /* a service came back after a disconnection: what was sent before may be lost */
+            int n = 0;
+            for (int i = 0; i < r->n; i++)
+                if (r->rq[i].sent != 0) {
+                    r->rq[i].sent = 0;
+                    n++;
+                }
+            ev->reissued += (uint64_t)n;
+            r->dropped = 0;
+            if (n)
+                tg_info("inference reconnected: re-issuing %d request%s", n, n > 1 ? "s" : "");
+        }
         /* hand unsent requests to ZeroMQ; re-issue the ones unanswered for too long */
         double next = deadline;
         for (int i = 0; i < r->n; i++) {
@@ -378,6 +394,7 @@ static void remote_free(tg_evaluator *ev)
         free(r->rq[i].buf);
     free(r->rq);
     tg_sock_close(r->sock);
+    tg_zmon_free(r->mon);
     tg_sock_sec_free(r->sec);
     free(r);
 }
@@ -421,6 +438,9 @@ tg_evaluator *tg_eval_remote_new(const tg_config *c, const tg_eval_dims *d, cons
         tg_fail("inference socket options: %s", zmq_strerror(errno));
         goto fail;
     }
+    r->mon = tg_zmon_new(r->sock);
+    if (!r->mon)
+        goto fail;
     for (char *ep = first; ep; ep = strtok_r(NULL, ", ", &save))
         if (zmq_connect(r->sock, ep) != 0) {
             tg_fail("cannot connect to inference endpoint %s: %s", ep, zmq_strerror(errno));

@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/sock.h"
+#include "actor/zmon.h"
 
 typedef struct unacked {
     uint64_t seq;
@@ -23,6 +24,8 @@ typedef struct unacked {
  * (replay acknowledges discoveries at once, games when durable). */
 typedef struct channel {
     void *sock;
+    void *mon;       /* connection events: resend at once after a reconnection */
+    int disconnects; /* disconnections not yet followed by a connection */
     const char *what;
     unacked *q; /* oldest first */
     int n, cap;
@@ -52,7 +55,7 @@ static int try_send(void *sock, const uint8_t *buf, size_t len)
     }
 }
 
-static void *connect_replay(tg_sock_sec *sec, const char *endpoint)
+static void *connect_replay(tg_sock_sec *sec, const char *endpoint, void **mon)
 {
     void *sock = tg_sock_connect(sec, ZMQ_DEALER, endpoint);
     if (!sock)
@@ -69,9 +72,13 @@ static void *connect_replay(tg_sock_sec *sec, const char *endpoint)
         tg_sock_close(sock);
         return NULL;
     }
-    if (zmq_connect(sock, endpoint) != 0) {
-        tg_fail("cannot connect to replay at %s: %s", endpoint, zmq_strerror(errno));
+    *mon = tg_zmon_new(sock);
+    if (!*mon || zmq_connect(sock, endpoint) != 0) {
+        if (*mon)
+            tg_fail("cannot connect to replay at %s: %s", endpoint, zmq_strerror(errno));
         tg_sock_close(sock);
+        tg_zmon_free(*mon);
+        *mon = NULL;
         return NULL;
     }
     return sock;
@@ -83,6 +90,7 @@ static void channel_free(channel *ch)
         free(ch->q[i].buf);
     free(ch->q);
     tg_sock_close(ch->sock);
+    tg_zmon_free(ch->mon);
 }
 
 /* Queues an encoded message (takes buf) and tries to send it. */
@@ -139,6 +147,19 @@ static void channel_ack(channel *ch, uint64_t seq)
 static int channel_poll(channel *ch, double timeout, int wait_ms)
 {
     double now = tg_now();
+    if (tg_zmon_connected(ch->mon, &ch->disconnects) > 0 && ch->disconnects > 0) {
+        /* the server came back (restarted?): what it has not acknowledged may be lost */
+        int n = 0;
+        for (int i = 0; i < ch->n; i++)
+            if (ch->q[i].sent != 0) {
+                ch->q[i].sent = 0;
+                n++;
+            }
+        ch->resent += (uint64_t)n;
+        ch->disconnects = 0;
+        if (n)
+            tg_info("replay reconnected: sending %d unacknowledged %s%s again", n, ch->what, n > 1 ? "s" : "");
+    }
     for (int i = 0; i < ch->n; i++) {
         unacked *u = &ch->q[i];
         if (u->sent != 0 && now - u->sent <= timeout)
@@ -202,8 +223,8 @@ tg_replay_link *tg_replay_link_new(const tg_config *c, const char *endpoint, dou
     l->games.what = "game";
     l->disc.what = "discovery";
     l->sec = tg_sock_sec_new(c, 0);
-    if (!l->sec || !(l->games.sock = connect_replay(l->sec, endpoint)) ||
-        !(l->disc.sock = connect_replay(l->sec, endpoint))) {
+    if (!l->sec || !(l->games.sock = connect_replay(l->sec, endpoint, &l->games.mon)) ||
+        !(l->disc.sock = connect_replay(l->sec, endpoint, &l->disc.mon))) {
         tg_replay_link_free(l);
         return NULL;
     }

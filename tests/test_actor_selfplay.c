@@ -339,7 +339,8 @@ static void test_lost_messages(void **state)
     assert_true(res.max_seq >= 12);
 }
 
-/* The evaluation service restarts on the same address while the actor plays. */
+/* The evaluation service restarts on the same address while the actor plays: the requests it
+ * lost are re-issued as soon as the connection is back. */
 typedef struct restarter {
     tg_config *c;
     char ep[256];
@@ -363,6 +364,8 @@ static void test_evaluator_restart(void **state)
     tg_config c;
     config(&c, "1,2,2", "integer", "-1..1", 4);
     assert_int_equal(tg_config_set(&c, "actor.simulations=64"), 0);
+    /* no timeout will fire: what was in flight must be re-issued on the reconnection */
+    assert_int_equal(tg_config_set(&c, "actor.eval_timeout_s=60"), 0);
     finish(&c);
     restarter rs = {.c = &c};
     rs.fe = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", rs.ep, sizeof rs.ep);
@@ -385,6 +388,7 @@ static void test_evaluator_restart(void **state)
     tg_fake_eval_counts(rs.fe, &served, NULL, NULL, NULL);
     assert_true(served > 0); /* the new service answered the same actor */
     assert_true(before.games > 0);
+    assert_true(before.reissued > 0);
     tg_actor_free(a);
     tg_fake_eval_stop(rs.fe);
 }
