@@ -141,7 +141,7 @@ fi
 
 # ---- supervision -------------------------------------------------------------------------
 # Each managed process has a name, a command line, a pid, a restart count and a backoff.
-declare -A CMD PID STARTED BACKOFF NEXT_START
+declare -A CMD PID WRAP STARTED BACKOFF NEXT_START
 NAMES=()
 STOPPING=0
 
@@ -150,17 +150,29 @@ add_proc() { # name command...
     NAMES+=("$name")
     CMD[$name]=$(printf '%q ' "$@")
     PID[$name]=0
+    WRAP[$name]=0
     BACKOFF[$name]=1
     NEXT_START[$name]=0
 }
 
 start_proc() {
-    local name=$1
-    # setsid: a process group per child, so a stop reaches its threads and children alike
-    setsid bash -c "exec ${CMD[$name]}" >>"$RUN_DIR/logs/$name.out" 2>&1 </dev/null &
-    PID[$name]=$!
+    local name=$1 st=$RUN_DIR/status
+    rm -f "$st/$name.pid" "$st/$name.exit"
+    # A wrapper subshell waits on the program and records its exit status, so the supervisor
+    # learns how it ended without bash's job notices. setsid: a session per program, so a stop
+    # reaches it and its children alike and Ctrl-C in the terminal reaches only the supervisor.
+    (
+        setsid bash -c "exec ${CMD[$name]}" >>"$RUN_DIR/logs/$name.out" 2>&1 </dev/null &
+        echo $! >"$st/$name.pid"
+        code=0
+        wait $! || code=$?
+        echo $code >"$st/$name.exit"
+    ) 2>/dev/null &
+    WRAP[$name]=$!
+    local i
+    for i in $(seq 1 50); do [ -s "$st/$name.pid" ] && break; sleep 0.02; done
+    PID[$name]=$(cat "$st/$name.pid" 2>/dev/null || echo 0)
     STARTED[$name]=$SECONDS
-    echo "${PID[$name]}" >"$RUN_DIR/status/$name.pid"
 }
 
 stop_all() {
@@ -189,6 +201,7 @@ stop_all() {
             kill -KILL "$p" 2>/dev/null || true
         done
     done
+    wait 2>/dev/null || true
     if [ -n "$HOSTS" ]; then stop_remote; fi
 }
 
@@ -204,17 +217,25 @@ trap on_signal INT TERM
 supervise_once() {
     local n now=$SECONDS
     for n in "${NAMES[@]}"; do
-        local p=${PID[$n]}
-        if [ "$p" -gt 0 ] && kill -0 "$p" 2>/dev/null; then
+        local w=${WRAP[$n]}
+        if [ "$w" -gt 0 ] && kill -0 "$w" 2>/dev/null; then
             # a process that stayed up for a minute has its backoff reset
             if [ $((now - STARTED[$n])) -gt 60 ]; then BACKOFF[$n]=1; fi
             continue
         fi
-        if [ "$p" -gt 0 ]; then
-            local code=0
-            wait "$p" 2>/dev/null || code=$?
+        if [ "$w" -gt 0 ]; then
+            wait "$w" 2>/dev/null || true
+            local code
+            code=$(cat "$RUN_DIR/status/$n.exit" 2>/dev/null || echo "?")
+            case "$code" in
+            137) code="$code, killed" ;;
+            143) code="$code, terminated" ;;
+            139) code="$code, segmentation fault" ;;
+            134) code="$code, aborted" ;;
+            esac
             say "$n exited (status $code); restarting in ${BACKOFF[$n]} s (log: logs/$n.out)"
             PID[$n]=0
+            WRAP[$n]=0
             NEXT_START[$n]=$((now + BACKOFF[$n]))
             local b=$((BACKOFF[$n] * 2))
             [ $b -le 60 ] || b=60
