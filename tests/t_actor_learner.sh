@@ -26,19 +26,32 @@ LP=$!; PIDS+=($LP)
 AP=$!; PIDS+=($AP)
 sleep 4
 kill -9 $LP; wait $LP 2>/dev/null
-T_KILL=$(date -u +%H:%M:%S)
+T_KILL=$(date +%s.%N)
 sleep 1
 "$BIN/tg-learner" --backend cpu $C > "$TMP/learner2.out" 2>&1 &
 LP=$!; PIDS+=($LP)
+T_BACK=$(date +%s.%N)
 wait $AP || fail "actor exit $?"
 kill -TERM $LP $RP; wait $LP; wait $RP
 
 grep -q "stopped: [1-9][0-9]* games" "$TMP/actor.out" || fail "no game finished"
-# evaluations before the kill and again at the end (the last stats line, after the restart)
-first=$(grep -o "[0-9]* evaluations/s" "$TMP/actor.out" | head -1 | cut -d' ' -f1)
-last=$(grep -o "[0-9]* evaluations/s" "$TMP/actor.out" | tail -1 | cut -d' ' -f1)
-[ "${first:-0}" -gt 0 ] || fail "no evaluations before the restart"
-[ "${last:-0}" -gt 0 ] || fail "no evaluations after the learner restarted ($T_KILL)"
+# evaluations before the kill and again after the learner came back (stats lines every second)
+/usr/bin/python3 - "$TMP/actor.out" "$T_KILL" "$T_BACK" <<'EOF' || fail "evaluations did not resume after the restart"
+import re, sys, datetime
+kill, back = float(sys.argv[2]), float(sys.argv[3])
+before = after = 0
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+)Z .* (\d+) evaluations/s", line)
+    if not m:
+        continue
+    t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
+    if int(m.group(2)) > 0:
+        if t < kill:
+            before += 1
+        elif t > back + 1:
+            after += 1
+assert before > 0 and after > 0, (before, after)
+EOF
 grep -q "rejected" "$TMP/replay.out" && fail "replay rejected a game"
 rm -rf "$TMP"
 echo "t_actor_learner: ok"
