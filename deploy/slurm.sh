@@ -5,6 +5,7 @@
 # also edit and submit run.sbatch by hand: `sbatch RUN_DIR/run.sbatch`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${TG_BIN:-$ROOT/bin}
 RUN_DIR=""
 NODES=2
 GPUS=1
@@ -28,7 +29,7 @@ done
 [ -n "$RUN_DIR" ] && [ -f "$RUN_DIR/config.yaml" ] || { echo "slurm.sh: --run-dir must hold config.yaml" >&2; exit 2; }
 [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || { echo "slurm.sh: --nodes takes a number >= 1" >&2; exit 2; }
 [[ "$GPUS" =~ ^[0-9]+$ ]] || { echo "slurm.sh: --gpus takes a number" >&2; exit 2; }
-BUDGET=$("$ROOT/bin/tg" config --check "$RUN_DIR/config.yaml" --get run.budget_s | cut -d. -f1)
+BUDGET=$("$BIN/tg" config --check "$RUN_DIR/config.yaml" --get run.budget_s | cut -d. -f1)
 if [ -z "$TIME" ]; then
     if [ "${BUDGET:-0}" -gt 0 ]; then TIME=$(((BUDGET + 119) / 60)); else TIME=1440; fi
 fi
@@ -48,7 +49,8 @@ set -euo pipefail
 ROOT=$ROOT
 RUN_DIR=$RUN_DIR
 CFG=\$RUN_DIR/config.yaml
-BIN=\$ROOT/bin
+BIN=$BIN
+export TG_BIN=\$BIN
 HEAD=\$(scontrol show hostnames "\$SLURM_JOB_NODELIST" | head -n 1)
 mkdir -p "\$RUN_DIR/logs"
 # Endpoints: servers bind on every interface of the head node; clients connect to it by name.
