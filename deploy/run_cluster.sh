@@ -19,7 +19,7 @@ demonstrations only), stops at rank 7 or after the budget, and prints the algori
   --run-dir DIR      run directory (default runs/<date>-<time>); an existing one is resumed
   --budget SECONDS   stop after this long (default: the config's run.budget_s)
   --actors N         local actor processes (default: cores - 1, at least 1)
-  --backend B        learner backend: auto | cpu | cuda (default auto)
+  --backend B        learner backend: auto | cpu | cuda (default: the config's train.backend)
   --hosts FILE       also start actors (and inference replicas) on other hosts over ssh; lines
                      "HOST [actors=N] [replicas=M]"; the repository must be at the same path there
                      (or TG_REMOTE_ROOT), keys from `tg keygen` enable CURVE (security.curve=1)
@@ -38,7 +38,7 @@ CONFIG=$ROOT/deploy/configs/strassen-2x2x2.yaml
 RUN_DIR=""
 BUDGET=""
 ACTORS=""
-BACKEND=auto
+BACKEND=""
 HOSTS=""
 HEAD=""
 SLURM=0
@@ -74,7 +74,7 @@ say() { printf '%s [cluster] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { echo "run_cluster.sh: $*" >&2; exit 1; }
 
 [ -f "$CONFIG" ] || die "config file $CONFIG not found"
-case "$BACKEND" in auto | cpu | cuda) ;; *) die "--backend must be auto, cpu or cuda" ;; esac
+case "$BACKEND" in "" | auto | cpu | cuda) ;; *) die "--backend must be auto, cpu or cuda" ;; esac
 if [ -n "$BUDGET" ] && ! [[ "$BUDGET" =~ ^[0-9]+$ ]]; then die "--budget takes whole seconds"; fi
 if [ -n "$ACTORS" ] && ! [[ "$ACTORS" =~ ^[0-9]+$ ]]; then die "--actors takes a number"; fi
 
@@ -109,7 +109,7 @@ else
     BIND_HOST=127.0.0.1
 fi
 if [ -f "$RUN_DIR/config.yaml" ]; then
-    say "resuming the run in $RUN_DIR"
+    if [ -e "$RUN_DIR/checkpoints/latest" ]; then say "resuming the run in $RUN_DIR"; else say "using $RUN_DIR/config.yaml"; fi
     BASE=$RUN_DIR/config.yaml
     ENDPOINTS=()
 else
@@ -120,6 +120,7 @@ else
         "infer.pub_endpoint=tcp://$BIND_HOST:$PP" "infer.pub_connect=tcp://$HEAD:$PP")
 fi
 [ -z "$BUDGET" ] || OVERRIDES+=("run.budget_s=$BUDGET")
+[ -z "$BACKEND" ] || OVERRIDES+=("train.backend=$BACKEND")
 "$BIN/tg" config --check "$BASE" "run.dir=$RUN_DIR" "${ENDPOINTS[@]}" "${OVERRIDES[@]}" \
     --write "$RUN_DIR/config.yaml.new" >/dev/null || die "bad configuration (see above)"
 mv "$RUN_DIR/config.yaml.new" "$RUN_DIR/config.yaml"
@@ -295,9 +296,9 @@ report() {
 
 # ---- the run -----------------------------------------------------------------------------
 say "run directory: $RUN_DIR"
-say "targets: $(cfg_get game.targets)  target ranks: $(cfg_get game.target_rank)  budget: ${BUDGET}s  actors: $ACTORS  backend: $BACKEND"
+say "targets: $(cfg_get game.targets)  target ranks: $(cfg_get game.target_rank)  budget: ${BUDGET}s  actors: $ACTORS  backend: $(cfg_get train.backend)"
 add_proc replay "$BIN/tg-replay" --config "$CFG"
-add_proc learner "$BIN/tg-learner" --config "$CFG" --backend "$BACKEND"
+add_proc learner "$BIN/tg-learner" --config "$CFG"
 for i in $(seq 1 "$ACTORS"); do
     add_proc "actor-$i" "$BIN/tg-actor" --config "$CFG" --name "$(hostname)-$i"
 done
