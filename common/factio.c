@@ -182,11 +182,12 @@ static int sniff(const char *path, enum file_kind *kind)
     if (!f)
         return tg_fail("%s: %s", path, strerror(errno));
     unsigned char buf[512];
+    errno = 0;
     size_t n = fread(buf, 1, sizeof buf, f);
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (err)
-        return tg_fail("%s: read error", path);
+        return tg_fail("%s: %s", path, strerror(err));
     if (n == 0)
         return tg_fail("%s: empty file (neither HDF5 nor JSON)", path);
     if (n >= 8 && memcmp(buf, h5_sig, 8) == 0)
