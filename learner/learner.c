@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -150,11 +151,18 @@ static void poll_results(disc_state *d, tg_tb *tb, int64_t step, json_t *best_js
             size_t len = strlen(eq) * 2 + 512;
             char *md = malloc(len);
             if (md) {
+                char when[64] = "?";
+                if (isfinite(r[i].when)) {
+                    time_t tt = (time_t)r[i].when;
+                    struct tm tm;
+                    gmtime_r(&tt, &tm);
+                    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+                }
                 int off = snprintf(md, len,
-                                   "**T(%s)** rank **%d** (%s), model version %" PRIu64
-                                   "%s%s\n\n",
-                                   r[i].target, r[i].rank, r[i].arithmetic, r[i].model_version,
-                                   r[i].actor[0] ? ", found by " : "", r[i].actor);
+                                   "**T(%s)** rank **%d** (%s), found %s%s%s, model version %" PRIu64
+                                   "\n\n",
+                                   r[i].target, r[i].rank, r[i].arithmetic, when,
+                                   r[i].actor[0] ? " by " : "", r[i].actor, r[i].model_version);
                 for (const char *p = eq; *p && off < (int)len - 8;) {
                     const char *nl = strchr(p, '\n');
                     int ll = nl ? (int)(nl - p) : (int)strlen(p);
