@@ -30,6 +30,8 @@
 #define TG_HOT
 #endif
 
+#define CROSS_ROWS 32 /* decoder cross-attention: sample rows per score block */
+
 /* ---------------------------------------------------------------- arena */
 
 typedef struct arena {
@@ -857,6 +859,8 @@ static size_t layout_base(cpu *c, float *base)
     if (hd < (size_t)f->p_feat)
         hd = (size_t)f->p_feat;
     size_t ts = (hd + 2) * keys;
+    if (ts < (size_t)CROSS_ROWS * Ly)
+        ts = (size_t)CROSS_ROWS * Ly;
     if (ts < (size_t)c->NL)
         ts = (size_t)c->NL;
     if (ts < 2 * wmax)
@@ -1193,25 +1197,32 @@ TG_HOT static void dec_cross_pos(void *vctx, int lo, int hi, int tid)
     cpu *c = k->c;
     int H = k->bo->heads, D = k->bo->head_dim, P = c->P, Ly = 3 * c->S2;
     float scale = 1.0f / sqrtf((float)D);
-    float *kT = c->tscr + (size_t)tid * c->tscr_n, *p = kT + (size_t)D * Ly;
+    float *sc = c->tscr + (size_t)tid * c->tscr_n; /* [CROSS_ROWS, Ly] */
     for (int n = lo; n < hi; n++) {
         const float *Kb = k->K + (size_t)n * Ly * P, *Vb = k->V + (size_t)n * Ly * P;
-        for (int h = 0; h < H; h++) {
-            transpose_keys(Kb + h * D, P, Ly, D, kT, Ly);
-            for (int s = 0; s < k->Kper; s++) {
-                size_t r = (size_t)n * k->Kper + s;
-                scores_softmax(k->q + r * P + h * D, kT, Ly, Ly, D, scale, p);
-                float *a = k->a + r * P + h * D;
-                for (int d = 0; d < D; d++)
-                    a[d] = 0;
-                for (int j = 0; j < Ly; j++) {
-                    const float *vv = Vb + (size_t)j * P + h * D;
-                    float pj = p[j];
-                    for (int d = 0; d < D; d++)
-                        a[d] += pj * vv[d];
+        for (int h = 0; h < H; h++)
+            for (int s0 = 0; s0 < k->Kper; s0 += CROSS_ROWS) {
+                /* the samples of a position share its keys: scores and outputs as two small
+                 * GEMMs per head (single-threaded OpenBLAS inside the pool's worker) */
+                int m = k->Kper - s0 < CROSS_ROWS ? k->Kper - s0 : CROSS_ROWS;
+                size_t r0 = (size_t)n * k->Kper + s0;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, Ly, D, scale,
+                            k->q + r0 * P + h * D, P, Kb + h * D, P, 0.0f, sc, Ly);
+                for (int i = 0; i < m; i++) {
+                    float *p = sc + (size_t)i * Ly, mx = p[0], sum = 0;
+                    for (int j = 1; j < Ly; j++)
+                        mx = p[j] > mx ? p[j] : mx;
+                    for (int j = 0; j < Ly; j++) {
+                        p[j] = vexp(p[j] - mx);
+                        sum += p[j];
+                    }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j < Ly; j++)
+                        p[j] *= inv;
                 }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, Ly, 1.0f, sc, Ly,
+                            Vb + h * D, P, 0.0f, k->a + r0 * P + h * D, P);
             }
-        }
     }
 }
 

@@ -34,7 +34,8 @@ static void bench_net_usage(FILE *out)
             "  --batch B       training batch (default: the preset's)\n"
             "  --eval-batch N  positions per evaluation call (default: the training batch)\n"
             "  --samples K     actions sampled per position (default 32)\n"
-            "  --steps N       timed training steps and evaluation calls (default 10)\n");
+            "  --steps N       timed training steps and evaluation calls (default 10)\n"
+            "  --only WHAT     train, eval or greedy: time only that part (for profiling)\n");
 }
 
 int tg_bench_net(int argc, char **argv)
@@ -43,7 +44,7 @@ int tg_bench_net(int argc, char **argv)
         bench_net_usage(stdout);
         return 0;
     }
-    const char *preset = "cpu-small", *backend = "cpu";
+    const char *preset = "cpu-small", *backend = "cpu", *only = NULL;
     int threads = 0, batch = 0, ebatch = 0, K = 32, steps = 10;
     tg_net_config cfg;
     for (int i = 1; i < argc; i++)
@@ -71,6 +72,8 @@ int tg_bench_net(int argc, char **argv)
             K = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && more)
             steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--only") && more)
+            only = argv[++i];
         else if (strchr(a, '=') && a[0] != '-') {
             if (tg_net_config_set(&cfg, a)) {
                 fprintf(stderr, "tg bench net: %s\n", tg_errmsg());
@@ -130,20 +133,27 @@ int tg_bench_net(int argc, char **argv)
     tg_batch_view bv = {.B = batch, .tensors = tensors, .scalars = scalars, .tokens = tokens,
                         .returns = returns};
     tg_train_stats st;
-    double first = 0;
+    double first = 0, t0, c0, dt, ct;
+    if (only && strcmp(only, "train"))
+        goto eval;
     for (int i = 0; i < 2; i++) /* warm-up: workspaces, caches, BLAS threads */
         if (tg_net_train_step(net, &bv, &st))
             goto fail;
     first = st.loss.total;
-    double t0 = tg_now(), c0 = cpu_now();
+    t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_train_step(net, &bv, &st))
             goto fail;
-    double dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
+    dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
     printf("train: batch %d, %d steps, %.4f s/step, %.1f samples/s; %.4f CPU s/step, %.1f "
            "samples per CPU second (loss %.3f -> %.3f)\n", batch, steps, dt, batch / dt, ct,
            batch / ct, first, st.loss.total);
+    if (only)
+        goto done;
+eval:;
     tg_eval_out eo = {.tokens = stok, .value = value};
+    if (only && strcmp(only, "eval"))
+        goto greedy;
     if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, 1, &eo))
         goto fail;
     t0 = tg_now(), c0 = cpu_now();
@@ -154,6 +164,9 @@ int tg_bench_net(int argc, char **argv)
     printf("eval: %d positions x K=%d samples, %.4f s/call, %.1f positions/s (%.0f actions/s); "
            "%.1f positions per CPU second\n", ebatch, K, dt, ebatch / dt, ebatch * (double)K / dt,
            ebatch / ct);
+    if (only)
+        goto done;
+greedy:
     if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))
         goto fail;
     t0 = tg_now(), c0 = cpu_now();
@@ -163,6 +176,7 @@ int tg_bench_net(int argc, char **argv)
     dt = (tg_now() - t0) / steps, ct = (cpu_now() - c0) / steps;
     printf("greedy: %d positions, %.4f s/call, %.1f positions/s; %.1f positions per CPU "
            "second\n", ebatch, dt, ebatch / dt, ebatch / ct);
+done:
     rc = 0;
     goto out;
 fail:
