@@ -133,8 +133,8 @@ int fastmm_cuda_sync(fastmm_cuda *c);
 int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* Measures the candidate configurations for this product shape on the given buffers (C is
- * overwritten): the row panels (1, 2, 4) and, with levels -1, the levels around the size rule's
- * choice; the plan remembers the fastest for this shape and later calls use it. Costs a few
+ * overwritten): the row panels (1, 2, 4) and, with levels -1, plain GEMM and the levels around
+ * the size rule's choice; the plan remembers the fastest for this shape and later calls use it. Costs a few
  * products per candidate; synchronizes. */
 int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);

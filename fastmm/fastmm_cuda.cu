@@ -522,11 +522,12 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     tg_err_clear();
-    int L0 = fastmm_plan_levels_rule(p, M, K, N), Ls[3], nl = 0;
+    int L0 = fastmm_plan_levels_rule(p, M, K, N), Ls[4], nl = 0;
     if (p->opts.levels >= 0) Ls[nl++] = p->opts.levels;
-    else
+    else {
+        Ls[nl++] = 0; // plain GEMM: where products are cheap (TF32, bf16) it wins
         for (int L = L0 - 1; L <= L0 + 1; L++) {
-            if (L < 0 || L > p->opts.max_levels) continue;
+            if (L < 1 || L > p->opts.max_levels) continue;
             if (L > 0) {
                 const tg_fact *f = fastmm_plan_level_fact(p, L);
                 if (!f) continue;
@@ -535,6 +536,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             }
             Ls[nl++] = L;
         }
+    }
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
