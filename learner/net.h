@@ -73,7 +73,12 @@ float tg_risk_seeking_value(const float *q, int Q);
 /* Creates a network with PyTorch-default initialised parameters (seed), the optimizer at step 0
  * with zero moments. backend: "cpu", "cuda" or "auto". max_batch bounds the training batch and
  * the positions of one inference call (larger calls are refused); threads: CPU threads (0 = all
- * cores). NULL with a message on failure. */
+ * cores). NULL with a message on failure.
+ * CPU backend: `threads` workers of its own run every parallel loop, GEMMs included (split by
+ * rows; OpenBLAS is set to one thread per call, process-wide). Workspaces: the training
+ * activations for max_batch on the first training / forward call, the inference caches grown to
+ * the largest positions x samples seen; nothing is allocated per step after that.
+ * Every call refuses non-finite tensors, scalars or returns and out-of-range tokens. */
 tg_net *tg_net_new(const tg_net_config *cfg, const char *backend, int max_batch, int threads,
                    uint64_t seed);
 void tg_net_free(tg_net *net);
