@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actor/decode.h"
 #include "actor/mcts.h"
 #include "actor/replay_link.h"
 #include "common/action.h"
@@ -75,7 +76,7 @@ struct tg_actor {
     tg_rng rng;
     float *ftmp;            /* [T][S^3] features before the permutation */
     int8_t *acts;           /* [K][3S] decoded actions */
-    int8_t *tok_table;      /* [n_logits][d] entries of each token, when small enough */
+    tg_decoder *dec;        /* tokens -> actions */
     int32_t *visits;        /* [K] root statistics at a move */
     float *q, *pi;
     const int8_t **actp;
@@ -248,15 +249,9 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
     a->actp = malloc((size_t)a->K * sizeof *a->actp);
     if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp)
         goto nomem;
-    if ((long)c->game.n_logits * c->game.d <= (1L << 22)) { /* decode tokens by lookup */
-        int d = c->game.d, nF = c->game.F.n;
-        a->tok_table = malloc((size_t)c->game.n_logits * d);
-        if (!a->tok_table)
-            goto nomem;
-        for (int t = 0; t < c->game.n_logits; t++)
-            for (int j = d - 1, x = t; j >= 0; j--, x /= nF) /* first entry most significant */
-                a->tok_table[(size_t)t * d + j] = c->game.F.v[x % nF];
-    }
+    a->dec = tg_decoder_new(&c->game.F, a->S, a->n_steps, !c->game.mod2 && tg_coeffs_symmetric(&c->game.F));
+    if (!a->dec)
+        goto fail;
     if (a->opts.replay) {
         a->link = tg_replay_link_new(c, a->opts.replay_endpoint ? a->opts.replay_endpoint : c->replay.connect,
                                      c->actor.ack_timeout_s);
@@ -308,7 +303,7 @@ void tg_actor_free(tg_actor *a)
     tg_game_free(a->scratch);
     free(a->ftmp);
     free(a->acts);
-    free(a->tok_table);
+    tg_decoder_free(a->dec);
     free(a->visits);
     free(a->q);
     free(a->pi);
@@ -476,6 +471,11 @@ static int send_game(tg_actor *a, slot *s)
 static int finish_game(tg_actor *a, slot *s)
 {
     a->st.games++;
+    double G = 0; /* the game's return, for debug logs */
+    for (int i = 0; i < s->moves; i++)
+        G += s->rewards[i];
+    tg_debug("game over: T(%s) return %g in %d moves%s", a->cfg.game.targets[s->target], G, s->moves,
+             tg_game_solved(s->game) ? ", solved" : "");
     if (tg_game_solved(s->game)) {
         a->st.solved++;
         report_solved(a, s);
@@ -615,43 +615,19 @@ static int produce(tg_actor *a)
     return work;
 }
 
-static int decode(const tg_actor *a, const int32_t *tok, int8_t *out)
-{
-    if (!a->tok_table)
-        return tg_tokens_to_action(&a->cfg.game.F, a->S, a->n_steps, tok, out);
-    const int d = a->cfg.game.d, nl = a->cfg.game.n_logits;
-    for (int s = 0; s < a->n_steps; s++) {
-        if (tok[s] < 0 || tok[s] >= nl)
-            return -1;
-        memcpy(out + s * d, a->tok_table + (size_t)tok[s] * d, (size_t)d);
-    }
-    return 0;
-}
-
 static void consume(tg_actor *a, tg_eval_batch *b)
 {
-    const int A = a->A, S = a->S, k = b->k;
+    const int A = a->A, k = b->k;
     for (int i = 0; i < b->n; i++) {
         int li = ((int *)b->user)[i];
         leaf *l = &a->leaves[li];
         slot *s = &a->slots[l->slot];
         target *t = &a->targets[s->target];
         const int32_t *tok = b->tokens + (size_t)i * a->K * a->n_steps;
-        int8_t tmp[3 * TG_MAX_S];
         int n = 0;
-        for (int j = 0; j < k; j++) {
-            int8_t *dst = a->acts + (size_t)n * A;
-            if (decode(a, tok + (size_t)j * a->n_steps, l->perm ? tmp : dst) != 0)
-                continue;
-            if (l->perm) /* back to the game's frame */
-                tg_sperm_apply_action(&t->inv[l->perm], tmp, dst);
-            for (int m = 0; m < 3; m++) /* padding stays zero */
-                memset(dst + m * S + t->sizes[m], 0, (size_t)(S - t->sizes[m]));
-            if (!tg_action_nonzero(dst, S))
-                continue;
-            tg_action_canonicalize(dst, S, a->cfg.game.mod2);
-            n++;
-        }
+        for (int j = 0; j < k; j++) /* back to the game's frame; invalid samples dropped */
+            n += tg_decode_action(a->dec, tok + (size_t)j * a->n_steps, l->perm ? &t->inv[l->perm] : NULL, t->sizes,
+                                  a->acts + (size_t)n * A);
         float v = isfinite(b->values[i]) ? b->values[i] : 0.0f;
         tg_tree_expand(s->tree, &a->mp, &l->path, a->acts, n, v);
         size_t bytes = tg_tree_bytes(s->tree);

@@ -5,10 +5,13 @@
 #include <pthread.h>
 #include <zmq.h>
 
+#include "actor/decode.h"
 #include "actor/eval.h"
 #include "actor/fake_eval.h"
 #include "common/config.h"
 #include "common/err.h"
+#include "common/perm.h"
+#include "common/rng.h"
 #include "common/sock.h"
 #include "common/wire.h"
 
@@ -264,6 +267,65 @@ static void test_fake_rejects_malformed(void **state)
     tg_fake_eval_stop(fe);
 }
 
+/* The fused decoder equals the reference path through common/ on random samples. */
+static void check_decoder(const char *coeffs, int S, const int sizes[3], int n_steps, int mod2)
+{
+    tg_coeffs F;
+    assert_int_equal(tg_coeffs_parse(coeffs, &F), 0);
+    int d, nl;
+    assert_int_equal(tg_tokens_shape(S, n_steps, F.n, &d, &nl), 0);
+    int canonical = !mod2 && tg_coeffs_symmetric(&F);
+    tg_decoder *dec = tg_decoder_new(&F, S, n_steps, canonical);
+    assert_non_null(dec);
+    tg_rng rng;
+    tg_rng_seed(&rng, 11, (uint64_t)S);
+    int valid = 0;
+    for (int it = 0; it < 20000; it++) {
+        tg_sperm p, inv;
+        tg_sperm_sample(&p, S, sizes, canonical, &rng);
+        tg_sperm_invert(&p, &inv);
+        int32_t tok[3 * TG_MAX_S];
+        for (int k = 0; k < n_steps; k++)
+            tok[k] = it % 97 == 0 && k == 0 ? nl : (int32_t)tg_rng_below(&rng, (uint32_t)nl);
+        /* a few all-zero factors on purpose: small tokens leave leading entries at F's zero */
+        if (it % 13 == 0)
+            tok[0] = 0;
+        int use_perm = it % 3 != 0;
+        int8_t got[3 * TG_MAX_S], raw[3 * TG_MAX_S], want[3 * TG_MAX_S];
+        int ok = tg_decode_action(dec, tok, use_perm ? &inv : NULL, sizes, got);
+        int ref = tg_tokens_to_action(&F, S, n_steps, tok, raw) == 0;
+        if (ref) {
+            if (use_perm)
+                tg_sperm_apply_action(&inv, raw, want);
+            else
+                memcpy(want, raw, (size_t)3 * S);
+            for (int m = 0; m < 3; m++)
+                memset(want + m * S + sizes[m], 0, (size_t)(S - sizes[m]));
+            ref = tg_action_nonzero(want, S);
+            if (ref && canonical)
+                tg_action_canonicalize(want, S, 0);
+        }
+        assert_int_equal(ok, ref);
+        if (ok) {
+            assert_memory_equal(got, want, (size_t)3 * S);
+            valid++;
+        }
+    }
+    assert_true(valid > 1000);
+    tg_decoder_free(dec);
+}
+
+static void test_decoder_matches_reference(void **state)
+{
+    (void)state;
+    int s444[3] = {4, 4, 4}, s466[3] = {4, 6, 6}, s133[3] = {1, 3, 3};
+    check_decoder("-1..1", 4, s444, 4, 0);  /* T(2,2,2), lookup table */
+    check_decoder("-1..1", 6, s466, 6, 0);  /* T(2,2,3): padding in mode 0 */
+    check_decoder("0,1", 4, s444, 4, 1);    /* mod 2: no signs */
+    check_decoder("0,1,2", 4, s444, 4, 0);  /* asymmetric F: no canonical signs */
+    check_decoder("-2..2", 3, s133, 1, 0);  /* 5^9 logits: digits computed, no table */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_remote_persistent_errors),
         cmocka_unit_test(test_remote_no_service),
         cmocka_unit_test(test_fake_rejects_malformed),
+        cmocka_unit_test(test_decoder_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,8 @@ typedef struct fake_replay {
     volatile int stop;
     int ignore;                /* leave this many games unacknowledged (they must be resent) */
     int no_seq;                /* acknowledge without echoing Game.seq (the oldest is meant) */
+    int restart_after;         /* after ignoring the games above, close and bind again (a restart) */
+    int restarts;
     pthread_mutex_t mu;
     int games, solved, acks, bad, discoveries, bad_discoveries;
     int min_rank, disc_min_rank;
@@ -113,7 +115,14 @@ static void *replay_main(void *arg)
         pthread_mutex_lock(&r->mu);
         if (e && e->body_case == TG__ENVELOPE__BODY_GAME) {
             if (r->ignore > 0) {
-                r->ignore--;
+                if (--r->ignore == 0 && r->restart_after) {
+                    /* crash before the games were durable: a new socket on the same address */
+                    tg_sock_close(r->sock);
+                    usleep(100 * 1000);
+                    r->sock = tg_sock_bind(NULL, ZMQ_ROUTER, r->endpoint);
+                    TG_ASSERT(r->sock);
+                    r->restarts++;
+                }
             } else {
                 const Tg__Game *g = e->game;
                 r->games++;
@@ -393,6 +402,44 @@ static void test_evaluator_restart(void **state)
     tg_fake_eval_stop(rs.fe);
 }
 
+/* The replay server loses games (received, never acknowledged) and restarts on the same
+ * address: with no ack timeout to fire, the reconnection alone makes the actor resend them. */
+static void test_replay_restart(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    assert_int_equal(tg_config_set(&c, "actor.ack_timeout_s=600"), 0);
+    finish(&c);
+    char ep[256];
+    tg_fake_eval *fe = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", ep, sizeof ep);
+    assert_non_null(fe);
+    fake_replay r;
+    replay_start(&r, 3, 0);
+    r.restart_after = 1;
+    tg_actor_opts o = {0};
+    o.eval_endpoints = ep;
+    o.replay = 1;
+    o.replay_endpoint = r.endpoint;
+    o.max_games = 12;
+    o.max_seconds = 60;
+    o.quiet = 1;
+    tg_actor *a = tg_actor_new(&c, &o);
+    assert_non_null(a);
+    volatile int stop = 0;
+    assert_int_equal(tg_actor_run(a, &stop), 0);
+    tg_actor_stats st;
+    tg_actor_get_stats(a, &st);
+    tg_actor_free(a);
+    replay_stop(&r);
+    tg_fake_eval_stop(fe);
+    assert_int_equal(r.restarts, 1);
+    assert_int_equal(st.games, 12);
+    assert_int_equal(st.acked, 12);
+    assert_true(st.resent >= 3);
+    assert_int_equal(r.bad, 0);
+}
+
 /* Two inference services (infer.connect lists both): requests are spread over them. */
 static void test_two_services(void **state)
 {
@@ -467,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_lost_messages),
         cmocka_unit_test(test_evaluator_restart),
         cmocka_unit_test(test_two_services),
+        cmocka_unit_test(test_replay_restart),
         cmocka_unit_test(test_memory_bound_in_play),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
