@@ -65,7 +65,8 @@ tg_fact *fastmm_load(const char *file, const char *key);
 typedef struct fastmm_plan fastmm_plan; /* opaque */
 
 /* A plan keeps the factorization (copied; must be integer arithmetic and exact, which is
- * verified here) and the options; the level factorizations are built once, when first used. */
+ * verified here) and the options; the level factorizations, their device copies and the tuned
+ * choices are cached in it on first use, so one plan must not be used by two threads at once. */
 fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts);
 void fastmm_plan_free(fastmm_plan *p);
 const fastmm_opts *fastmm_plan_opts(const fastmm_plan *p);
@@ -116,8 +117,9 @@ double fastmm_growth(const tg_fact *f);
 char *fastmm_export(const tg_fact *f, const char *format, const char *name);
 
 #ifdef TG_HAVE_CUDA
-/* CUDA path. A context owns a cuBLAS handle, a stream and a device workspace (grown on demand).
- * All pointers are device pointers; calls are asynchronous on the context's stream. */
+/* CUDA path. A context owns a cuBLAS handle, two streams and a device workspace (grown on
+ * demand), on the device current when it was made. All pointers are device pointers; calls are
+ * asynchronous and ordered on the context's stream (fastmm_cuda_stream). */
 typedef struct fastmm_cuda fastmm_cuda;
 
 /* Number of usable CUDA devices (0 when there is no GPU or driver; never an error). */
