@@ -8,7 +8,8 @@
  *    with the checkpoint's model version, also when requests are split and batched together;
  *  - malformed requests get Error replies and the service keeps answering;
  *  - the learner survives replay vanishing and coming back, and actors vanishing mid-request;
- *  - an inference replica (--serve-only) follows the learner's weights and answers alike. */
+ *  - an inference replica (--serve-only) follows the learner's weights and answers alike, and
+ *    refuses weights that fail their CRC32C (asking again). */
 #include "tests/test_util.h"
 
 #include <jansson.h>
@@ -25,6 +26,7 @@
 #include "common/wire.h"
 #include "learner/checkpoint.h"
 #include "learner/ckptdir.h"
+#include "learner/infer.h"
 #include "learner/net.h"
 #include "learner/net_config.h"
 
@@ -783,6 +785,101 @@ static void test_survives_vanishing_peers_and_replica_follows(void **state)
     fake_replay_free(&r);
 }
 
+/* A replica against a learner played by this test: weights that fail their CRC are refused (and
+ * asked for again), good ones are served. */
+static void reply_weights(void *router, tg_net *net, uint64_t version, int bad_crc)
+{
+    zmq_pollitem_t it = {.socket = router, .events = ZMQ_POLLIN};
+    assert_true(zmq_poll(&it, 1, 30000) > 0);
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    assert_true(zmq_msg_recv(&id, router, 0) >= 0);
+    assert_true(zmq_msg_recv(&body, router, 0) >= 0);
+    Tg__Envelope *e = tg_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), 1 << 28);
+    assert_non_null(e);
+    assert_int_equal(e->body_case, TG__ENVELOPE__BODY_WEIGHTS_REQUEST);
+    tg_wire_free(e);
+    size_t n = tg_net_n_params(net);
+    float *w = malloc(n * sizeof(float));
+    tg_net_get_params(net, w);
+    Tg__Weights m = TG__WEIGHTS__INIT;
+    Tg__Array a;
+    int64_t shape[1] = {(int64_t)n}, sb[1];
+    tg_array_set(&a, TG__DTYPE__F32, 1, shape, sb, w, n * sizeof(float));
+    m.version = version;
+    m.step = version;
+    m.crc32c = tg_params_crc(w, n) ^ (bad_crc ? 1u : 0u);
+    m.params = &a;
+    Tg__Envelope out = TG__ENVELOPE__INIT;
+    out.body_case = TG__ENVELOPE__BODY_WEIGHTS;
+    out.weights = &m;
+    assert_int_equal(tg_wire_send(router, zmq_msg_data(&id), zmq_msg_size(&id), &out), 0);
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    free(w);
+}
+
+static void test_replica_checks_crc(void **state)
+{
+    (void)state;
+    tg_config cfg;
+    tg_net_config nc;
+    test_config(&cfg, &nc);
+    char d[64];
+    tg_test_tmpdir(d, sizeof d);
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *pub = zmq_socket(ctx, ZMQ_PUB);
+    int linger = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
+    char rep[128], pubep[128], a_conn[200], a_pub[200];
+    size_t len = sizeof rep;
+    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, rep, &len);
+    len = sizeof pubep;
+    zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, pubep, &len);
+    snprintf(a_conn, sizeof a_conn, "infer.connect=%s", rep);
+    snprintf(a_pub, sizeof a_pub, "infer.pub_connect=%s", pubep);
+    const char *rargs[] = {"--serve-only", "--name", "replica", a_conn, a_pub, NULL};
+    pid_t rp = spawn_learner(d, NULL, rargs);
+
+    tg_net *net = tg_net_new(&nc, "cpu", 16, 1, 4242);
+    assert_non_null(net);
+    reply_weights(router, net, 7, 1); /* corrupted in transit */
+    reply_weights(router, net, 7, 0); /* asked again: the good copy */
+    json_t *st = wait_status(d, "replica", rp, "step", 7, 60, NULL);
+    json_t *inf = json_object_get(st, "inference");
+    assert_int_equal(json_integer_value(json_object_get(inf, "model_version")), 7);
+    void *a = dealer(json_string_value(json_object_get(inf, "endpoint")));
+    json_decref(st);
+    float *t, *s;
+    random_inputs(&nc, 3, 5, &t, &s);
+    send_eval(a, &nc, 5, 3, 2, t, s);
+    Tg__Envelope *e = recv_env(a, 30000);
+    assert_non_null(e);
+    check_response(e, net, &nc, 5, 7, 3, 2, t, s);
+    tg_wire_free(e);
+    char logp[512], line[1024];
+    snprintf(logp, sizeof logp, "%s/logs/replica.log", d);
+    FILE *f = fopen(logp, "r");
+    assert_non_null(f);
+    int refused = 0;
+    while (fgets(line, sizeof line, f))
+        refused |= strstr(line, "fail their checksum") != NULL;
+    fclose(f);
+    assert_true(refused);
+
+    kill(rp, SIGTERM);
+    assert_int_equal(wait_exit(rp, 60, NULL), 0);
+    zmq_close(a);
+    zmq_close(router);
+    zmq_close(pub);
+    free(t);
+    free(s);
+    tg_net_free(net);
+}
+
 int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
@@ -792,6 +889,7 @@ int main(void)
         cmocka_unit_test_teardown(test_inference_equals_forward, teardown),
         cmocka_unit_test_teardown(test_malformed_requests, teardown),
         cmocka_unit_test_teardown(test_survives_vanishing_peers_and_replica_follows, teardown),
+        cmocka_unit_test_teardown(test_replica_checks_crc, teardown),
     };
     /* the context is not terminated: a failed test may leave sockets open */
     return cmocka_run_group_tests(tests, NULL, NULL);
