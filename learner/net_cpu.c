@@ -570,7 +570,7 @@ static void block_bwd(cpu *c, const tg_block_off *bo, blk_act *A, const float *y
                       const float *dout, float *dx, float *dy)
 {
     int M = A->N * A->Lx, My = A->N * A->Ly;
-    int inner = bo->heads * bo->head_dim, wc = bo->widen * bo->cx;
+    int wc = bo->widen * bo->cx;
     /* MLP */
     lin_bwd(c, &bo->mlp_out, dout, A->gh, M, c->s_wc, 0);
     gelu_bwd(c, A->h, c->s_wc, c->s_wc, (size_t)M * wc);
@@ -581,7 +581,6 @@ static void block_bwd(cpu *c, const tg_block_off *bo, blk_act *A, const float *y
     lin_bwd(c, &bo->o, c->s_x1, A->a, M, c->s_in, 0);
     att_ctx k = {.c = c, .bo = bo, .A = A, .da = c->s_in, .dq = c->s_q, .dk = c->s_k, .dv = c->s_v};
     tg_pool_for(c->pool, A->N, 8.0 * bo->heads * A->Lx * A->Ly * bo->head_dim, att_bwd_seq, &k);
-    (void)inner;
     lin_bwd(c, &bo->q, c->s_q, A->xn, M, c->s_cx, 0);
     if (bo->cross) {
         lin_bwd(c, &bo->k, c->s_k, A->yn, My, c->s_yn, 0);
@@ -693,15 +692,14 @@ static void torso_bwd(cpu *c, int B, const float *scalars)
 
 /* ---------------------------------------------------------------- policy and value heads */
 
-static void embed_tokens(cpu *c, const int32_t *tok, int rows, int tok_stride, int t0,
-                         float *x)
+/* x[r] = embed.W[:, tok[r]] + embed.b + pos[t] for rows r = (b, t) of a teacher-forced batch
+ * (the one-hot product of the spec is a column lookup). */
+static void embed_tokens(cpu *c, const int32_t *tok, int rows, float *x)
 {
-    /* x[r] = embed.W[:, tok] + embed.b + pos[t]; rows are (b, t) with t = t0 + r % L' */
     const tg_lin_off *e = &c->lay->embed;
     int P = c->P, V = c->NL + 1;
-    (void)tok_stride;
     for (int r = 0; r < rows; r++) {
-        int t = t0 >= 0 ? t0 : r % c->L;
+        int t = r % c->L;
         int v = tok[r];
         const float *W = c->w + e->w, *bb = c->w + e->b, *pos = c->w + c->lay->pos + (size_t)t * P;
         float *y = x + (size_t)r * P;
@@ -736,7 +734,7 @@ static void heads_fwd(cpu *c, int B, const int32_t *targets)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++)
             tin[b * L + t] = t == 0 ? c->NL : targets[b * L + t - 1];
-    embed_tokens(c, tin, M, 1, -1, x0);
+    embed_tokens(c, tin, M, x0);
     for (int i = 0; i < nb; i++) {
         blk_act *A = &c->pact[i];
         A->N = B;
