@@ -697,6 +697,11 @@ const char *tg_infer_endpoint(const tg_infer *s)
     return s->endpoint;
 }
 
+const char *tg_infer_backend(const tg_infer *s)
+{
+    return tg_net_backend(s->net);
+}
+
 const char *tg_infer_pub_endpoint(const tg_infer *s)
 {
     return s->pub_endpoint;

@@ -57,6 +57,8 @@ void tg_infer_stop(tg_infer *s);
 /* Endpoints actually bound (wildcard ports resolved). */
 const char *tg_infer_endpoint(const tg_infer *s);
 const char *tg_infer_pub_endpoint(const tg_infer *s); /* "" without PUB */
+/* Backend of the service's network ("cpu" or "cuda"). */
+const char *tg_infer_backend(const tg_infer *s);
 /* Hands new weights to the service (copied; thread-safe). n must be the net's n_params. The
  * service switches to them before its next batch and announces them. */
 int tg_infer_publish(tg_infer *s, const float *params, size_t n, uint64_t version, uint64_t step);

@@ -20,6 +20,7 @@
 #include "learner/ckptdir.h"
 #include "learner/infer.h"
 #include "learner/net.h"
+#include "learner/params.h"
 #include "learner/replay_client.h"
 #include "learner/runinfo.h"
 #include "learner/tb.h"
@@ -278,7 +279,7 @@ static void write_status(learner *L, rate *steps_r, rate *samples_r, rate *evals
     json_object_set_new(o, "role", json_string(L->replay ? "learner" : "replica"));
     json_object_set_new(o, "pid", json_integer(getpid()));
     json_object_set_new(o, "host", json_string(host));
-    json_object_set_new(o, "backend", json_string(tg_net_backend(L->net)));
+    json_object_set_new(o, "backend", json_string(tg_infer_backend(L->infer)));
     json_object_set_new(o, "started", json_real(L->started_wall));
     json_object_set_new(o, "updated", json_real(tg_wall()));
     json_object_set_new(o, "state", json_string(L->state));
@@ -613,11 +614,20 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     if (!L->sec)
         goto fail;
     L->yaml = config_yaml(cfg, cfg->run.dir);
-    int max_batch = o->serve_only ? 1 : cfg->train.batch;
-    L->net = tg_net_new(&L->ncfg, cfg->train.backend, max_batch, cfg->train.threads, cfg->run.seed);
-    if (!L->net)
-        goto fail;
-    L->n_params = tg_net_n_params(L->net);
+    if (o->serve_only) {
+        /* a replica trains nothing: only the service's own network lives on the device */
+        tg_params tab;
+        if (tg_params_build(&L->ncfg, &tab) != 0)
+            goto fail;
+        L->n_params = tab.total;
+        tg_params_free(&tab);
+    } else {
+        L->net = tg_net_new(&L->ncfg, cfg->train.backend, cfg->train.batch, cfg->train.threads,
+                            cfg->run.seed);
+        if (!L->net)
+            goto fail;
+        L->n_params = tg_net_n_params(L->net);
+    }
     L->pbuf = malloc(L->n_params * sizeof(float));
     if (!L->pbuf) {
         tg_fail("out of memory");
@@ -625,8 +635,8 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     }
     char nc[512];
     tg_net_config_format(&L->ncfg, nc, sizeof nc);
-    tg_info("%s: backend %s, %zu parameters, %s", o->serve_only ? "inference replica" : "learner",
-            tg_net_backend(L->net), L->n_params, nc);
+    tg_info("%s: %zu parameters, %s", o->serve_only ? "inference replica" : "learner",
+            L->n_params, nc);
 
     int resumed = 0;
     if (!o->serve_only) {
@@ -656,7 +666,7 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     }
 
     tg_infer_opts io = {.ncfg = &L->ncfg,
-                        .backend = tg_net_backend(L->net),
+                        .backend = L->net ? tg_net_backend(L->net) : cfg->train.backend,
                         .threads = cfg->train.threads,
                         .max_batch = cfg->infer.max_batch,
                         .max_wait_ms = cfg->infer.max_wait_ms,
@@ -671,7 +681,8 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     L->infer = tg_infer_start(&io);
     if (!L->infer)
         goto fail;
-    tg_info("inference service on %s%s%s", tg_infer_endpoint(L->infer),
+    tg_info("backend %s; inference service on %s%s%s", tg_infer_backend(L->infer),
+            tg_infer_endpoint(L->infer),
             o->serve_only ? "" : ", weights announced on ", tg_infer_pub_endpoint(L->infer));
 
     char tbname[300];
