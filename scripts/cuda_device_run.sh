@@ -7,7 +7,8 @@
 #
 # test: tests/test_cuda_*; golden: tg golden --backend cuda; bench: tg bench net --backend cuda
 # on the peer's configs and batches; peer: ../shared/bench/torch_peer.py in the same call;
-# quick: fewer timed steps; profile: TG_CUDA_PROFILE=1 (device time per kind of kernel).
+# quick: fewer timed steps; profile: again with TG_CUDA_PROFILE=1 (device time per kind of
+# kernel; the events cost time, so those runs' rates are not the figures).
 # Logs go to $OUT (when set) as well as stdout.
 set -u
 BUILD=${BUILD:-build-cuda}
@@ -26,7 +27,6 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used,t
 ldd "$BUILD/bin/tg" | grep "not found" && echo "MISSING LIBRARIES"
 STEPS=10
 want quick && STEPS=4
-want profile && export TG_CUDA_PROFILE=1
 if want test; then
     for t in "$BUILD"/tests/test_cuda_*; do
         echo "== $t"
@@ -46,6 +46,15 @@ if want bench; then
         echo "== tg bench net --backend cuda --config $c --batch $b"
         timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" --batch "$b" \
             --steps $STEPS 2>&1 | tee -a "$OUTD/bench.log"
+    done
+fi
+if want profile; then
+    for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
+        c=${cb%%:*}
+        b=${cb##*:}
+        echo "== profile: tg bench net --backend cuda --config $c --batch $b"
+        TG_CUDA_PROFILE=1 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
+            --batch "$b" --steps 3 2>&1 | tee -a "$OUTD/profile.log" | grep -v "^net bench"
     done
 fi
 if want peer; then

@@ -81,7 +81,7 @@ static void test_layernorm(void **state)
 {
     (void)state;
     SKIP_NO_GPU();
-    int shapes[][2] = {{1, 7}, {37, 32}, {300, 512}, {64, 2048}, {5, 33}};
+    int shapes[][2] = {{1, 7}, {37, 32}, {300, 512}, {64, 2048}, {5, 33}, {3, 2500}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         long rows = shapes[s][0];
         int n = shapes[s][1];
@@ -399,6 +399,16 @@ static void test_attention_warp(void **state)
     attn_case(0, 6, 1, 48, 2, 64, 0, 3, 0); /* decoding: K samples share a position's keys */
 }
 
+static void test_attention_kvshare(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_case(4, 6, 1, 48, 2, 64, 0, 3, 0);    /* decoding, S = 4 */
+    attn_case(4, 64, 1, 243, 3, 32, 0, 32, 0); /* decoding, S = 9, K = 32, two key tiles */
+    attn_case(4, 4, 9, 70, 2, 16, 0, 1, 0);    /* one query sequence per key sequence */
+    attn_case(4, 4, 9, 9, 2, 64, 1, 2, 0);     /* causal */
+}
+
 static void test_attention_short(void **state)
 {
     (void)state;
@@ -427,7 +437,7 @@ int main(void)
         cmocka_unit_test(test_gelu),           cmocka_unit_test(test_losses),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_attention_warp), cmocka_unit_test(test_attention_short),
-        cmocka_unit_test(test_attention_gemm),
+        cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),
         cmocka_unit_test(test_attention_cudnn),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -43,10 +43,11 @@ enum { TGC_F32 = 0, TGC_BF16 = 1 };
 int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *b,
                       void *y, int ydt, long ldy, float *mean, float *rstd, long rows, int n);
 /* Backward of LayerNorm: dx (+)= dLN/dx * dy, dw/db partial sums accumulated with atomics into
- * dw, db (which the caller zeroes). dy fp32. accumulate: dx += instead of =. */
+ * dw, db (which the caller zeroes). dy fp32. accumulate: dx += instead of =. dxb (may be NULL):
+ * also a dense bf16 copy [rows, n] of the final dx. */
 int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
                       const float *rstd, const float *dy, long ldy, float *dx, long lddx,
-                      int accumulate, float *dw, float *db, long rows, int n);
+                      int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n);
 /* y (bf16) = gelu_tanh(pre + bias) and pre (bf16) = pre + bias, in place on pre when bias != NULL */
 int tgc_bias_gelu(cudaStream_t st, bf16 *pre, const bf16 *bias, bf16 *y, long rows, int n);
 /* d (bf16, in place) *= gelu'(pre) */
@@ -103,6 +104,10 @@ int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
 int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
                        const bf16 *v, const bf16 *dout, const float *lse, bf16 *dq, bf16 *dk,
                        bf16 *dv);
+
+/* Shared keys (decoding's cross-attention, kv_div = K samples): forward only. */
+int tgc_attn_fwd_kvshare(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                         const bf16 *v, bf16 *o, float *lse);
 
 /* Row softmax with scale and optional causal mask, fp32 logits [batch, Lx, Ly] in, bf16 probs out
  * (batched-GEMM attention path) and its backward. */

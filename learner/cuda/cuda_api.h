@@ -40,7 +40,8 @@ int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, co
                       float *bgrad);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
- * 2 cuDNN SDPA, 3 short-sequence kernels (returns 1 when the path rejects the shape). */
+ * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only) (returns 1 when
+ * the path rejects the shape). */
 int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
                            const float *q, const float *k, const float *v, const float *dout,
                            float *o, float *dq, float *dk, float *dv);

@@ -118,7 +118,7 @@ int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, con
     cudaMemset(gw, 0, n * 4);
     cudaMemset(gb, 0, n * 4);
     if (tgc_layernorm_fwd(0, dX, n, dW, dB, Y, TGC_BF16, n, mean, rstd, rows, n) ||
-        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, 0, gw, gb, rows, n) ||
+        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, 0, NULL, gw, gb, rows, n) ||
         down_bf(y, Y, rows * n) || down_f(dx, dDX, rows * n) || down_f(dw, gw, n) ||
         down_f(db, gb, n))
         rc = -1;
@@ -293,7 +293,10 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
     bf16 *P = (bf16 *)tb_take(&t, (size_t)N * H * Lx * Ly * 2);
     void *scr = tb_take(&t, sc);
     NEED(g && Q && Kd && V && O && (DO || !dout) && DQ && DK && DV && lse && delta && P && scr);
-    if (path == 3) {
+    if (path == 4) {
+        if (tgc_attn_fwd_kvshare(0, &s, Q, Kd, V, O, lse))
+            rc = -1;
+    } else if (path == 3) {
         if (!tgc_attn_short_ok(&s)) {
             rc = 1;
             goto out;

@@ -29,7 +29,7 @@ struct tgc_gemm {
     plan *plans;
     int n_plans;
     int epilogues;
-    long fallbacks;
+    long fallbacks, fb_epi[4];
 };
 
 tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
@@ -92,6 +92,7 @@ int tgc_gemm_set_epilogues(tgc_gemm *g, int on)
 }
 
 long tgc_gemm_fallbacks(const tgc_gemm *g) { return g->fallbacks; }
+long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi) { return g->fb_epi[epi & 3]; }
 
 static int align_of(const void *p)
 {
@@ -279,8 +280,10 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
                        m->N, m->K, m->ta, m->tb);
     if (run_plan(g, st, p, &plain))
         return -1;
-    if (m->epi != TGC_EPI_NONE && g->epilogues)
+    if (m->epi != TGC_EPI_NONE && g->epilogues) {
         g->fallbacks++;
+        g->fb_epi[m->epi & 3]++;
+    }
     switch (m->epi) {
     case TGC_EPI_BIAS:
         return tgc_bias_add(st, m->D, m->ddt, m->ldd, m->bias, m->M, (int)m->N);

@@ -51,5 +51,6 @@ int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long 
 
 /* Counters for the report: GEMMs whose epilogue fell back to a kernel. */
 long tgc_gemm_fallbacks(const tgc_gemm *g);
+long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi);
 
 #endif

@@ -5,6 +5,7 @@
  * Each kernel has a CPU reference in tests/test_cuda_kernels.c. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "learner/cuda/cu_common.h"
 
@@ -66,12 +67,73 @@ __global__ void k_ln_fwd(const float *__restrict__ x, long ldx, const float *__r
     }
 }
 
+/* Same with the row held in registers (NPL values per lane, n <= 32 NPL): every load of a row
+ * is issued before the first use, and x is read from memory once. */
+template <int NPL>
+__global__ void k_ln_fwd_r(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                           const float *__restrict__ b, void *y, int ydt, long ldy, float *mean,
+                           float *rstd, long rows, int n)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    const float *xr = x + r * ldx;
+    float xv[NPL];
+    float s = 0.f;
+#pragma unroll
+    for (int t = 0; t < NPL; t++) {
+        int i = lane + 32 * t;
+        xv[t] = i < n ? xr[i] : 0.f;
+        s += xv[t];
+    }
+    float mu = warp_sum(s) / n, v = 0.f;
+#pragma unroll
+    for (int t = 0; t < NPL; t++) {
+        int i = lane + 32 * t;
+        float d = i < n ? xv[t] - mu : 0.f;
+        v += d * d;
+    }
+    float rs = rsqrtf(warp_sum(v) / n + 1e-5f);
+#pragma unroll
+    for (int t = 0; t < NPL; t++) {
+        int i = lane + 32 * t;
+        if (i < n) {
+            float o = (xv[t] - mu) * rs * w[i] + b[i];
+            if (ydt == TGC_BF16)
+                ((bf16 *)y)[r * ldy + i] = __float2bfloat16(o);
+            else
+                ((float *)y)[r * ldy + i] = o;
+        }
+    }
+    if (lane == 0 && mean) {
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+}
+
+#define LN_NPL_DISPATCH(KERNEL, GRID, BLOCK, SMEM, ...)                                        \
+    do {                                                                                       \
+        int npl_ = (n + 31) / 32;                                                              \
+        if (npl_ <= 1) KERNEL<1><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                      \
+        else if (npl_ <= 2) KERNEL<2><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                 \
+        else if (npl_ <= 4) KERNEL<4><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                 \
+        else if (npl_ <= 8) KERNEL<8><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                 \
+        else if (npl_ <= 16) KERNEL<16><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);               \
+        else if (npl_ <= 32) KERNEL<32><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);               \
+        else KERNEL<64><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                               \
+    } while (0)
+
 int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *b,
                       void *y, int ydt, long ldy, float *mean, float *rstd, long rows, int n)
 {
     if (rows <= 0)
         return 0;
-    k_ln_fwd<<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+    if (n <= 64 * 32 && !getenv("TG_CUDA_LN_GENERIC"))
+        LN_NPL_DISPATCH(k_ln_fwd_r, cdiv(rows, 8), 256, 0, x, ldx, w, b, y, ydt, ldy, mean, rstd,
+                        rows, n);
+    else
+        k_ln_fwd<<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -118,9 +180,79 @@ __global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__r
     }
 }
 
+/* Register-held rows; each warp keeps its dw/db partial sums in registers over its rows and
+ * adds them to shared memory once, the block then once per column to global memory. dxb: an
+ * optional bf16 copy of the final dx (the next GEMM's input). */
+template <int NPL>
+__global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                           const float *__restrict__ mean, const float *__restrict__ rstd,
+                           const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                           bf16 *dxb, float *dw, float *db, long rows, int n)
+{
+    extern __shared__ float sm[];
+    float *sdw = sm, *sdb = sm + n;
+    for (int i = threadIdx.x; i < 2 * n; i += blockDim.x)
+        sm[i] = 0.f;
+    __syncthreads();
+    int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    float pw[NPL], pb[NPL], wv[NPL];
+#pragma unroll
+    for (int t = 0; t < NPL; t++) {
+        int i = lane + 32 * t;
+        pw[t] = pb[t] = 0.f;
+        wv[t] = i < n ? w[i] : 0.f;
+    }
+    long r0 = (long)blockIdx.x * LN_ROWS;
+    for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
+        const float *xr = x + r * ldx, *dr = dy + r * ldy;
+        float mu = mean[r], rs = rstd[r];
+        float xh[NPL], g[NPL];
+        float sg = 0.f, sgx = 0.f;
+#pragma unroll
+        for (int t = 0; t < NPL; t++) {
+            int i = lane + 32 * t;
+            float xv = i < n ? xr[i] : mu, dv = i < n ? dr[i] : 0.f;
+            xh[t] = (xv - mu) * rs;
+            g[t] = dv * wv[t];
+            sg += g[t];
+            sgx += g[t] * xh[t];
+            pw[t] += dv * xh[t];
+            pb[t] += dv;
+        }
+        sg = warp_sum(sg) / n;
+        sgx = warp_sum(sgx) / n;
+        float *o = dx + r * lddx;
+#pragma unroll
+        for (int t = 0; t < NPL; t++) {
+            int i = lane + 32 * t;
+            if (i < n) {
+                float d = rs * (g[t] - sg - xh[t] * sgx);
+                if (acc)
+                    d += o[i];
+                o[i] = d;
+                if (dxb)
+                    dxb[r * n + i] = __float2bfloat16(d);
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NPL; t++) {
+        int i = lane + 32 * t;
+        if (i < n) {
+            atomicAdd(&sdw[i], pw[t]);
+            atomicAdd(&sdb[i], pb[t]);
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        atomicAdd(&dw[i], sdw[i]);
+        atomicAdd(&db[i], sdb[i]);
+    }
+}
+
 int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
                       const float *rstd, const float *dy, long ldy, float *dx, long lddx,
-                      int accumulate, float *dw, float *db, long rows, int n)
+                      int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n)
 {
     if (rows <= 0)
         return 0;
@@ -133,8 +265,15 @@ int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w,
             raised = 1;
         }
     }
-    k_ln_bwd<<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,
-                                                    accumulate, dw, db, rows, n);
+    if (n <= 64 * 32 && !getenv("TG_CUDA_LN_GENERIC"))
+        LN_NPL_DISPATCH(k_ln_bwd_r, cdiv(rows, LN_ROWS), 256, smem, x, ldx, w, mean, rstd, dy, ldy,
+                        dx, lddx, accumulate, dxb, dw, db, rows, n);
+    else {
+        if (dxb)
+            return tg_fail("LayerNorm backward: bf16 copy needs n <= 2048");
+        k_ln_bwd<<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,
+                                                        accumulate, dw, db, rows, n);
+    }
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -152,18 +291,33 @@ static __device__ __forceinline__ float gelu_grad(float x)
     return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * GELU_K * (1.f + 3.f * 0.044715f * x * x);
 }
 
-__global__ void k_bias_gelu(bf16 *pre, const bf16 *bias, bf16 *y, long total, int n)
+/* Row-wise elementwise kernels: a warp per row, lanes along it (no per-element division). */
+#define ROWS_LOOP(rows)                                                                        \
+    for (long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP; r < (rows);     \
+         r += (long)gridDim.x * (blockDim.x / WARP))
+
+__global__ void k_bias_gelu(bf16 *pre, const bf16 *bias, bf16 *y, long rows, int n)
 {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        float v = __bfloat162float(pre[i]);
-        if (bias) {
-            v += __bfloat162float(bias[i % n]);
-            pre[i] = __float2bfloat16(v);
-            v = __bfloat162float(pre[i]); /* backward sees exactly the stored pre-activation */
+    int lane = threadIdx.x % WARP;
+    ROWS_LOOP(rows)
+    {
+        for (int c = lane; c < n; c += WARP) {
+            long i = r * n + c;
+            float v = __bfloat162float(pre[i]);
+            if (bias) {
+                v += __bfloat162float(bias[c]);
+                pre[i] = __float2bfloat16(v);
+                v = __bfloat162float(pre[i]); /* backward sees exactly the stored value */
+            }
+            y[i] = __float2bfloat16(gelu_f(v));
         }
-        y[i] = __float2bfloat16(gelu_f(v));
     }
+}
+
+static unsigned rowgrid(long rows)
+{
+    long g = (rows + 7) / 8;
+    return (unsigned)(g > 132 * 16 ? 132 * 16 : (g < 1 ? 1 : g));
 }
 
 static unsigned grid_for(long n)
@@ -174,10 +328,9 @@ static unsigned grid_for(long n)
 
 int tgc_bias_gelu(cudaStream_t st, bf16 *pre, const bf16 *bias, bf16 *y, long rows, int n)
 {
-    long t = rows * n;
-    if (t <= 0)
+    if (rows * n <= 0)
         return 0;
-    k_bias_gelu<<<grid_for(t), 256, 0, st>>>(pre, bias, y, t, n);
+    k_bias_gelu<<<rowgrid(rows), 256, 0, st>>>(pre, bias, y, rows, n);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -200,12 +353,11 @@ int tgc_gelu_bwd(cudaStream_t st, bf16 *d, const bf16 *pre, long n)
 
 __global__ void k_bias_add(void *y, int dt, long ldy, const void *bias, long rows, int n)
 {
-    long total = rows * n;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long r = i / n;
-        int c = (int)(i % n);
-        st_any(y, dt, r * ldy + c, ld_any(y, dt, r * ldy + c) + ld_any(bias, dt, c));
+    int lane = threadIdx.x % WARP;
+    ROWS_LOOP(rows)
+    {
+        for (int c = lane; c < n; c += WARP)
+            st_any(y, dt, r * ldy + c, ld_any(y, dt, r * ldy + c) + ld_any(bias, dt, c));
     }
 }
 
@@ -213,7 +365,7 @@ int tgc_bias_add(cudaStream_t st, void *y, int dt, long ldy, const void *bias, l
 {
     if (rows * n <= 0)
         return 0;
-    k_bias_add<<<grid_for(rows * n), 256, 0, st>>>(y, dt, ldy, bias, rows, n);
+    k_bias_add<<<rowgrid(rows), 256, 0, st>>>(y, dt, ldy, bias, rows, n);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -272,12 +424,11 @@ int tgc_f2bf(cudaStream_t st, const float *x, bf16 *y, long n)
 
 __global__ void k_relu_bf(const float *x, long ldx, bf16 *y, long ldy, long rows, int n)
 {
-    long total = rows * n;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long r = i / n;
-        int c = (int)(i % n);
-        y[r * ldy + c] = __float2bfloat16(fmaxf(x[r * ldx + c], 0.f));
+    int lane = threadIdx.x % WARP;
+    ROWS_LOOP(rows)
+    {
+        for (int c = lane; c < n; c += WARP)
+            y[r * ldy + c] = __float2bfloat16(fmaxf(x[r * ldx + c], 0.f));
     }
 }
 
@@ -285,7 +436,7 @@ int tgc_relu_bf(cudaStream_t st, const float *x, long ldx, bf16 *y, long ldy, lo
 {
     if (rows * n <= 0)
         return 0;
-    k_relu_bf<<<grid_for(rows * n), 256, 0, st>>>(x, ldx, y, ldy, rows, n);
+    k_relu_bf<<<rowgrid(rows), 256, 0, st>>>(x, ldx, y, ldy, rows, n);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -293,13 +444,13 @@ int tgc_relu_bf(cudaStream_t st, const float *x, long ldx, bf16 *y, long ldy, lo
 __global__ void k_relu_bwd(const float *dy, long lddy, const float *x, long ldx, float *dx,
                            long lddx, int acc, long rows, int n)
 {
-    long total = rows * n;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long r = i / n;
-        int c = (int)(i % n);
-        float d = x[r * ldx + c] > 0.f ? dy[r * lddy + c] : 0.f;
-        dx[r * lddx + c] = acc ? dx[r * lddx + c] + d : d;
+    int lane = threadIdx.x % WARP;
+    ROWS_LOOP(rows)
+    {
+        for (int c = lane; c < n; c += WARP) {
+            float d = x[r * ldx + c] > 0.f ? dy[r * lddy + c] : 0.f;
+            dx[r * lddx + c] = acc ? dx[r * lddx + c] + d : d;
+        }
     }
 }
 
@@ -308,8 +459,7 @@ int tgc_relu_bwd(cudaStream_t st, const float *dy, long lddy, const float *x, lo
 {
     if (rows * n <= 0)
         return 0;
-    k_relu_bwd<<<grid_for(rows * n), 256, 0, st>>>(dy, lddy, x, ldx, dx, lddx, accumulate, rows,
-                                                   n);
+    k_relu_bwd<<<rowgrid(rows), 256, 0, st>>>(dy, lddy, x, ldx, dx, lddx, accumulate, rows, n);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -686,7 +836,7 @@ int tgc_attn_bwd_warp(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, c
  * 2S-token sequences and the policy's n_steps tokens this does a small fraction of the warp
  * kernels' shuffle work. */
 
-#define SA_THREADS 128
+#define SA_THREADS 256
 #define SA_SMEM_MAX (64 * 1024)
 
 static __host__ __device__ int sa_pair_floats(int Lx, int Ly, int D, int bwd)
@@ -710,32 +860,91 @@ int tgc_attn_short_ok(const tgc_attn_shape *s)
     return s->kv_div == 1 && s->Lx <= SA_THREADS && sa_pairs(s, 1) >= 1 && s->D <= 256;
 }
 
-static __device__ void sa_load(float *dst, const bf16 *src, long rowstride, int rows, int D,
-                               int tid, int nth)
+/* The block's pairs, whole: segment g (Q, [dO,] K, V) of pair lp, row r goes to shared row
+ * (lp * per) + (first row of g + r) * (D + 1). Loads are 16 bytes wide when the layout allows
+ * (vec), issued four at a time before their stores so that many are in flight. */
+typedef struct sa_seg {
+    const bf16 *base;
+    long sseq, ld;
+    int rows;
+} sa_seg;
+
+static __device__ __forceinline__ void sa_load_all(float *sm, int per, int pairs, long p0,
+                                                   long npairs, int H, int D, int vec,
+                                                   const sa_seg *seg, int nseg)
 {
-    for (int e = tid; e < rows * D; e += nth) {
-        int r = e / D, d = e % D;
-        dst[r * (D + 1) + d] = __bfloat162float(src[(long)r * rowstride + d]);
+    const int D1 = D + 1, W = vec ? 8 : 1, CH = D / W;
+    int rows = 0;
+    for (int g = 0; g < nseg; g++)
+        rows += seg[g].rows;
+    long np = npairs - p0 < pairs ? npairs - p0 : pairs;
+    int total = (int)np * rows * CH;
+    for (int base = threadIdx.x; base < total; base += 4 * blockDim.x) {
+        uint4 val[4];
+        float sval[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int c = base + u * blockDim.x;
+            if (c >= total)
+                break;
+            int lp = c / (rows * CH), rem = c % (rows * CH), r = rem / CH, ch = rem % CH;
+            long p = p0 + lp;
+            long n = p / H;
+            int h = (int)(p % H), g = 0;
+            while (r >= seg[g].rows) {
+                r -= seg[g].rows;
+                g++;
+            }
+            const bf16 *src = seg[g].base + n * seg[g].sseq + (long)r * seg[g].ld + (long)h * D +
+                              ch * W;
+            if (vec)
+                val[u] = *(const uint4 *)src;
+            else
+                sval[u] = __bfloat162float(*src);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int c = base + u * blockDim.x;
+            if (c >= total)
+                break;
+            int lp = c / (rows * CH), rem = c % (rows * CH), r = rem / CH, ch = rem % CH;
+            float *dst = sm + lp * per + r * D1 + ch * W;
+            if (vec) {
+                const bf16 *e = (const bf16 *)&val[u];
+#pragma unroll
+                for (int t = 0; t < 8; t++)
+                    dst[t] = __bfloat162float(e[t]);
+            } else {
+                dst[0] = sval[u];
+            }
+        }
     }
 }
 
-__global__ void k_attn_short_fwd(tgc_attn_shape s, int pairs, const bf16 *__restrict__ q,
-                                 const bf16 *__restrict__ k, const bf16 *__restrict__ v, bf16 *o,
-                                 float *lse)
+static int sa_vec(const tgc_attn_shape *s, const void *a, const void *b, const void *c,
+                  const void *d)
+{
+    if (s->D % 8 || s->sq % 8 || s->ldq % 8 || s->sk % 8 || s->ldk % 8 || s->so % 8 || s->ldo % 8)
+        return 0;
+    const void *ps[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++)
+        if (ps[i] && ((uintptr_t)ps[i] % 16))
+            return 0;
+    return 1;
+}
+
+__global__ void k_attn_short_fwd(tgc_attn_shape s, int pairs, int vec,
+                                 const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                 const bf16 *__restrict__ v, bf16 *o, float *lse)
 {
     extern __shared__ float sm[];
     const int Lx = s.Lx, Ly = s.Ly, D = s.D, D1 = s.D + 1;
     const int per = sa_pair_floats(Lx, Ly, D, 0);
     const long npairs = (long)s.N * s.H;
     const long p0 = (long)blockIdx.x * pairs;
-    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
-        long p = p0 + lp;
-        long n = p / s.H;
-        int h = (int)(p % s.H);
-        float *Q = sm + lp * per, *K = Q + Lx * D1, *V = K + Ly * D1;
-        sa_load(Q, q + n * s.sq + (long)h * D, s.ldq, Lx, D, threadIdx.x, blockDim.x);
-        sa_load(K, k + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
-        sa_load(V, v + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+    {
+        sa_seg seg[3] = {{q, s.sq, s.ldq, Lx}, {k, s.sk, s.ldk, Ly}, {v, s.sk, s.ldk, Ly}};
+        sa_load_all(sm, per, pairs, p0, npairs, s.H, D, vec, seg, 3);
     }
     __syncthreads();
     /* probabilities: a thread per query row */
@@ -785,25 +994,20 @@ __global__ void k_attn_short_fwd(tgc_attn_shape s, int pairs, const bf16 *__rest
     }
 }
 
-__global__ void k_attn_short_bwd(tgc_attn_shape s, int pairs, const bf16 *__restrict__ q,
-                                 const bf16 *__restrict__ k, const bf16 *__restrict__ v,
-                                 const bf16 *__restrict__ dout, const float *__restrict__ lse,
-                                 bf16 *dq, bf16 *dk, bf16 *dv)
+__global__ void k_attn_short_bwd(tgc_attn_shape s, int pairs, int vec,
+                                 const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                 const bf16 *__restrict__ v, const bf16 *__restrict__ dout,
+                                 const float *__restrict__ lse, bf16 *dq, bf16 *dk, bf16 *dv)
 {
     extern __shared__ float sm[];
     const int Lx = s.Lx, Ly = s.Ly, D = s.D, D1 = s.D + 1;
     const int per = sa_pair_floats(Lx, Ly, D, 1);
     const long npairs = (long)s.N * s.H;
     const long p0 = (long)blockIdx.x * pairs;
-    for (int lp = 0; lp < pairs && p0 + lp < npairs; lp++) {
-        long p = p0 + lp;
-        long n = p / s.H;
-        int h = (int)(p % s.H);
-        float *Q = sm + lp * per, *dO = Q + Lx * D1, *K = dO + Lx * D1, *V = K + Ly * D1;
-        sa_load(Q, q + n * s.sq + (long)h * D, s.ldq, Lx, D, threadIdx.x, blockDim.x);
-        sa_load(dO, dout + n * s.so + (long)h * D, s.ldo, Lx, D, threadIdx.x, blockDim.x);
-        sa_load(K, k + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
-        sa_load(V, v + n * s.sk + (long)h * D, s.ldk, Ly, D, threadIdx.x, blockDim.x);
+    {
+        sa_seg seg[4] = {{q, s.sq, s.ldq, Lx}, {dout, s.so, s.ldo, Lx}, {k, s.sk, s.ldk, Ly},
+                         {v, s.sk, s.ldk, Ly}};
+        sa_load_all(sm, per, pairs, p0, npairs, s.H, D, vec, seg, 4);
     }
     __syncthreads();
     {
@@ -889,7 +1093,8 @@ int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
     if (pairs < 1 || s->kv_div != 1)
         return tg_fail("short attention: shape too large");
     size_t smem = (size_t)pairs * sa_pair_floats(s->Lx, s->Ly, s->D, 0) * 4;
-    k_attn_short_fwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(*s, pairs, q, k, v, o, lse);
+    k_attn_short_fwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(*s, pairs, sa_vec(s, q, k, v, o),
+                                                                 q, k, v, o, lse);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -907,8 +1112,113 @@ int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
     if (sa_raise())
         return -1;
     size_t smem = (size_t)pairs * sa_pair_floats(s->Lx, s->Ly, s->D, 1) * 4;
-    k_attn_short_bwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(*s, pairs, q, k, v, dout, lse, dq,
-                                                                 dk, dv);
+    k_attn_short_bwd<<<cdiv(np, pairs), SA_THREADS, smem, st>>>(
+        *s, pairs, sa_vec(s, q, k, v, dout), q, k, v, dout, lse, dq, dk, dv);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+/* ---------------------------------------------------------------- attention (shared keys)
+ * Decoding: the K samples of a position query the same cross-attention keys. One block per
+ * (key sequence, head), a thread per query row (q and the output accumulator in registers),
+ * keys and values streamed through shared memory in tiles of KVS_TILE rows that every thread
+ * reads at the same address (broadcast); online softmax. */
+
+#define KVS_TILE 64
+
+template <int DM>
+__global__ void k_attn_kvs_fwd(tgc_attn_shape s, const bf16 *__restrict__ q,
+                               const bf16 *__restrict__ k, const bf16 *__restrict__ v, bf16 *o,
+                               float *lse)
+{
+    extern __shared__ float sm[];
+    const int D = s.D;
+    float *Ks = sm, *Vs = sm + KVS_TILE * D;
+    long nkv = blockIdx.x / s.H;
+    int h = (int)(blockIdx.x % s.H);
+    int Qn = s.kv_div * s.Lx;
+    const bf16 *kb = k + nkv * s.sk + (long)h * D, *vb = v + nkv * s.sk + (long)h * D;
+    for (int qb = 0; qb < Qn; qb += blockDim.x) {
+        int qi = qb + threadIdx.x;
+        bool act = qi < Qn;
+        long n = nkv * s.kv_div + (act ? qi / s.Lx : 0);
+        int i = act ? qi % s.Lx : 0;
+        float qv[DM], acc[DM];
+        const bf16 *qr = q + n * s.sq + (long)i * s.ldq + (long)h * D;
+#pragma unroll
+        for (int d = 0; d < DM; d++) {
+            qv[d] = act && d < D ? __bfloat162float(qr[d]) * s.scale : 0.f;
+            acc[d] = 0.f;
+        }
+        int jmax = s.causal ? min(s.Ly, i + s.q_off + 1) : s.Ly;
+        float m = -FLT_MAX, l = 0.f;
+        for (int j0 = 0; j0 < s.Ly; j0 += KVS_TILE) {
+            int tk = min(KVS_TILE, s.Ly - j0);
+            __syncthreads();
+            for (int e = threadIdx.x; e < tk * D; e += blockDim.x) {
+                int j = e / D, d = e % D;
+                Ks[j * D + d] = __bfloat162float(kb[(long)(j0 + j) * s.ldk + d]);
+                Vs[j * D + d] = __bfloat162float(vb[(long)(j0 + j) * s.ldk + d]);
+            }
+            __syncthreads();
+            if (!act)
+                continue;
+            int te = min(tk, jmax - j0);
+            for (int j = 0; j < te; j++) {
+                float a = 0.f;
+#pragma unroll
+                for (int d = 0; d < DM; d++)
+                    if (d < D)
+                        a += qv[d] * Ks[j * D + d];
+                float mn = fmaxf(m, a);
+                float corr = __expf(m - mn), e = __expf(a - mn);
+                l = l * corr + e;
+#pragma unroll
+                for (int d = 0; d < DM; d++)
+                    if (d < D)
+                        acc[d] = acc[d] * corr + e * Vs[j * D + d];
+                m = mn;
+            }
+        }
+        if (act) {
+            bf16 *orow = o + n * s.so + (long)i * s.ldo + (long)h * D;
+            float inv = 1.f / l;
+#pragma unroll
+            for (int d = 0; d < DM; d++)
+                if (d < D)
+                    orow[d] = __float2bfloat16(acc[d] * inv);
+            if (lse)
+                lse[(n * s.H + h) * s.Lx + i] = m + logf(l);
+        }
+    }
+}
+
+int tgc_attn_fwd_kvshare(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                         const bf16 *v, bf16 *o, float *lse)
+{
+    long nkv = (long)s->N / s->kv_div;
+    if (nkv * s->kv_div != s->N)
+        return tg_fail("shared-key attention: N %d not a multiple of kv_div %d", s->N, s->kv_div);
+    if (nkv <= 0)
+        return 0;
+    int Qn = s->kv_div * s->Lx;
+    int th = Qn >= 256 ? 256 : ((Qn + 31) / 32) * 32;
+    size_t smem = 2 * (size_t)KVS_TILE * s->D * sizeof(float);
+    unsigned grid = (unsigned)(nkv * s->H);
+    if (s->D <= 32)
+        k_attn_kvs_fwd<32><<<grid, th, smem, st>>>(*s, q, k, v, o, lse);
+    else if (s->D <= 64)
+        k_attn_kvs_fwd<64><<<grid, th, smem, st>>>(*s, q, k, v, o, lse);
+    else if (s->D <= 128) {
+        static int raised;
+        if (!raised) {
+            CU_CHECK(cudaFuncSetAttribute(k_attn_kvs_fwd<128>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024));
+            raised = 1;
+        }
+        k_attn_kvs_fwd<128><<<grid, th, smem, st>>>(*s, q, k, v, o, lse);
+    } else
+        return tg_fail("attention head dim %d > 128 unsupported", s->D);
     CU_LAUNCH_CHECK();
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "learner/cuda/attn.h"
 #include "learner/cuda/cuda_api.h"
+#include "learner/cuda/cudnn_sdpa.h"
 #include "learner/cuda/gemm.h"
 #include "learner/cuda/netk.h"
 
@@ -64,6 +65,7 @@ typedef struct cuda_net {
     cudaStream_t st;
     tgc_gemm *gemm;
     int attn_mode;
+    tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward through cuDNN where it takes the shape */
     /* parameters, device layout (each tensor 256-byte aligned) */
     size_t *doff; /* per tensor */
     size_t dtotal;
@@ -92,6 +94,7 @@ typedef struct cuda_net {
     bf16 **va;               /* value activations bf16 */
     float *logits, *quant, *dlogits, *dquant, *loss_rows, *loss_q;
     float *d_in, *d_ret, *d_scal, *d_tens;
+    float *embS;             /* embedding-gradient buckets [n_logits + 1, P] */
     float *red;              /* [4]: policy sum, value sum, grad sumsq */
     /* backward scratch */
     float *DX, *dh, *dxn, *dyn, *dtmpf, *delta, *dvf, *dvf2;
@@ -148,6 +151,10 @@ static void prof_report(cuda_net *n)
     if (!n->prof)
         return;
     const char *ph[2] = {"train step", "inference call"};
+    fprintf(stderr, "cuda profile: GEMM epilogues done by kernels instead: bias %ld, gelu %ld, "
+            "bias-grad %ld\n", tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BIAS),
+            tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_GELU_BIAS),
+            tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BGRAD));
     for (int p = 0; p < 2; p++) {
         if (!n->prof_calls[p])
             continue;
@@ -369,6 +376,7 @@ static void carve(cuda_net *n, arena *a, int B)
     n->d_scal = TAKE(a, float, (long)B * c->n_scalars);
     n->d_ret = TAKE(a, float, B);
     n->red = TAKE(a, float, 8);
+    n->embS = TAKE(a, float, (long)(c->n_logits + 1) * P);
     /* backward scratch: the widest of torso and policy */
     long mx = Mt * c->c > Mp * P ? Mt * c->c : Mp * P;
     long mwc = Mt * c->widen * c->c > Mp * c->widen * P ? Mt * c->widen * c->c
@@ -527,6 +535,13 @@ static void attn_shape(const dblock *d, int N, int Lx, int Ly, tgc_attn_shape *s
 
 static int attn_fwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv)
 {
+    if (n->attn_mode == TGC_ATTN_CUDNN) {
+        int r = PROF(n, PR_ATTN_FWD,
+                     tgc_sdpa_fwd(n->sdpa, n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
+        if (r <= 0)
+            return r;
+        /* rejected: the fused kernels below (their backward only needs lse) */
+    }
     if (n->attn_mode == TGC_ATTN_GEMM)
         return PROF(n, PR_ATTN_FWD, tgc_attn_fwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v,
                                                        sv->a, sv->P, n->ascratch));
@@ -582,25 +597,25 @@ static int block_fwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, in
     return 0;
 }
 
-/* n->DX holds dL/dxout [M, cx] on entry and dL/dxin on return. Cross: dL/dy accumulated into dy. */
+/* n->DX holds dL/dxout [M, cx] on entry and dL/dxin on return (and in n->dxb as bf16 when
+ * emit_dxb). Cross: dL/dy accumulated into dy. */
 static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, float *dy, int N,
-                     int Lx, int Ly)
+                     int Lx, int Ly, int dxb_ready, int emit_dxb)
 {
     long M = (long)N * Lx, My = (long)N * Ly;
     cudaStream_t st = n->st;
-    /* MLP */
-    if (PROF(n, PR_ELEM, tgc_f2bf(st, n->DX, n->dxb, M * d->cx)) ||
+    /* MLP (n->dxb: bf16 copy of n->DX, made here unless the producer of DX wrote it) */
+    if ((!dxb_ready && PROF(n, PR_ELEM, tgc_f2bf(st, n->DX, n->dxb, M * d->cx))) ||
         wgrad(n, &d->m2, n->dxb, d->cx, sv->act, d->wc, M) ||
         dgrad(n, &d->m2, n->dxb, d->cx, M, n->dact, TGC_BF16, d->wc, 0.f) ||
         PROF(n, PR_ELEM, tgc_gelu_bwd(st, n->dact, sv->pre, M * d->wc)) ||
         wgrad(n, &d->m1, n->dact, d->wc, sv->hn, d->cx, M) ||
         dgrad(n, &d->m1, n->dact, d->wc, M, n->dh, TGC_F32, d->cx, 0.f) ||
         PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xmid, d->cx, d->nm.w, sv->mm, sv->rm, n->dh, d->cx, n->DX, d->cx,
-                          1, d->nm.gw, d->nm.gb, M, d->cx)))
+                          1, n->dxb, d->nm.gw, d->nm.gb, M, d->cx)))
         return -1;
-    /* attention */
-    if (PROF(n, PR_ELEM, tgc_f2bf(st, n->DX, n->dxb, M * d->cx)) ||
-        wgrad(n, &d->o, n->dxb, d->cx, sv->a, d->inner, M) ||
+    /* attention (n->dxb: the bf16 copy LayerNorm's backward wrote) */
+    if (wgrad(n, &d->o, n->dxb, d->cx, sv->a, d->inner, M) ||
         dgrad(n, &d->o, n->dxb, d->cx, M, n->da, TGC_BF16, d->inner, 0.f))
         return -1;
     tgc_attn_shape s;
@@ -616,7 +631,7 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
         if (dgrad(n, &d->k, n->dk, d->inner, My, n->dyn, TGC_F32, d->cy, 0.f) ||
             dgrad(n, &d->v, n->dv, d->inner, My, n->dyn, TGC_F32, d->cy, 1.f) ||
             PROF(n, PR_LN, tgc_layernorm_bwd(st, y, d->cy, d->ny.w, sv->my, sv->ry, n->dyn, d->cy, dy, d->cy, 1,
-                              d->ny.gw, d->ny.gb, My, d->cy)))
+                              NULL, d->ny.gw, d->ny.gb, My, d->cy)))
             return -1;
     } else {
         if (dgrad(n, &d->k, n->dk, d->inner, M, n->dxn, TGC_F32, d->cx, 1.f) ||
@@ -624,7 +639,7 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
             return -1;
     }
     return PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xin, d->cx, d->nx.w, sv->mx, sv->rx, n->dxn, d->cx, n->DX,
-                             d->cx, 1, d->nx.gw, d->nx.gb, M, d->cx));
+                             d->cx, 1, emit_dxb ? n->dxb : NULL, d->nx.gw, d->nx.gb, M, d->cx));
 }
 
 static const int STAGES[3][2] = {{0, 1}, {2, 0}, {1, 2}};
@@ -767,22 +782,23 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
     const float *xf = c->p_layers ? n->ps[2 * c->p_layers - 1].xout : n->x0;
     CU_CHECK(cudaMemsetAsync(n->dG, 0, sizeof(float) * (size_t)B * 3 * S * S * c->c, st));
     if (PROF(n, PR_LN, tgc_layernorm_bwd(st, xf, P, n->pnorm.w, n->hp_m, n->hp_r, n->dh, P, n->DX, P, 0,
-                          n->pnorm.gw, n->pnorm.gb, Mp, P)))
+                          n->dxb, n->pnorm.gw, n->pnorm.gb, Mp, P)))
         return -1;
     for (int i = 2 * c->p_layers - 1; i >= 0; i--) {
         dblock *d = &n->policy[i];
-        if (block_bwd(n, d, &n->ps[i], n->G, n->dG, B, L, d->cross ? 3 * S * S : L))
+        if (block_bwd(n, d, &n->ps[i], n->G, n->dG, B, L, d->cross ? 3 * S * S : L, 1, 1))
             return -1;
     }
     if (PROF(n, PR_ELEM, tgc_embed_bwd(st, n->tok_in, Mp, L, P, c->n_logits + 1, n->DX, n->embed.gw, n->embed.gb,
-                      n->gpos)))
+                      n->gpos, n->embS)))
         return -1;
     /* torso, last stage first: G must be the stage input again for nothing (inputs are saved) */
     for (int l = c->layers - 1; l >= 0; l--)
         for (int s = 2; s >= 0; s--) {
             int i = l * 3 + s;
-            if (PROF(n, PR_ELEM, tgc_stage(st, n->dG, n->DX, B, S, c->c, STAGES[s][0], STAGES[s][1], 0)) ||
-                block_bwd(n, &n->torso[i], &n->ts[i], NULL, NULL, B * S, 2 * S, 2 * S) ||
+            if (PROF(n, PR_ELEM, tgc_stage_bf(st, n->dG, n->DX, n->dxb, B, S, c->c, STAGES[s][0],
+                                              STAGES[s][1])) ||
+                block_bwd(n, &n->torso[i], &n->ts[i], NULL, NULL, B * S, 2 * S, 2 * S, 1, 0) ||
                 PROF(n, PR_ELEM, tgc_stage(st, n->dG, n->DX, B, S, c->c, STAGES[s][0], STAGES[s][1], 1)))
                 return -1;
         }
@@ -882,7 +898,11 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
         kk = db->ck[layer];
         vv = db->cv[layer];
     }
-    if (PROF(n, PR_ATTN_FWD, tgc_attn_fwd_warp(st, &s, db->q, kk, vv, db->a, NULL)) ||
+    /* many samples share a position's cross keys: stream them once per position */
+    int shared = d->cross && K >= 8;
+    if (PROF(n, PR_ATTN_FWD,
+             shared ? tgc_attn_fwd_kvshare(st, &s, db->q, kk, vv, db->a, NULL)
+                    : tgc_attn_fwd_warp(st, &s, db->q, kk, vv, db->a, NULL)) ||
         linear(n, &d->o, db->a, d->inner, R, db->xmid, TGC_F32, d->cx, 1.f, db->x) ||
         PROF(n, PR_LN, tgc_layernorm_fwd(st, db->xmid, d->cx, d->nm.w, d->nm.b, db->hn, TGC_BF16, d->cx, NULL,
                           NULL, R, d->cx)) ||
@@ -1009,7 +1029,9 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     n->max_batch = max_batch;
     const tg_net_config *c = &n->cfg;
     const char *am = getenv("TG_CUDA_ATTN");
-    n->attn_mode = am && !strcmp(am, "gemm") ? TGC_ATTN_GEMM : TGC_ATTN_WARP;
+    n->attn_mode = am && !strcmp(am, "gemm")    ? TGC_ATTN_GEMM
+                   : am && !strcmp(am, "cudnn") ? TGC_ATTN_CUDNN
+                                                : TGC_ATTN_WARP;
     {
         int dev = 0;
         if (cudaGetDeviceCount(&dev) != cudaSuccess || dev < 1) {
@@ -1031,6 +1053,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     }
     n->gemm = tgc_gemm_new((size_t)64 << 20);
     if (!n->gemm)
+        goto fail;
+    if (n->attn_mode == TGC_ATTN_CUDNN && !(n->sdpa = tgc_sdpa_new()))
         goto fail;
     /* aligned parameter layout */
     n->doff = (size_t *)calloc((size_t)tab->n, sizeof(size_t));
@@ -1126,6 +1150,7 @@ static void cn_destroy(void *impl)
     cudaFree(n->p16);
     cudaFree(n->decay);
     tgc_gemm_free(n->gemm);
+    tgc_sdpa_free(n->sdpa);
     if (n->st)
         cudaStreamDestroy(n->st);
     free(n->doff);

@@ -58,56 +58,91 @@ int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B
     return 0;
 }
 
+/* Row copies between layouts: one warp per row (the row's mapping computed once), float4 moves
+ * when the width allows. */
+static __device__ __forceinline__ void row_copy(float *dst, const float *src, int c, int lane,
+                                                bf16 *dstb)
+{
+    if ((c & 3) == 0 && !(((uintptr_t)dst | (uintptr_t)src) & 15)) {
+        for (int i = lane; i < c / 4; i += 32) {
+            float4 v = ((const float4 *)src)[i];
+            ((float4 *)dst)[i] = v;
+            if (dstb) {
+                dstb[4 * i] = __float2bfloat16(v.x);
+                dstb[4 * i + 1] = __float2bfloat16(v.y);
+                dstb[4 * i + 2] = __float2bfloat16(v.z);
+                dstb[4 * i + 3] = __float2bfloat16(v.w);
+            }
+        }
+    } else {
+        for (int i = lane; i < c; i += 32) {
+            dst[i] = src[i];
+            if (dstb)
+                dstb[i] = __float2bfloat16(src[i]);
+        }
+    }
+}
+
 /* grid g rows of G [B, 3, S, S, c] <-> dense [B S S, c] */
 __global__ void k_grid_copy(float *G, float *dense, int B, int S, int c, int g, int to_grid)
 {
-    long total = (long)B * S * S * c;
-    GRID_STRIDE(idx, total)
-    {
-        int ch = (int)(idx % c);
-        long row = idx / c;
-        long b = row / ((long)S * S), r = row % ((long)S * S);
-        long gi = ((b * 3 + g) * S * S + r) * c + ch;
+    int lane = threadIdx.x % 32;
+    long rows = (long)B * S * S;
+    for (long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < rows;
+         row += (long)gridDim.x * (blockDim.x / 32)) {
+        long b = row / (S * S), r = row % (S * S);
+        float *gp = G + ((b * 3 + g) * S * S + r) * c, *dp = dense + row * c;
         if (to_grid)
-            G[gi] = dense[idx];
+            row_copy(gp, dp, c, lane, NULL);
         else
-            dense[idx] = G[gi];
+            row_copy(dp, gp, c, lane, NULL);
     }
+}
+
+static unsigned rowgrid(long rows)
+{
+    long g = (rows + 7) / 8;
+    return (unsigned)(g > 132 * 16 ? 132 * 16 : (g < 1 ? 1 : g));
 }
 
 int tgc_grid_copy(cudaStream_t st, float *G, float *dense, int B, int S, int c, int g, int to_grid)
 {
-    long total = (long)B * S * S * c;
-    k_grid_copy<<<gridn(total), 256, 0, st>>>(G, dense, B, S, c, g, to_grid);
+    k_grid_copy<<<rowgrid((long)B * S * S), 256, 0, st>>>(G, dense, B, S, c, g, to_grid);
     CU_LAUNCH_CHECK();
     return 0;
 }
 
 /* Stage (m1, m2): sequence n = b S + r, token t < S: grid m1 cell (r, t); t >= S: grid m2 cell
- * (t - S, r). dir 0: G -> X, 1: X -> G. */
-__global__ void k_stage(float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
+ * (t - S, r). dir 0: G -> X (and a bf16 copy to Xb when given), 1: X -> G. */
+__global__ void k_stage(float *G, float *X, bf16 *Xb, int B, int S, int c, int m1, int m2, int dir)
 {
-    long total = (long)B * S * 2 * S * c;
-    GRID_STRIDE(idx, total)
-    {
-        int ch = (int)(idx % c);
-        long row = idx / c;
+    int lane = threadIdx.x % 32;
+    long rows = (long)B * S * 2 * S;
+    for (long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < rows;
+         row += (long)gridDim.x * (blockDim.x / 32)) {
         int t = (int)(row % (2 * S));
         long n = row / (2 * S);
         long b = n / S;
         int r = (int)(n % S);
         long cell = t < S ? ((b * 3 + m1) * S + r) * S + t : ((b * 3 + m2) * S + (t - S)) * S + r;
         if (dir)
-            G[cell * c + ch] = X[idx];
+            row_copy(G + cell * c, X + row * c, c, lane, NULL);
         else
-            X[idx] = G[cell * c + ch];
+            row_copy(X + row * c, G + cell * c, c, lane, Xb ? Xb + row * c : NULL);
     }
 }
 
 int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
 {
-    long total = (long)B * S * 2 * S * c;
-    k_stage<<<gridn(total), 256, 0, st>>>(G, X, B, S, c, m1, m2, dir);
+    k_stage<<<rowgrid((long)B * S * 2 * S), 256, 0, st>>>(G, X, NULL, B, S, c, m1, m2, dir);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
+int tgc_stage_bf(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c, int m1,
+                 int m2)
+{
+    k_stage<<<rowgrid((long)B * S * 2 * S), 256, 0, st>>>(G, X, Xb, B, S, c, m1, m2, 0);
     CU_LAUNCH_CHECK();
     return 0;
 }
@@ -134,25 +169,55 @@ int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off
     return 0;
 }
 
-__global__ void k_embed_bwd(const int32_t *tok, long rows, int L, int P, int nin, const float *dx,
-                            float *dW, float *db, float *dpos)
+/* Embedding backward in three coalesced passes: rows add into per-token buckets S [nin, P]
+ * (zeroed by the caller); then dW[p, t] = S[t, p] and db[p] = sum_t S[t, p] (every row has one
+ * token); dpos[l, p] = sum_b dx[b L + l, p]. */
+__global__ void k_embed_bucket(const int32_t *tok, long rows, int P, const float *dx, float *S)
 {
-    long total = rows * P;
-    GRID_STRIDE(idx, total)
-    {
-        int p = (int)(idx % P);
-        long r = idx / P;
-        float d = dx[idx];
-        atomicAdd(&dW[(long)p * nin + tok[r]], d);
-        atomicAdd(&db[p], d);
-        atomicAdd(&dpos[(long)(r % L) * P + p], d);
+    int lane = threadIdx.x % 32;
+    for (long r = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows;
+         r += (long)gridDim.x * (blockDim.x / 32)) {
+        float *dst = S + (long)tok[r] * P;
+        const float *src = dx + r * P;
+        for (int p = lane; p < P; p += 32)
+            atomicAdd(&dst[p], src[p]);
     }
 }
 
-int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
-                  const float *dx, float *dW, float *db, float *dpos)
+__global__ void k_embed_finish(const float *S, int P, int nin, float *dW, float *db)
 {
-    k_embed_bwd<<<gridn(rows * P), 256, 0, st>>>(tok, rows, L, P, nin, dx, dW, db, dpos);
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= P)
+        return;
+    float sum = 0.f;
+    for (int t = 0; t < nin; t++) {
+        float v = S[(long)t * P + p];
+        dW[(long)p * nin + t] += v;
+        sum += v;
+    }
+    db[p] += sum;
+}
+
+__global__ void k_pos_grad(const float *dx, int B, int L, int P, float *dpos)
+{
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)L * P)
+        return;
+    float s = 0.f;
+    for (int b = 0; b < B; b++)
+        s += dx[(long)b * L * P + idx];
+    dpos[idx] += s;
+}
+
+int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
+                  const float *dx, float *dW, float *db, float *dpos, float *scratch)
+{
+    CU_CHECK(cudaMemsetAsync(scratch, 0, sizeof(float) * (size_t)nin * P, st));
+    k_embed_bucket<<<rowgrid(rows), 256, 0, st>>>(tok, rows, P, dx, scratch);
+    CU_LAUNCH_CHECK();
+    k_embed_finish<<<cdiv(P, 128), 128, 0, st>>>(scratch, P, nin, dW, db);
+    CU_LAUNCH_CHECK();
+    k_pos_grad<<<cdiv((long)L * P, 256), 256, 0, st>>>(dx, (int)(rows / L), L, P, dpos);
     CU_LAUNCH_CHECK();
     return 0;
 }

@@ -9,10 +9,14 @@ int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B
 int tgc_grid_copy(cudaStream_t st, float *G, float *dense, int B, int S, int c, int g,
                   int to_grid);
 int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir);
+/* gather (G -> X) that also writes a dense bf16 copy Xb */
+int tgc_stage_bf(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c, int m1,
+                 int m2);
 int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
               const float *W, const float *b, const float *pos, float *x);
+/* scratch: [nin, P] floats */
 int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
-                  const float *dx, float *dW, float *db, float *dpos);
+                  const float *dx, float *dW, float *db, float *dpos, float *scratch);
 int tgc_tokens_in(cudaStream_t st, const int32_t *act, int B, int L, int start, int32_t *in);
 int tgc_scalar_grad(cudaStream_t st, const float *dX, int F, const float *scal, int B, int SS,
                     int ns, float *dW, float *db);

@@ -1,0 +1,17 @@
+/* cuDNN SDPA forward (cudnn_sdpa.cu). C++ only. */
+#ifndef TG_CUDA_CUDNN_SDPA_H
+#define TG_CUDA_CUDNN_SDPA_H
+
+#include "learner/cuda/cu_common.h"
+
+typedef struct tgc_sdpa tgc_sdpa;
+
+/* NULL with a message when cuDNN is not 9.x or cannot start. */
+tgc_sdpa *tgc_sdpa_new(void);
+void tgc_sdpa_free(tgc_sdpa *sd);
+/* o and lse (natural-log logsumexp of the scaled logits, [N, H, Lx]) for shape s. 0 done,
+ * 1 rejected (no cuDNN engine for this shape, or kv_div != 1: use another path), -1 error. */
+int tgc_sdpa_fwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const bf16 *q,
+                 const bf16 *k, const bf16 *v, bf16 *o, float *lse);
+
+#endif
