@@ -20,14 +20,13 @@ typedef struct node {
     uint8_t expanded; /* 0: awaiting evaluation */
 } node;
 
+/* What selection reads, 16 bytes (K of them are scanned per node on a path, so their size is
+ * the search's memory traffic); the rest of an edge lives in parallel arrays. */
 typedef struct edge {
-    int32_t child; /* node index, -1 until first followed */
-    int32_t N;
-    double W;      /* sum of returns through this edge */
+    float Q;       /* mean return through this edge (running mean: exact enough in float) */
     float prior;
+    int32_t N;
     int32_t vl;    /* pending simulations through this edge */
-    float term_reward; /* TERM_LIMIT: the reward of this move when it is the last one allowed */
-    uint8_t term;  /* what playing this move is known to end in (saves the move and the rank bound) */
 } edge;
 
 enum { TERM_UNKNOWN = 0, TERM_SOLVED = 1, TERM_LIMIT = 2 };
@@ -37,6 +36,10 @@ struct tg_tree {
     node *nodes;
     int n_nodes, cap_nodes;
     edge *edges;
+    int32_t *echild;       /* [cap_edges] node an edge leads to, -1 until first followed */
+    float *eterm;          /* [cap_edges] TERM_LIMIT: the move's reward when it is the last allowed */
+    uint8_t *ekind;        /* [cap_edges] what playing the move is known to end in (TERM_*): saves
+                              the move and the rank bound */
     int n_edges, cap_edges;
     int8_t *acts;          /* [cap_edges][A] */
     uint64_t *tt_keys;     /* 0 = empty */
@@ -163,7 +166,7 @@ size_t tg_tree_max_bytes(int S, int K, int max_nodes)
     size_t nodes = (size_t)max_nodes;
     size_t edges = nodes * (size_t)K;
     size_t tt = (size_t)pow2_at_least(2 * max_nodes);
-    return nodes * (sizeof(node) + sizeof(int32_t)) + edges * (sizeof(edge) + 3 * (size_t)S) +
+    return nodes * (sizeof(node) + sizeof(int32_t)) + edges * (sizeof(edge) + 9 + 3 * (size_t)S) +
            tt * (sizeof(uint64_t) + sizeof(int32_t)) +
            (size_t)K * (sizeof(float) + sizeof(uint64_t) + 2 * sizeof(int32_t) + sizeof(double));
 }
@@ -253,6 +256,18 @@ static int grow_edges(tg_tree *t, int more)
     if (!ne)
         return -1;
     t->edges = ne;
+    int32_t *nc = realloc(t->echild, (size_t)cap * sizeof *nc);
+    if (!nc)
+        return -1;
+    t->echild = nc;
+    float *nt = realloc(t->eterm, (size_t)cap * sizeof *nt);
+    if (!nt)
+        return -1;
+    t->eterm = nt;
+    uint8_t *nk = realloc(t->ekind, (size_t)cap);
+    if (!nk)
+        return -1;
+    t->ekind = nk;
     int8_t *na = realloc(t->acts, (size_t)cap * (size_t)t->A);
     if (!na)
         return -1;
@@ -280,6 +295,9 @@ tg_tree *tg_tree_new(int S, int K, int max_nodes, uint64_t seed)
     t->nodes = malloc((size_t)t->cap_nodes * sizeof *t->nodes);
     t->stack = malloc((size_t)t->cap_nodes * sizeof *t->stack);
     t->edges = malloc((size_t)t->cap_edges * sizeof *t->edges);
+    t->echild = malloc((size_t)t->cap_edges * sizeof *t->echild);
+    t->eterm = malloc((size_t)t->cap_edges * sizeof *t->eterm);
+    t->ekind = malloc((size_t)t->cap_edges);
     t->acts = malloc((size_t)t->cap_edges * (size_t)t->A);
     t->tt_keys = malloc((size_t)t->tt_cap * sizeof *t->tt_keys);
     t->tt_vals = malloc((size_t)t->tt_cap * sizeof *t->tt_vals);
@@ -288,7 +306,7 @@ tg_tree *tg_tree_new(int S, int K, int max_nodes, uint64_t seed)
     t->mcount = malloc((size_t)K * sizeof *t->mcount);
     t->midx = malloc((size_t)K * sizeof *t->midx);
     t->noise = malloc((size_t)K * sizeof *t->noise);
-    if (!t->nodes || !t->stack || !t->edges || !t->acts || !t->tt_keys || !t->tt_vals ||
+    if (!t->nodes || !t->stack || !t->edges || !t->echild || !t->eterm || !t->ekind || !t->acts || !t->tt_keys || !t->tt_vals ||
         !t->root_prior || !t->mhash || !t->mcount || !t->midx || !t->noise)
         goto fail;
     tg_rng_seed(&t->rng, seed, 0x7ee);
@@ -307,6 +325,9 @@ void tg_tree_free(tg_tree *t)
     free(t->nodes);
     free(t->stack);
     free(t->edges);
+    free(t->echild);
+    free(t->eterm);
+    free(t->ekind);
     free(t->acts);
     free(t->tt_keys);
     free(t->tt_vals);
@@ -337,7 +358,7 @@ int tg_tree_root(const tg_tree *t) { return t->root; }
 size_t tg_tree_bytes(const tg_tree *t)
 {
     return (size_t)t->cap_nodes * (sizeof(node) + sizeof(int32_t)) +
-           (size_t)t->cap_edges * (sizeof(edge) + (size_t)t->A) +
+           (size_t)t->cap_edges * (sizeof(edge) + 9 + (size_t)t->A) +
            (size_t)t->tt_cap * (sizeof(uint64_t) + sizeof(int32_t));
 }
 
@@ -351,7 +372,7 @@ int tg_tree_linked_edges(const tg_tree *t)
 {
     int n = 0;
     for (int i = 0; i < t->n_edges; i++)
-        n += t->edges[i].child >= 0;
+        n += t->echild[i] >= 0;
     return n;
 }
 
@@ -406,12 +427,12 @@ static void backup(tg_tree *t, tg_path *path, double value, int leaf)
         edge *e = &t->edges[path->edges[i]];
         node *parent = &t->nodes[path->nodes[i]];
         G += path->rewards[i];
-        e->W += G;
         e->N++;
+        e->Q += (float)((G - e->Q) / e->N);
         e->vl--;
         parent->N++;
         parent->vl--;
-        minmax(t, e->W / e->N);
+        minmax(t, e->Q);
     }
 }
 
@@ -437,7 +458,7 @@ static int pick_child(const tg_tree *t, const tg_mcts_params *p, int ni)
         const edge *e = &t->edges[nd->first_edge + i];
         double n_eff = e->N + L * e->vl, qn = 0;
         if (e->N > 0) /* virtual visits count as the minimum (0 after normalisation) */
-            qn = tg_mcts_normalize(e->W / e->N, t->qmin, t->qmax) * e->N / n_eff;
+            qn = tg_mcts_normalize(e->Q, t->qmin, t->qmax) * e->N / n_eff;
         double s = qn + c * (rp ? rp[i] : e->prior) / (1.0 + n_eff);
         if (s > best_s) {
             best_s = s;
@@ -481,9 +502,10 @@ int tg_tree_select(tg_tree *t, const tg_mcts_params *p, const tg_game *root, tg_
         path->edges[path->n] = ei;
         path->nodes[path->n] = cur;
         int last = tg_game_step(scratch) + 1 == tg_game_r_limit(scratch);
-        if (e->term == TERM_SOLVED || (last && e->term == TERM_LIMIT)) {
+        uint8_t kind = t->ekind[ei];
+        if (kind == TERM_SOLVED || (last && kind == TERM_LIMIT)) {
             /* a known end: no need to play it (nor to bound the residual's rank again) */
-            path->rewards[path->n++] = e->term == TERM_SOLVED ? -1.0f : e->term_reward;
+            path->rewards[path->n++] = kind == TERM_SOLVED ? -1.0f : t->eterm[ei];
             backup(t, path, 0.0, -1);
             return TG_SEL_DONE;
         }
@@ -491,15 +513,15 @@ int tg_tree_select(tg_tree *t, const tg_mcts_params *p, const tg_game *root, tg_
         path->rewards[path->n++] = r;
         if (tg_game_done(scratch)) {
             if (tg_game_solved(scratch) && r == -1.0f) {
-                e->term = TERM_SOLVED;
+                t->ekind[ei] = TERM_SOLVED;
             } else if (last) {
-                e->term = TERM_LIMIT;
-                e->term_reward = r;
+                t->ekind[ei] = TERM_LIMIT;
+                t->eterm[ei] = r;
             }
             backup(t, path, 0.0, -1);
             return TG_SEL_DONE;
         }
-        int child = t->edges[ei].child;
+        int child = t->echild[ei];
         if (child < 0) {
             uint64_t h = tg_game_hash(scratch);
             child = tg_tree_find(t, h);
@@ -509,11 +531,11 @@ int tg_tree_select(tg_tree *t, const tg_mcts_params *p, const tg_game *root, tg_
                     undo_virtual(t, path);
                     return TG_SEL_FULL;
                 }
-                t->edges[ei].child = child;
+                t->echild[ei] = child;
                 path->leaf = child;
                 return TG_SEL_LEAF;
             }
-            t->edges[ei].child = child;
+            t->echild[ei] = child;
         }
         cur = child;
     }
@@ -561,12 +583,12 @@ void tg_tree_expand(tg_tree *t, const tg_mcts_params *p, tg_path *path, const in
     nd->expanded = 1;
     for (int j = 0; j < nd_; j++) {
         edge *e = &t->edges[t->n_edges];
-        e->child = -1;
+        t->echild[t->n_edges] = -1;
+        t->eterm[t->n_edges] = 0;
         e->N = 0;
-        e->W = 0;
+        e->Q = 0;
         e->vl = 0;
-        e->term = TERM_UNKNOWN;
-        e->term_reward = 0;
+        t->ekind[t->n_edges] = TERM_UNKNOWN;
         e->prior = (float)t->mcount[j] / (float)total;
         memcpy(t->acts + (size_t)t->n_edges * t->A, actions + (size_t)t->midx[j] * t->A, (size_t)t->A);
         t->n_edges++;
@@ -584,7 +606,7 @@ int tg_tree_root_children(const tg_tree *t, int32_t *visits, float *q, const int
     for (int i = 0; i < r->n_edges; i++) {
         const edge *e = &t->edges[r->first_edge + i];
         visits[i] = e->N;
-        q[i] = e->N > 0 ? (float)(e->W / e->N) : 0.0f;
+        q[i] = e->N > 0 ? e->Q : 0.0f;
         if (actions)
             actions[i] = t->acts + (size_t)(r->first_edge + i) * t->A;
     }
@@ -618,10 +640,13 @@ int tg_tree_advance(tg_tree *t, tg_tree *s, uint64_t hash)
                 TG_ASSERT(!"spare tree smaller than the tree it copies");
             nn->first_edge = s->n_edges;
             memcpy(s->edges + s->n_edges, t->edges + on->first_edge, (size_t)on->n_edges * sizeof(edge));
+            memcpy(s->echild + s->n_edges, t->echild + on->first_edge, (size_t)on->n_edges * sizeof(int32_t));
+            memcpy(s->eterm + s->n_edges, t->eterm + on->first_edge, (size_t)on->n_edges * sizeof(float));
+            memcpy(s->ekind + s->n_edges, t->ekind + on->first_edge, (size_t)on->n_edges);
             memcpy(s->acts + (size_t)s->n_edges * s->A, t->acts + (size_t)on->first_edge * t->A,
                    (size_t)on->n_edges * t->A);
             for (int k = 0; k < on->n_edges; k++) {
-                int c = t->edges[on->first_edge + k].child;
+                int c = t->echild[on->first_edge + k];
                 if (c >= 0 && t->nodes[c].remap < 0 && t->nodes[c].expanded) {
                     TG_ASSERT(s->n_nodes < s->cap_nodes);
                     t->nodes[c].remap = s->n_nodes;
@@ -632,8 +657,8 @@ int tg_tree_advance(tg_tree *t, tg_tree *s, uint64_t hash)
             s->n_edges += on->n_edges;
         }
         for (int i = 0; i < s->n_edges; i++) {
-            int c = s->edges[i].child;
-            s->edges[i].child = c >= 0 ? t->nodes[c].remap : -1;
+            int c = s->echild[i];
+            s->echild[i] = c >= 0 ? t->nodes[c].remap : -1;
         }
         for (int i = 0; i < s->n_nodes; i++) {
             s->nodes[i].remap = -1;
@@ -646,7 +671,7 @@ int tg_tree_advance(tg_tree *t, tg_tree *s, uint64_t hash)
         for (int i = 0; i < r->n_edges; i++) {
             const edge *e = &s->edges[r->first_edge + i];
             if (e->N > 0)
-                minmax(s, e->W / e->N);
+                minmax(s, e->Q);
         }
     }
     /* swap arenas; each tree keeps its own random stream */
