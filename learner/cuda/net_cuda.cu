@@ -105,6 +105,7 @@ typedef struct cuda_net {
     void *dec;
     size_t dec_size;
     long dec_rows;
+    bf16 *dec_ptrs[4][64];   /* per policy layer: self K/V caches, cross K/V */
     /* host staging */
     float *h_stage;
     /* TG_CUDA_PROFILE=1: device time per kind of work, printed at exit */
@@ -985,13 +986,12 @@ static int decode(cuda_net *n, const float *tensors, const float *scalars, int N
 static int dec_prepare(cuda_net *n, long N, long R, decbuf *db)
 {
     const tg_net_config *c = &n->cfg;
-    static bf16 *ptrs[4][64];
     if (c->p_layers > 64)
         return tg_fail("p_layers %d > 64", c->p_layers);
-    db->kc = ptrs[0];
-    db->vc = ptrs[1];
-    db->ck = ptrs[2];
-    db->cv = ptrs[3];
+    db->kc = n->dec_ptrs[0];
+    db->vc = n->dec_ptrs[1];
+    db->ck = n->dec_ptrs[2];
+    db->cv = n->dec_ptrs[3];
     arena a = {NULL, 0};
     long Nmax = n->max_batch;
     (void)N;
