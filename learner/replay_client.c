@@ -2,9 +2,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/err.h"
@@ -27,11 +31,21 @@ struct tg_replay_client {
     double backoff_until;
     Tg__Envelope *queue[MAX_QUEUE];
     int nq;
-    Tg__Envelope *current;    /* handed out by _next */
-    Tg__Envelope *stats;
+    Tg__Envelope *current;    /* handed out by _next (the caller's) */
+    Tg__Envelope *stats;      /* newest Stats received */
+    Tg__Envelope *stats_view; /* handed out by _stats (the caller's) */
     tg_replay_counters cnt;
     int was_connected, disconnected;
+    /* the receiving thread owns the sockets and everything above not marked "under mu" */
+    pthread_t th;
+    int started;
+    atomic_int stop;
+    pthread_mutex_t mu;       /* queue, nq, stats, cnt, want_stats */
+    pthread_cond_t cv;        /* a batch was queued */
+    int want_stats;
 };
+
+static void *thread_main(void *arg);
 
 static int open_socket(tg_replay_client *c)
 {
@@ -78,11 +92,19 @@ tg_replay_client *tg_replay_client_new(tg_sock_sec *sec, const char *endpoint,
     c->ncfg = *ncfg;
     c->batch = batch;
     c->prefetch = prefetch < 1 ? 1 : prefetch > MAX_QUEUE / 2 ? MAX_QUEUE / 2 : prefetch;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
     if (open_socket(c) != 0) {
         tg_fail_ctx("replay client (%s): ", endpoint);
         tg_replay_client_free(c);
         return NULL;
     }
+    if (pthread_create(&c->th, NULL, thread_main, c) != 0) {
+        tg_fail("replay client: starting its thread failed");
+        tg_replay_client_free(c);
+        return NULL;
+    }
+    c->started = 1;
     return c;
 }
 
@@ -90,11 +112,18 @@ void tg_replay_client_free(tg_replay_client *c)
 {
     if (!c)
         return;
+    if (c->started) {
+        atomic_store(&c->stop, 1);
+        pthread_join(c->th, NULL);
+    }
     close_socket(c);
     for (int i = 0; i < c->nq; i++)
         tg_wire_free(c->queue[i]);
     tg_wire_free(c->current);
     tg_wire_free(c->stats);
+    tg_wire_free(c->stats_view);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -128,7 +157,9 @@ static void check_monitor(tg_replay_client *c)
         } else if (ev == ZMQ_EVENT_CONNECTED) {
             if (c->disconnected) { /* (the first connection may precede the monitor) */
                 tg_info("replay %s is back", c->endpoint);
+                pthread_mutex_lock(&c->mu);
                 c->cnt.reconnects++;
+                pthread_mutex_unlock(&c->mu);
                 c->outstanding = 0; /* what was in flight went down with the old connection */
                 c->last_progress = tg_now();
             }
@@ -143,7 +174,10 @@ static void send_requests(tg_replay_client *c)
     double now = tg_now();
     if (now < c->backoff_until)
         return;
-    while (c->outstanding + c->nq < c->prefetch) {
+    pthread_mutex_lock(&c->mu);
+    int nq = c->nq;
+    pthread_mutex_unlock(&c->mu);
+    while (c->outstanding + nq < c->prefetch) {
         Tg__SampleRequest r = TG__SAMPLE_REQUEST__INIT;
         r.batch = (uint32_t)c->batch;
         Tg__Envelope e = TG__ENVELOPE__INIT;
@@ -188,13 +222,24 @@ static int check_batch(const tg_replay_client *c, const Tg__Batch *b)
     return 0;
 }
 
+static void count(tg_replay_client *c, uint64_t *field)
+{
+    pthread_mutex_lock(&c->mu);
+    (*field)++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Decoding and checking (the costly part) happen outside the lock. */
 static void handle(tg_replay_client *c, const void *data, size_t len)
 {
     Tg__Envelope *e = tg_wire_decode(data, len, TG_WIRE_MAX_DEFAULT);
-    c->cnt.last_reply = tg_now();
-    c->last_progress = c->cnt.last_reply;
+    double now = tg_now();
+    c->last_progress = now;
+    pthread_mutex_lock(&c->mu);
+    c->cnt.last_reply = now;
+    pthread_mutex_unlock(&c->mu);
     if (!e) {
-        c->cnt.bad++;
+        count(c, &c->cnt.bad);
         tg_warn("replay client: %s", tg_errmsg());
         /* cannot tell what it answered: assume one request */
         if (c->outstanding > 0)
@@ -206,32 +251,40 @@ static void handle(tg_replay_client *c, const void *data, size_t len)
         if (c->outstanding > 0)
             c->outstanding--;
         if (check_batch(c, e->batch) != 0) {
-            c->cnt.bad++;
+            count(c, &c->cnt.bad);
             tg_warn("replay client: dropping a bad batch: %s", tg_errmsg());
             break;
         }
+        pthread_mutex_lock(&c->mu);
         if (c->nq < MAX_QUEUE) {
             c->queue[c->nq++] = e;
             c->cnt.batches++;
-            return;
+            e = NULL;
+            pthread_cond_signal(&c->cv);
         }
+        pthread_mutex_unlock(&c->mu);
         break;
     case TG__ENVELOPE__BODY_STATS:
+        pthread_mutex_lock(&c->mu);
         tg_wire_free(c->stats);
         c->stats = e;
-        return;
+        e = NULL;
+        pthread_mutex_unlock(&c->mu);
+        break;
     case TG__ENVELOPE__BODY_ERROR:
         /* e.g. not enough data yet: ask again a little later */
         if (c->outstanding > 0)
             c->outstanding--;
+        pthread_mutex_lock(&c->mu);
         c->cnt.errors++;
         snprintf(c->cnt.last_error, sizeof c->cnt.last_error, "%s",
                  e->error->message ? e->error->message : "");
-        tg_debug("replay: error %d: %s", e->error->code, c->cnt.last_error);
+        pthread_mutex_unlock(&c->mu);
+        tg_debug("replay: error %d: %s", e->error->code, e->error->message ? e->error->message : "");
         c->backoff_until = tg_now() + ERROR_BACKOFF_S;
         break;
     default:
-        c->cnt.bad++;
+        count(c, &c->cnt.bad);
         tg_warn("replay client: unexpected message type %d", (int)e->body_case);
     }
     tg_wire_free(e);
@@ -250,7 +303,7 @@ static void drain(tg_replay_client *c)
         if (!more)
             handle(c, zmq_msg_data(&m), zmq_msg_size(&m));
         else
-            c->cnt.bad++;
+            count(c, &c->cnt.bad);
         zmq_msg_close(&m);
         while (more) { /* a multi-frame message is not ours: skip it */
             zmq_msg_init(&m);
@@ -264,53 +317,7 @@ static void drain(tg_replay_client *c)
     }
 }
 
-int tg_replay_client_next(tg_replay_client *c, int timeout_ms, tg_batch_view *b)
-{
-    tg_wire_free(c->current);
-    c->current = NULL;
-    double deadline = tg_now() + timeout_ms * 1e-3;
-    for (;;) {
-        check_monitor(c);
-        drain(c);
-        double now = tg_now();
-        if (c->outstanding > 0 && now - c->last_progress > REQUEST_TIMEOUT_S) {
-            tg_warn("replay %s: no answer for %.0f s; reconnecting", c->endpoint, REQUEST_TIMEOUT_S);
-            close_socket(c);
-            c->was_connected = c->disconnected = 0;
-            c->cnt.reconnects++;
-            if (open_socket(c) != 0) {
-                tg_error("replay client: %s", tg_errmsg());
-                return 0;
-            }
-        }
-        send_requests(c);
-        if (c->nq > 0) {
-            c->current = c->queue[0];
-            memmove(c->queue, c->queue + 1, (size_t)(c->nq - 1) * sizeof *c->queue);
-            c->nq--;
-            const Tg__Batch *x = c->current->batch;
-            b->B = (int)x->tensors->shape[0];
-            b->tensors = (const float *)x->tensors->data.data;
-            b->scalars = (const float *)x->scalars->data.data;
-            b->tokens = (const int32_t *)x->tokens->data.data;
-            b->returns = (const float *)x->returns->data.data;
-            send_requests(c);
-            return 1;
-        }
-        long left = (long)((deadline - now) * 1e3);
-        if (left <= 0)
-            return 0;
-        if (now < c->backoff_until && (c->backoff_until - now) * 1e3 < left)
-            left = (long)((c->backoff_until - now) * 1e3) + 1;
-        if (left > 100)
-            left = 100; /* look at the monitor now and then */
-        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, left) < 0)
-            return 0; /* a signal (EINTR): let the caller look at its flags */
-    }
-}
-
-void tg_replay_client_ask_stats(tg_replay_client *c)
+static void send_stats_request(tg_replay_client *c)
 {
     Tg__StatsRequest r = TG__STATS_REQUEST__INIT;
     Tg__Envelope e = TG__ENVELOPE__INIT;
@@ -320,12 +327,97 @@ void tg_replay_client_ask_stats(tg_replay_client *c)
         tg_debug("replay client: %s", tg_errmsg());
 }
 
+/* The receiving thread: keeps requests in flight, decodes and checks batches, watches the
+ * connection; training only pops ready batches. */
+static void *thread_main(void *arg)
+{
+    tg_replay_client *c = arg;
+    while (!atomic_load(&c->stop)) {
+        check_monitor(c);
+        drain(c);
+        double now = tg_now();
+        if (c->outstanding > 0 && now - c->last_progress > REQUEST_TIMEOUT_S) {
+            tg_warn("replay %s: no answer for %.0f s; reconnecting", c->endpoint, REQUEST_TIMEOUT_S);
+            close_socket(c);
+            c->was_connected = c->disconnected = 0;
+            count(c, &c->cnt.reconnects);
+            if (open_socket(c) != 0) {
+                tg_error("replay client: %s", tg_errmsg());
+                close_socket(c);
+                for (int i = 0; i < 10 && !atomic_load(&c->stop); i++)
+                    usleep(100000);
+                if (open_socket(c) != 0)
+                    continue;
+            }
+        }
+        pthread_mutex_lock(&c->mu);
+        int ws = c->want_stats;
+        c->want_stats = 0;
+        pthread_mutex_unlock(&c->mu);
+        if (ws)
+            send_stats_request(c);
+        send_requests(c);
+        long wait = 50;
+        if (now < c->backoff_until && (c->backoff_until - now) * 1e3 < wait)
+            wait = (long)((c->backoff_until - now) * 1e3) + 1;
+        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+        zmq_poll(&it, 1, wait);
+    }
+    return NULL;
+}
+
+int tg_replay_client_next(tg_replay_client *c, int timeout_ms, tg_batch_view *b)
+{
+    tg_wire_free(c->current);
+    c->current = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (c->nq == 0)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0)
+            break; /* timed out (a signal also ends up here soon) */
+    if (c->nq == 0) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    c->current = c->queue[0];
+    memmove(c->queue, c->queue + 1, (size_t)(c->nq - 1) * sizeof *c->queue);
+    c->nq--;
+    pthread_mutex_unlock(&c->mu);
+    const Tg__Batch *x = c->current->batch;
+    b->B = (int)x->tensors->shape[0];
+    b->tensors = (const float *)x->tensors->data.data;
+    b->scalars = (const float *)x->scalars->data.data;
+    b->tokens = (const int32_t *)x->tokens->data.data;
+    b->returns = (const float *)x->returns->data.data;
+    return 1;
+}
+
+void tg_replay_client_ask_stats(tg_replay_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->want_stats = 1;
+    pthread_mutex_unlock(&c->mu);
+}
+
 int tg_replay_client_stats(tg_replay_client *c, char ***keys, double **values, const char **text)
 {
-    drain(c);
-    if (!c->stats)
+    pthread_mutex_lock(&c->mu);
+    if (c->stats) {
+        tg_wire_free(c->stats_view);
+        c->stats_view = c->stats;
+        c->stats = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!c->stats_view)
         return 0;
-    Tg__Stats *s = c->stats->stats;
+    Tg__Stats *s = c->stats_view->stats;
     *keys = s->keys;
     *values = s->values;
     *text = s->text ? s->text : "";
@@ -334,5 +426,7 @@ int tg_replay_client_stats(tg_replay_client *c, char ***keys, double **values, c
 
 void tg_replay_client_counters(tg_replay_client *c, tg_replay_counters *out)
 {
+    pthread_mutex_lock(&c->mu);
     *out = c->cnt;
+    pthread_mutex_unlock(&c->mu);
 }

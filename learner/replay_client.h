@@ -3,8 +3,12 @@
  * then. Every Batch is checked (dtypes, shapes, token range, finite values) before training sees
  * it; a bad one is counted and dropped.
  *
+ * A thread of its own owns the socket: it receives, decodes and checks batches while the
+ * network trains, so a step only pops a ready batch.
+ *
  * Replay may vanish and come back: a socket monitor sees the reconnection and the lost requests
- * are sent again; requests unanswered for long are given up by replacing the socket. */
+ * are sent again; requests unanswered for long are given up by replacing the socket. The
+ * functions below are called from one thread (the training loop). */
 #ifndef TG_REPLAY_CLIENT_H
 #define TG_REPLAY_CLIENT_H
 
@@ -32,8 +36,8 @@ void tg_replay_client_free(tg_replay_client *c);
 int tg_replay_client_next(tg_replay_client *c, int timeout_ms, tg_batch_view *b);
 /* Sends a StatsRequest (answered asynchronously). */
 void tg_replay_client_ask_stats(tg_replay_client *c);
-/* The newest Stats received: n pairs, valid until the next call of any function here
- * (0 if none yet). text may be "". */
+/* The newest Stats received: n pairs, valid until the next call of this function (0 if none
+ * yet). text may be "". */
 int tg_replay_client_stats(tg_replay_client *c, char ***keys, double **values, const char **text);
 void tg_replay_client_counters(tg_replay_client *c, tg_replay_counters *out);
 
