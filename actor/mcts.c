@@ -448,6 +448,9 @@ static void undo_virtual(tg_tree *t, tg_path *path)
 static int pick_child(const tg_tree *t, const tg_mcts_params *p, int ni)
 {
     const node *nd = &t->nodes[ni];
+    /* with many games the trees do not fit in cache: start loading the edges before the log */
+    for (int i = 0; i < nd->n_edges; i += 64 / (int)sizeof(edge))
+        __builtin_prefetch(&t->edges[nd->first_edge + i]);
     double L = p->virtual_loss;
     double n_parent = nd->N + L * nd->vl;
     double c = tg_mcts_c(n_parent, p->c1, p->c2) * sqrt(n_parent);
@@ -496,6 +499,8 @@ int tg_tree_select(tg_tree *t, const tg_mcts_params *p, const tg_game *root, tg_
         }
         int ei = pick_child(t, p, cur);
         edge *e = &t->edges[ei];
+        if (t->echild[ei] >= 0) /* the next node loads while the move is played */
+            __builtin_prefetch(&t->nodes[t->echild[ei]]);
         TG_ASSERT(path->n < path->cap);
         e->vl++;
         nd->vl++;
