@@ -23,8 +23,19 @@ timeout 60 "$BIN/tg-actor" --no-replay --games 8 infer.connect=tcp://127.0.0.1:$
 grep -q "found T(1,2,2) rank 4 .*verified" "$TMP/actor.log" || fail "no verified rank-4 discovery"
 grep -q "stopped: 8 games" "$TMP/actor.log" || fail "did not stop after 8 games"
 
+# several targets in one run (S = 4: T(1,1,3) padded): each one's optimum found
+kill -TERM "$FAKE"; wait "$FAKE"
+MT="game.targets=1,2,2;2,2,1;1,1,3 game.change_of_basis=false game.r_limit=8 game.history=2 infer.samples=8"
+"$BIN/tg-actor" --fake-evaluator infer.endpoint=tcp://127.0.0.1:$P $MT > "$TMP/fake2.log" 2>&1 &
+FAKE=$!
+timeout 60 "$BIN/tg-actor" --no-replay --games 30 infer.connect=tcp://127.0.0.1:$P $MT actor.games=6 \
+    actor.simulations=24 > "$TMP/multi.log" 2>&1 || fail "multi-target actor exit $?"
+for f in "1,2,2) rank 4" "2,2,1) rank 4" "1,1,3) rank 3"; do
+    grep -q "found T($f .*verified" "$TMP/multi.log" || fail "multi-target: no T($f"
+done
+
 # SIGTERM ends it cleanly (exit 0, final stats line)
-"$BIN/tg-actor" --no-replay infer.connect=tcp://127.0.0.1:$P $GAME actor.games=4 > "$TMP/term.log" 2>&1 &
+"$BIN/tg-actor" --no-replay infer.connect=tcp://127.0.0.1:$P $MT actor.games=4 > "$TMP/term.log" 2>&1 &
 A=$!
 sleep 1.5
 kill -TERM $A
