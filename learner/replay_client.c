@@ -333,6 +333,13 @@ static void *thread_main(void *arg)
 {
     tg_replay_client *c = arg;
     while (!atomic_load(&c->stop)) {
+        if (!c->sock) { /* a reconnection failed: try again, gently */
+            usleep(100000);
+            if (open_socket(c) != 0) {
+                close_socket(c);
+                continue;
+            }
+        }
         check_monitor(c);
         drain(c);
         double now = tg_now();
@@ -344,10 +351,7 @@ static void *thread_main(void *arg)
             if (open_socket(c) != 0) {
                 tg_error("replay client: %s", tg_errmsg());
                 close_socket(c);
-                for (int i = 0; i < 10 && !atomic_load(&c->stop); i++)
-                    usleep(100000);
-                if (open_socket(c) != 0)
-                    continue;
+                continue;
             }
         }
         pthread_mutex_lock(&c->mu);
