@@ -54,21 +54,25 @@ C="run.dir=$RUN game.targets=2,2,2 game.history=1 game.r_limit=8
    infer.pub_endpoint=tcp://127.0.0.1:*"
 printf 'game:\n  targets: ["2,2,2"]\n  target_rank: [7]\n' > "$RUN/config.yaml"
 
-# a discovery in results.h5 (Strassen, from DeepMind's released factorizations), as replay writes it
-$PY - "$ROOT/../shared/data/factorizations_r.npz" "$RUN/results.h5" <<'EOF' || fail "writing results.h5"
+# a discovery in results.h5, as replay writes it: a rank-7 algorithm for 2x2x2 (rows = terms, in
+# the convention of DeepMind's released factorizations; `tg verify` below checks it exactly)
+$PY - "$RUN/results.h5" <<'EOF' || fail "writing results.h5"
 import sys, time, numpy as np, h5py
-u, v, w = np.load(sys.argv[1], allow_pickle=True)["2,2,2"]
-with h5py.File(sys.argv[2], "w") as f:
+u = [[0, 0, 1, -1], [1, 0, 1, -1], [1, -1, 1, -1], [0, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
+v = [[0, 1, 0, 0], [0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [0, 1, 0, 1]]
+w = [[0, 0, -1, 1], [0, -1, 1, 0], [0, 0, -1, 0], [1, 0, -1, 0], [0, 1, 0, 0], [1, -1, 0, 0], [0, -1, 0, 1]]
+with h5py.File(sys.argv[1], "w") as f:
     g = f.create_group("2,2,2_rank7_integer_000000")
     for k, x in (("n", 2), ("m", 2), ("p", 2), ("rank", 7)):
         g.attrs.create(k, x, dtype="int32")
     g.attrs.create("denominator", 1, dtype="int64")
     g.attrs["arithmetic"] = np.bytes_("integer")
+    g.attrs["target"] = np.bytes_("2,2,2")
     g.attrs.create("model_version", 42, dtype="uint64")
     g.attrs["actor"] = np.bytes_("test-actor")
     g.attrs.create("when", time.time(), dtype="float64")
     for k, x in (("u", u), ("v", v), ("w", w)):
-        g.create_dataset(k, data=np.ascontiguousarray(x.T).astype("int64"))
+        g.create_dataset(k, data=np.array(x, dtype="int64"))
 EOF
 "$BIN/tg" verify "$RUN/results.h5" > "$TMP/verify.out" 2>&1 || fail "results.h5 does not verify: $(cat "$TMP/verify.out")"
 
