@@ -135,6 +135,9 @@ int tg_bench_mcts(int argc, char **argv)
     printf("nodes kept by subtree reuse per move: %.1f\n", st.moves ? (double)st.reused_nodes / st.moves : 0.0);
     printf("largest tree arena: %.2f MiB (bound %.2f MiB per game at actor.max_nodes=%d)\n",
            st.tree_bytes_max / 1048576.0, tg_actor_game_bytes(&c) / 1048576.0, c.actor.max_nodes);
+    if (!endpoint) /* simulations that ended the game need no evaluation */
+        printf("leaf evaluations/s: %.0f (%.0f%% of simulations)\n", st.positions / s,
+               st.simulations ? 100.0 * st.positions / st.simulations : 0.0);
     if (endpoint) {
         printf("evaluations/s: %.0f\n", st.positions / s);
         printf("requests: %llu (%.1f positions each), re-issued %llu\n", (unsigned long long)st.batches,
