@@ -21,7 +21,7 @@ C="run.dir=$TMP game.targets=2,2,2 game.r_limit=6 game.history=1 infer.samples=8
 PIDS+=($!); RP=$!
 "$BIN/tg-learner" --backend cpu $C > "$TMP/learner.out" 2>&1 &
 LP=$!; PIDS+=($LP)
-"$BIN/tg-actor" --seconds 12 $C actor.games=8 actor.simulations=16 actor.eval_batch=8 actor.stats_s=1 \
+"$BIN/tg-actor" --seconds 12 $C actor.games=4 actor.simulations=8 actor.eval_batch=4 actor.stats_s=1 \
     actor.eval_timeout_s=1 > "$TMP/actor.out" 2>&1 &
 AP=$!; PIDS+=($AP)
 sleep 4
