@@ -20,6 +20,7 @@
 #include "common/perm.h"
 #include "common/rng.h"
 #include "learner/runinfo.h"
+#include "learner/tb.h"
 
 typedef struct target {
     tg_dims dims;
@@ -57,6 +58,9 @@ struct tg_actor {
     char status_dir[TG_STR];
     double started_wall;
     uint64_t version;       /* newest model version seen */
+    tg_tb *tb;              /* run.dir/tb/actor-<name>/ scalars, with status_dir */
+    uint64_t int_games, int_solved, int_moves; /* since the last stats line */
+    double int_return;
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
     target targets[TG_MAX_TARGETS];
@@ -299,6 +303,7 @@ void tg_actor_free(tg_actor *a)
     if (a->own_ev)
         tg_evaluator_free(a->ev);
     tg_replay_link_free(a->link);
+    tg_tb_close(a->tb);
     tg_tree_free(a->spare);
     tg_game_free(a->scratch);
     free(a->ftmp);
@@ -471,6 +476,11 @@ static int send_game(tg_actor *a, slot *s)
 static int finish_game(tg_actor *a, slot *s)
 {
     a->st.games++;
+    a->int_games++;
+    a->int_moves += (uint64_t)s->moves;
+    for (int i = 0; i < s->moves; i++)
+        a->int_return += s->rewards[i];
+    a->int_solved += tg_game_solved(s->game) ? 1 : 0;
     double G = 0; /* the game's return, for debug logs */
     for (int i = 0; i < s->moves; i++)
         G += s->rewards[i];
@@ -655,6 +665,15 @@ static double thread_cpu(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* "actor-<name>", usable as a file name (status file, TensorBoard directory). */
+static void process_name(const tg_actor *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "actor-%s", a->name);
+    for (char *p = buf; *p; p++)
+        if (*p == '/' || *p == ':')
+            *p = '-';
+}
+
 static void write_status(tg_actor *a, double sims_rate, double evals_rate, const char *state)
 {
     char host[64] = "localhost", proc[200];
@@ -685,13 +704,32 @@ static void write_status(tg_actor *a, double sims_rate, double evals_rate, const
     json_object_set_new(o, "model_version", json_integer((json_int_t)a->version));
     json_object_set_new(o, "verify_failed", json_integer((json_int_t)a->st.verify_failed));
     json_object_set_new(o, "best_rank", best);
-    snprintf(proc, sizeof proc, "actor-%s", a->name);
-    for (char *p = proc; *p; p++) /* a file name */
-        if (*p == '/' || *p == ':')
-            *p = '-';
+    process_name(a, proc, sizeof proc);
     if (tg_runinfo_write_status(a->status_dir, proc, o) != 0)
         tg_debug("status file: %s", tg_errmsg());
     json_decref(o);
+}
+
+static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate)
+{
+    int64_t step = (int64_t)a->st.games;
+    tg_tb_scalar(a->tb, "actor/simulations_per_s", step, sims_rate);
+    tg_tb_scalar(a->tb, "actor/evaluations_per_s", step, evals_rate);
+    tg_tb_scalar(a->tb, "actor/games_per_s", step, (double)a->int_games / dt);
+    tg_tb_scalar(a->tb, "actor/model_version", step, (double)a->version);
+    if (a->int_games > 0) { /* this interval's finished games */
+        tg_tb_scalar(a->tb, "actor/solved_fraction", step, (double)a->int_solved / (double)a->int_games);
+        tg_tb_scalar(a->tb, "actor/mean_return", step, a->int_return / (double)a->int_games);
+        tg_tb_scalar(a->tb, "actor/mean_moves", step, (double)a->int_moves / (double)a->int_games);
+    }
+    for (int i = 0; i < a->n_targets; i++)
+        if (a->st.best_rank[i] > 0) {
+            char tag[64];
+            snprintf(tag, sizeof tag, "actor/best_rank/%s", a->cfg.game.targets[i]);
+            tg_tb_scalar(a->tb, tag, step, a->st.best_rank[i]);
+        }
+    if (tg_tb_flush(a->tb) != 0)
+        tg_debug("tensorboard: %s", tg_errmsg());
 }
 
 static void log_stats(tg_actor *a, double now, const char *state)
@@ -703,6 +741,10 @@ static void log_stats(tg_actor *a, double now, const char *state)
     double evals_rate = (double)(a->ev->positions - a->last_pos) / dt;
     if (a->status_dir[0])
         write_status(a, sims_rate, evals_rate, state);
+    if (a->tb)
+        write_tb(a, dt, sims_rate, evals_rate);
+    a->int_games = a->int_solved = a->int_moves = 0;
+    a->int_return = 0;
     a->last_stats = now;
     a->last_sims = a->st.simulations;
     a->last_pos = a->ev->positions;
@@ -724,6 +766,12 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
 {
     const tg_config *c = &a->cfg;
     double cpu0 = thread_cpu();
+    if (a->status_dir[0] && !a->tb) {
+        char proc[200];
+        process_name(a, proc, sizeof proc);
+        if (!(a->tb = tg_tb_open(a->status_dir, proc)))
+            tg_warn("no TensorBoard scalars: %s", tg_errmsg());
+    }
     a->t0 = a->last_stats = tg_now();
     a->started_wall = tg_wall();
     for (int i = 0; i < a->n_slots; i++)

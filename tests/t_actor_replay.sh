@@ -34,6 +34,10 @@ s = json.load(open(files[0]))
 assert s["role"] == "actor" and s["state"] == "stopped" and s["games"] == 24, s
 assert s["best_rank"]["1,2,2"] == 4, s
 EOF
+# TensorBoard scalars beside it (tags are plain strings in the event records)
+ls "$TMP"/tb/actor-*/events.out.tfevents.* > /dev/null 2>&1 || fail "no actor TensorBoard events"
+grep -aq "actor/solved_fraction" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no solved_fraction scalar"
+grep -aq "actor/best_rank/1,2,2" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no best_rank scalar"
 kill -TERM $RP; wait $RP || fail "replay exit"
 [ -f "$TMP/results.h5" ] || fail "no results.h5"
 
