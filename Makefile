@@ -44,9 +44,11 @@ ifeq ($(USE_CUDA),1)
 CFLAGS   += -DTG_HAVE_CUDA -I$(CUDA_HOME)/include
 NVFLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall -I. -I$(BUILD)/gen -DTG_HAVE_CUDA \
             -Wno-deprecated-gpu-targets
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
-# net.c refers to the CUDA backend weakly: name it so the linker takes it from libtg.a
-LDFLAGS  += -Wl,-u,tg_net_cuda_ops
+# Only programs that run networks or fastmm link CUDA (tg, tg-learner, tests): actors and the
+# replay server stay free of the CUDA libraries (about 200 MB less resident memory each).
+# net.c refers to the CUDA backend weakly: -u names it so the linker takes it from libtg.a.
+CUDA_LD  := -Wl,-u,tg_net_cuda_ops -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+            -lcudnn -lcublasLt -lcublas -lcudart -lstdc++
 CU_SRC   := $(wildcard learner/cuda/*.cu fastmm/*.cu)
 else
 CU_SRC   :=
@@ -64,6 +66,8 @@ PROG_MAIN_tg         := tools/main.c
 PROG_MAIN_tg-replay  := replay/main.c
 PROG_MAIN_tg-actor   := actor/main.c
 PROG_MAIN_tg-learner := learner/main.c
+PROG_CUDA_tg         := 1
+PROG_CUDA_tg-learner := 1
 PROGS    := $(foreach p,tg tg-replay tg-actor tg-learner,$(if $(wildcard $(PROG_MAIN_$(p))),$(BIN)/$(p)))
 
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -100,15 +104,17 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BIN)/%: $(LIB) $(PROTO_H)
+# each program depends on its own main file too (secondary expansion names it)
+.SECONDEXPANSION:
+$(BIN)/%: $$(PROG_MAIN_$$*) $(LIB) $(PROTO_H)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(PROG_MAIN_$*) -o $@ $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(PROG_MAIN_$*) -o $@ $(LIB) $(LDLIBS) $(if $(PROG_CUDA_$*),$(CUDA_LD))
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(BUILD)/tests
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(TEST_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(CUDA_LD) $(TEST_LIBS)
 
 # Unit tests: every tests/test_*.c program (cmocka), run from the repository root.
 unit-test: $(TESTS) $(PROGS)
