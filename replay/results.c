@@ -27,26 +27,6 @@ struct replay_results {
     int n, cap;
 };
 
-static int put_attr(hid_t obj, const char *name, hid_t type, const void *v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a >= 0 && H5Awrite(a, type, v) >= 0) ? 0 : tg_fail("cannot write attribute %s", name);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
-}
-
-static int put_str(hid_t obj, const char *name, const char *s)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(s) + 1);
-    int rc = put_attr(obj, name, t, s);
-    H5Tclose(t);
-    return rc;
-}
-
 static int put_mat(hid_t g, const char *name, const int64_t *d, int rows, int cols)
 {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
@@ -80,7 +60,7 @@ static int write_file(const replay_results *r)
     H5Pclose(fapl);
     if (f < 0)
         return tg_fail("cannot create %s", tmp);
-    int rc = put_str(f, "format", "tensorgame-results");
+    int rc = replay_h5_attr_str(f, "format", "tensorgame-results");
     for (int i = 0; i < r->n && rc == 0; i++) {
         const entry *e = &r->e[i];
         char key[128];
@@ -95,12 +75,12 @@ static int write_file(const replay_results *r)
         int64_t den = tg_fact_denom(e->f);
         char target[48];
         snprintf(target, sizeof target, "%d,%d,%d", d.n, d.m, d.p);
-        rc = put_attr(g, "n", H5T_NATIVE_INT32, &n) || put_attr(g, "m", H5T_NATIVE_INT32, &m) ||
-             put_attr(g, "p", H5T_NATIVE_INT32, &p) || put_attr(g, "rank", H5T_NATIVE_INT32, &rank) ||
-             put_attr(g, "denominator", H5T_NATIVE_INT64, &den) ||
-             put_str(g, "arithmetic", tg_arith_name(tg_fact_arith(e->f))) || put_str(g, "target", target) ||
-             put_attr(g, "model_version", H5T_NATIVE_UINT64, &e->model_version) ||
-             put_str(g, "actor", e->actor) || put_attr(g, "when", H5T_NATIVE_DOUBLE, &e->when) ||
+        rc = replay_h5_attr(g, "n", H5T_NATIVE_INT32, &n) || replay_h5_attr(g, "m", H5T_NATIVE_INT32, &m) ||
+             replay_h5_attr(g, "p", H5T_NATIVE_INT32, &p) || replay_h5_attr(g, "rank", H5T_NATIVE_INT32, &rank) ||
+             replay_h5_attr(g, "denominator", H5T_NATIVE_INT64, &den) ||
+             replay_h5_attr_str(g, "arithmetic", tg_arith_name(tg_fact_arith(e->f))) || replay_h5_attr_str(g, "target", target) ||
+             replay_h5_attr(g, "model_version", H5T_NATIVE_UINT64, &e->model_version) ||
+             replay_h5_attr_str(g, "actor", e->actor) || replay_h5_attr(g, "when", H5T_NATIVE_DOUBLE, &e->when) ||
              put_mat(g, "u", tg_fact_cu(e->f), rank, n * m) || put_mat(g, "v", tg_fact_cv(e->f), rank, m * p) ||
              put_mat(g, "w", tg_fact_cw(e->f), rank, p * n);
         H5Gclose(g);

@@ -64,7 +64,7 @@ fail:
     return rc;
 }
 
-static int write_attr(hid_t obj, const char *name, hid_t type, const void *v)
+int replay_h5_attr(hid_t obj, const char *name, hid_t type, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -75,11 +75,11 @@ static int write_attr(hid_t obj, const char *name, hid_t type, const void *v)
     return rc;
 }
 
-static int write_attr_str(hid_t obj, const char *name, const char *s)
+int replay_h5_attr_str(hid_t obj, const char *name, const char *s)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(s) + 1);
-    int rc = write_attr(obj, name, t, s);
+    int rc = replay_h5_attr(obj, name, t, s);
     H5Tclose(t);
     return rc;
 }
@@ -227,11 +227,11 @@ static int store_write(const char *path, const replay_store_meta *meta, const re
         return tg_fail("cannot create %s", tmp);
     int rc = -1;
     int32_t S = meta->S, ver = REPLAY_STORE_VERSION;
-    if (write_attr_str(f, "format", "tensorgame-replay") || write_attr(f, "version", H5T_NATIVE_INT32, &ver) ||
-        write_attr(f, "S", H5T_NATIVE_INT32, &S) ||
-        write_attr(f, "next_game_id", H5T_NATIVE_UINT64, &meta->next_game_id) ||
-        write_attr(f, "journal_seq", H5T_NATIVE_UINT64, &meta->journal_seq) ||
-        write_attr(f, "written", H5T_NATIVE_DOUBLE, &meta->written))
+    if (replay_h5_attr_str(f, "format", "tensorgame-replay") || replay_h5_attr(f, "version", H5T_NATIVE_INT32, &ver) ||
+        replay_h5_attr(f, "S", H5T_NATIVE_INT32, &S) ||
+        replay_h5_attr(f, "next_game_id", H5T_NATIVE_UINT64, &meta->next_game_id) ||
+        replay_h5_attr(f, "journal_seq", H5T_NATIVE_UINT64, &meta->journal_seq) ||
+        replay_h5_attr(f, "written", H5T_NATIVE_DOUBLE, &meta->written))
         goto fail;
     for (int i = 0; i < REPLAY_NTABLES; i++)
         if (write_table(f, i, meta->S, t->games[i], t->n[i]))

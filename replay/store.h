@@ -8,6 +8,7 @@
 #ifndef REPLAY_STORE_H
 #define REPLAY_STORE_H
 
+#include <hdf5.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -32,6 +33,10 @@ typedef struct replay_store_tables {
 extern pthread_mutex_t replay_hdf5_mu;
 
 /* Writes the tables to path atomically (path.tmp, fsync, rename, fsync of the directory). */
+/* Scalar HDF5 attributes (also used by results.c); -1 with a message naming the attribute. */
+int replay_h5_attr(hid_t obj, const char *name, hid_t type, const void *v);
+int replay_h5_attr_str(hid_t obj, const char *name, const char *s);
+
 int replay_store_write(const char *path, const replay_store_meta *meta, const replay_store_tables *t);
 /* Reads a whole file; every table's games are new references (free with replay_store_tables_free).
  * -1 with a message naming the file and what is wrong on any inconsistency. */

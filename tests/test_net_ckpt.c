@@ -10,37 +10,10 @@
 #include "common/rng.h"
 #include "learner/checkpoint.h"
 #include "learner/net.h"
+#include "tests/net_test_batch.h"
 
-typedef struct batch {
-    int B;
-    float *t, *s, *r;
-    int32_t *a;
-} batch;
-
-static void mk_batch(const tg_net_config *c, int B, batch *b)
-{
-    tg_rng g;
-    tg_rng_seed(&g, 17, 0);
-    size_t nt = (size_t)B * c->T * c->S * c->S * c->S;
-    b->B = B;
-    b->t = malloc(nt * sizeof *b->t);
-    b->s = malloc((size_t)B * c->n_scalars * sizeof *b->s);
-    b->r = malloc((size_t)B * sizeof *b->r);
-    b->a = malloc((size_t)B * c->n_steps * sizeof *b->a);
-    for (size_t i = 0; i < nt; i++)
-        b->t[i] = (float)((int)tg_rng_below(&g, 3) - 1);
-    for (int i = 0; i < B * c->n_scalars; i++)
-        b->s[i] = (float)tg_rng_uniform(&g);
-    for (int i = 0; i < B; i++)
-        b->r[i] = -(float)(1 + tg_rng_below(&g, 9));
-    for (int i = 0; i < B * c->n_steps; i++)
-        b->a[i] = (int32_t)tg_rng_below(&g, (uint32_t)c->n_logits);
-}
-
-static void free_batch(batch *b)
-{
-    free(b->t), free(b->s), free(b->r), free(b->a);
-}
+/* same batches as before: seed 17, tensor entries in [-1, 1], returns down to -9 */
+static void mk_batch(const tg_net_config *c, int B, batch *b) { mk_batch_seeded(c, B, b, 17, 1, 9); }
 
 static tg_net *mk_net(const tg_net_config *cfg, uint64_t seed)
 {
