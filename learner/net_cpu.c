@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sched_getaffinity */
 /* CPU backend of the network: fp32, GEMMs batched over all tokens with OpenBLAS (its own
  * threads), row- and sequence-parallel loops (LayerNorm, GELU, attention) on a tg_pool.
  *
@@ -13,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -953,8 +955,9 @@ static void *cpu_create(const tg_params *tab, int max_batch, int threads, uint64
     c->NL = c->cfg.n_logits;
     c->Q = c->cfg.quantiles;
     c->max_batch = max_batch;
-    if (threads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0) { /* the cores this process may run on (taskset, cgroups' cpusets) */
+        cpu_set_t set;
+        long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     c->threads = threads;
