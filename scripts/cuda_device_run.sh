@@ -3,12 +3,13 @@
 # machine lacks the Debian runtime libraries: carry .devdeps made by
 # ../shared/device/bundle-debs.sh, the build tree, and .gpu/{spec,bench} copied from ../shared).
 #
-#   scripts/cuda_device_run.sh [test] [golden] [bench] [peer] [quick] [profile]
+#   scripts/cuda_device_run.sh [test] [golden] [bench] [peer] [quick] [profile] [notune]
 #
 # test: tests/test_cuda_*; golden: tg golden --backend cuda; bench: tg bench net --backend cuda
 # on the peer's configs and batches; peer: ../shared/bench/torch_peer.py in the same call;
 # quick: fewer timed steps; profile: again with TG_CUDA_PROFILE=1 (device time per kind of
-# kernel; the events cost time, so those runs' rates are not the figures).
+# kernel and per GEMM shape; the events cost time, so those runs' rates are not the figures);
+# notune: the benchmark again with TG_CUDA_GEMM_TUNE=0 (the heuristic's first algorithm).
 # Logs go to $OUT (when set) as well as stdout.
 set -u
 BUILD=${BUILD:-build-cuda}
@@ -46,6 +47,15 @@ if want bench; then
         echo "== tg bench net --backend cuda --config $c --batch $b"
         timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" --batch "$b" \
             --steps $STEPS 2>&1 | tee -a "$OUTD/bench.log"
+    done
+fi
+if want notune; then
+    for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
+        c=${cb%%:*}
+        b=${cb##*:}
+        echo "== TG_CUDA_GEMM_TUNE=0 tg bench net --backend cuda --config $c --batch $b"
+        TG_CUDA_GEMM_TUNE=0 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
+            --batch "$b" --steps $STEPS 2>&1 | tee -a "$OUTD/notune.log"
     done
 fi
 if want profile; then

@@ -267,6 +267,25 @@ static void gemm_case(int ta, int tb, long M, long N, long K, int epi, int epilo
     free(A), free(B), free(bias), free(D), free(bg), free(ref), free(rbg);
 }
 
+/* The data gradient through an MLP's GELU: (A B) * gelu'(pre), epilogue and fallback. */
+static void gemm_dgelu_case(long M, long N, long K, int epilogues)
+{
+    float *A = rnd(M * K, 1.0), *B = rnd(K * N, 1.0), *pre = rnd(M * N, 2.0), *D = malloc(M * N * 4);
+    double *ref = calloc(M * N, 8), h = 1e-4;
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double s = 0, x = bfr(pre[i * N + j]);
+            for (long k = 0; k < K; k++)
+                s += bfr(A[i * K + k]) * (double)bfr(B[k * N + j]);
+            ref[i * N + j] = s * (gelu_d(x + h) - gelu_d(x - h)) / (2 * h);
+        }
+    assert_int_equal(tg_cuda_test_gemm_dgelu(M, N, K, A, B, pre, epilogues, D), 0);
+    char what[128];
+    snprintf(what, sizeof what, "gemm dgelu %ldx%ldx%ld (epilogues %d)", M, N, K, epilogues);
+    CHECK_ERR(D, ref, M * N, 1e-2, what);
+    free(A), free(B), free(pre), free(D), free(ref);
+}
+
 static void test_gemm(void **state)
 {
     (void)state;
@@ -276,6 +295,10 @@ static void test_gemm(void **state)
     gemm_case(1, 0, 96, 64, 300, 3, 1, 0.f);  /* weight gradient with bias gradient */
     gemm_case(1, 0, 96, 64, 300, 3, 0, 0.f);
     gemm_case(0, 0, 64, 40, 96, 0, 1, 1.f);   /* data gradient */
+    gemm_dgelu_case(192, 256, 128, 1);         /* data gradient through the MLP's GELU */
+    gemm_dgelu_case(192, 256, 128, 0);
+    gemm_dgelu_case(1 + tg_rng_below(&R, 300), 8 * (1 + tg_rng_below(&R, 40)),
+                    8 * (1 + tg_rng_below(&R, 40)), 1);
     for (int i = 0; i < 8; i++) {
         long M = 1 + tg_rng_below(&R, 200), N = 8 * (1 + tg_rng_below(&R, 30)),
              K = 8 * (1 + tg_rng_below(&R, 30));

@@ -97,13 +97,15 @@ int tgc_attn_bwd_warp(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, c
                       float *delta, bf16 *dq, bf16 *dk, bf16 *dv);
 
 /* Short sequences (the torso's 2S tokens, the policy's n_steps): whole (sequence, head) pairs in
- * shared memory; tgc_attn_short_ok says whether a shape fits (kv_div 1). lse as above. */
+ * shared memory; tgc_attn_short_ok says whether a shape fits (kv_div 1). lse as above. Head
+ * widths 32 (and 64 forward) with aligned rows take register-resident row kernels; the
+ * backward's o is the forward's output (for delta = rowsum(dO * O)). */
 int tgc_attn_short_ok(const tgc_attn_shape *s);
 int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
                        const bf16 *v, bf16 *o, float *lse);
 int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
-                       const bf16 *v, const bf16 *dout, const float *lse, bf16 *dq, bf16 *dk,
-                       bf16 *dv);
+                       const bf16 *v, const bf16 *o, const bf16 *dout, const float *lse, bf16 *dq,
+                       bf16 *dk, bf16 *dv);
 
 /* Shared keys (decoding's cross-attention, kv_div = K samples): forward only. */
 int tgc_attn_fwd_kvshare(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,

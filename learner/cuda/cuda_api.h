@@ -38,6 +38,10 @@ int tg_cuda_test_adamw(long n, float *p, float *p16, const float *g, float *m, f
 int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
                       const float *bias, float beta, int epi, int epilogues, float *D,
                       float *bgrad);
+/* D [M, N] (bf16, returned as float) = (A [M, K] B [K, N]) * gelu'(pre [M, N]): the GEMM's
+ * GELU-gradient epilogue (epilogues 1) or its kernel fallback (0), inputs bf16-rounded. */
+int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float *B,
+                            const float *pre, int epilogues, float *D);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
  * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only) (returns 1 when

@@ -256,6 +256,44 @@ out:
     return rc;
 }
 
+int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float *B,
+                            const float *pre, int epilogues, float *D)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)(M * K + K * N + 2 * M * N) * 2 + 65536))
+        return -1;
+    int rc = 0;
+    tgc_gemm *g = tgc_gemm_new(32 << 20);
+    bf16 *dA = up_bf(&t, A, M * K), *dB = up_bf(&t, B, K * N), *dP = up_bf(&t, pre, M * N);
+    bf16 *dD = up_bf(&t, NULL, M * N);
+    NEED(g && dA && dB && dP && dD);
+    tgc_gemm_set_epilogues(g, epilogues);
+    {
+        tgc_mm m;
+        memset(&m, 0, sizeof m);
+        m.M = M;
+        m.N = N;
+        m.K = K;
+        m.A = dA;
+        m.lda = K;
+        m.B = dB;
+        m.ldb = N;
+        m.D = dD;
+        m.ddt = TGC_BF16;
+        m.ldd = N;
+        m.alpha = 1.f;
+        m.epi = TGC_EPI_DGELU;
+        m.aux = dP;
+        if (tgc_gemm_run(g, 0, &m) || cudaDeviceSynchronize() != cudaSuccess ||
+            down_bf(D, dD, M * N))
+            rc = -1;
+    }
+out:
+    tgc_gemm_free(g);
+    cudaFree(t.base);
+    return rc;
+}
+
 int tgc_sdpa_test(int N, int Lx, int Ly, int H, int D, int causal, const bf16 *q, const bf16 *k,
                   const bf16 *v, const bf16 *dout, bf16 *o, bf16 *dq, bf16 *dk, bf16 *dv)
     __attribute__((weak));
@@ -302,7 +340,7 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
             goto out;
         }
         if (tgc_attn_fwd_short(0, &s, Q, Kd, V, O, lse) ||
-            (dout && tgc_attn_bwd_short(0, &s, Q, Kd, V, DO, lse, DQ, DK, DV)))
+            (dout && tgc_attn_bwd_short(0, &s, Q, Kd, V, O, DO, lse, DQ, DK, DV)))
             rc = -1;
     } else if (path == TGC_ATTN_WARP) {
         if (tgc_attn_fwd_warp(0, &s, Q, Kd, V, O, lse) ||

@@ -412,7 +412,7 @@ extern "C" int tgc_sdpa_test(int N, int Lx, int Ly, int H, int D, int causal, co
     rc = tgc_sdpa_fwd(sd, 0, &s, q, k, v, o, lse);
     if (!rc && dout) {
         if (tgc_attn_short_ok(&s))
-            rc = tgc_attn_bwd_short(0, &s, q, k, v, dout, lse, dq, dk, dv);
+            rc = tgc_attn_bwd_short(0, &s, q, k, v, o, dout, lse, dq, dk, dv);
         else {
             float *delta = NULL;
             if (cudaMalloc(&delta, sizeof(float) * N * H * Lx) != cudaSuccess)

@@ -20,7 +20,17 @@ typedef struct plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
+    /* tuning record (heuristic's first choice vs the one taken) and profile */
+    int n_cand, pick;
+    float ms_first, ms_pick;
+    int split; /* BGRAD: 0 undecided, 1 the epilogue, 2 a plain GEMM plus the column-sum kernel
+                  (faster where the epilogue rules out split-K on these long reductions) */
+    double prof_ms;
+    long prof_calls;
 } plan;
+
+#define TUNE_CAND 16
+#define PROF_EV 8192
 
 struct tgc_gemm {
     cublasLtHandle_t lt;
@@ -29,7 +39,16 @@ struct tgc_gemm {
     plan *plans;
     int n_plans;
     int epilogues;
-    long fallbacks, fb_epi[4];
+    long fallbacks, fb_epi[8];
+    /* autotuning: scratch outputs the candidates write (grown on demand, plan building only) */
+    int tune;
+    void *tscratch;
+    size_t tscratch_size;
+    cudaEvent_t tev[2];
+    /* profile: events around each cublasLtMatmul, charged to its plan at collection */
+    int prof, prof_n;
+    cudaEvent_t *pev;
+    int *pplan;
 };
 
 tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
@@ -40,6 +59,10 @@ tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
         return NULL;
     }
     g->epilogues = getenv("TG_CUDA_NO_EPILOGUE") ? 0 : 1;
+    {
+        const char *t = getenv("TG_CUDA_GEMM_TUNE");
+        g->tune = !(t && !strcmp(t, "0"));
+    }
     g->plans = (plan *)calloc(PLAN_CAP, sizeof(plan));
     cublasStatus_t s = cublasLtCreate(&g->lt);
     if (!g->plans || s != CUBLAS_STATUS_SUCCESS) {
@@ -54,6 +77,11 @@ tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
         cublasLtDestroy(g->lt);
         free(g->plans);
         free(g);
+        return NULL;
+    }
+    if (cudaEventCreate(&g->tev[0]) != cudaSuccess || cudaEventCreate(&g->tev[1]) != cudaSuccess) {
+        tg_fail("cudaEventCreate failed");
+        tgc_gemm_free(g);
         return NULL;
     }
     return g;
@@ -80,7 +108,17 @@ void tgc_gemm_free(tgc_gemm *g)
         plan_release(&g->plans[i]);
     free(g->plans);
     cudaFree(g->ws);
-    cublasLtDestroy(g->lt);
+    cudaFree(g->tscratch);
+    for (int i = 0; i < 2; i++)
+        if (g->tev[i])
+            cudaEventDestroy(g->tev[i]);
+    if (g->pev)
+        for (int i = 0; i < 2 * PROF_EV; i++)
+            cudaEventDestroy(g->pev[i]);
+    free(g->pev);
+    free(g->pplan);
+    if (g->lt)
+        cublasLtDestroy(g->lt);
     free(g);
 }
 
@@ -92,7 +130,7 @@ int tgc_gemm_set_epilogues(tgc_gemm *g, int on)
 }
 
 long tgc_gemm_fallbacks(const tgc_gemm *g) { return g->fallbacks; }
-long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi) { return g->fb_epi[epi & 3]; }
+long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi) { return g->fb_epi[epi & 7]; }
 
 static int align_of(const void *p)
 {
@@ -109,6 +147,7 @@ static cublasLtEpilogue_t lt_epi(int epi)
     case TGC_EPI_BIAS: return CUBLASLT_EPILOGUE_BIAS;
     case TGC_EPI_GELU_BIAS: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
     case TGC_EPI_BGRAD: return CUBLASLT_EPILOGUE_BGRADB;
+    case TGC_EPI_DGELU: return CUBLASLT_EPILOGUE_DGELU;
     default: return CUBLASLT_EPILOGUE_DEFAULT;
     }
 }
@@ -123,8 +162,64 @@ static cublasLtEpilogue_t lt_epi(int epi)
         }                                                                                      \
     } while (0)
 
-/* Builds descriptors and asks the heuristic; p->ok = 0 if no algorithm fits. */
-static int plan_build(tgc_gemm *g, plan *p, const plan_key *k)
+/* Output bytes a GEMM of key k writes (D, the GELU pre-activation, the bias gradient). */
+static size_t out_elems(const plan_key *k)
+{
+    size_t e = (size_t)(k->M - 1) * k->ldd + k->N;
+    if (k->batched)
+        e += (size_t)(k->batch - 1) * k->sD;
+    return e;
+}
+
+static int set_ptrs(plan *p, int epi, const void *bias, void *aux, float *bgrad)
+{
+    if (epi == TGC_EPI_BIAS || epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_BGRAD) {
+        const void *bp = epi == TGC_EPI_BGRAD ? (const void *)bgrad : bias;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bp, sizeof bp));
+    }
+    if (epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_DGELU)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+    return 0;
+}
+
+/* Times one algorithm on the caller's operands, writing scratch outputs (C is read, never
+ * written, so in-place residual GEMMs are left intact). ms < 0: the algorithm failed to run. */
+static int time_algo(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m,
+                     const cublasLtMatmulAlgo_t *algo, void *D, void *aux, float *bgrad, float *ms)
+{
+    *ms = -1.f;
+    /* DGELU reads the real pre-activation; the other epilogues write scratch */
+    if (set_ptrs(p, p->key.epi, m->bias, p->key.epi == TGC_EPI_DGELU ? m->aux : aux, bgrad))
+        return -1;
+    float alpha = m->alpha, beta = m->beta;
+    const void *C = m->C && beta != 0.f ? m->C : m->D;
+    if (cublasLtMatmul(g->lt, p->desc, &alpha, m->B, p->la, m->A, p->lb, &beta, C, p->ld, D,
+                       p->ld, algo, g->ws, g->ws_size, st) != CUBLAS_STATUS_SUCCESS) {
+        cudaGetLastError();
+        return 0;
+    }
+    const int reps = 3;
+    CU_CHECK(cudaEventRecord(g->tev[0], st));
+    for (int r = 0; r < reps; r++)
+        if (cublasLtMatmul(g->lt, p->desc, &alpha, m->B, p->la, m->A, p->lb, &beta, C, p->ld, D,
+                           p->ld, algo, g->ws, g->ws_size, st) != CUBLAS_STATUS_SUCCESS) {
+            cudaGetLastError();
+            return 0;
+        }
+    CU_CHECK(cudaEventRecord(g->tev[1], st));
+    CU_CHECK(cudaEventSynchronize(g->tev[1]));
+    float t = 0.f;
+    CU_CHECK(cudaEventElapsedTime(&t, g->tev[0], g->tev[1]));
+    *ms = t / reps;
+    return 0;
+}
+
+/* Builds descriptors and asks the heuristic; p->ok = 0 if no algorithm fits. With tuning on and
+ * the operands at hand (m), the heuristic's first TUNE_CAND candidates are timed on them and the
+ * fastest is kept: its first choice is often not the fastest for these skinny shapes. */
+static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, cudaStream_t st)
 {
     memset(p, 0, sizeof *p);
     p->key = *k;
@@ -137,7 +232,7 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k)
     LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
     cublasLtEpilogue_t e = lt_epi(k->epi);
     LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
-    if (k->epi == TGC_EPI_GELU_BIAS) {
+    if (k->epi == TGC_EPI_GELU_BIAS || k->epi == TGC_EPI_DGELU) {
         int64_t ld = k->ldd;
         LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld,
                                           sizeof ld));
@@ -147,11 +242,11 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k)
         LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                           sizeof bt));
     }
-    long m = k->N, n = k->M, kk = k->K;
+    long mm = k->N, n = k->M, kk = k->K;
     /* lt A (our B): op N -> stored [m, k] ld=ldb ; op T -> stored [k, m] */
-    LT(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, k->tb ? kk : m, k->tb ? m : kk, k->ldb));
+    LT(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, k->tb ? kk : mm, k->tb ? mm : kk, k->ldb));
     LT(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, k->ta ? n : kk, k->ta ? kk : n, k->lda));
-    LT(cublasLtMatrixLayoutCreate(&p->ld, dty, m, n, k->ldd));
+    LT(cublasLtMatrixLayoutCreate(&p->ld, dty, mm, n, k->ldd));
     if (k->batched) {
         int32_t bc = (int32_t)k->batch;
         int64_t sa = k->sB, sb = k->sA, sd = k->sD;
@@ -171,21 +266,62 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k)
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &aB, sizeof aB);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &aD, sizeof aD);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &aD, sizeof aD);
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
+    cublasLtMatmulHeuristicResult_t res[TUNE_CAND];
+    int found = 0, want = g->tune && m ? TUNE_CAND : 1;
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, p->desc, p->la, p->lb, p->ld, p->ld,
-                                                      pref, 1, &res, &found);
+                                                      pref, want, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
-        p->algo = res.algo;
-        p->ok = 1;
-    } else {
-        p->ok = 0;
+    int nv = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        for (int i = 0; i < found; i++)
+            if (res[i].state == CUBLAS_STATUS_SUCCESS)
+                res[nv++] = res[i];
+    p->ok = nv > 0;
+    if (!p->ok)
+        return 0;
+    p->algo = res[0].algo;
+    p->n_cand = nv;
+    if (nv < 2)
+        return 0;
+    /* tuning scratch: D, the GELU pre-activation, the bias gradient */
+    size_t es = k->ddt == TGC_BF16 ? 2 : 4, oe = out_elems(k);
+    size_t offx = (oe * es + 255) & ~(size_t)255, offg = offx + ((oe * 2 + 255) & ~(size_t)255);
+    size_t need = offg + (size_t)k->M * 4 + 256;
+    if (need > g->tscratch_size) {
+        cudaFree(g->tscratch);
+        g->tscratch = NULL;
+        g->tscratch_size = 0;
+        if (cudaMalloc(&g->tscratch, need) != cudaSuccess) {
+            cudaGetLastError();
+            return 0; /* no tuning: keep the heuristic's choice */
+        }
+        g->tscratch_size = need;
+    }
+    char *sb = (char *)g->tscratch;
+    int best = -1;
+    float bms = 0.f;
+    for (int i = 0; i < nv; i++) {
+        float ms;
+        if (time_algo(g, st, p, m, &res[i].algo, sb, sb + offx, (float *)(sb + offg), &ms)) {
+            plan_release(p);
+            return -1;
+        }
+        if (i == 0)
+            p->ms_first = ms;
+        if (ms > 0.f && (best < 0 || ms < bms)) {
+            best = i;
+            bms = ms;
+        }
+    }
+    if (best >= 0) {
+        p->algo = res[best].algo;
+        p->pick = best;
+        p->ms_pick = bms;
     }
     return 0;
 }
 
-static plan *plan_get(tgc_gemm *g, const plan_key *k)
+static plan *plan_get(tgc_gemm *g, const plan_key *k, const tgc_mm *m, cudaStream_t st)
 {
     for (int i = 0; i < g->n_plans; i++)
         if (!memcmp(&g->plans[i].key, k, sizeof *k))
@@ -194,9 +330,10 @@ static plan *plan_get(tgc_gemm *g, const plan_key *k)
         for (int i = 0; i < g->n_plans; i++)
             plan_release(&g->plans[i]);
         g->n_plans = 0;
+        g->prof_n = 0;
     }
     plan *p = &g->plans[g->n_plans];
-    if (plan_build(g, p, k))
+    if (plan_build(g, p, k, m, st))
         return NULL;
     g->n_plans++;
     return p;
@@ -204,21 +341,77 @@ static plan *plan_get(tgc_gemm *g, const plan_key *k)
 
 static int run_plan(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m)
 {
-    if (m->epi == TGC_EPI_BIAS || m->epi == TGC_EPI_GELU_BIAS || m->epi == TGC_EPI_BGRAD) {
-        const void *bp = m->epi == TGC_EPI_BGRAD ? (const void *)m->bgrad : m->bias;
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                    &bp, sizeof bp));
-    }
-    if (m->epi == TGC_EPI_GELU_BIAS) {
-        void *ap = m->aux;
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
-            p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &ap, sizeof ap));
-    }
+    if (set_ptrs(p, m->epi, m->bias, m->aux, m->bgrad))
+        return -1;
     float alpha = m->alpha, beta = m->beta;
     const void *C = m->C && beta != 0.f ? m->C : m->D;
+    int pi = g->prof && g->prof_n < PROF_EV ? g->prof_n++ : -1;
+    if (pi >= 0) {
+        g->pplan[pi] = (int)(p - g->plans);
+        CU_CHECK(cudaEventRecord(g->pev[2 * pi], st));
+    }
     CUBLAS_CHECK(cublasLtMatmul(g->lt, p->desc, &alpha, m->B, p->la, m->A, p->lb, &beta, C,
                                 p->ld, m->D, p->ld, &p->algo, g->ws, g->ws_size, st));
+    if (pi >= 0)
+        CU_CHECK(cudaEventRecord(g->pev[2 * pi + 1], st));
     return 0;
+}
+
+int tgc_gemm_set_profile(tgc_gemm *g, int on)
+{
+    if (on && !g->pev) {
+        g->pev = (cudaEvent_t *)calloc(2 * PROF_EV, sizeof(cudaEvent_t));
+        g->pplan = (int *)calloc(PROF_EV, sizeof(int));
+        if (!g->pev || !g->pplan)
+            return tg_fail("out of memory");
+        for (int i = 0; i < 2 * PROF_EV; i++)
+            CU_CHECK(cudaEventCreate(&g->pev[i]));
+    }
+    g->prof = on;
+    g->prof_n = 0;
+    return 0;
+}
+
+void tgc_gemm_prof_collect(tgc_gemm *g, int keep)
+{
+    for (int i = 0; keep && i < g->prof_n; i++) {
+        float ms = 0.f;
+        if (cudaEventElapsedTime(&ms, g->pev[2 * i], g->pev[2 * i + 1]) == cudaSuccess) {
+            g->plans[g->pplan[i]].prof_ms += ms;
+            g->plans[g->pplan[i]].prof_calls++;
+        }
+    }
+    cudaGetLastError();
+    g->prof_n = 0;
+}
+
+void tgc_gemm_prof_report(const tgc_gemm *g, FILE *f, double per)
+{
+    int idx[PLAN_CAP], n = 0;
+    double tot = 0;
+    for (int i = 0; i < g->n_plans; i++)
+        if (g->plans[i].prof_calls) {
+            idx[n++] = i;
+            tot += g->plans[i].prof_ms;
+        }
+    for (int i = 1; i < n; i++) /* by time, largest first */
+        for (int j = i; j > 0 && g->plans[idx[j]].prof_ms > g->plans[idx[j - 1]].prof_ms; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    static const char *const EN[8] = {"-", "bias", "gelu", "bgrad", "dgelu", "?", "?", "?"};
+    fprintf(f, "cuda gemm profile (per step; %.2f ms in GEMMs): M N K ta tb epi out beta batch | "
+            "calls ms TFLOP/s | candidates pick first-ms pick-ms (bgrad: split)\n", tot / per);
+    for (int r = 0; r < n && r < 48; r++) {
+        const plan *p = &g->plans[idx[r]];
+        const plan_key *k = &p->key;
+        double fl = 2.0 * k->M * k->N * k->K * (k->batched ? k->batch : 1) * p->prof_calls;
+        fprintf(f, "  %6ld %5ld %5ld %d %d %-5s %s %d %4ld | %5.1f %7.3f %6.1f | %d %d %.4f %.4f %d\n",
+                k->M, k->N, k->K, k->ta, k->tb, EN[k->epi & 7], k->ddt == TGC_BF16 ? "bf16" : "f32 ",
+                k->has_beta, k->batched ? k->batch : 1, p->prof_calls / per, p->prof_ms / per,
+                fl / (p->prof_ms * 1e9), p->n_cand, p->pick, p->ms_first, p->ms_pick, p->split);
+    }
 }
 
 static void key_of(const tgc_mm *m, int epi, plan_key *k)
@@ -240,12 +433,42 @@ static void key_of(const tgc_mm *m, int epi, plan_key *k)
     k->alD = align_of(m->D);
     if (m->C && m->beta != 0.f && align_of(m->C) < k->alD)
         k->alD = align_of(m->C);
-    if (epi == TGC_EPI_GELU_BIAS)
+    if (epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_DGELU)
         k->alX = align_of(m->aux);
     else if (epi == TGC_EPI_BIAS)
         k->alX = align_of(m->bias);
     else if (epi == TGC_EPI_BGRAD)
         k->alX = align_of(m->bgrad);
+}
+
+/* Times the plain GEMM plus the bias-gradient kernel against the BGRAD epilogue's plan p (both
+ * on scratch outputs) and records the faster in p->split. */
+static int decide_split(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m)
+{
+    p->split = 1;
+    if (g->n_plans >= PLAN_CAP - 1 || p->ms_pick <= 0.f || !m->ta)
+        return 0;
+    tgc_mm plain = *m;
+    plain.epi = TGC_EPI_NONE;
+    plan_key k;
+    key_of(&plain, TGC_EPI_NONE, &k);
+    plan *q = plan_get(g, &k, &plain, st);
+    if (!q)
+        return -1;
+    if (!q->ok || q->ms_pick <= 0.f || g->tscratch_size < (size_t)m->M * 4)
+        return 0;
+    const int reps = 3;
+    CU_CHECK(cudaEventRecord(g->tev[0], st));
+    for (int r = 0; r < reps; r++)
+        if (tgc_colsum(st, m->A, TGC_BF16, m->lda, m->K, (int)m->M, (float *)g->tscratch, 0))
+            return -1;
+    CU_CHECK(cudaEventRecord(g->tev[1], st));
+    CU_CHECK(cudaEventSynchronize(g->tev[1]));
+    float t = 0.f;
+    CU_CHECK(cudaEventElapsedTime(&t, g->tev[0], g->tev[1]));
+    if (q->ms_pick + t / reps < 0.97f * p->ms_pick)
+        p->split = 2;
+    return 0;
 }
 
 int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
@@ -255,13 +478,18 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
     if (m->K <= 0)
         return tg_fail("GEMM with K = 0");
     plan_key k;
+    int chose_split = 0;
     if (m->epi != TGC_EPI_NONE && g->epilogues) {
         key_of(m, m->epi, &k);
-        plan *p = plan_get(g, &k);
+        plan *p = plan_get(g, &k, m, st);
         if (!p)
             return -1;
-        if (p->ok)
+        if (p->ok && m->epi == TGC_EPI_BGRAD && !p->split && g->tune &&
+            decide_split(g, st, p, m))
+            return -1;
+        if (p->ok && p->split != 2)
             return run_plan(g, st, p, m);
+        chose_split = p->ok;
     }
     /* plain GEMM, then the epilogue as a kernel */
     tgc_mm plain = *m;
@@ -272,7 +500,7 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
             return tg_fail("GELU epilogue with beta != 0");
     }
     key_of(&plain, TGC_EPI_NONE, &k);
-    plan *p = plan_get(g, &k);
+    plan *p = plan_get(g, &k, &plain, st);
     if (!p)
         return -1;
     if (!p->ok)
@@ -280,9 +508,9 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
                        m->N, m->K, m->ta, m->tb);
     if (run_plan(g, st, p, &plain))
         return -1;
-    if (m->epi != TGC_EPI_NONE && g->epilogues) {
+    if (m->epi != TGC_EPI_NONE && g->epilogues && !chose_split) {
         g->fallbacks++;
-        g->fb_epi[m->epi & 3]++;
+        g->fb_epi[m->epi & 7]++;
     }
     switch (m->epi) {
     case TGC_EPI_BIAS:
@@ -293,6 +521,10 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
         if (m->ldd != m->N)
             return tg_fail("GELU fallback needs a dense output");
         return tgc_bias_gelu(st, m->aux, (const bf16 *)m->bias, (bf16 *)m->D, m->M, (int)m->N);
+    case TGC_EPI_DGELU:
+        if (m->ddt != TGC_BF16 || m->ldd != m->N || m->beta != 0.f)
+            return tg_fail("GELU-gradient epilogue needs a dense bf16 output and beta = 0");
+        return tgc_gelu_bwd(st, (bf16 *)m->D, m->aux, m->M * m->N);
     case TGC_EPI_BGRAD:
         if (!m->ta)
             return tg_fail("bias-gradient epilogue needs A stored transposed");
@@ -331,7 +563,7 @@ int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long 
     k.sB = sB;
     k.sD = sD;
     k.batch = batch;
-    plan *p = plan_get(g, &k);
+    plan *p = plan_get(g, &k, &m, st);
     if (!p)
         return -1;
     if (!p->ok)

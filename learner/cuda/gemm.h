@@ -5,6 +5,8 @@
 #ifndef TG_CUDA_GEMM_H
 #define TG_CUDA_GEMM_H
 
+#include <stdio.h>
+
 #include "learner/cuda/cu_common.h"
 
 typedef struct tgc_gemm tgc_gemm;
@@ -15,6 +17,8 @@ enum {
     TGC_EPI_GELU_BIAS, /* aux = AB + bias (bf16), D = gelu(aux); D and aux bf16 */
     TGC_EPI_BGRAD,     /* D = AB + beta C and bgrad[m] = sum_k op(A)[m, k] (weight gradients:
                           A = dY stored [rows, out] with ta = 1 gives the bias gradient) */
+    TGC_EPI_DGELU,     /* D = AB * gelu'(aux): aux is the GELU pre-activation (bf16, ld = ldd),
+                          read; D bf16 (the data gradient through an MLP's GELU) */
 };
 
 /* A GEMM in row-major terms: D[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C (C = D unless given).
@@ -34,10 +38,13 @@ typedef struct tgc_mm {
     float alpha, beta;
     int epi;
     const void *bias;
-    bf16 *aux;          /* GELU pre-activation (ld = ldd) */
+    bf16 *aux;          /* GELU pre-activation (ld = ldd): written (GELU_BIAS) or read (DGELU) */
     float *bgrad;       /* TGC_EPI_BGRAD output [N] */
 } tgc_mm;
 
+/* Autotuning is on unless TG_CUDA_GEMM_TUNE=0: when a shape's plan is built, up to 8 of the
+ * heuristic's candidates are timed on the caller's operands (outputs to scratch) and the fastest
+ * is kept for the plan's life. */
 tgc_gemm *tgc_gemm_new(size_t workspace_bytes);
 void tgc_gemm_free(tgc_gemm *g);
 /* Disables the epilogues (tests compare both paths); returns the previous setting. */
@@ -48,6 +55,13 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m);
 int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long N, long K,
                      const bf16 *A, long lda, long sA, const bf16 *B, long ldb, long sB, void *D,
                      int ddt, long ldd, long sD, long batch, float alpha, float beta);
+
+/* Profile (TG_CUDA_PROFILE): events around every GEMM, charged to its plan when collected after
+ * a synchronisation (keep = 0 drops them: warm-up calls); the report prints per-plan times
+ * divided by per (the number of kept steps), with the tuning record of each plan. */
+int tgc_gemm_set_profile(tgc_gemm *g, int on);
+void tgc_gemm_prof_collect(tgc_gemm *g, int keep);
+void tgc_gemm_prof_report(const tgc_gemm *g, FILE *f, double per);
 
 /* Counters for the report: GEMMs whose epilogue fell back to a kernel. */
 long tgc_gemm_fallbacks(const tgc_gemm *g);

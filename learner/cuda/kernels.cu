@@ -1081,9 +1081,141 @@ static int sa_raise(void)
     return 0;
 }
 
+/* Forward for head widths of 32 or 64 with 16-byte aligned rows: a thread per query row holds
+ * its (pre-scaled) q row and output accumulator in registers and streams the pair's keys and
+ * values from shared memory (fp32, read as float4; every thread of a pair reads the same row,
+ * a broadcast), with an online softmax. The pair-per-thread-row kernel above spent two shared
+ * loads per multiply-add; this one spends a quarter of one. */
+#define AR_THREADS 128
+#define AR_SMEM (48 * 1024)
+
+static __device__ __forceinline__ void bf8_to_f(const uint4 &u, float *f)
+{
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        float2 x = __bfloat1622float2(h[t]);
+        f[2 * t] = x.x;
+        f[2 * t + 1] = x.y;
+    }
+}
+
+static __host__ __device__ int ar_pair_floats(int Ly, int D) { return 2 * Ly * D + 4; }
+
+template <int DM>
+__global__ void __launch_bounds__(AR_THREADS)
+k_attn_row_fwd(tgc_attn_shape s, int ppb, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+               const bf16 *__restrict__ v, bf16 *o, float *lse)
+{
+    extern __shared__ float4 sm4[];
+    float *sm = (float *)sm4;
+    const int Lx = s.Lx, Ly = s.Ly, PS = ar_pair_floats(Ly, DM), CH = DM / 8;
+    const long npairs = (long)s.N * s.H;
+    const long p0 = (long)blockIdx.x * ppb;
+    const int np = (int)(npairs - p0 < ppb ? npairs - p0 : ppb);
+    const int total = np * 2 * Ly * CH;
+    for (int c = threadIdx.x; c < total; c += blockDim.x) {
+        int ch = c % CH, r = c / CH, row = r % (2 * Ly), lp = r / (2 * Ly);
+        long p = p0 + lp, n = p / s.H;
+        int h = (int)(p % s.H), isv = row >= Ly, j = isv ? row - Ly : row;
+        uint4 u = *(const uint4 *)((isv ? v : k) + n * s.sk + (long)j * s.ldk + (long)h * DM +
+                                   ch * 8);
+        float f[8];
+        bf8_to_f(u, f);
+        float4 *dst = (float4 *)(sm + lp * PS + row * DM + ch * 8);
+        dst[0] = make_float4(f[0], f[1], f[2], f[3]);
+        dst[1] = make_float4(f[4], f[5], f[6], f[7]);
+    }
+    __syncthreads();
+    const int lp = threadIdx.x / Lx, i = threadIdx.x % Lx;
+    if (lp >= np)
+        return;
+    const long p = p0 + lp, n = p / s.H;
+    const int h = (int)(p % s.H);
+    float qv[DM], acc[DM];
+    const uint4 *qr = (const uint4 *)(q + n * s.sq + (long)i * s.ldq + (long)h * DM);
+#pragma unroll
+    for (int c = 0; c < CH; c++) {
+        bf8_to_f(qr[c], qv + 8 * c);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            qv[8 * c + t] *= s.scale;
+            acc[8 * c + t] = 0.f;
+        }
+    }
+    const float *K = sm + lp * PS, *V = K + Ly * DM;
+    const int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
+    float m = -FLT_MAX, l = 0.f;
+    for (int j = 0; j < jmax; j++) {
+        const float4 *kr = (const float4 *)(K + j * DM), *vr = (const float4 *)(V + j * DM);
+        float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+        for (int d = 0; d < DM / 4; d += 2) {
+            float4 x = kr[d], y = kr[d + 1];
+            a0 += qv[4 * d] * x.x + qv[4 * d + 1] * x.y + qv[4 * d + 2] * x.z + qv[4 * d + 3] * x.w;
+            a1 += qv[4 * d + 4] * y.x + qv[4 * d + 5] * y.y + qv[4 * d + 6] * y.z +
+                  qv[4 * d + 7] * y.w;
+        }
+        float a = a0 + a1, mn = fmaxf(m, a);
+        float corr = __expf(m - mn), e = __expf(a - mn);
+        l = l * corr + e;
+#pragma unroll
+        for (int d = 0; d < DM / 4; d++) {
+            float4 x = vr[d];
+            acc[4 * d] = acc[4 * d] * corr + e * x.x;
+            acc[4 * d + 1] = acc[4 * d + 1] * corr + e * x.y;
+            acc[4 * d + 2] = acc[4 * d + 2] * corr + e * x.z;
+            acc[4 * d + 3] = acc[4 * d + 3] * corr + e * x.w;
+        }
+        m = mn;
+    }
+    const float inv = 1.f / l;
+    uint4 *orow = (uint4 *)(o + n * s.so + (long)i * s.ldo + (long)h * DM);
+#pragma unroll
+    for (int c = 0; c < CH; c++) {
+        uint4 u;
+        __nv_bfloat162 *hh = (__nv_bfloat162 *)&u;
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+            hh[t] = __floats2bfloat162_rn(acc[8 * c + 2 * t] * inv, acc[8 * c + 2 * t + 1] * inv);
+        orow[c] = u;
+    }
+    if (lse)
+        lse[p * Lx + i] = m + logf(l);
+}
+
+/* pairs per block for the row kernel (0: it does not take the shape) */
+static int ar_pairs(const tgc_attn_shape *s, const void *q, const void *k, const void *v,
+                    const void *o)
+{
+    if ((s->D != 32 && s->D != 64) || s->kv_div != 1 || s->Lx > AR_THREADS ||
+        !sa_vec(s, q, k, v, o))
+        return 0;
+    int p = AR_THREADS / s->Lx, bys = AR_SMEM / (ar_pair_floats(s->Ly, s->D) * 4);
+    return p < bys ? p : bys;
+}
+
 int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
                        const bf16 *v, bf16 *o, float *lse)
 {
+    {
+        long np = (long)s->N * s->H;
+        int ppb = np > 0 ? ar_pairs(s, q, k, v, o) : 0;
+        static int old = -1; /* TG_CUDA_ATTN_OLD=1: the kernel above (comparisons) */
+        if (old < 0)
+            old = getenv("TG_CUDA_ATTN_OLD") != NULL;
+        if (ppb > 0 && !old) {
+            size_t smem = (size_t)ppb * ar_pair_floats(s->Ly, s->D) * 4;
+            if (s->D == 32)
+                k_attn_row_fwd<32><<<cdiv(np, ppb), AR_THREADS, smem, st>>>(*s, ppb, q, k, v, o,
+                                                                          lse);
+            else
+                k_attn_row_fwd<64><<<cdiv(np, ppb), AR_THREADS, smem, st>>>(*s, ppb, q, k, v, o,
+                                                                          lse);
+            CU_LAUNCH_CHECK();
+            return 0;
+        }
+    }
     if (sa_raise())
         return -1;
     long np = (long)s->N * s->H;
@@ -1099,10 +1231,202 @@ int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
     return 0;
 }
 
-int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
-                       const bf16 *v, const bf16 *dout, const float *lse, bf16 *dq, bf16 *dk,
-                       bf16 *dv)
+/* Backward for head width 32 with 16-byte aligned rows (flash-attention-2 order, probabilities
+ * recomputed from lse): delta_i = dO_i . O_i by a thread per query row; then a thread per key
+ * row j keeps k_j, v_j and its dk, dv accumulators in registers and walks the query rows (Q and
+ * dO in shared memory, broadcast), leaving dS in shared memory; then a thread per query row
+ * forms dq = dS K. */
+#define ARB_SMEM (96 * 1024)
+
+static __host__ __device__ int arb_pair_floats(int Lx, int Ly, int D)
 {
+    return ((2 * Lx + Ly) * D + Lx * Ly + 2 * Lx + 3) & ~3;
+}
+
+__global__ void __launch_bounds__(AR_THREADS)
+k_attn_row_bwd32(tgc_attn_shape s, int ppb, const bf16 *__restrict__ q,
+                 const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+                 const bf16 *__restrict__ o, const bf16 *__restrict__ dout,
+                 const float *__restrict__ lse, bf16 *dq, bf16 *dk, bf16 *dv)
+{
+    const int DM = 32, CH = 4;
+    extern __shared__ float4 sm4[];
+    float *sm = (float *)sm4;
+    const int Lx = s.Lx, Ly = s.Ly, PS = arb_pair_floats(Lx, Ly, DM);
+    const int TP = Lx > Ly ? Lx : Ly; /* threads per pair */
+    const long npairs = (long)s.N * s.H;
+    const long p0 = (long)blockIdx.x * ppb;
+    const int np = (int)(npairs - p0 < ppb ? npairs - p0 : ppb);
+    /* Q, dO, K of each pair as fp32: [Q: Lx][dO: Lx][K: Ly] rows of DM */
+    const int rows = 2 * Lx + Ly, total = np * rows * CH;
+    for (int c = threadIdx.x; c < total; c += blockDim.x) {
+        int ch = c % CH, r = c / CH, row = r % rows, lp = r / rows;
+        long p = p0 + lp, n = p / s.H;
+        int h = (int)(p % s.H);
+        const bf16 *src;
+        if (row < Lx)
+            src = q + n * s.sq + (long)row * s.ldq;
+        else if (row < 2 * Lx)
+            src = dout + n * s.so + (long)(row - Lx) * s.ldo;
+        else
+            src = k + n * s.sk + (long)(row - 2 * Lx) * s.ldk;
+        uint4 u = *(const uint4 *)(src + (long)h * DM + ch * 8);
+        float f[8];
+        bf8_to_f(u, f);
+        float4 *dst = (float4 *)(sm + lp * PS + row * DM + ch * 8);
+        dst[0] = make_float4(f[0], f[1], f[2], f[3]);
+        dst[1] = make_float4(f[4], f[5], f[6], f[7]);
+    }
+    const int lp = threadIdx.x / TP, t = threadIdx.x % TP;
+    const bool live = lp < np;
+    const long p = p0 + lp, n = p / s.H;
+    const int h = (int)(p % s.H);
+    float *Qs = sm + lp * PS, *dOs = Qs + Lx * DM, *Ks = dOs + Lx * DM, *dS = Ks + Ly * DM;
+    float *delta = dS + Lx * Ly, *Ls = delta + Lx;
+    __syncthreads();
+    /* delta_i = dO_i . O_i */
+    if (live && t < Lx) {
+        const uint4 *orow = (const uint4 *)(o + n * s.so + (long)t * s.ldo + (long)h * DM);
+        const float *d = dOs + t * DM;
+        float a = 0.f;
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            float f[8];
+            bf8_to_f(orow[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                a += f[e] * d[8 * c + e];
+        }
+        delta[t] = a;
+        Ls[t] = lse[p * Lx + t];
+    }
+    __syncthreads();
+    /* a thread per key row: dk_j, dv_j and row j of dS */
+    if (live && t < Ly) {
+        const int j = t;
+        float kv[DM], vv[DM], dka[DM], dva[DM];
+        const uint4 *kr = (const uint4 *)(k + n * s.sk + (long)j * s.ldk + (long)h * DM);
+        const uint4 *vr = (const uint4 *)(v + n * s.sk + (long)j * s.ldk + (long)h * DM);
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            bf8_to_f(kr[c], kv + 8 * c);
+            bf8_to_f(vr[c], vv + 8 * c);
+        }
+#pragma unroll
+        for (int d = 0; d < DM; d++)
+            dka[d] = dva[d] = 0.f;
+        int i0 = s.causal ? max(0, j - s.q_off) : 0;
+        for (int i = i0; i < Lx; i++) {
+            const float4 *qi = (const float4 *)(Qs + i * DM), *di = (const float4 *)(dOs + i * DM);
+            float a = 0.f, b = 0.f;
+#pragma unroll
+            for (int d = 0; d < DM / 4; d++) {
+                float4 x = qi[d], y = di[d];
+                a += x.x * kv[4 * d] + x.y * kv[4 * d + 1] + x.z * kv[4 * d + 2] + x.w * kv[4 * d + 3];
+                b += y.x * vv[4 * d] + y.y * vv[4 * d + 1] + y.z * vv[4 * d + 2] + y.w * vv[4 * d + 3];
+            }
+            float pr = __expf(a * s.scale - Ls[i]);
+            float ds = pr * (b - delta[i]);
+            dS[i * Ly + j] = ds;
+#pragma unroll
+            for (int d = 0; d < DM / 4; d++) {
+                float4 x = qi[d], y = di[d];
+                dva[4 * d] += pr * y.x;
+                dva[4 * d + 1] += pr * y.y;
+                dva[4 * d + 2] += pr * y.z;
+                dva[4 * d + 3] += pr * y.w;
+                dka[4 * d] += ds * x.x;
+                dka[4 * d + 1] += ds * x.y;
+                dka[4 * d + 2] += ds * x.z;
+                dka[4 * d + 3] += ds * x.w;
+            }
+        }
+        uint4 *dkr = (uint4 *)(dk + n * s.sk + (long)j * s.ldk + (long)h * DM);
+        uint4 *dvr = (uint4 *)(dv + n * s.sk + (long)j * s.ldk + (long)h * DM);
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            uint4 u, w;
+            __nv_bfloat162 *hu = (__nv_bfloat162 *)&u, *hw = (__nv_bfloat162 *)&w;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                hu[e] = __floats2bfloat162_rn(dka[8 * c + 2 * e] * s.scale,
+                                              dka[8 * c + 2 * e + 1] * s.scale);
+                hw[e] = __floats2bfloat162_rn(dva[8 * c + 2 * e], dva[8 * c + 2 * e + 1]);
+            }
+            dkr[c] = u;
+            dvr[c] = w;
+        }
+    }
+    __syncthreads();
+    /* a thread per query row: dq_i = scale * sum_j dS_ij k_j */
+    if (live && t < Lx) {
+        const int i = t;
+        float acc[DM];
+#pragma unroll
+        for (int d = 0; d < DM; d++)
+            acc[d] = 0.f;
+        int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
+        for (int j = 0; j < jmax; j++) {
+            float ds = dS[i * Ly + j];
+            const float4 *kj = (const float4 *)(Ks + j * DM);
+#pragma unroll
+            for (int d = 0; d < DM / 4; d++) {
+                float4 x = kj[d];
+                acc[4 * d] += ds * x.x;
+                acc[4 * d + 1] += ds * x.y;
+                acc[4 * d + 2] += ds * x.z;
+                acc[4 * d + 3] += ds * x.w;
+            }
+        }
+        uint4 *dqr = (uint4 *)(dq + n * s.sq + (long)i * s.ldq + (long)h * DM);
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            uint4 u;
+            __nv_bfloat162 *hu = (__nv_bfloat162 *)&u;
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                hu[e] = __floats2bfloat162_rn(acc[8 * c + 2 * e] * s.scale,
+                                              acc[8 * c + 2 * e + 1] * s.scale);
+            dqr[c] = u;
+        }
+    }
+}
+
+static int arb_pairs(const tgc_attn_shape *s, const void *q, const void *k, const void *v,
+                     const void *o, const void *dout)
+{
+    int tp = s->Lx > s->Ly ? s->Lx : s->Ly;
+    if (s->D != 32 || s->kv_div != 1 || tp > AR_THREADS || !o || !sa_vec(s, q, k, v, o) ||
+        !sa_vec(s, dout, NULL, NULL, NULL))
+        return 0;
+    int p = AR_THREADS / tp, bys = ARB_SMEM / (arb_pair_floats(s->Lx, s->Ly, s->D) * 4);
+    return p < bys ? p : bys;
+}
+
+int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                       const bf16 *v, const bf16 *o, const bf16 *dout, const float *lse, bf16 *dq,
+                       bf16 *dk, bf16 *dv)
+{
+    {
+        long np = (long)s->N * s->H;
+        int ppb = np > 0 ? arb_pairs(s, q, k, v, o, dout) : 0;
+        static int old = -1, raised = 0;
+        if (old < 0)
+            old = getenv("TG_CUDA_ATTN_OLD") != NULL;
+        if (ppb > 0 && !old) {
+            if (!raised) {
+                CU_CHECK(cudaFuncSetAttribute(k_attn_row_bwd32,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              ARB_SMEM));
+                raised = 1;
+            }
+            size_t smem = (size_t)ppb * arb_pair_floats(s->Lx, s->Ly, s->D) * 4;
+            k_attn_row_bwd32<<<cdiv(np, ppb), AR_THREADS, smem, st>>>(*s, ppb, q, k, v, o, dout,
+                                                                      lse, dq, dk, dv);
+            CU_LAUNCH_CHECK();
+            return 0;
+        }
+    }
     long np = (long)s->N * s->H;
     if (np <= 0)
         return 0;

@@ -49,12 +49,17 @@ typedef struct dblock {
     int cross, causal, cx, cy, H, D, wc, inner;
     dln nx, ny, nm;
     dlin q, k, v, o, m1, m2;
+    /* the device layout keeps q, k, v weights (and biases) back to back, so one GEMM does
+     * self-attention's q, k, v (qkv: out 3 inner) and cross-attention's k, v (kv: out 2 inner) */
+    dlin qkv, kv;
+    long ldq, ldk;  /* row strides of q and of k, v in the fused outputs */
 } dblock;
 
 /* activations kept by one block's forward for its backward */
 typedef struct bsave {
     float *xin, *xmid, *xout;
-    bf16 *xn, *yn, *q, *k, *v, *a, *hn, *pre, *act, *P;
+    bf16 *xn, *yn, *q, *k, *v, *a, *hn, *pre, *act, *P; /* q, k, v: views of the fused GEMM
+                                                         outputs (strides ldq, ldk) */
     float *mx, *rx, *my, *ry, *mm, *rm, *lse;
 } bsave;
 
@@ -84,7 +89,8 @@ typedef struct cuda_net {
     size_t arena_size;
     bsave *ts, *ps;          /* torso [layers*3], policy [2 p_layers] */
     float *G, *dG, *dense;   /* G [B,3,S,S,c]; dense [B S S, c] scratch */
-    bf16 *xin16[3];          /* torso input grids [B S S, S T + 1] */
+    bf16 *xin16[3];          /* torso input grids [B S S, Fp]: S T + 1 features, zero-padded to
+                                Fp (multiple of 8) */
     float *dxin[3];          /* their gradients (fp32, only the scalar column is used) */
     int32_t *tok_in, *tok_act;
     float *x0, *hp;          /* policy input [B L, P], final LN output fp32 */
@@ -98,7 +104,7 @@ typedef struct cuda_net {
     float *red;              /* [4]: policy sum, value sum, grad sumsq */
     /* backward scratch */
     float *DX, *dh, *dxn, *dyn, *dtmpf, *delta, *dvf, *dvf2;
-    bf16 *dxb, *dact, *da, *dq, *dk, *dv, *dtmpb;
+    bf16 *dxb, *dact, *da, *dqkv, *dtmpb; /* dqkv: attention's dq, dk, dv (strides as q, k, v) */
     void *ascratch;
     size_t ascratch_size;
     /* decoder (inference), grown on demand */
@@ -109,7 +115,8 @@ typedef struct cuda_net {
     /* host staging */
     float *h_stage;
     /* TG_CUDA_PROFILE=1: device time per kind of work, printed at exit */
-    int prof, prof_phase, prof_cur, prof_n;
+    int prof, prof_phase, prof_cur, prof_n, prof_keep;
+    long prof_entries[3];    /* train steps, sample calls, greedy calls seen */
     cudaEvent_t prof_ev[2 * 8192];
     int prof_cat[8192];
     double prof_ms[2][PROF_NCAT];
@@ -137,14 +144,29 @@ static void prof_collect(cuda_net *n)
 {
     if (!n->prof)
         return;
-    for (int i = 0; i < n->prof_n; i++) {
+    for (int i = 0; n->prof_keep && i < n->prof_n; i++) {
         float ms = 0.f;
         cudaEventElapsedTime(&ms, n->prof_ev[2 * i], n->prof_ev[2 * i + 1]);
         n->prof_ms[n->prof_phase][n->prof_cat[i]] += ms;
     }
-    if (n->prof_n)
-        n->prof_calls[n->prof_phase]++;
     n->prof_n = 0;
+    tgc_gemm_prof_collect(n->gemm, n->prof_keep && n->prof_phase == 0);
+}
+
+/* At each entry point: the first calls of each kind (plan building, tuning, lazy module
+ * loading) stay out of the profile; kind 0 train step, 1 sample, 2 greedy, -1 anything else. */
+static void prof_enter(cuda_net *n, int kind)
+{
+    if (!n->prof)
+        return;
+    if (kind < 0) {
+        n->prof_keep = 0;
+        return;
+    }
+    n->prof_phase = kind ? 1 : 0;
+    n->prof_keep = ++n->prof_entries[kind] > (kind ? 1 : 2);
+    if (n->prof_keep)
+        n->prof_calls[n->prof_phase]++;
 }
 
 static void prof_report(cuda_net *n)
@@ -162,13 +184,15 @@ static void prof_report(cuda_net *n)
         double tot = 0;
         for (int c = 0; c < PROF_NCAT; c++)
             tot += n->prof_ms[p][c];
-        fprintf(stderr, "cuda profile, per %s (%ld calls): %.2f ms in kernels\n", ph[p],
-                n->prof_calls[p], tot / n->prof_calls[p]);
+        fprintf(stderr, "cuda profile, per %s (%ld calls after warm-up): %.2f ms in kernels\n",
+                ph[p], n->prof_calls[p], tot / n->prof_calls[p]);
         for (int c = 0; c < PROF_NCAT; c++)
             if (n->prof_ms[p][c] > 0)
                 fprintf(stderr, "  %-18s %8.3f ms  %5.1f%%\n", PROF_NAMES[c],
                         n->prof_ms[p][c] / n->prof_calls[p], 100 * n->prof_ms[p][c] / tot);
     }
+    if (n->prof_calls[0])
+        tgc_gemm_prof_report(n->gemm, stderr, (double)n->prof_calls[0]);
 }
 
 #define PROF(n, cat, call)                                                                     \
@@ -246,6 +270,12 @@ static void mk_block(cuda_net *n, dblock *d, const tg_block_off *b)
     mk_lin(n, &d->o, &b->o);
     mk_lin(n, &d->m1, &b->mlp_in);
     mk_lin(n, &d->m2, &b->mlp_out);
+    d->qkv = d->q;
+    d->qkv.out = 3 * d->inner;
+    d->kv = d->k;
+    d->kv.out = 2 * d->inner;
+    d->ldq = d->cross ? d->inner : 3 * d->inner;
+    d->ldk = d->cross ? 2 * d->inner : 3 * d->inner;
 }
 
 /* ------------------------------------------------------------------ arena */
@@ -304,9 +334,9 @@ static void carve(cuda_net *n, arena *a, int B)
         s->xin = TAKE(a, float, Mt * d->cx);
         s->xmid = TAKE(a, float, Mt * d->cx);
         s->xn = TAKE(a, bf16, Mt * d->cx);
-        s->q = TAKE(a, bf16, Mt * d->inner);
-        s->k = TAKE(a, bf16, Mt * d->inner);
-        s->v = TAKE(a, bf16, Mt * d->inner);
+        s->q = TAKE(a, bf16, Mt * 3 * d->inner);
+        s->k = s->q + d->inner;
+        s->v = s->q + 2 * d->inner;
         s->a = TAKE(a, bf16, Mt * d->inner);
         s->hn = TAKE(a, bf16, Mt * d->cx);
         s->pre = TAKE(a, bf16, Mt * d->wc);
@@ -329,9 +359,15 @@ static void carve(cuda_net *n, arena *a, int B)
         s->xout = TAKE(a, float, Mp * d->cx);
         s->xn = TAKE(a, bf16, Mp * d->cx);
         s->yn = d->cross ? TAKE(a, bf16, My * d->cy) : s->xn;
-        s->q = TAKE(a, bf16, Mp * d->inner);
-        s->k = TAKE(a, bf16, My * d->inner);
-        s->v = TAKE(a, bf16, My * d->inner);
+        if (d->cross) {
+            s->q = TAKE(a, bf16, Mp * d->inner);
+            s->k = TAKE(a, bf16, My * 2 * d->inner);
+            s->v = s->k + d->inner;
+        } else {
+            s->q = TAKE(a, bf16, Mp * 3 * d->inner);
+            s->k = s->q + d->inner;
+            s->v = s->q + 2 * d->inner;
+        }
         s->a = TAKE(a, bf16, Mp * d->inner);
         s->hn = TAKE(a, bf16, Mp * d->cx);
         s->pre = TAKE(a, bf16, Mp * d->wc);
@@ -350,7 +386,7 @@ static void carve(cuda_net *n, arena *a, int B)
     n->dense = TAKE(a, float, (long)B * S * S * c->c);
     int F = S * c->T + 1;
     for (int g = 0; g < 3; g++) {
-        n->xin16[g] = TAKE(a, bf16, (long)B * S * S * F);
+        n->xin16[g] = TAKE(a, bf16, (long)B * S * S * ((F + 7) & ~7));
         n->dxin[g] = TAKE(a, float, (long)B * S * S * F);
     }
     n->tok_in = TAKE(a, int32_t, Mp);
@@ -393,14 +429,15 @@ static void carve(cuda_net *n, arena *a, int B)
     n->dh = TAKE(a, float, mx);
     n->dxn = TAKE(a, float, mx);
     n->dyn = TAKE(a, float, myc);
-    n->dtmpf = TAKE(a, float, mx > myc ? mx : myc);
+    long mtf = mx > myc ? mx : myc;
+    if ((long)c->c * ((S * c->T + 1 + 7) & ~7) > mtf) /* the input projections' weight gradient */
+        mtf = (long)c->c * ((S * c->T + 1 + 7) & ~7);
+    n->dtmpf = TAKE(a, float, mtf);
     n->delta = TAKE(a, float, minner);
     n->dxb = TAKE(a, bf16, mx);
     n->dact = TAKE(a, bf16, mwc);
     n->da = TAKE(a, bf16, minner);
-    n->dq = TAKE(a, bf16, minner);
-    n->dk = TAKE(a, bf16, minner);
-    n->dv = TAKE(a, bf16, minner);
+    n->dqkv = TAKE(a, bf16, 3 * minner);
     long mt = mx > myc ? mx : myc;
     if (Mp * c->n_logits > mt)
         mt = Mp * c->n_logits;
@@ -490,6 +527,38 @@ static int wgrad(cuda_net *n, const dlin *l, const bf16 *dy, long lddy, const bf
     return PROF(n, PR_GEMM_WGRAD, tgc_gemm_run(n->gemm, n->st, &m));
 }
 
+/* The input projections' weight gradient: their K = S T + 1 features make unaligned rows, on
+ * which cuBLASLt has only a very slow kernel (15 ms a step for small-S9), so it runs over the
+ * zero-padded input (Fp columns) into scratch and the F real columns are copied out. dy is
+ * n->dtmpb [Mg, c]. */
+static int wgrad_inproj(cuda_net *n, int g, long Mg)
+{
+    const dlin *l = &n->inp[g];
+    int F = l->in, Fp = (F + 7) & ~7;
+    tgc_mm m;
+    memset(&m, 0, sizeof m);
+    m.ta = 1;
+    m.tb = 0;
+    m.M = l->out;
+    m.N = Fp;
+    m.K = Mg;
+    m.A = n->dtmpb;
+    m.lda = l->out;
+    m.B = n->xin16[g];
+    m.ldb = Fp;
+    m.D = n->dtmpf;
+    m.ddt = TGC_F32;
+    m.ldd = Fp;
+    m.alpha = 1.f;
+    m.epi = TGC_EPI_BGRAD;
+    m.bgrad = l->gb;
+    if (PROF(n, PR_GEMM_WGRAD, tgc_gemm_run(n->gemm, n->st, &m)))
+        return -1;
+    CU_CHECK(cudaMemcpy2DAsync(l->gw, F * sizeof(float), n->dtmpf, Fp * sizeof(float),
+                               F * sizeof(float), l->out, cudaMemcpyDeviceToDevice, n->st));
+    return 0;
+}
+
 /* dx[M, in] (+)= dy[M, out] W */
 static int dgrad(cuda_net *n, const dlin *l, const bf16 *dy, long lddy, long M, void *dx, int dt,
                  long lddx, float beta)
@@ -513,6 +582,29 @@ static int dgrad(cuda_net *n, const dlin *l, const bf16 *dy, long lddy, long M, 
     return PROF(n, PR_GEMM_DGRAD, tgc_gemm_run(n->gemm, n->st, &m));
 }
 
+/* dx[M, in] = (dy[M, out] W) * gelu'(pre): the MLP's data gradient through its GELU, the
+ * derivative applied in the GEMM's epilogue (dx, pre bf16, dense) */
+static int dgrad_gelu(cuda_net *n, const dlin *l, const bf16 *dy, long lddy, long M, bf16 *dx,
+                      bf16 *pre)
+{
+    tgc_mm m;
+    memset(&m, 0, sizeof m);
+    m.M = M;
+    m.N = l->in;
+    m.K = l->out;
+    m.A = dy;
+    m.lda = lddy;
+    m.B = l->w16;
+    m.ldb = l->in;
+    m.D = dx;
+    m.ddt = TGC_BF16;
+    m.ldd = l->in;
+    m.alpha = 1.f;
+    m.epi = TGC_EPI_DGELU;
+    m.aux = pre;
+    return PROF(n, PR_GEMM_DGRAD, tgc_gemm_run(n->gemm, n->st, &m));
+}
+
 /* ------------------------------------------------------------------ attention dispatch */
 
 static void attn_shape(const dblock *d, int N, int Lx, int Ly, tgc_attn_shape *s)
@@ -525,11 +617,11 @@ static void attn_shape(const dblock *d, int N, int Lx, int Ly, tgc_attn_shape *s
     s->D = d->D;
     s->kv_div = 1;
     s->causal = d->causal;
-    s->sq = (long)Lx * d->inner;
-    s->ldq = d->inner;
-    s->sk = (long)Ly * d->inner;
-    s->ldk = d->inner;
-    s->so = s->sq;
+    s->sq = (long)Lx * d->ldq;
+    s->ldq = d->ldq;
+    s->sk = (long)Ly * d->ldk;
+    s->ldk = d->ldk;
+    s->so = (long)Lx * d->inner;
     s->ldo = d->inner;
     s->scale = 1.f / sqrtf((float)d->D);
 }
@@ -552,17 +644,18 @@ static int attn_fwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv)
     return PROF(n, PR_ATTN_FWD, tgc_attn_fwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
 }
 
-static int attn_bwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv)
+static int attn_bwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv, bf16 *dq, bf16 *dk,
+                    bf16 *dv)
 {
     if (n->attn_mode == TGC_ATTN_GEMM)
         return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v,
-                                                       sv->P, n->da, n->dq, n->dk, n->dv,
+                                                       sv->P, n->da, dq, dk, dv,
                                                        n->ascratch));
     if (tgc_attn_short_ok(s))
-        return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_short(n->st, s, sv->q, sv->k, sv->v, n->da,
-                                                        sv->lse, n->dq, n->dk, n->dv));
+        return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_short(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
+                                                        sv->lse, dq, dk, dv));
     return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
-                                                   sv->lse, n->delta, n->dq, n->dk, n->dv));
+                                                   sv->lse, n->delta, dq, dk, dv));
 }
 
 /* ------------------------------------------------------------------ block forward / backward */
@@ -580,9 +673,9 @@ static int block_fwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, in
         PROF(n, PR_LN, tgc_layernorm_fwd(st, y, d->cy, d->ny.w, d->ny.b, sv->yn, TGC_BF16, d->cy, sv->my, sv->ry,
                           My, d->cy)))
         return -1;
-    if (linear(n, &d->q, sv->xn, d->cx, M, sv->q, TGC_BF16, d->inner, 0.f, NULL) ||
-        linear(n, &d->k, sv->yn, d->cy, My, sv->k, TGC_BF16, d->inner, 0.f, NULL) ||
-        linear(n, &d->v, sv->yn, d->cy, My, sv->v, TGC_BF16, d->inner, 0.f, NULL))
+    if (d->cross ? linear(n, &d->q, sv->xn, d->cx, M, sv->q, TGC_BF16, d->ldq, 0.f, NULL) ||
+                       linear(n, &d->kv, sv->yn, d->cy, My, sv->k, TGC_BF16, d->ldk, 0.f, NULL)
+                 : linear(n, &d->qkv, sv->xn, d->cx, M, sv->q, TGC_BF16, d->ldq, 0.f, NULL))
         return -1;
     tgc_attn_shape s;
     attn_shape(d, N, Lx, Ly, &s);
@@ -608,8 +701,7 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
     /* MLP (n->dxb: bf16 copy of n->DX, made here unless the producer of DX wrote it) */
     if ((!dxb_ready && PROF(n, PR_ELEM, tgc_f2bf(st, n->DX, n->dxb, M * d->cx))) ||
         wgrad(n, &d->m2, n->dxb, d->cx, sv->act, d->wc, M) ||
-        dgrad(n, &d->m2, n->dxb, d->cx, M, n->dact, TGC_BF16, d->wc, 0.f) ||
-        PROF(n, PR_ELEM, tgc_gelu_bwd(st, n->dact, sv->pre, M * d->wc)) ||
+        dgrad_gelu(n, &d->m2, n->dxb, d->cx, M, n->dact, sv->pre) ||
         wgrad(n, &d->m1, n->dact, d->wc, sv->hn, d->cx, M) ||
         dgrad(n, &d->m1, n->dact, d->wc, M, n->dh, TGC_F32, d->cx, 0.f) ||
         PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xmid, d->cx, d->nm.w, sv->mm, sv->rm, n->dh, d->cx, n->DX, d->cx,
@@ -621,22 +713,23 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
         return -1;
     tgc_attn_shape s;
     attn_shape(d, N, Lx, Ly, &s);
-    if (attn_bwd(n, &s, sv))
-        return -1;
-    if (wgrad(n, &d->q, n->dq, d->inner, sv->xn, d->cx, M) ||
-        wgrad(n, &d->k, n->dk, d->inner, sv->yn, d->cy, My) ||
-        wgrad(n, &d->v, n->dv, d->inner, sv->yn, d->cy, My) ||
-        dgrad(n, &d->q, n->dq, d->inner, M, n->dxn, TGC_F32, d->cx, 0.f))
+    /* dq, dk, dv laid out like q, k, v: one weight- and one data-gradient GEMM for the fused
+     * projections */
+    bf16 *dq = n->dqkv, *dk = d->cross ? n->dqkv + M * d->ldq : n->dqkv + d->inner;
+    bf16 *dv = dk + d->inner;
+    if (attn_bwd(n, &s, sv, dq, dk, dv))
         return -1;
     if (d->cross) {
-        if (dgrad(n, &d->k, n->dk, d->inner, My, n->dyn, TGC_F32, d->cy, 0.f) ||
-            dgrad(n, &d->v, n->dv, d->inner, My, n->dyn, TGC_F32, d->cy, 1.f) ||
+        if (wgrad(n, &d->q, dq, d->ldq, sv->xn, d->cx, M) ||
+            wgrad(n, &d->kv, dk, d->ldk, sv->yn, d->cy, My) ||
+            dgrad(n, &d->q, dq, d->ldq, M, n->dxn, TGC_F32, d->cx, 0.f) ||
+            dgrad(n, &d->kv, dk, d->ldk, My, n->dyn, TGC_F32, d->cy, 0.f) ||
             PROF(n, PR_LN, tgc_layernorm_bwd(st, y, d->cy, d->ny.w, sv->my, sv->ry, n->dyn, d->cy, dy, d->cy, 1,
                               NULL, d->ny.gw, d->ny.gb, My, d->cy)))
             return -1;
     } else {
-        if (dgrad(n, &d->k, n->dk, d->inner, M, n->dxn, TGC_F32, d->cx, 1.f) ||
-            dgrad(n, &d->v, n->dv, d->inner, M, n->dxn, TGC_F32, d->cx, 1.f))
+        if (wgrad(n, &d->qkv, dq, d->ldq, sv->xn, d->cx, M) ||
+            dgrad(n, &d->qkv, dq, d->ldq, M, n->dxn, TGC_F32, d->cx, 0.f))
             return -1;
     }
     return PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xin, d->cx, d->nx.w, sv->mx, sv->rx, n->dxn, d->cx, n->DX,
@@ -661,12 +754,12 @@ static int upload_inputs(cuda_net *n, const float *tensors, const float *scalars
 static int torso_fwd(cuda_net *n, int B)
 {
     const tg_net_config *c = &n->cfg;
-    int S = c->S, F = S * c->T + 1;
+    int S = c->S, F = S * c->T + 1, Fp = (F + 7) & ~7;
     long Mg = (long)B * S * S;
     for (int g = 0; g < 3; g++) {
         if (PROF(n, PR_ELEM, tgc_torso_input(n->st, n->d_tens, n->d_scal, B, S, c->T, c->n_scalars, g,
-                            n->sp[g].w32, n->sp[g].b32, n->xin16[g])) ||
-            linear(n, &n->inp[g], n->xin16[g], F, Mg, n->dense, TGC_F32, c->c, 0.f, NULL) ||
+                            n->sp[g].w32, n->sp[g].b32, n->xin16[g], Fp)) ||
+            linear(n, &n->inp[g], n->xin16[g], Fp, Mg, n->dense, TGC_F32, c->c, 0.f, NULL) ||
             PROF(n, PR_ELEM, tgc_grid_copy(n->st, n->G, n->dense, B, S, c->c, g, 1)))
             return -1;
     }
@@ -808,7 +901,7 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
     for (int g = 0; g < 3; g++) {
         if (PROF(n, PR_ELEM, tgc_grid_copy(st, n->dG, n->dense, B, S, c->c, g, 0)) ||
             PROF(n, PR_ELEM, tgc_f2bf(st, n->dense, n->dtmpb, Mg * c->c)) ||
-            wgrad(n, &n->inp[g], n->dtmpb, c->c, n->xin16[g], F, Mg) ||
+            wgrad_inproj(n, g, Mg) ||
             dgrad(n, &n->inp[g], n->dtmpb, c->c, Mg, n->dxin[g], TGC_F32, F, 0.f) ||
             tgc_scalar_grad(st, n->dxin[g], F, n->d_scal, B, S * S, c->n_scalars, n->sp[g].gw,
                             n->sp[g].gb))
@@ -855,8 +948,8 @@ static int dec_carve(cuda_net *n, arena *a, decbuf *db, long N, long R)
     for (int l = 0; l < c->p_layers; l++) {
         db->kc[l] = TAKE(a, bf16, R * L * inner);
         db->vc[l] = TAKE(a, bf16, R * L * inner);
-        db->ck[l] = TAKE(a, bf16, E * inner);
-        db->cv[l] = TAKE(a, bf16, E * inner);
+        db->ck[l] = TAKE(a, bf16, E * 2 * inner); /* k and v interleaved: one fused GEMM */
+        db->cv[l] = db->ck[l] + inner;
     }
     return 0;
 }
@@ -895,7 +988,8 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
     } else {
         s.Ly = 3 * S * S;
         s.kv_div = K;
-        s.sk = (long)s.Ly * d->inner;
+        s.ldk = d->ldk;
+        s.sk = (long)s.Ly * d->ldk;
         kk = db->ck[layer];
         vv = db->cv[layer];
     }
@@ -932,8 +1026,7 @@ static int decode(cuda_net *n, const float *tensors, const float *scalars, int N
         const dblock *d = &n->policy[2 * l + 1];
         if (PROF(n, PR_LN, tgc_layernorm_fwd(st, n->G, d->cy, d->ny.w, d->ny.b, db->xn, TGC_BF16, d->cy, NULL,
                               NULL, E, d->cy)) ||
-            linear(n, &d->k, db->xn, d->cy, E, db->ck[l], TGC_BF16, d->inner, 0.f, NULL) ||
-            linear(n, &d->v, db->xn, d->cy, E, db->cv[l], TGC_BF16, d->inner, 0.f, NULL))
+            linear(n, &d->kv, db->xn, d->cy, E, db->ck[l], TGC_BF16, d->ldk, 0.f, NULL))
             return -1;
     }
     CU_CHECK(cudaMemsetAsync(db->logp, 0, sizeof(float) * R, st));
@@ -1015,6 +1108,79 @@ static int dec_prepare(cuda_net *n, long N, long R, decbuf *db)
 static void cn_destroy(void *impl);
 static int cn_set_params(void *impl, const float *src);
 
+static int tensor_at(const tg_params *t, size_t off)
+{
+    int lo = 0, hi = t->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (t->p[mid].offset == off)
+            return mid;
+        if (t->p[mid].offset < off)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Device offsets of every tensor (each run 128-float aligned). Each attention block's q, k, v
+ * weights go back to back, and so do their biases, so that the fused projections (dblock.qkv,
+ * .kv) are single Linears; every other tensor keeps its own aligned slot. */
+static int param_layout(cuda_net *n)
+{
+    const tg_params *t = n->tab;
+    const tg_net_config *c = &n->cfg;
+    int nb = c->layers * 3 + c->p_layers * 2;
+    char *placed = (char *)calloc((size_t)t->n, 1);
+    int *first = (int *)malloc(sizeof(int) * (size_t)t->n);
+    if (!placed || !first) {
+        free(placed);
+        free(first);
+        return tg_fail("out of memory");
+    }
+    for (int i = 0; i < t->n; i++)
+        first[i] = -1;
+    for (int b = 0; b < nb; b++) {
+        const tg_block_off *bo = b < c->layers * 3 ? &t->lay.torso[b]
+                                                   : &t->lay.policy[b - c->layers * 3];
+        int iq = tensor_at(t, bo->q.w);
+        if (iq < 0 || tensor_at(t, bo->k.w) < 0 || tensor_at(t, bo->v.w) < 0 ||
+            tensor_at(t, bo->q.b) < 0 || tensor_at(t, bo->k.b) < 0 || tensor_at(t, bo->v.b) < 0) {
+            free(placed);
+            free(first);
+            return tg_fail("parameter table: attention block %d not found", b);
+        }
+        first[iq] = b;
+    }
+    n->dtotal = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (placed[i])
+            continue;
+        if (first[i] < 0) {
+            n->doff[i] = n->dtotal;
+            n->dtotal += (t->p[i].size + 127) & ~(size_t)127;
+            placed[i] = 1;
+            continue;
+        }
+        int b = first[i];
+        const tg_block_off *bo = b < c->layers * 3 ? &t->lay.torso[b]
+                                                   : &t->lay.policy[b - c->layers * 3];
+        const tg_lin_off *ls[3] = {&bo->q, &bo->k, &bo->v};
+        for (int part = 0; part < 2; part++) { /* weights, then biases */
+            for (int j = 0; j < 3; j++) {
+                int ti = tensor_at(t, part ? ls[j]->b : ls[j]->w);
+                n->doff[ti] = n->dtotal;
+                n->dtotal += t->p[ti].size;
+                placed[ti] = 1;
+            }
+            n->dtotal = (n->dtotal + 127) & ~(size_t)127;
+        }
+    }
+    free(placed);
+    free(first);
+    return 0;
+}
+
 static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_t seed)
 {
     (void)threads;
@@ -1052,17 +1218,15 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
             }
     }
     n->gemm = tgc_gemm_new((size_t)64 << 20);
-    if (!n->gemm)
+    if (!n->gemm || (n->prof && tgc_gemm_set_profile(n->gemm, 1)))
         goto fail;
     if (n->attn_mode == TGC_ATTN_CUDNN && !(n->sdpa = tgc_sdpa_new()))
         goto fail;
     /* aligned parameter layout */
     n->doff = (size_t *)calloc((size_t)tab->n, sizeof(size_t));
     NET_CHECK_ALLOC(n->doff);
-    for (int i = 0; i < tab->n; i++) {
-        n->doff[i] = n->dtotal;
-        n->dtotal += (tab->p[i].size + 127) & ~(size_t)127;
-    }
+    if (param_layout(n))
+        goto fail;
     if (cudaMalloc(&n->p32, n->dtotal * 4) || cudaMalloc(&n->grad, n->dtotal * 4) ||
         cudaMalloc(&n->m, n->dtotal * 4) || cudaMalloc(&n->v, n->dtotal * 4) ||
         cudaMalloc(&n->p16, n->dtotal * 2) || cudaMalloc(&n->decay, n->dtotal)) {
@@ -1191,6 +1355,7 @@ static int to_host(cuda_net *n, float *dst, const float *src)
 static int cn_set_params(void *impl, const float *src)
 {
     cuda_net *n = (cuda_net *)impl;
+    prof_enter(n, -1);
     if (to_dev(n, n->p32, src) || PROF(n, PR_ELEM, tgc_f2bf(n->st, n->p32, n->p16, (long)n->dtotal)))
         return -1;
     return sync_net(n);
@@ -1244,6 +1409,7 @@ static int cn_loss_grad(void *impl, const tg_opt_config *opt, const tg_batch_vie
                         tg_losses *loss, float *grads)
 {
     cuda_net *n = (cuda_net *)impl;
+    prof_enter(n, -1);
     if (forward_all(n, b) || backward_all(n, b, opt->value_weight))
         return -1;
     if (read_losses(n, b->B, opt->value_weight, loss, NULL))
@@ -1257,7 +1423,7 @@ static int cn_train_step(void *impl, const tg_opt_config *opt, const tg_batch_vi
                          tg_train_stats *out)
 {
     cuda_net *n = (cuda_net *)impl;
-    n->prof_phase = 0;
+    prof_enter(n, 0);
     if (forward_all(n, b) || backward_all(n, b, opt->value_weight))
         return -1;
     if (PROF(n, PR_OPT, tgc_sumsq(n->st, n->grad, (long)n->dtotal, &n->red[2])))
@@ -1312,7 +1478,7 @@ static int cn_sample(void *impl, const float *tensors, const float *scalars, int
     int L = c->n_steps;
     long R = (long)N * K;
     float *u = (float *)uniforms, *own = NULL;
-    n->prof_phase = 1;
+    prof_enter(n, 1);
     if (!u) { /* the CPU backend's streams: position i draws from stream i */
         own = (float *)malloc(sizeof(float) * R * L);
         if (!own)
@@ -1399,7 +1565,7 @@ static int cn_greedy(void *impl, const float *tensors, const float *scalars, int
     const tg_net_config *c = &n->cfg;
     decbuf db;
     memset(&db, 0, sizeof db);
-    n->prof_phase = 1;
+    prof_enter(n, 2);
     if (dec_prepare(n, N, N, &db) ||
         decode(n, tensors, scalars, N, 1, 1.f, NULL, &db, n->quant))
         return -1;

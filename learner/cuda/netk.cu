@@ -21,23 +21,22 @@ static unsigned gridn(long n)
 /* Row (x, y) of grid g, feature (f, t): g0 = T[t][x][y][f], g1 = T[t][y][f][x],
  * g2 = T[t][f][x][y]; the last feature is scalar_proj[g](scalars)[x S + y]. */
 __global__ void k_torso_input(const float *tens, const float *scal, int B, int S, int T, int ns,
-                              int g, const float *wsp, const float *bsp, bf16 *out)
+                              int g, const float *wsp, const float *bsp, bf16 *out, int ldo)
 {
-    int F = S * T + 1;
-    long total = (long)B * S * S * F;
+    long total = (long)B * S * S * ldo;
     GRID_STRIDE(idx, total)
     {
-        int f = (int)(idx % F);
-        long row = idx / F;
+        int f = (int)(idx % ldo);
+        long row = idx / ldo;
         int y = (int)(row % S), x = (int)((row / S) % S);
         long b = row / ((long)S * S);
-        float val;
+        float val = 0.f; /* padding columns f >= F stay zero */
         if (f == S * T) {
             int r = x * S + y;
             val = bsp[r];
             for (int k = 0; k < ns; k++)
                 val += wsp[r * ns + k] * scal[b * ns + k];
-        } else {
+        } else if (f < S * T) {
             int ff = f / T, t = f % T;
             int i0, i1, i2;
             if (g == 0) { i0 = x; i1 = y; i2 = ff; }
@@ -50,10 +49,12 @@ __global__ void k_torso_input(const float *tens, const float *scal, int B, int S
 }
 
 int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B, int S, int T,
-                    int ns, int g, const float *wsp, const float *bsp, bf16 *out)
+                    int ns, int g, const float *wsp, const float *bsp, bf16 *out, int ldo)
 {
-    long total = (long)B * S * S * (S * T + 1);
-    k_torso_input<<<gridn(total), 256, 0, st>>>(tens, scal, B, S, T, ns, g, wsp, bsp, out);
+    if (ldo < S * T + 1)
+        return tg_fail("torso input: row stride %d < %d features", ldo, S * T + 1);
+    long total = (long)B * S * S * ldo;
+    k_torso_input<<<gridn(total), 256, 0, st>>>(tens, scal, B, S, T, ns, g, wsp, bsp, out, ldo);
     CU_LAUNCH_CHECK();
     return 0;
 }

@@ -4,8 +4,10 @@
 
 #include "learner/cuda/cu_common.h"
 
+/* out [B S S, ldo] bf16: the S T + 1 input features of grid g, zero in columns up to ldo (a
+ * multiple of 8 keeps the input projection's GEMMs on aligned, fast kernels) */
 int tgc_torso_input(cudaStream_t st, const float *tens, const float *scal, int B, int S, int T,
-                    int ns, int g, const float *wsp, const float *bsp, bf16 *out);
+                    int ns, int g, const float *wsp, const float *bsp, bf16 *out, int ldo);
 int tgc_grid_copy(cudaStream_t st, float *G, float *dense, int B, int S, int c, int g,
                   int to_grid);
 int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir);
