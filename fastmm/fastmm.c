@@ -32,7 +32,8 @@ int fastmm_prec_parse(const char *s, fastmm_prec *out)
 fastmm_opts fastmm_opts_default(void)
 {
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
-                     .prec = FASTMM_FP32, .workspace = 0, .panels = 0};
+                     .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
+                     .gemm_search = 4};
     return o;
 }
 

@@ -17,6 +17,7 @@
 #define TG_FASTMM_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -48,9 +49,14 @@ typedef struct fastmm_opts {
      * overlap the block products of the next (0 = automatic: the tuned choice for the shape, see
      * fastmm_tune_cuda, else 1). Panels change the products' shapes, hence cuBLAS's kernels. */
     int panels;
+    /* CUDA path, fp32: while tuning, time the block products' GEMM with cuBLAS's default choice
+     * and with up to this many of cuBLASLt's heuristic candidates, and keep the fastest per
+     * product shape (0 = always cuBLAS's default). */
+    int gemm_search;
 } fastmm_opts;
 
-/* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0. */
+/* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
+ * gemm_search 4. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -140,9 +146,27 @@ int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, con
  * products per candidate; synchronizes. */
 int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);
-/* The baseline: one cuBLAS GEMM in the given precision (FP32: pedantic SGEMM). */
+/* The baseline: one cuBLAS GEMM in the given precision (FP32: pedantic SGEMM), cuBLAS's
+ * default kernel choice. */
 int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K,
                            const void *A, long lda, const void *B, long ldb, float *C, long ldc);
+/* The same GEMM with the kernel chosen by measurement (fp32 only; other precisions: as
+ * fastmm_gemm_cuda_plain): on the first call for a shape, cuBLAS's default and up to `search`
+ * cuBLASLt heuristic candidates are timed (synchronizes) and the fastest is kept in the
+ * context. For judging how much of a speedup is only kernel selection. */
+int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, long K,
+                          const void *A, long lda, const void *B, long ldb, float *C, long ldc);
+/* Prints the GEMM kernel searches done since the last call (shape, default and best time,
+ * which won), one line each, indented by `indent`. */
+void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);
+/* Times the phases of one product with the plan's levels for this shape, one row panel, all
+ * terms in one chunk: ms[0..3] = combine A, combine B, block products, combine C; bytes[0..3]
+ * the DRAM traffic the combinations cannot avoid (inputs read once + outputs written once) and,
+ * for [2], the products' floating-point operations. Synchronizes. -1 with a message if the
+ * shape needs several chunks or the plan uses plain GEMM there. */
+int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                       long lda, const void *B, long ldb, float *C, long ldc, double ms[4],
+                       double bytes[4]);
 /* Device helpers for benchmarks and tests: fp32 -> bf16 conversion, fp64 reference GEMM of fp32
  * (or bf16-valued, when bf16 != 0) inputs, and max |C - R| / max |R| computed on the device. */
 int fastmm_cuda_fill_normal(fastmm_cuda *c, float *x, size_t n, uint64_t seed); /* N(0,1) */

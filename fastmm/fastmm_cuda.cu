@@ -8,11 +8,13 @@
 //   4. combine C: every M_r read once, every C block written once (accumulated after chunk 1).
 // A combination kernel stages a tile of every input block in shared memory, then computes every
 // output of the tile from there: DRAM traffic is (inputs + outputs) blocks, not nnz blocks.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 extern "C" {
@@ -36,6 +38,33 @@ extern "C" {
 
 #define MAX_PANELS 16
 
+// GEMM kernel selection (fp32): cuBLAS's default heuristic picks one kernel per shape, and for
+// the block products' shapes it is not always the fastest; at tuning time the default and a few
+// of cuBLASLt's heuristic candidates are timed on the real operands, the fastest is kept.
+#define LT_MAX_CAND 8
+#define LT_CACHE 256
+#define LT_WS ((size_t)64 << 20) // split-K candidates need workspace
+
+// One GEMM shape: row-major C (M x N) = A (M x K) B (K x N), `batch` of them with strides, and
+// the operands' alignments (a kernel may need more than 4 bytes).
+struct lt_key {
+    long M, N, K, lda, ldb, ldc, sA, sB, sC, batch;
+    long alA, alB, alC;
+};
+
+struct lt_entry {
+    lt_key k;
+    int use_lt;   // 0: cuBLAS's default (cublasSgemm*) was the fastest
+    int ncand;    // candidates timed, the default included
+    int pick;     // index of the fastest among cuBLASLt's candidates (-1: the default)
+    int pedantic; // cuBLASLt compute type: CUBLAS_COMPUTE_32F_PEDANTIC (1) or _32F (0)
+    int reported;
+    float t_default, t_best; // ms, one timed run each after a warm-up
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
+
 struct fastmm_cuda {
     cublasHandle_t h;
     cudaStream_t s;  // the caller's view: block products run here
@@ -43,7 +72,19 @@ struct fastmm_cuda {
     cudaEvent_t ev[2 * MAX_PANELS + 2];
     void *ws;
     size_t ws_size;
+    // kernel selection: created on the first search
+    cublasLtHandle_t lt;
+    void *lt_ws;
+    lt_entry *lte;
+    int nlte;
+    int search; // candidates to time for shapes not seen yet (set by tuning), 0 = none
+    // phase timing (fastmm_cuda_phases)
+    cudaEvent_t tev[5];
+    int prof;
+    double prof_bytes[4];
 };
+
+static void lt_entry_release(lt_entry *e);
 
 // Device copy of a level's three maps (one allocation).
 struct dev_level {
@@ -307,6 +348,7 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
     for (int i = 0; e == cudaSuccess && i < 2 * MAX_PANELS + 2; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
+    for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
     if (e != cudaSuccess) {
         tg_fail("fastmm: cudaStreamCreate: %s", cudaGetErrorString(e));
         free(c); // the process is in no state to use CUDA further; leaking is harmless
@@ -330,7 +372,12 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaStreamSynchronize(c->s2);
     cudaFree(c->ws);
     cublasDestroy(c->h);
+    for (int i = 0; i < c->nlte; i++) lt_entry_release(&c->lte[i]);
+    free(c->lte);
+    if (c->lt) cublasLtDestroy(c->lt);
+    cudaFree(c->lt_ws);
     for (int i = 0; i < 2 * MAX_PANELS + 2; i++) cudaEventDestroy(c->ev[i]);
+    for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
     cudaStreamDestroy(c->s2);
     cudaStreamDestroy(c->s);
     free(c);
@@ -359,13 +406,215 @@ static int ws_reserve(fastmm_cuda *c, size_t bytes)
     return 0;
 }
 
-// Row-major C (M x N) = A (M x K) B (K x N), batched over `batch` with strides, as column-major
-// C^T = B^T A^T.
-static int gemm(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K, const void *A,
-                long lda, long sA, const void *B, long ldb, long sB, float *C, long ldc, long sC,
-                int batch)
+// ---- GEMM kernel selection ----
+
+static void lt_entry_release(lt_entry *e)
+{
+    if (e->desc) cublasLtMatmulDescDestroy(e->desc);
+    if (e->la) cublasLtMatrixLayoutDestroy(e->la);
+    if (e->lb) cublasLtMatrixLayoutDestroy(e->lb);
+    if (e->lc) cublasLtMatrixLayoutDestroy(e->lc);
+    e->desc = NULL;
+    e->la = e->lb = e->lc = NULL;
+}
+
+static lt_entry *lt_find(fastmm_cuda *c, const lt_key *k)
+{
+    for (int i = 0; i < c->nlte; i++)
+        if (!memcmp(&c->lte[i].k, k, sizeof *k)) return &c->lte[i];
+    return NULL;
+}
+
+// cuBLASLt descriptors of the shape (column-major view C^T = B^T A^T); 0, or -1 if refused.
+static int lt_describe(lt_entry *e, cublasComputeType_t ct)
+{
+    const lt_key *k = &e->k;
+    if (cublasLtMatmulDescCreate(&e->desc, ct, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&e->la, CUDA_R_32F, k->N, k->K, k->ldb) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&e->lb, CUDA_R_32F, k->K, k->M, k->lda) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&e->lc, CUDA_R_32F, k->N, k->M, k->ldc) !=
+            CUBLAS_STATUS_SUCCESS)
+        return -1;
+    if (k->batch > 1) {
+        int32_t bc = (int32_t)k->batch;
+        int64_t st[3] = {k->sB, k->sA, k->sC};
+        cublasLtMatrixLayout_t l[3] = {e->la, e->lb, e->lc};
+        for (int i = 0; i < 3; i++)
+            if (cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc,
+                                                 sizeof bc) != CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                 &st[i], sizeof st[i]) != CUBLAS_STATUS_SUCCESS)
+                return -1;
+    }
+    return 0;
+}
+
+static cublasStatus_t lt_exec(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
+                              const float *A, const float *B, float *C)
 {
     const float one = 1.0f, zero = 0.0f;
+    return cublasLtMatmul(c->lt, e->desc, &one, B, e->la, A, e->lb, &zero, C, e->lc, C, e->lc,
+                          algo, c->lt_ws, LT_WS, c->s);
+}
+
+static cublasStatus_t sgemm_default(fastmm_cuda *c, const lt_key *k, const float *A,
+                                    const float *B, float *C)
+{
+    const float one = 1.0f, zero = 0.0f;
+    cublasStatus_t st = cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (k->batch == 1)
+        return cublasSgemm(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)k->N, (int)k->M, (int)k->K, &one,
+                           B, (int)k->ldb, A, (int)k->lda, &zero, C, (int)k->ldc);
+    return cublasSgemmStridedBatched(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)k->N, (int)k->M,
+                                     (int)k->K, &one, B, (int)k->ldb, k->sB, A, (int)k->lda,
+                                     k->sA, &zero, C, (int)k->ldc, k->sC, (int)k->batch);
+}
+
+// Times one candidate (NULL: cuBLAS's default) on stream s: a warm-up run, then one timed run.
+// Returns 0, 1 if the candidate refused to run, -1 on a CUDA error.
+static int lt_time(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
+                   const float *A, const float *B, float *C, float *ms)
+{
+    for (int r = 0; r < 2; r++) {
+        if (r == 1) CK(cudaEventRecord(c->tev[0], c->s));
+        cublasStatus_t st = algo ? lt_exec(c, e, algo, A, B, C) : sgemm_default(c, &e->k, A, B, C);
+        if (st != CUBLAS_STATUS_SUCCESS) return 1;
+    }
+    CK(cudaEventRecord(c->tev[1], c->s));
+    CK(cudaEventSynchronize(c->tev[1]));
+    CK(cudaEventElapsedTime(ms, c->tev[0], c->tev[1]));
+    return 0;
+}
+
+// Times cuBLAS's default and up to ncand cuBLASLt candidates for the shape on the given operands
+// (C is overwritten) and remembers the fastest in the context.
+static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const float *A, const float *B,
+                     float *C)
+{
+    if (!c->lt) {
+        if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
+            c->lt = NULL;
+            return tg_fail("fastmm: cublasLtCreate failed");
+        }
+        if (cudaMalloc(&c->lt_ws, LT_WS) != cudaSuccess) {
+            cudaGetLastError();
+            c->lt_ws = NULL;
+            return tg_fail("fastmm: cannot allocate the GEMM workspace");
+        }
+        c->lte = (lt_entry *)calloc(LT_CACHE, sizeof(lt_entry));
+        if (!c->lte) return tg_fail("out of memory");
+    }
+    if (c->nlte == LT_CACHE) { // shapes changed wholesale: start over
+        for (int i = 0; i < c->nlte; i++) lt_entry_release(&c->lte[i]);
+        c->nlte = 0;
+    }
+    if (ncand > LT_MAX_CAND) ncand = LT_MAX_CAND;
+    lt_entry *e = &c->lte[c->nlte];
+    memset(e, 0, sizeof *e);
+    e->k = *k;
+    cublasLtMatmulHeuristicResult_t res[LT_MAX_CAND];
+    int found = 0;
+    // pedantic fp32 like the baseline; plain fp32 compute (also no TF32) if Lt has none
+    for (int ped = 1; ped >= 0 && found == 0; ped--) {
+        lt_entry_release(e);
+        e->pedantic = ped;
+        if (lt_describe(e, ped ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F)) continue;
+        cublasLtMatmulPreference_t pref;
+        if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) continue;
+        uint64_t ws = LT_WS;
+        uint32_t al[3] = {(uint32_t)k->alB, (uint32_t)k->alA, (uint32_t)k->alC}; // Lt's A is our B
+        if (cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &ws, sizeof ws) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                 &al[0], sizeof al[0]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                 &al[1], sizeof al[1]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                 &al[2], sizeof al[2]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                 &al[2], sizeof al[2]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoGetHeuristic(c->lt, e->desc, e->la, e->lb, e->lc, e->lc, pref,
+                                           ncand, res, &found) != CUBLAS_STATUS_SUCCESS)
+            found = 0;
+        cublasLtMatmulPreferenceDestroy(pref);
+    }
+    float best = 1e30f;
+    e->pick = -1;
+    for (int i = -1; i < found; i++) {
+        if (i >= 0 && res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        float ms;
+        int r = lt_time(c, e, i < 0 ? NULL : &res[i].algo, A, B, C, &ms);
+        if (r < 0) return -1;
+        if (r > 0 && i < 0) return tg_fail("fastmm: cuBLAS SGEMM refused the shape");
+        if (r > 0) continue;
+        e->ncand++;
+        if (i < 0) e->t_default = ms;
+        if (ms < best) {
+            best = ms;
+            e->pick = i;
+            if (i >= 0) e->algo = res[i].algo;
+        }
+    }
+    e->t_best = best;
+    e->use_lt = e->pick >= 0;
+    if (!e->use_lt) lt_entry_release(e);
+    c->nlte++;
+    return 0;
+}
+
+extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent)
+{
+    for (int i = 0; i < c->nlte; i++) {
+        lt_entry *e = &c->lte[i];
+        if (e->reported) continue;
+        e->reported = 1;
+        fprintf(f, "%sGEMM %ldx%ldx%ld x%ld: default %.2f ms, best %.2f ms (%+.1f%%): %s", indent,
+                e->k.M, e->k.N, e->k.K, e->k.batch, e->t_default, e->t_best,
+                100.0 * e->t_default / e->t_best - 100.0,
+                e->use_lt ? "cuBLASLt candidate" : "cuBLAS default");
+        if (e->use_lt) fprintf(f, " %d of %d (%s)", e->pick + 1, e->ncand - 1,
+                               e->pedantic ? "32F_PEDANTIC" : "32F");
+        else fprintf(f, " (%d Lt candidates)", e->ncand - 1);
+        fputc('\n', f);
+    }
+}
+
+// Alignment in bytes (up to 256) that every matrix of a strided batch has.
+static long align_of(const void *p, long stride_elems)
+{
+    uintptr_t a = (uintptr_t)p | (uintptr_t)(stride_elems * 4) | 256;
+    return (long)(a & (~a + 1));
+}
+
+// Row-major C (M x N) = A (M x K) B (K x N), batched over `batch` with strides, as column-major
+// C^T = B^T A^T. search (fp32 only): -1 cuBLAS's default kernel; 0 the kernel found fastest for
+// the shape if one was searched, else the default; n > 0 also search with n candidates now.
+static int gemm(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, long K,
+                const void *A, long lda, long sA, const void *B, long ldb, long sB, float *C,
+                long ldc, long sC, int batch)
+{
+    const float one = 1.0f, zero = 0.0f;
+    if (prec == FASTMM_FP32 && search >= 0) {
+        lt_key k;
+        memset(&k, 0, sizeof k);
+        k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc, k.batch = batch;
+        if (batch > 1) k.sA = sA, k.sB = sB, k.sC = sC;
+        k.alA = align_of(A, batch > 1 ? sA : 0);
+        k.alB = align_of(B, batch > 1 ? sB : 0);
+        k.alC = align_of(C, batch > 1 ? sC : 0);
+        lt_entry *e = c->lte ? lt_find(c, &k) : NULL;
+        if (!e && search > 0) {
+            if (lt_search(c, &k, search, (const float *)A, (const float *)B, C)) return -1;
+            e = lt_find(c, &k);
+        }
+        if (e && e->use_lt) {
+            CB(lt_exec(c, e, &e->algo, (const float *)A, (const float *)B, C));
+            return 0;
+        }
+    }
     if (prec == FASTMM_FP32) {
         CB(cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH));
         if (batch == 1)
@@ -394,7 +643,16 @@ extern "C" int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, 
 {
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
-    return gemm(c, prec, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, 0, 1);
+    return gemm(c, prec, -1, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, 0, 1);
+}
+
+extern "C" int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int search, long M,
+                                     long N, long K, const void *A, long lda, const void *B,
+                                     long ldb, float *C, long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
+    return gemm(c, prec, search > 0 ? search : 0, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, 0, 1);
 }
 
 template <typename Ts>
@@ -427,6 +685,8 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // balance the chunks (7 terms in chunks of 4 + 3, not 6 + 1)
     long nch = (R + chunk - 1) / chunk;
     chunk = (R + nch - 1) / nch;
+    if (c->prof && (nch != 1 || panels != 1))
+        return tg_fail("fastmm: phase timing needs one chunk of terms and one panel");
     if (ws_reserve(c, per * chunk)) return -1;
     Ts *S = (Ts *)c->ws;
     Ts *T = (Ts *)((char *)c->ws + sS * esz * chunk);
@@ -450,6 +710,14 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // s2 starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
     CK(cudaStreamWaitEvent(c->s2, start, 0));
+    int search = p->opts.gemm_search > 0 ? c->search : -1;
+    if (c->prof) { // one chunk, one panel: the phases run one after the other
+        CK(cudaEventRecord(c->tev[0], c->s2));
+        c->prof_bytes[0] = (double)esz * ((double)M * K + (double)R * g.bm * g.bk);
+        c->prof_bytes[1] = (double)esz * ((double)K * N + (double)R * g.bk * g.bn);
+        c->prof_bytes[2] = 2.0 * R * g.bm * g.bk * g.bn;
+        c->prof_bytes[3] = 4.0 * ((double)R * g.bm * g.bn + (double)M * N);
+    }
     for (long r0 = 0; r0 < R; r0 += chunk) {
         int gc = (int)(R - r0 < chunk ? R - r0 : chunk);
         bset Sst = stack_set(S, g.bm, g.bk), Tst = stack_set(T, g.bk, g.bn);
@@ -465,6 +733,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         if (combine<Ts, Ts>(c->s2, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, d->ptr[1],
                             d->idx[1], d->val[1], 0, 0, g.bk))
             return -1;
+        if (c->prof) CK(cudaEventRecord(c->tev[1], c->s2));
         for (int q = -1; q < P; q++) {
             if (q + 1 < P) {
                 long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
@@ -472,18 +741,21 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                                     d->ptr[0], d->idx[0], d->val[0], 0, xb, xe))
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], c->s2));
+                if (c->prof) CK(cudaEventRecord(c->tev[2], c->s2));
             }
             if (q < 0) continue;
             long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
             CK(cudaStreamWaitEvent(c->s, evA[q], 0));
-            if (gemm(c, p->opts.prec, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk, (long)sS, T,
-                     g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
+            if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk, (long)sS,
+                     T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
                 return -1;
             CK(cudaEventRecord(evG[q], c->s));
+            if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
             CK(cudaStreamWaitEvent(c->s2, evG[q], 0));
             if (combine<float, float>(c->s2, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
                                       d->ptr[2], d->idx[2], d->val[2], r0 > 0, xb, xe))
                 return -1;
+            if (c->prof) CK(cudaEventRecord(c->tev[4], c->s2));
         }
     }
     CK(cudaEventRecord(end, c->s2));
@@ -550,10 +822,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             int P = p->opts.panels > 0 ? p->opts.panels : cand[j];
             if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
             float t = 1e30f;
-            for (int r = 0; r < 3; r++) { // first run warms up (workspace, kernels)
+            for (int r = 0; r < 3; r++) {
+                // first run warms up (workspace, kernels) and, fp32, picks the products' GEMM
+                // kernel for their shapes (not timed, as it measures candidates)
                 float ms;
-                if (cudaEventRecord(e0, c->s) != cudaSuccess ||
-                    gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, Ls[i], P) ||
+                c->search = r == 0 && p->opts.prec == FASTMM_FP32 ? p->opts.gemm_search : 0;
+                int bad = cudaEventRecord(e0, c->s) != cudaSuccess ||
+                          gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, Ls[i], P);
+                c->search = 0;
+                if (bad ||
                     cudaEventRecord(e1, c->s) != cudaSuccess ||
                     cudaEventSynchronize(e1) != cudaSuccess ||
                     cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
@@ -586,6 +863,35 @@ out:
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return rc;
+}
+
+extern "C" int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
+                                  const void *A, long lda, const void *B, long ldb, float *C,
+                                  long ldc, double ms[4], double bytes[4])
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
+    int L = fastmm_plan_levels(p, M, K, N);
+    if (L == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
+    for (int i = 0; i < 4; i++) ms[i] = 1e30;
+    for (int r = 0; r < 2; r++) { // the better of two runs per phase
+        c->prof = 1;
+        int rc = gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, L, 1);
+        c->prof = 0;
+        if (rc) return -1;
+        CK(cudaStreamSynchronize(c->s));
+        for (int i = 0; i < 4; i++) {
+            float t;
+            CK(cudaEventElapsedTime(&t, c->tev[i], c->tev[i + 1]));
+            if (t < ms[i]) ms[i] = t;
+        }
+    }
+    // events run B, A, products, C; report A, B, products, C
+    double t = ms[0];
+    ms[0] = ms[1];
+    ms[1] = t;
+    for (int i = 0; i < 4; i++) bytes[i] = c->prof_bytes[i];
+    return 0;
 }
 
 // ---- helpers for benchmarks and tests ----

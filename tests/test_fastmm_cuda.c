@@ -201,6 +201,67 @@ static void test_tune(void **state)
     tg_fact_free(s);
 }
 
+/* The GEMM with a measured kernel choice stays true fp32 (an error TF32 could not reach) and
+ * agrees with cuBLAS's default; phase timing reports every phase and the exact traffic. */
+static void test_best_gemm_and_phases(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    long M = 520, K = 384, N = 456;
+    float *A = dev_copy(NULL, 4 * M * K), *B = dev_copy(NULL, 4 * K * N);
+    float *C = dev_copy(NULL, 4 * M * N), *C2 = dev_copy(NULL, 4 * M * N);
+    double *R = dev_copy(NULL, 8 * M * N), e1, e2;
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, M * K, 3), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, K * N, 4), 0);
+    assert_int_equal(fastmm_cuda_ref_dgemm(ctx, M, N, K, A, B, R), 0);
+    assert_int_equal(fastmm_gemm_cuda_plain(ctx, FASTMM_FP32, M, N, K, A, K, B, N, C, N), 0);
+    for (int r = 0; r < 2; r++) /* first call searches, second uses the choice */
+        if (fastmm_gemm_cuda_best(ctx, FASTMM_FP32, 4, M, N, K, A, K, B, N, C2, N))
+            fail_msg("%s", tg_errmsg());
+    assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C, N, R, &e1), 0);
+    assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
+    assert_true(e1 < 2e-5);
+    assert_true(e2 < 2e-5);
+    fastmm_cuda_search_report(ctx, stderr, "# ");
+
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    /* tuning searches the products' kernel, then the plan computes the same product */
+    if (fastmm_tune_cuda(ctx, p, M, N, K, A, K, B, N, C2, N)) fail_msg("%s", tg_errmsg());
+    assert_int_equal(fastmm_gemm_cuda(ctx, p, M, N, K, A, K, B, N, C2, N), 0);
+    assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
+    assert_true(e2 < 4e-5);
+    double ms[4], by[4];
+    if (fastmm_cuda_phases(ctx, p, M, N, K, A, K, B, N, C2, N, ms, by))
+        fail_msg("%s", tg_errmsg());
+    for (int i = 0; i < 4; i++) assert_true(ms[i] >= 0 && ms[i] < 1e3);
+    assert_true(ms[0] + ms[1] + ms[2] + ms[3] > 0);
+    long bm = M / 2, bk = K / 2, bn = N / 2;
+    assert_true(by[0] == 4.0 * (M * K + 7 * bm * bk));
+    assert_true(by[1] == 4.0 * (K * N + 7 * bk * bn));
+    assert_true(by[2] == 2.0 * 7 * bm * bk * bn);
+    assert_true(by[3] == 4.0 * (7 * bm * bn + M * N));
+    /* the phases' result is the product too */
+    assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
+    assert_true(e2 < 4e-5);
+    /* plain GEMM has no phases */
+    fastmm_opts o0 = fastmm_opts_default();
+    o0.levels = 0;
+    fastmm_plan *p0 = fastmm_plan_new(s, &o0);
+    assert_int_not_equal(fastmm_cuda_phases(ctx, p0, M, N, K, A, K, B, N, C2, N, ms, by), 0);
+    fastmm_plan_free(p0);
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    cudaFree(C2);
+    cudaFree(R);
+}
+
 static void test_released(void **state)
 {
     (void)state;
@@ -237,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_strassen),
         cmocka_unit_test(test_chunks_and_precisions),
         cmocka_unit_test(test_tune),
+        cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

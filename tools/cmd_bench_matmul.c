@@ -34,7 +34,13 @@ static const char *use =
     "  --min-block N    smallest block side for LEVELS auto (default 1536)\n"
     "  --panels N       row panels pipelined over two streams (default 0: automatic)\n"
     "  --no-accuracy    skip the fp64 reference\n"
-    "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels) before timing\n"
+    "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels, GEMM kernels) before timing\n"
+    "  --gemm-search N  GPU fp32: cuBLASLt candidates timed per block-product shape when tuning\n"
+    "                   (default 4; 0: cuBLAS's default kernel only)\n"
+    "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
+    "                   baseline: how much of a speedup is kernel choice alone)\n"
+    "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
+    "                   memory bandwidth (combinations) and FLOP rate (products)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -128,7 +134,8 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
     } while (0)
 
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
-                     int np, int reps_opt, int accuracy, int tune, FILE *csv)
+                     int np, int reps_opt, int accuracy, int tune, int best_gemm, int search,
+                     int phases, FILE *csv)
 {
     int rc = -1;
     fastmm_cuda *c = fastmm_cuda_new();
@@ -146,6 +153,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
     for (int si = 0; si < ns; si++) {
         long s = sizes[si];
         size_t n = (size_t)s * s;
+        double t_size = tg_now();
         CUCHK(cudaMalloc((void **)&A, n * 4));
         CUCHK(cudaMalloc((void **)&B, n * 4));
         CUCHK(cudaMalloc((void **)&C, n * 4));
@@ -168,9 +176,12 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 xb = Bh;
             }
             int reps = reps_opt > 0 ? reps_opt : (s > 12000 ? 5 : 10);
-            double tb[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
+            double tb[MAX_REPS], tl[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
             /* warm-up (handle creation, workspace allocation, kernel loading) and tuning */
             if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
+            /* the tuned GEMM writes C2, so that C keeps the default GEMM's result */
+            if (best_gemm && fastmm_gemm_cuda_best(c, pr, search, s, s, s, xa, s, xb, s, C2, s))
+                goto fail;
             for (int a = 0; a < na; a++)
                 if ((tune ? fastmm_tune_cuda : fastmm_gemm_cuda)(c, al[a].plan[pr], s, s, s, xa, s,
                                                                xb, s, C2, s))
@@ -184,6 +195,14 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 CUCHK(cudaEventSynchronize(e1));
                 CUCHK(cudaEventElapsedTime(&ms, e0, e1));
                 tb[r] = ms;
+                if (best_gemm) {
+                    CUCHK(cudaEventRecord(e0, st));
+                    if (fastmm_gemm_cuda_best(c, pr, 0, s, s, s, xa, s, xb, s, C2, s)) goto fail;
+                    CUCHK(cudaEventRecord(e1, st));
+                    CUCHK(cudaEventSynchronize(e1));
+                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
+                    tl[r] = ms;
+                }
                 for (int a = 0; a < na; a++) {
                     CUCHK(cudaEventRecord(e0, st));
                     if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s))
@@ -198,6 +217,23 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
             if (accuracy && fastmm_cuda_max_rel_err(c, s, s, C, s, R, &eb)) goto fail;
             printf("%s n=%ld: GEMM %.2f ms (%.1f TFLOP/s), err %.1e\n", fastmm_prec_name(pr), s,
                    mb, 2.0 * s * s * s / mb / 1e9, eb);
+            double ml = best_gemm ? median(tl, reps) : NAN;
+            if (best_gemm) {
+                double el = NAN;
+                if (accuracy) {
+                    CUCHK(cudaMemsetAsync(C2, 0xff, n * 4, st)); /* NaN poison */
+                    if (fastmm_gemm_cuda_best(c, pr, 0, s, s, s, xa, s, xb, s, C2, s) ||
+                        fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &el))
+                        goto fail;
+                }
+                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (%.1f TFLOP/s)\n",
+                       "best-GEMM", "plain, kernel tuned", ml, 100.0 * mb / ml - 100.0, el,
+                       2.0 * s * s * s / ml / 1e9);
+                if (csv)
+                    fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
+                            fastmm_prec_name(pr), s, "best-GEMM", "plain tuned", mb, ml,
+                            100.0 * mb / ml - 100.0, el, eb);
+            }
             for (int a = 0; a < na; a++) {
                 double ea = NAN;
                 if (accuracy) {
@@ -209,18 +245,36 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 double m = median(ta[a], reps);
                 char desc[64];
                 describe(&al[a], al[a].plan[pr], s, desc, sizeof desc);
-                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)\n",
+                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)",
                        al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
+                if (best_gemm) printf("  vs best-GEMM %+6.1f%%", 100.0 * ml / m - 100.0);
+                printf("\n");
+                if (phases) {
+                    double pm[4], pb[4];
+                    if (fastmm_cuda_phases(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s, pm,
+                                           pb))
+                        printf("    phases: %s\n", tg_errmsg());
+                    else
+                        printf("    phases (1 panel): A %.2f ms %.2f TB/s, B %.2f ms %.2f TB/s, "
+                               "products %.2f ms %.1f TFLOP/s, C %.2f ms %.2f TB/s; sum %.2f ms\n",
+                               pm[0], pb[0] / pm[0] / 1e9, pm[1], pb[1] / pm[1] / 1e9, pm[2],
+                               pb[2] / pm[2] / 1e9, pm[3], pb[3] / pm[3] / 1e9,
+                               pm[0] + pm[1] + pm[2] + pm[3]);
+                    tg_err_clear();
+                }
                 if (csv)
                     fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
                             fastmm_prec_name(pr), s, al[a].label, desc, mb, m,
                             100.0 * mb / m - 100.0, ea, eb);
             }
+            if (tune) fastmm_cuda_search_report(c, stdout, "    ");
             fflush(stdout);
             cudaFree(Ah);
             cudaFree(Bh);
             Ah = Bh = NULL;
         }
+        printf("(n=%ld: %.0f s)\n", s, tg_now() - t_size);
+        fflush(stdout);
         cudaFree(A);
         cudaFree(B);
         cudaFree(C);
@@ -319,11 +373,12 @@ int tg_bench_matmul(int argc, char **argv)
         {"min-block", required_argument, 0, 'm'}, {"no-accuracy", no_argument, 0, 'n'},
         {"panels", required_argument, 0, 'P'}, {"no-tune", no_argument, 0, 'T'},
         {"cpu", no_argument, 0, 'c'},         {"csv", required_argument, 0, 'o'},
-        {0, 0, 0, 0}};
+        {"gemm-search", required_argument, 0, 'g'}, {"best-gemm", no_argument, 0, 'b'},
+        {"phases", no_argument, 0, 'F'},      {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
-    int panels = 0, tune = 1;
+    int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -374,6 +429,15 @@ int tg_bench_matmul(int argc, char **argv)
         case 'm': min_block = atoi(optarg); break;
         case 'P': panels = atoi(optarg); break;
         case 'T': tune = 0; break;
+        case 'g':
+            search = atoi(optarg);
+            if (search < 0) {
+                fprintf(stderr, "tg bench matmul: --gemm-search must be >= 0\n");
+                goto out;
+            }
+            break;
+        case 'b': best_gemm = 1; break;
+        case 'F': phases = 1; break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -391,6 +455,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.levels = al[a].levels;
             op.min_block = min_block;
             op.panels = panels;
+            op.gemm_search = search;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
@@ -408,7 +473,9 @@ int tg_bench_matmul(int argc, char **argv)
     rc = 1;
 #ifdef TG_HAVE_CUDA
     if (!cpu && fastmm_cuda_device_count() > 0) {
-        if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, csv) == 0) rc = 0;
+        if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, best_gemm, search,
+                      phases, csv) == 0)
+            rc = 0;
         else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
         goto out;
     }
@@ -416,6 +483,8 @@ int tg_bench_matmul(int argc, char **argv)
 #endif
     (void)cpu;
     (void)tune;
+    (void)best_gemm;
+    (void)phases;
     if (bench_cpu(al, na, sizes, ns, reps, accuracy, csv) == 0) rc = 0;
     else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
 out:
