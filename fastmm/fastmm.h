@@ -142,8 +142,10 @@ int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, con
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* Measures the candidate configurations for this product shape on the given buffers (C is
  * overwritten): the row panels (1, 2, 4) and, with levels -1, plain GEMM and the levels around
- * the size rule's choice; the plan remembers the fastest for this shape and later calls use it. Costs a few
- * products per candidate; synchronizes. */
+ * the size rule's choice; the plan remembers the fastest for this shape and later calls use it.
+ * In fp32 each candidate's warm-up run also picks the block products' GEMM kernel per product
+ * shape (opts.gemm_search; kept in the context). Costs a few products per candidate;
+ * synchronizes. */
 int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* The baseline: one cuBLAS GEMM in the given precision (FP32: pedantic SGEMM), cuBLAS's
