@@ -65,6 +65,8 @@ static const key_def keys[] = {
     KBOOL("game.change_of_basis", game.change_of_basis, "true", "play games in randomly changed bases"),
     KDBL("game.basis_prob", game.basis_prob, 0, 1, "0.9", "probability that a game uses a non-canonical basis"),
     KINT("game.basis_pool", game.basis_pool, 1, 1000000, "1000", "bases sampled at start per target"),
+    KDBL("game.basis_explore", game.basis_explore, 0, 1e6, "0",
+         "choice of a game's basis: 0 = uniform over the pool; c > 0 = upper confidence bound on the mean return of each basis's games, exploration weight c (plays more the bases where games go well)"),
     KINT("game.basis_max_entry", game.basis_max_entry, 1, 100, "1", "largest |entry| of a sampled change-of-basis matrix"),
     KBOOL("game.signed_perms", game.signed_perms, "true", "augment with signed permutations"),
     KINT("game.perm_pool", game.perm_pool, 1, 100000, "100", "signed permutations in the pool"),

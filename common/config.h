@@ -38,6 +38,7 @@ typedef struct tg_config {
         int change_of_basis;     /* ablation switch */
         double basis_prob;       /* probability that a game uses a non-canonical basis */
         int basis_pool;          /* bases sampled at start per target */
+        double basis_explore;    /* 0: uniform choice of basis; > 0: UCB weight on returns per basis */
         int basis_max_entry;
         int signed_perms;        /* ablation switch */
         int perm_pool;           /* signed permutations in the pool (100 in the paper) */
