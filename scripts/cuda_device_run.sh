@@ -3,13 +3,16 @@
 # machine lacks the Debian runtime libraries: carry .devdeps made by
 # ../shared/device/bundle-debs.sh, the build tree, and .gpu/{spec,bench} copied from ../shared).
 #
-#   scripts/cuda_device_run.sh [test] [golden] [bench] [peer] [quick] [profile] [notune]
+#   scripts/cuda_device_run.sh [test] [golden] [bench] [peer] [quick] [profile] [notune] [ab]
 #
 # test: tests/test_cuda_*; golden: tg golden --backend cuda; bench: tg bench net --backend cuda
 # on the peer's configs and batches; peer: ../shared/bench/torch_peer.py in the same call;
 # quick: fewer timed steps; profile: again with TG_CUDA_PROFILE=1 (device time per kind of
 # kernel and per GEMM shape; the events cost time, so those runs' rates are not the figures);
-# notune: the benchmark again with TG_CUDA_GEMM_TUNE=0 (the heuristic's first algorithm).
+# notune: the benchmark again with TG_CUDA_GEMM_TUNE=0 (the heuristic's first algorithm);
+# ab: training and greedy again with the older LayerNorm (TG_CUDA_LN_GENERIC=1) and attention
+# (TG_CUDA_ATTN_OLD=1) kernels and the attention backward built for 4 blocks per SM
+# (TG_CUDA_ATTN_BWD_OCC=4), for before/after figures from one call.
 # Logs go to $OUT (when set) as well as stdout.
 set -u
 BUILD=${BUILD:-build-cuda}
@@ -58,13 +61,30 @@ if want notune; then
             --batch "$b" --steps $STEPS 2>&1 | tee -a "$OUTD/notune.log"
     done
 fi
+if want ab; then
+    for envv in TG_CUDA_LN_GENERIC=1 TG_CUDA_ATTN_OLD=1 TG_CUDA_ATTN_BWD_OCC=4; do
+        for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
+            c=${cb%%:*}
+            b=${cb##*:}
+            for what in train greedy; do
+                echo "== $envv tg bench net --backend cuda --config $c --batch $b --only $what"
+                env "$envv" timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
+                    --batch "$b" --steps $STEPS --only $what 2>&1 | tee -a "$OUTD/ab.log" |
+                    grep -v "^net bench"
+            done
+        done
+    done
+fi
 if want profile; then
     for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
         c=${cb%%:*}
         b=${cb##*:}
-        echo "== profile: tg bench net --backend cuda --config $c --batch $b"
-        TG_CUDA_PROFILE=1 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
-            --batch "$b" --steps 3 2>&1 | tee -a "$OUTD/profile.log" | grep -v "^net bench"
+        for what in train greedy; do
+            echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what"
+            TG_CUDA_PROFILE=1 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
+                --batch "$b" --steps 3 --only $what 2>&1 | tee -a "$OUTD/profile.log" |
+                grep -v "^net bench"
+        done
     done
 fi
 if want peer; then

@@ -81,18 +81,22 @@ static void test_layernorm(void **state)
 {
     (void)state;
     SKIP_NO_GPU();
-    int shapes[][2] = {{1, 7}, {37, 32}, {300, 512}, {64, 2048}, {5, 33}, {3, 2500}};
+    /* widths of 128..512 take the float4 kernels (the torso's), the others the per-warp ones;
+     * odd shapes accumulate into dx and write its bf16 copy, as the network does */
+    int shapes[][2] = {{1, 7},    {37, 32},  {300, 512}, {64, 2048}, {5, 33},
+                       {3, 2500}, {700, 256}, {129, 384}, {70, 128}, {1000, 512}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         long rows = shapes[s][0];
-        int n = shapes[s][1];
+        int n = shapes[s][1], acc = s % 2;
         float *x = rnd(rows * n, 2.0), *w = rnd(n, 1.0), *b = rnd(n, 0.5), *dy = rnd(rows * n, 1.0);
+        float *dx0 = acc ? rnd(rows * n, 1.0) : NULL;
         for (long i = 0; i < rows * n; i++)
             x[i] += 0.7f;
         float *y = malloc(rows * n * 4), *dx = malloc(rows * n * 4), *dw = malloc(n * 4),
-              *db = malloc(n * 4);
+              *db = malloc(n * 4), *dxb = acc && n <= 2048 ? malloc(rows * n * 4) : NULL;
         double *ry = calloc(rows * n, 8), *rdx = calloc(rows * n, 8), *rdw = calloc(n, 8),
                *rdb = calloc(n, 8);
-        assert_int_equal(tg_cuda_test_layernorm(rows, n, x, w, b, dy, y, dx, dw, db), 0);
+        assert_int_equal(tg_cuda_test_layernorm(rows, n, x, w, b, dy, dx0, y, dx, dxb, dw, db), 0);
         for (long r = 0; r < rows; r++) {
             const float *xr = x + r * n, *d = dy + r * n;
             double mu = 0, var = 0;
@@ -115,15 +119,19 @@ static void test_layernorm(void **state)
             sgx /= n;
             for (int i = 0; i < n; i++) {
                 double xh = (xr[i] - mu) * rs;
-                rdx[r * n + i] = rs * (d[i] * w[i] - sg - xh * sgx);
+                rdx[r * n + i] = rs * (d[i] * w[i] - sg - xh * sgx) + (acc ? dx0[r * n + i] : 0);
             }
         }
-        CHECK_ERR(y, ry, rows * n, 1e-2, "layernorm y (bf16)");
-        CHECK_ERR(dx, rdx, rows * n, 1e-4, "layernorm dx");
+        char what[64];
+        snprintf(what, sizeof what, "layernorm %ldx%d", rows, n);
+        CHECK_ERR(y, ry, rows * n, 1e-2, what);
+        CHECK_ERR(dx, rdx, rows * n, 1e-4, what);
+        if (dxb)
+            CHECK_ERR(dxb, rdx, rows * n, 1e-2, what);
         CHECK_ERR(dw, rdw, n, 1e-4, "layernorm dw");
         CHECK_ERR(db, rdb, n, 1e-4, "layernorm db");
         free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
-        free(ry), free(rdx), free(rdw), free(rdb);
+        free(ry), free(rdx), free(rdw), free(rdb), free(dx0), free(dxb);
     }
 }
 
@@ -286,6 +294,25 @@ static void gemm_dgelu_case(long M, long N, long K, int epilogues)
     free(A), free(B), free(pre), free(D), free(ref);
 }
 
+/* The inference MLP's first GEMM: gelu(A B + bias), no pre-activation kept. */
+static void gemm_gelu_case(long M, long N, long K, int epilogues)
+{
+    float *A = rnd(M * K, 1.0), *B = rnd(K * N, 1.0), *bias = rnd(N, 1.0), *D = malloc(M * N * 4);
+    double *ref = calloc(M * N, 8);
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double s = bfr(bias[j]);
+            for (long k = 0; k < K; k++)
+                s += bfr(A[i * K + k]) * (double)bfr(B[k * N + j]);
+            ref[i * N + j] = gelu_d(s);
+        }
+    assert_int_equal(tg_cuda_test_gemm_gelu(M, N, K, A, B, bias, epilogues, D), 0);
+    char what[128];
+    snprintf(what, sizeof what, "gemm gelu %ldx%ldx%ld (epilogues %d)", M, N, K, epilogues);
+    CHECK_ERR(D, ref, M * N, 1e-2, what);
+    free(A), free(B), free(bias), free(D), free(ref);
+}
+
 static void test_gemm(void **state)
 {
     (void)state;
@@ -295,6 +322,8 @@ static void test_gemm(void **state)
     gemm_case(1, 0, 96, 64, 300, 3, 1, 0.f);  /* weight gradient with bias gradient */
     gemm_case(1, 0, 96, 64, 300, 3, 0, 0.f);
     gemm_case(0, 0, 64, 40, 96, 0, 1, 1.f);   /* data gradient */
+    gemm_gelu_case(160, 256, 64, 1);           /* inference MLP: GELU without pre-activation */
+    gemm_gelu_case(160, 256, 64, 0);
     gemm_dgelu_case(192, 256, 128, 1);         /* data gradient through the MLP's GELU */
     gemm_dgelu_case(192, 256, 128, 0);
     gemm_dgelu_case(1 + tg_rng_below(&R, 300), 8 * (1 + tg_rng_below(&R, 40)),

@@ -16,9 +16,11 @@ int tg_cuda_devices(void);
 /* "NVIDIA H100 80GB HBM3, cc 9.0, cuDNN 91400, cuBLASLt 130100" into buf. */
 int tg_cuda_describe(char *buf, int len);
 
-/* LayerNorm forward (bf16 output returned as float) and backward. */
+/* LayerNorm forward (bf16 output returned as float) and backward; dx0 != NULL: the backward
+ * accumulates into dx = dx0; dxb != NULL: its bf16 copy of dx, returned as float. */
 int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
-                           const float *dy, float *y, float *dx, float *dw, float *db);
+                           const float *dy, const float *dx0, float *y, float *dx, float *dxb,
+                           float *dw, float *db);
 /* GELU (tanh) with bias: pre = x + bias (bf16), y = gelu(pre); dx = dy * gelu'(pre). */
 int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const float *dy,
                       float *y, float *dx);
@@ -42,6 +44,10 @@ int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, co
  * GELU-gradient epilogue (epilogues 1) or its kernel fallback (0), inputs bf16-rounded. */
 int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float *B,
                             const float *pre, int epilogues, float *D);
+/* D [M, N] (bf16, returned as float) = gelu(A [M, K] B [K, N] + bias [N]) with no pre-activation
+ * kept: the inference GELU epilogue (epilogues 1) or its kernel fallback (0). */
+int tg_cuda_test_gemm_gelu(long M, long N, long K, const float *A, const float *B,
+                           const float *bias, int epilogues, float *D);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
  * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only) (returns 1 when

@@ -103,14 +103,16 @@ int tg_cuda_describe(char *buf, int len)
 }
 
 int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
-                           const float *dy, float *y, float *dx, float *dw, float *db)
+                           const float *dy, const float *dx0, float *y, float *dx, float *dxb,
+                           float *dw, float *db)
 {
     tbuf t;
     if (tb_open(&t, (size_t)rows * n * 20 + (size_t)n * 32 + rows * 16 + 65536))
         return -1;
     int rc = 0;
     float *dX = up_f(&t, x, rows * n), *dW = up_f(&t, w, n), *dB = up_f(&t, b, n);
-    float *dDY = up_f(&t, dy, rows * n), *dDX = up_f(&t, NULL, rows * n);
+    float *dDY = up_f(&t, dy, rows * n), *dDX = up_f(&t, dx0, rows * n);
+    bf16 *DXB = dxb ? (bf16 *)tb_take(&t, rows * n * 2) : NULL;
     float *mean = up_f(&t, NULL, rows), *rstd = up_f(&t, NULL, rows);
     float *gw = up_f(&t, NULL, n), *gb = up_f(&t, NULL, n);
     bf16 *Y = (bf16 *)tb_take(&t, rows * n * 2);
@@ -118,8 +120,10 @@ int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, con
     cudaMemset(gw, 0, n * 4);
     cudaMemset(gb, 0, n * 4);
     if (tgc_layernorm_fwd(0, dX, n, dW, dB, Y, TGC_BF16, n, mean, rstd, rows, n) ||
-        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, 0, NULL, gw, gb, rows, n) ||
+        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, dx0 != NULL, DXB, gw, gb,
+                          rows, n) ||
         down_bf(y, Y, rows * n) || down_f(dx, dDX, rows * n) || down_f(dw, gw, n) ||
+        (dxb && down_bf(dxb, DXB, rows * n)) ||
         down_f(db, gb, n))
         rc = -1;
 out:
@@ -284,6 +288,44 @@ int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float 
         m.alpha = 1.f;
         m.epi = TGC_EPI_DGELU;
         m.aux = dP;
+        if (tgc_gemm_run(g, 0, &m) || cudaDeviceSynchronize() != cudaSuccess ||
+            down_bf(D, dD, M * N))
+            rc = -1;
+    }
+out:
+    tgc_gemm_free(g);
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_gemm_gelu(long M, long N, long K, const float *A, const float *B,
+                           const float *bias, int epilogues, float *D)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)(M * K + K * N + M * N + N) * 2 + 65536))
+        return -1;
+    int rc = 0;
+    tgc_gemm *g = tgc_gemm_new(32 << 20);
+    bf16 *dA = up_bf(&t, A, M * K), *dB = up_bf(&t, B, K * N), *db = up_bf(&t, bias, N);
+    bf16 *dD = up_bf(&t, NULL, M * N);
+    NEED(g && dA && dB && db && dD);
+    tgc_gemm_set_epilogues(g, epilogues);
+    {
+        tgc_mm m;
+        memset(&m, 0, sizeof m);
+        m.M = M;
+        m.N = N;
+        m.K = K;
+        m.A = dA;
+        m.lda = K;
+        m.B = dB;
+        m.ldb = N;
+        m.D = dD;
+        m.ddt = TGC_BF16;
+        m.ldd = N;
+        m.alpha = 1.f;
+        m.epi = TGC_EPI_GELU;
+        m.bias = db;
         if (tgc_gemm_run(g, 0, &m) || cudaDeviceSynchronize() != cudaSuccess ||
             down_bf(D, dD, M * N))
             rc = -1;

@@ -148,6 +148,7 @@ static cublasLtEpilogue_t lt_epi(int epi)
     case TGC_EPI_GELU_BIAS: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
     case TGC_EPI_BGRAD: return CUBLASLT_EPILOGUE_BGRADB;
     case TGC_EPI_DGELU: return CUBLASLT_EPILOGUE_DGELU;
+    case TGC_EPI_GELU: return CUBLASLT_EPILOGUE_GELU_BIAS;
     default: return CUBLASLT_EPILOGUE_DEFAULT;
     }
 }
@@ -173,7 +174,8 @@ static size_t out_elems(const plan_key *k)
 
 static int set_ptrs(plan *p, int epi, const void *bias, void *aux, float *bgrad)
 {
-    if (epi == TGC_EPI_BIAS || epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_BGRAD) {
+    if (epi == TGC_EPI_BIAS || epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_BGRAD ||
+        epi == TGC_EPI_GELU) {
         const void *bp = epi == TGC_EPI_BGRAD ? (const void *)bgrad : bias;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bp, sizeof bp));
@@ -400,7 +402,7 @@ void tgc_gemm_prof_report(const tgc_gemm *g, FILE *f, double per)
             idx[j] = idx[j - 1];
             idx[j - 1] = t;
         }
-    static const char *const EN[8] = {"-", "bias", "gelu", "bgrad", "dgelu", "?", "?", "?"};
+    static const char *const EN[8] = {"-", "bias", "gelu", "bgrad", "dgelu", "gelu0", "?", "?"};
     fprintf(f, "cuda gemm profile (per step; %.2f ms in GEMMs): M N K ta tb epi out beta batch | "
             "calls ms TFLOP/s | candidates pick first-ms pick-ms (bgrad: split)\n", tot / per);
     for (int r = 0; r < n && r < 48; r++) {
@@ -435,7 +437,7 @@ static void key_of(const tgc_mm *m, int epi, plan_key *k)
         k->alD = align_of(m->C);
     if (epi == TGC_EPI_GELU_BIAS || epi == TGC_EPI_DGELU)
         k->alX = align_of(m->aux);
-    else if (epi == TGC_EPI_BIAS)
+    else if (epi == TGC_EPI_BIAS || epi == TGC_EPI_GELU)
         k->alX = align_of(m->bias);
     else if (epi == TGC_EPI_BGRAD)
         k->alX = align_of(m->bgrad);
@@ -521,6 +523,11 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
         if (m->ldd != m->N)
             return tg_fail("GELU fallback needs a dense output");
         return tgc_bias_gelu(st, m->aux, (const bf16 *)m->bias, (bf16 *)m->D, m->M, (int)m->N);
+    case TGC_EPI_GELU:
+        if (m->ddt != TGC_BF16 || m->ldd != m->N || m->beta != 0.f)
+            return tg_fail("GELU epilogue needs a dense bf16 output and beta = 0");
+        return tgc_bias_gelu(st, (bf16 *)m->D, (const bf16 *)m->bias, (bf16 *)m->D, m->M,
+                             (int)m->N);
     case TGC_EPI_DGELU:
         if (m->ddt != TGC_BF16 || m->ldd != m->N || m->beta != 0.f)
             return tg_fail("GELU-gradient epilogue needs a dense bf16 output and beta = 0");

@@ -19,6 +19,7 @@ enum {
                           A = dY stored [rows, out] with ta = 1 gives the bias gradient) */
     TGC_EPI_DGELU,     /* D = AB * gelu'(aux): aux is the GELU pre-activation (bf16, ld = ldd),
                           read; D bf16 (the data gradient through an MLP's GELU) */
+    TGC_EPI_GELU,      /* D = gelu(AB + bias), bf16, no pre-activation kept (inference) */
 };
 
 /* A GEMM in row-major terms: D[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C (C = D unless given).

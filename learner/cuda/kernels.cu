@@ -124,12 +124,101 @@ __global__ void k_ln_fwd_r(const float *__restrict__ x, long ldx, const float *_
         else KERNEL<64><<<GRID, BLOCK, SMEM, st>>>(__VA_ARGS__);                               \
     } while (0)
 
+/* Widths that are multiples of 128 up to 512 (the torso's) with 16-byte aligned rows: the row in
+ * registers as float4 (one 16-byte load per lane and chunk), bf16 output 8 bytes per lane. */
+/* TG_CUDA_LN_GENERIC=1: the one-warp-per-row kernels instead of the float4 ones (comparisons) */
+static int ln_generic(void)
+{
+    static int g = -1;
+    if (g < 0)
+        g = getenv("TG_CUDA_LN_GENERIC") != NULL;
+    return g;
+}
+
+static bool ln_vec_ok(long n, const void *a, long lda, const void *b, long ldb, const void *c,
+                      long ldc)
+{
+    if (n % 128 || n > 512)
+        return false;
+    const void *ps[3] = {a, b, c};
+    long ls[3] = {lda, ldb, ldc};
+    for (int i = 0; i < 3; i++)
+        if (ps[i] && (((uintptr_t)ps[i] & 15) || (ls[i] & 3)))
+            return false;
+    return true;
+}
+
+static __device__ __forceinline__ void st4(void *y, int ydt, long off, float4 o)
+{
+    if (ydt == TGC_BF16) {
+        __nv_bfloat162 lo = __floats2bfloat162_rn(o.x, o.y), hi = __floats2bfloat162_rn(o.z, o.w);
+        uint2 u;
+        u.x = *(uint32_t *)&lo;
+        u.y = *(uint32_t *)&hi;
+        *(uint2 *)((bf16 *)y + off) = u;
+    } else {
+        *(float4 *)((float *)y + off) = o;
+    }
+}
+
+template <int NV>
+__global__ void k_ln_fwd_v(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                           const float *__restrict__ b, void *y, int ydt, long ldy, float *mean,
+                           float *rstd, long rows, int n)
+{
+    long r = (long)blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows)
+        return;
+    const float4 *xr = (const float4 *)(x + r * ldx);
+    float4 v[NV];
+    float s = 0.f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        v[t] = xr[lane + 32 * t];
+        s += (v[t].x + v[t].y) + (v[t].z + v[t].w);
+    }
+    float mu = warp_sum(s) / n, q = 0.f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        float a = v[t].x - mu, bb = v[t].y - mu, c = v[t].z - mu, d = v[t].w - mu;
+        q += a * a + bb * bb + c * c + d * d;
+    }
+    float rs = rsqrtf(warp_sum(q) / n + 1e-5f);
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        int c = lane + 32 * t;
+        float4 ww = ((const float4 *)w)[c], bb = ((const float4 *)b)[c], o;
+        o.x = (v[t].x - mu) * rs * ww.x + bb.x;
+        o.y = (v[t].y - mu) * rs * ww.y + bb.y;
+        o.z = (v[t].z - mu) * rs * ww.z + bb.z;
+        o.w = (v[t].w - mu) * rs * ww.w + bb.w;
+        st4(y, ydt, r * ldy + 4 * c, o);
+    }
+    if (lane == 0 && mean) {
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+}
+
 int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *b,
                       void *y, int ydt, long ldy, float *mean, float *rstd, long rows, int n)
 {
     if (rows <= 0)
         return 0;
-    if (n <= 64 * 32 && !getenv("TG_CUDA_LN_GENERIC"))
+    if (ln_vec_ok(n, x, ldx, y, ldy, w, 0) && ((uintptr_t)b & 15) == 0 && !ln_generic()) {
+        if (n == 128)
+            k_ln_fwd_v<1><<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+        else if (n == 256)
+            k_ln_fwd_v<2><<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+        else if (n == 384)
+            k_ln_fwd_v<3><<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+        else
+            k_ln_fwd_v<4><<<cdiv(rows, 8), 256, 0, st>>>(x, ldx, w, b, y, ydt, ldy, mean, rstd, rows, n);
+        CU_LAUNCH_CHECK();
+        return 0;
+    }
+    if (n <= 64 * 32)
         LN_NPL_DISPATCH(k_ln_fwd_r, cdiv(rows, 8), 256, 0, x, ldx, w, b, y, ydt, ldy, mean, rstd,
                         rows, n);
     else
@@ -250,12 +339,120 @@ __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *_
     }
 }
 
+/* The same for the backward: x, dy and (accumulating) the old dx of a row are all loaded before
+ * the first use, as float4. */
+template <int NV>
+__global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *__restrict__ w,
+                           const float *__restrict__ mean, const float *__restrict__ rstd,
+                           const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                           bf16 *dxb, float *dw, float *db, long rows, int n)
+{
+    extern __shared__ float sm[];
+    float *sdw = sm, *sdb = sm + n;
+    for (int i = threadIdx.x; i < 2 * n; i += blockDim.x)
+        sm[i] = 0.f;
+    __syncthreads();
+    int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    float4 pw[NV], pb[NV], wv[NV];
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        pw[t] = pb[t] = make_float4(0.f, 0.f, 0.f, 0.f);
+        wv[t] = ((const float4 *)w)[lane + 32 * t];
+    }
+    long r0 = (long)blockIdx.x * LN_ROWS;
+    for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
+        const float4 *xr = (const float4 *)(x + r * ldx), *dr = (const float4 *)(dy + r * ldy);
+        float4 *o = (float4 *)(dx + r * lddx);
+        float4 xv[NV], dv[NV], ov[NV];
+#pragma unroll
+        for (int t = 0; t < NV; t++) {
+            xv[t] = xr[lane + 32 * t];
+            dv[t] = dr[lane + 32 * t];
+            ov[t] = acc ? o[lane + 32 * t] : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        float mu = mean[r], rs = rstd[r], sg = 0.f, sgx = 0.f;
+#pragma unroll
+        for (int t = 0; t < NV; t++) {
+            float4 xh, g;
+            xh.x = (xv[t].x - mu) * rs;
+            xh.y = (xv[t].y - mu) * rs;
+            xh.z = (xv[t].z - mu) * rs;
+            xh.w = (xv[t].w - mu) * rs;
+            g.x = dv[t].x * wv[t].x;
+            g.y = dv[t].y * wv[t].y;
+            g.z = dv[t].z * wv[t].z;
+            g.w = dv[t].w * wv[t].w;
+            sg += (g.x + g.y) + (g.z + g.w);
+            sgx += (g.x * xh.x + g.y * xh.y) + (g.z * xh.z + g.w * xh.w);
+            pw[t].x += dv[t].x * xh.x;
+            pw[t].y += dv[t].y * xh.y;
+            pw[t].z += dv[t].z * xh.z;
+            pw[t].w += dv[t].w * xh.w;
+            pb[t].x += dv[t].x;
+            pb[t].y += dv[t].y;
+            pb[t].z += dv[t].z;
+            pb[t].w += dv[t].w;
+            xv[t] = xh; /* keep x-hat, g in place of x, dy */
+            dv[t] = g;
+        }
+        sg = warp_sum(sg) / n;
+        sgx = warp_sum(sgx) / n;
+#pragma unroll
+        for (int t = 0; t < NV; t++) {
+            int c = lane + 32 * t;
+            float4 d;
+            d.x = rs * (dv[t].x - sg - xv[t].x * sgx) + ov[t].x;
+            d.y = rs * (dv[t].y - sg - xv[t].y * sgx) + ov[t].y;
+            d.z = rs * (dv[t].z - sg - xv[t].z * sgx) + ov[t].z;
+            d.w = rs * (dv[t].w - sg - xv[t].w * sgx) + ov[t].w;
+            o[c] = d;
+            if (dxb)
+                st4(dxb, TGC_BF16, r * n + 4 * c, d);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        int c = 4 * (lane + 32 * t);
+        atomicAdd(&sdw[c], pw[t].x);
+        atomicAdd(&sdw[c + 1], pw[t].y);
+        atomicAdd(&sdw[c + 2], pw[t].z);
+        atomicAdd(&sdw[c + 3], pw[t].w);
+        atomicAdd(&sdb[c], pb[t].x);
+        atomicAdd(&sdb[c + 1], pb[t].y);
+        atomicAdd(&sdb[c + 2], pb[t].z);
+        atomicAdd(&sdb[c + 3], pb[t].w);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        atomicAdd(&dw[i], sdw[i]);
+        atomicAdd(&db[i], sdb[i]);
+    }
+}
+
 int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
                       const float *rstd, const float *dy, long ldy, float *dx, long lddx,
                       int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n)
 {
     if (rows <= 0)
         return 0;
+    if (ln_vec_ok(n, x, ldx, dy, ldy, dx, lddx) && ((uintptr_t)w & 15) == 0 &&
+        ((uintptr_t)dxb & 7) == 0 && !ln_generic()) {
+        size_t sm2 = 2 * (size_t)n * sizeof(float);
+#define LNV_B(NV)                                                                              \
+    k_ln_bwd_v<NV><<<cdiv(rows, LN_ROWS), 256, sm2, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx,   \
+                                                          lddx, accumulate, dxb, dw, db, rows, n)
+        if (n == 128)
+            LNV_B(1);
+        else if (n == 256)
+            LNV_B(2);
+        else if (n == 384)
+            LNV_B(3);
+        else
+            LNV_B(4);
+#undef LNV_B
+        CU_LAUNCH_CHECK();
+        return 0;
+    }
     size_t smem = 2 * (size_t)n * sizeof(float);
     if (smem > 48 * 1024) {
         static int raised;
@@ -265,7 +462,7 @@ int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w,
             raised = 1;
         }
     }
-    if (n <= 64 * 32 && !getenv("TG_CUDA_LN_GENERIC"))
+    if (n <= 64 * 32)
         LN_NPL_DISPATCH(k_ln_bwd_r, cdiv(rows, LN_ROWS), 256, smem, x, ldx, w, mean, rstd, dy, ldy,
                         dx, lddx, accumulate, dxb, dw, db, rows, n);
     else {
@@ -1083,11 +1280,12 @@ static int sa_raise(void)
 
 /* Forward for head widths of 32 or 64 with 16-byte aligned rows: a thread per query row holds
  * its (pre-scaled) q row and output accumulator in registers and streams the pair's keys and
- * values from shared memory (fp32, read as float4; every thread of a pair reads the same row,
- * a broadcast), with an online softmax. The pair-per-thread-row kernel above spent two shared
- * loads per multiply-add; this one spends a quarter of one. */
+ * values from shared memory (kept bf16 as in memory, read 8 elements per 16-byte load; every
+ * thread of a pair reads the same row, a broadcast), with an online softmax. The
+ * pair-per-thread-row kernel above spent two shared loads per multiply-add; this one an eighth
+ * of one (shared-memory load issue is what bounds these kernels). */
 #define AR_THREADS 128
-#define AR_SMEM (48 * 1024)
+#define AR_SMEM (96 * 1024)
 
 static __device__ __forceinline__ void bf8_to_f(const uint4 &u, float *f)
 {
@@ -1100,73 +1298,108 @@ static __device__ __forceinline__ void bf8_to_f(const uint4 &u, float *f)
     }
 }
 
-static __host__ __device__ int ar_pair_floats(int Ly, int D) { return 2 * Ly * D + 4; }
+/* per pair: keys then values, bf16 rows of D, plus 16 bytes so that pairs start on other banks */
+static __host__ __device__ int ar_pair_bytes(int Ly, int D) { return 2 * Ly * D * 2 + 16; }
+
+/* dot of a float q row (registers) with a bf16 row in shared memory, 8 elements per load */
+template <int DM>
+static __device__ __forceinline__ float dot_bf_row(const float *qv, const uint4 *row)
+{
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+    for (int c = 0; c < DM / 8; c++) {
+        float f[8];
+        bf8_to_f(row[c], f);
+        a0 += qv[8 * c] * f[0] + qv[8 * c + 1] * f[1] + qv[8 * c + 2] * f[2] + qv[8 * c + 3] * f[3];
+        a1 += qv[8 * c + 4] * f[4] + qv[8 * c + 5] * f[5] + qv[8 * c + 6] * f[6] +
+              qv[8 * c + 7] * f[7];
+    }
+    return a0 + a1;
+}
+
+/* acc = acc * corr + e * row (bf16 row in shared memory) */
+template <int DM>
+static __device__ __forceinline__ void axpby_bf_row(float *acc, float corr, float e,
+                                                    const uint4 *row)
+{
+#pragma unroll
+    for (int c = 0; c < DM / 8; c++) {
+        float f[8];
+        bf8_to_f(row[c], f);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+            acc[8 * c + t] = acc[8 * c + t] * corr + e * f[t];
+    }
+}
 
 template <int DM>
 __global__ void __launch_bounds__(AR_THREADS)
 k_attn_row_fwd(tgc_attn_shape s, int ppb, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
                const bf16 *__restrict__ v, bf16 *o, float *lse)
 {
-    extern __shared__ float4 sm4[];
-    float *sm = (float *)sm4;
-    const int Lx = s.Lx, Ly = s.Ly, PS = ar_pair_floats(Ly, DM), CH = DM / 8;
+    extern __shared__ uint4 smu[];
+    char *smb = (char *)smu;
+    const int Lx = s.Lx, Ly = s.Ly, PB = ar_pair_bytes(Ly, DM), CH = DM / 8;
     const long npairs = (long)s.N * s.H;
     const long p0 = (long)blockIdx.x * ppb;
     const int np = (int)(npairs - p0 < ppb ? npairs - p0 : ppb);
     const int total = np * 2 * Ly * CH;
-    for (int c = threadIdx.x; c < total; c += blockDim.x) {
-        int ch = c % CH, r = c / CH, row = r % (2 * Ly), lp = r / (2 * Ly);
-        long p = p0 + lp, n = p / s.H;
-        int h = (int)(p % s.H), isv = row >= Ly, j = isv ? row - Ly : row;
-        uint4 u = *(const uint4 *)((isv ? v : k) + n * s.sk + (long)j * s.ldk + (long)h * DM +
-                                   ch * 8);
-        float f[8];
-        bf8_to_f(u, f);
-        float4 *dst = (float4 *)(sm + lp * PS + row * DM + ch * 8);
-        dst[0] = make_float4(f[0], f[1], f[2], f[3]);
-        dst[1] = make_float4(f[4], f[5], f[6], f[7]);
-    }
-    __syncthreads();
     const int lp = threadIdx.x / Lx, i = threadIdx.x % Lx;
-    if (lp >= np)
-        return;
+    const bool live = lp < np;
     const long p = p0 + lp, n = p / s.H;
     const int h = (int)(p % s.H);
+    /* this thread's q row first, in flight while the block copies keys and values */
+    uint4 qraw[DM / 8];
+    if (live) {
+        const uint4 *qr = (const uint4 *)(q + n * s.sq + (long)i * s.ldq + (long)h * DM);
+#pragma unroll
+        for (int c = 0; c < CH; c++)
+            qraw[c] = qr[c];
+    }
+    /* keys and values copied as they are (bf16), four 16-byte loads in flight per thread */
+    for (int c0 = threadIdx.x; c0 < total; c0 += 4 * blockDim.x) {
+        uint4 u[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int c = c0 + e * blockDim.x;
+            if (c < total) {
+                int ch = c % CH, r = c / CH, row = r % (2 * Ly), lq = r / (2 * Ly);
+                long pp = p0 + lq, nn = pp / s.H;
+                int hh = (int)(pp % s.H), isv = row >= Ly, j = isv ? row - Ly : row;
+                u[e] = *(const uint4 *)((isv ? v : k) + nn * s.sk + (long)j * s.ldk +
+                                        (long)hh * DM + ch * 8);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int c = c0 + e * blockDim.x;
+            if (c < total) {
+                int ch = c % CH, r = c / CH;
+                *(uint4 *)(smb + (r / (2 * Ly)) * PB + ((r % (2 * Ly)) * DM + ch * 8) * 2) = u[e];
+            }
+        }
+    }
+    __syncthreads();
+    if (!live)
+        return;
     float qv[DM], acc[DM];
-    const uint4 *qr = (const uint4 *)(q + n * s.sq + (long)i * s.ldq + (long)h * DM);
 #pragma unroll
     for (int c = 0; c < CH; c++) {
-        bf8_to_f(qr[c], qv + 8 * c);
+        bf8_to_f(qraw[c], qv + 8 * c);
 #pragma unroll
         for (int t = 0; t < 8; t++) {
             qv[8 * c + t] *= s.scale;
             acc[8 * c + t] = 0.f;
         }
     }
-    const float *K = sm + lp * PS, *V = K + Ly * DM;
+    const uint4 *K = (const uint4 *)(smb + lp * PB), *V = K + Ly * CH;
     const int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
     float m = -FLT_MAX, l = 0.f;
     for (int j = 0; j < jmax; j++) {
-        const float4 *kr = (const float4 *)(K + j * DM), *vr = (const float4 *)(V + j * DM);
-        float a0 = 0.f, a1 = 0.f;
-#pragma unroll
-        for (int d = 0; d < DM / 4; d += 2) {
-            float4 x = kr[d], y = kr[d + 1];
-            a0 += qv[4 * d] * x.x + qv[4 * d + 1] * x.y + qv[4 * d + 2] * x.z + qv[4 * d + 3] * x.w;
-            a1 += qv[4 * d + 4] * y.x + qv[4 * d + 5] * y.y + qv[4 * d + 6] * y.z +
-                  qv[4 * d + 7] * y.w;
-        }
-        float a = a0 + a1, mn = fmaxf(m, a);
+        float a = dot_bf_row<DM>(qv, K + j * CH), mn = fmaxf(m, a);
         float corr = __expf(m - mn), e = __expf(a - mn);
         l = l * corr + e;
-#pragma unroll
-        for (int d = 0; d < DM / 4; d++) {
-            float4 x = vr[d];
-            acc[4 * d] = acc[4 * d] * corr + e * x.x;
-            acc[4 * d + 1] = acc[4 * d + 1] * corr + e * x.y;
-            acc[4 * d + 2] = acc[4 * d + 2] * corr + e * x.z;
-            acc[4 * d + 3] = acc[4 * d + 3] * corr + e * x.w;
-        }
+        axpby_bf_row<DM>(acc, corr, e, V + j * CH);
         m = mn;
     }
     const float inv = 1.f / l;
@@ -1191,7 +1424,7 @@ static int ar_pairs(const tgc_attn_shape *s, const void *q, const void *k, const
     if ((s->D != 32 && s->D != 64) || s->kv_div != 1 || s->Lx > AR_THREADS ||
         !sa_vec(s, q, k, v, o))
         return 0;
-    int p = AR_THREADS / s->Lx, bys = AR_SMEM / (ar_pair_floats(s->Ly, s->D) * 4);
+    int p = AR_THREADS / s->Lx, bys = AR_SMEM / ar_pair_bytes(s->Ly, s->D);
     return p < bys ? p : bys;
 }
 
@@ -1202,10 +1435,15 @@ int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
         long np = (long)s->N * s->H;
         int ppb = np > 0 ? ar_pairs(s, q, k, v, o) : 0;
         static int old = -1; /* TG_CUDA_ATTN_OLD=1: the kernel above (comparisons) */
-        if (old < 0)
+        if (old < 0) {
             old = getenv("TG_CUDA_ATTN_OLD") != NULL;
+            CU_CHECK(cudaFuncSetAttribute(k_attn_row_fwd<32>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, AR_SMEM));
+            CU_CHECK(cudaFuncSetAttribute(k_attn_row_fwd<64>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, AR_SMEM));
+        }
         if (ppb > 0 && !old) {
-            size_t smem = (size_t)ppb * ar_pair_floats(s->Ly, s->D) * 4;
+            size_t smem = (size_t)ppb * ar_pair_bytes(s->Ly, s->D);
             if (s->D == 32)
                 k_attn_row_fwd<32><<<cdiv(np, ppb), AR_THREADS, smem, st>>>(*s, ppb, q, k, v, o,
                                                                           lse);
@@ -1238,107 +1476,126 @@ int tgc_attn_fwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
  * forms dq = dS K. */
 #define ARB_SMEM (96 * 1024)
 
-static __host__ __device__ int arb_pair_floats(int Lx, int Ly, int D)
+/* per pair: Q, dO, K as bf16 rows of D (as in memory), then dS [Lx, Ly], delta and lse [Lx] in
+ * fp32, plus 16 bytes so that pairs start on other banks */
+static __host__ __device__ int arb_bf_bytes(int Lx, int Ly, int D)
 {
-    return ((2 * Lx + Ly) * D + Lx * Ly + 2 * Lx + 3) & ~3;
+    return (((2 * Lx + Ly) * D * 2) + 15) & ~15;
+}
+static __host__ __device__ int arb_pair_bytes(int Lx, int Ly, int D)
+{
+    return arb_bf_bytes(Lx, Ly, D) + (((Lx * Ly + 2 * Lx) * 4 + 15) & ~15) + 16;
 }
 
-__global__ void __launch_bounds__(AR_THREADS)
+template <int MINB>
+__global__ void __launch_bounds__(AR_THREADS, MINB)
 k_attn_row_bwd32(tgc_attn_shape s, int ppb, const bf16 *__restrict__ q,
                  const bf16 *__restrict__ k, const bf16 *__restrict__ v,
                  const bf16 *__restrict__ o, const bf16 *__restrict__ dout,
                  const float *__restrict__ lse, bf16 *dq, bf16 *dk, bf16 *dv)
 {
     const int DM = 32, CH = 4;
-    extern __shared__ float4 sm4[];
-    float *sm = (float *)sm4;
-    const int Lx = s.Lx, Ly = s.Ly, PS = arb_pair_floats(Lx, Ly, DM);
+    extern __shared__ uint4 smu[];
+    char *smb = (char *)smu;
+    const int Lx = s.Lx, Ly = s.Ly, PB = arb_pair_bytes(Lx, Ly, DM);
     const int TP = Lx > Ly ? Lx : Ly; /* threads per pair */
     const long npairs = (long)s.N * s.H;
     const long p0 = (long)blockIdx.x * ppb;
     const int np = (int)(npairs - p0 < ppb ? npairs - p0 : ppb);
-    /* Q, dO, K of each pair as fp32: [Q: Lx][dO: Lx][K: Ly] rows of DM */
+    /* Q, dO, K of each pair copied as they are: [Q: Lx][dO: Lx][K: Ly] bf16 rows of DM */
     const int rows = 2 * Lx + Ly, total = np * rows * CH;
-    for (int c = threadIdx.x; c < total; c += blockDim.x) {
-        int ch = c % CH, r = c / CH, row = r % rows, lp = r / rows;
-        long p = p0 + lp, n = p / s.H;
-        int h = (int)(p % s.H);
-        const bf16 *src;
-        if (row < Lx)
-            src = q + n * s.sq + (long)row * s.ldq;
-        else if (row < 2 * Lx)
-            src = dout + n * s.so + (long)(row - Lx) * s.ldo;
-        else
-            src = k + n * s.sk + (long)(row - 2 * Lx) * s.ldk;
-        uint4 u = *(const uint4 *)(src + (long)h * DM + ch * 8);
-        float f[8];
-        bf8_to_f(u, f);
-        float4 *dst = (float4 *)(sm + lp * PS + row * DM + ch * 8);
-        dst[0] = make_float4(f[0], f[1], f[2], f[3]);
-        dst[1] = make_float4(f[4], f[5], f[6], f[7]);
+    for (int c0 = threadIdx.x; c0 < total; c0 += 4 * blockDim.x) {
+        uint4 u[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int c = c0 + e * blockDim.x;
+            if (c < total) {
+                int ch = c % CH, r = c / CH, row = r % rows, lq = r / rows;
+                long pp = p0 + lq, nn = pp / s.H;
+                int hh = (int)(pp % s.H);
+                const bf16 *src;
+                if (row < Lx)
+                    src = q + nn * s.sq + (long)row * s.ldq;
+                else if (row < 2 * Lx)
+                    src = dout + nn * s.so + (long)(row - Lx) * s.ldo;
+                else
+                    src = k + nn * s.sk + (long)(row - 2 * Lx) * s.ldk;
+                u[e] = *(const uint4 *)(src + (long)hh * DM + ch * 8);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int c = c0 + e * blockDim.x;
+            if (c < total) {
+                int ch = c % CH, r = c / CH;
+                *(uint4 *)(smb + (r / rows) * PB + ((r % rows) * DM + ch * 8) * 2) = u[e];
+            }
+        }
     }
     const int lp = threadIdx.x / TP, t = threadIdx.x % TP;
     const bool live = lp < np;
     const long p = p0 + lp, n = p / s.H;
     const int h = (int)(p % s.H);
-    float *Qs = sm + lp * PS, *dOs = Qs + Lx * DM, *Ks = dOs + Lx * DM, *dS = Ks + Ly * DM;
+    /* this thread's key and value rows (phase 2), in flight during the first phase */
+    uint4 kraw[4], vraw[4];
+    if (live && t < Ly) {
+        const uint4 *kr = (const uint4 *)(k + n * s.sk + (long)t * s.ldk + (long)h * DM);
+        const uint4 *vr = (const uint4 *)(v + n * s.sk + (long)t * s.ldk + (long)h * DM);
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            kraw[c] = kr[c];
+            vraw[c] = vr[c];
+        }
+    }
+    const uint4 *Qs = (const uint4 *)(smb + lp * PB), *dOs = Qs + Lx * CH, *Ks = dOs + Lx * CH;
+    float *dS = (float *)(smb + lp * PB + arb_bf_bytes(Lx, Ly, DM));
     float *delta = dS + Lx * Ly, *Ls = delta + Lx;
     __syncthreads();
     /* delta_i = dO_i . O_i */
     if (live && t < Lx) {
         const uint4 *orow = (const uint4 *)(o + n * s.so + (long)t * s.ldo + (long)h * DM);
-        const float *d = dOs + t * DM;
         float a = 0.f;
 #pragma unroll
         for (int c = 0; c < CH; c++) {
-            float f[8];
+            float f[8], g[8];
             bf8_to_f(orow[c], f);
+            bf8_to_f(dOs[t * CH + c], g);
 #pragma unroll
             for (int e = 0; e < 8; e++)
-                a += f[e] * d[8 * c + e];
+                a += f[e] * g[e];
         }
         delta[t] = a;
         Ls[t] = lse[p * Lx + t];
     }
     __syncthreads();
-    /* a thread per key row: dk_j, dv_j and row j of dS */
+    /* a thread per key row: dk_j, dv_j and column j of dS */
     if (live && t < Ly) {
         const int j = t;
         float kv[DM], vv[DM], dka[DM], dva[DM];
-        const uint4 *kr = (const uint4 *)(k + n * s.sk + (long)j * s.ldk + (long)h * DM);
-        const uint4 *vr = (const uint4 *)(v + n * s.sk + (long)j * s.ldk + (long)h * DM);
 #pragma unroll
         for (int c = 0; c < CH; c++) {
-            bf8_to_f(kr[c], kv + 8 * c);
-            bf8_to_f(vr[c], vv + 8 * c);
+            bf8_to_f(kraw[c], kv + 8 * c);
+            bf8_to_f(vraw[c], vv + 8 * c);
         }
 #pragma unroll
         for (int d = 0; d < DM; d++)
             dka[d] = dva[d] = 0.f;
         int i0 = s.causal ? max(0, j - s.q_off) : 0;
         for (int i = i0; i < Lx; i++) {
-            const float4 *qi = (const float4 *)(Qs + i * DM), *di = (const float4 *)(dOs + i * DM);
-            float a = 0.f, b = 0.f;
-#pragma unroll
-            for (int d = 0; d < DM / 4; d++) {
-                float4 x = qi[d], y = di[d];
-                a += x.x * kv[4 * d] + x.y * kv[4 * d + 1] + x.z * kv[4 * d + 2] + x.w * kv[4 * d + 3];
-                b += y.x * vv[4 * d] + y.y * vv[4 * d + 1] + y.z * vv[4 * d + 2] + y.w * vv[4 * d + 3];
-            }
+            float a = dot_bf_row<DM>(kv, Qs + i * CH), b = dot_bf_row<DM>(vv, dOs + i * CH);
             float pr = __expf(a * s.scale - Ls[i]);
             float ds = pr * (b - delta[i]);
             dS[i * Ly + j] = ds;
 #pragma unroll
-            for (int d = 0; d < DM / 4; d++) {
-                float4 x = qi[d], y = di[d];
-                dva[4 * d] += pr * y.x;
-                dva[4 * d + 1] += pr * y.y;
-                dva[4 * d + 2] += pr * y.z;
-                dva[4 * d + 3] += pr * y.w;
-                dka[4 * d] += ds * x.x;
-                dka[4 * d + 1] += ds * x.y;
-                dka[4 * d + 2] += ds * x.z;
-                dka[4 * d + 3] += ds * x.w;
+            for (int c = 0; c < CH; c++) {
+                float fq[8], fd[8];
+                bf8_to_f(Qs[i * CH + c], fq);
+                bf8_to_f(dOs[i * CH + c], fd);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    dva[8 * c + e] += pr * fd[e];
+                    dka[8 * c + e] += ds * fq[e];
+                }
             }
         }
         uint4 *dkr = (uint4 *)(dk + n * s.sk + (long)j * s.ldk + (long)h * DM);
@@ -1366,18 +1623,8 @@ k_attn_row_bwd32(tgc_attn_shape s, int ppb, const bf16 *__restrict__ q,
         for (int d = 0; d < DM; d++)
             acc[d] = 0.f;
         int jmax = s.causal ? min(Ly, i + s.q_off + 1) : Ly;
-        for (int j = 0; j < jmax; j++) {
-            float ds = dS[i * Ly + j];
-            const float4 *kj = (const float4 *)(Ks + j * DM);
-#pragma unroll
-            for (int d = 0; d < DM / 4; d++) {
-                float4 x = kj[d];
-                acc[4 * d] += ds * x.x;
-                acc[4 * d + 1] += ds * x.y;
-                acc[4 * d + 2] += ds * x.z;
-                acc[4 * d + 3] += ds * x.w;
-            }
-        }
+        for (int j = 0; j < jmax; j++)
+            axpby_bf_row<DM>(acc, 1.f, dS[i * Ly + j], Ks + j * CH);
         uint4 *dqr = (uint4 *)(dq + n * s.sq + (long)i * s.ldq + (long)h * DM);
 #pragma unroll
         for (int c = 0; c < CH; c++) {
@@ -1399,7 +1646,7 @@ static int arb_pairs(const tgc_attn_shape *s, const void *q, const void *k, cons
     if (s->D != 32 || s->kv_div != 1 || tp > AR_THREADS || !o || !sa_vec(s, q, k, v, o) ||
         !sa_vec(s, dout, NULL, NULL, NULL))
         return 0;
-    int p = AR_THREADS / tp, bys = ARB_SMEM / (arb_pair_floats(s->Lx, s->Ly, s->D) * 4);
+    int p = AR_THREADS / tp, bys = ARB_SMEM / arb_pair_bytes(s->Lx, s->Ly, s->D);
     return p < bys ? p : bys;
 }
 
@@ -1410,19 +1657,31 @@ int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
     {
         long np = (long)s->N * s->H;
         int ppb = np > 0 ? arb_pairs(s, q, k, v, o, dout) : 0;
-        static int old = -1, raised = 0;
-        if (old < 0)
+        /* TG_CUDA_ATTN_BWD_OCC=4: the variant compiled for 4 blocks per SM (128 registers,
+         * a few spills) instead of 3 */
+        static int old = -1, raised = 0, occ4 = 0;
+        if (old < 0) {
             old = getenv("TG_CUDA_ATTN_OLD") != NULL;
+            const char *e = getenv("TG_CUDA_ATTN_BWD_OCC");
+            occ4 = e && atoi(e) == 4;
+        }
         if (ppb > 0 && !old) {
             if (!raised) {
-                CU_CHECK(cudaFuncSetAttribute(k_attn_row_bwd32,
+                CU_CHECK(cudaFuncSetAttribute(k_attn_row_bwd32<1>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              ARB_SMEM));
+                CU_CHECK(cudaFuncSetAttribute(k_attn_row_bwd32<4>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               ARB_SMEM));
                 raised = 1;
             }
-            size_t smem = (size_t)ppb * arb_pair_floats(s->Lx, s->Ly, s->D) * 4;
-            k_attn_row_bwd32<<<cdiv(np, ppb), AR_THREADS, smem, st>>>(*s, ppb, q, k, v, o, dout,
-                                                                      lse, dq, dk, dv);
+            size_t smem = (size_t)ppb * arb_pair_bytes(s->Lx, s->Ly, s->D);
+            if (occ4)
+                k_attn_row_bwd32<4><<<cdiv(np, ppb), AR_THREADS, smem, st>>>(
+                    *s, ppb, q, k, v, o, dout, lse, dq, dk, dv);
+            else
+                k_attn_row_bwd32<1><<<cdiv(np, ppb), AR_THREADS, smem, st>>>(
+                    *s, ppb, q, k, v, o, dout, lse, dq, dk, dv);
             CU_LAUNCH_CHECK();
             return 0;
         }

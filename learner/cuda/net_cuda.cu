@@ -115,6 +115,7 @@ typedef struct cuda_net {
     /* host staging */
     float *h_stage;
     /* TG_CUDA_PROFILE=1: device time per kind of work, printed at exit */
+    int infer;               /* decoding: no activations kept for a backward */
     int prof, prof_phase, prof_cur, prof_n, prof_keep;
     long prof_entries[3];    /* train steps, sample calls, greedy calls seen */
     cudaEvent_t prof_ev[2 * 8192];
@@ -479,6 +480,7 @@ static int linear(cuda_net *n, const dlin *l, const bf16 *x, long ldx, long M, v
     return PROF(n, PR_GEMM_FWD, tgc_gemm_run(n->gemm, n->st, &m));
 }
 
+/* act = gelu(x W^T + b); pre (x W^T + b) kept for backward unless n->infer */
 static int linear_gelu(cuda_net *n, const dlin *l, const bf16 *x, long M, bf16 *pre, bf16 *act)
 {
     tgc_mm m;
@@ -496,9 +498,9 @@ static int linear_gelu(cuda_net *n, const dlin *l, const bf16 *x, long M, bf16 *
     m.ddt = TGC_BF16;
     m.ldd = l->out;
     m.alpha = 1.f;
-    m.epi = TGC_EPI_GELU_BIAS;
+    m.epi = n->infer ? TGC_EPI_GELU : TGC_EPI_GELU_BIAS;
     m.bias = l->b16;
-    m.aux = pre;
+    m.aux = n->infer ? NULL : pre;
     return PROF(n, PR_GEMM_FWD, tgc_gemm_run(n->gemm, n->st, &m));
 }
 
@@ -1009,14 +1011,16 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
 
 /* Torso once per position, then K actions per position token by token with KV caches. u:
  * device uniforms [N K, n_steps] or NULL for greedy. Results stay in the decbuf. */
-static int decode(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
-                  float temp, const float *h_uniforms, decbuf *db, float *quant_out)
+static int decode_run(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
+                      float temp, const float *h_uniforms, decbuf *db, float *quant_out)
 {
     const tg_net_config *c = &n->cfg;
     int P = tg_net_config_P(c), L = c->n_steps, S = c->S;
     long R = (long)N * K, E = (long)N * 3 * S * S;
     cudaStream_t st = n->st;
-    if (upload_inputs(n, tensors, scalars, N) || torso_fwd(n, N))
+    if (upload_inputs(n, tensors, scalars, N))
+        return -1;
+    if (torso_fwd(n, N))
         return -1;
     if (h_uniforms)
         CU_CHECK(cudaMemcpyAsync(db->u, h_uniforms, sizeof(float) * R * L, cudaMemcpyHostToDevice,
@@ -1074,6 +1078,17 @@ static int decode(cuda_net *n, const float *tensors, const float *scalars, int N
             return -1;
     }
     return 0;
+}
+
+/* Torso once per position, then K actions per position (decode_run), with n->infer set so that
+ * nothing is kept for a backward. */
+static int decode(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
+                  float temp, const float *h_uniforms, decbuf *db, float *quant_out)
+{
+    n->infer = 1;
+    int rc = decode_run(n, tensors, scalars, N, K, temp, h_uniforms, db, quant_out);
+    n->infer = 0;
+    return rc;
 }
 
 static int dec_prepare(cuda_net *n, long N, long R, decbuf *db)
