@@ -43,7 +43,7 @@ typedef struct tgc_mm {
     float *bgrad;       /* TGC_EPI_BGRAD output [N] */
 } tgc_mm;
 
-/* Autotuning is on unless TG_CUDA_GEMM_TUNE=0: when a shape's plan is built, up to 8 of the
+/* Autotuning is on unless TG_CUDA_GEMM_TUNE=0: when a shape's plan is built, up to 16 of the
  * heuristic's candidates are timed on the caller's operands (outputs to scratch) and the fastest
  * is kept for the plan's life. */
 tgc_gemm *tgc_gemm_new(size_t workspace_bytes);
