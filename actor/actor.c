@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actor/bandit.h"
 #include "actor/decode.h"
 #include "actor/mcts.h"
 #include "actor/replay_link.h"
@@ -27,10 +28,7 @@ typedef struct target {
     int sizes[3];
     int32_t *tensor;        /* canonical T(n,m,p) padded to S */
     tg_basis_pool *bases;   /* entry 0 is the identity */
-    double *bsum;           /* [pool] sum of finished games' returns per basis (adaptive choice) */
-    int *bn;                /* [pool] finished games per basis */
-    int *bstarted;          /* [pool] games started per basis */
-    long bstarted_all;
+    tg_bandit *basis_choice; /* over the non-canonical bases (arm i = basis i + 1) */
     tg_sperm *perms, *inv;  /* [n_perms]; entry 0 is the identity */
     int n_perms;
 } target;
@@ -116,11 +114,11 @@ static int target_init(tg_actor *a, target *t, tg_dims d)
     t->bases = tg_basis_pool_new(d, nb, c->game.basis_max_entry > 0 ? c->game.basis_max_entry : 1, &a->rng);
     if (!t->bases)
         return tg_fail_ctx("change of basis for %d,%d,%d: ", d.n, d.m, d.p);
-    t->bsum = calloc((size_t)nb, sizeof *t->bsum);
-    t->bn = calloc((size_t)nb, sizeof *t->bn);
-    t->bstarted = calloc((size_t)nb, sizeof *t->bstarted);
-    if (!t->bsum || !t->bn || !t->bstarted)
-        return tg_fail("out of memory");
+    /* The same target is easier to factorise in some bases than in others (where its low-rank
+     * factorizations are sparse, like the demonstrations): game.basis_explore plays those more,
+     * judged by the returns of the agent's own games in each basis. */
+    if (nb > 1 && !(t->basis_choice = tg_bandit_new(nb - 1, c->game.basis_explore)))
+        return -1;
     t->n_perms = c->game.signed_perms ? (c->game.perm_pool > 1 ? c->game.perm_pool : 2) : 1;
     t->perms = calloc((size_t)t->n_perms, sizeof *t->perms);
     t->inv = calloc((size_t)t->n_perms, sizeof *t->inv);
@@ -139,9 +137,7 @@ static void target_free(target *t)
 {
     free(t->tensor);
     tg_basis_pool_free(t->bases);
-    free(t->bsum);
-    free(t->bn);
-    free(t->bstarted);
+    tg_bandit_free(t->basis_choice);
     free(t->perms);
     free(t->inv);
 }
@@ -340,40 +336,6 @@ void tg_actor_get_stats(const tg_actor *a, tg_actor_stats *s)
 
 /* ---- games ---- */
 
-/* A non-canonical basis of the pool: uniform, or with game.basis_explore > 0 by an upper
- * confidence bound on the mean return of the games finished in each basis, counting the games
- * started in it (many start before the first one ends); bases never tried go first, in random
- * order. The same target is easier to factorise in some bases than in others (where its low-rank
- * factorizations are sparse, like the demonstrations): the bound plays those more, judged by the
- * agent's own returns only. */
-static int pick_basis(tg_actor *a, target *t, int nb)
-{
-    double c = a->cfg.game.basis_explore;
-    int i, best = -1;
-    if (!(c > 0)) {
-        best = 1 + (int)tg_rng_below(&a->rng, (uint32_t)(nb - 1));
-    } else {
-        int off = (int)tg_rng_below(&a->rng, (uint32_t)(nb - 1));
-        double best_s = -INFINITY, lg = log((double)t->bstarted_all + 1.0), top = -INFINITY;
-        for (i = 1; i < nb; i++)
-            if (t->bn[i] > 0 && t->bsum[i] / t->bn[i] > top)
-                top = t->bsum[i] / t->bn[i];
-        for (int j = 0; j < nb - 1 && best_s < INFINITY; j++) {
-            i = 1 + (off + j) % (nb - 1);
-            /* in play but none finished yet: as good as the best so far */
-            double mean = t->bn[i] > 0 ? t->bsum[i] / t->bn[i] : top;
-            double sc = t->bstarted[i] == 0 ? INFINITY : mean + c * sqrt(lg / t->bstarted[i]);
-            if (sc > best_s) {
-                best_s = sc;
-                best = i;
-            }
-        }
-    }
-    t->bstarted[best]++;
-    t->bstarted_all++;
-    return best;
-}
-
 static int new_game(tg_actor *a, slot *s)
 {
     const tg_config *c = &a->cfg;
@@ -385,7 +347,7 @@ static int new_game(tg_actor *a, slot *s)
     int nb = tg_basis_pool_size(t->bases);
     s->basis = 0;
     if (c->game.change_of_basis && nb > 1 && tg_rng_uniform(&a->rng) < c->game.basis_prob)
-        s->basis = pick_basis(a, t, nb);
+        s->basis = 1 + tg_bandit_pick(t->basis_choice, &a->rng);
     const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
     if (tg_basis_is_identity(b))
         memcpy(s->initial, t->tensor, (size_t)a->S3 * sizeof(int32_t));
@@ -530,11 +492,8 @@ static int finish_game(tg_actor *a, slot *s)
     double G = 0; /* the game's return: logs, basis statistics */
     for (int i = 0; i < s->moves; i++)
         G += s->rewards[i];
-    if (s->basis > 0) {
-        target *t = &a->targets[s->target];
-        t->bsum[s->basis] += G;
-        t->bn[s->basis]++;
-    }
+    if (s->basis > 0)
+        tg_bandit_update(a->targets[s->target].basis_choice, s->basis - 1, G);
     tg_debug("game over: T(%s) return %g in %d moves%s", a->cfg.game.targets[s->target], G, s->moves,
              tg_game_solved(s->game) ? ", solved" : "");
     if (tg_game_solved(s->game)) {

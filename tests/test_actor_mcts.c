@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "actor/bandit.h"
 #include "actor/mcts.h"
 #include "common/action.h"
 #include "common/fact.h"
@@ -274,6 +275,54 @@ static void test_memory_bound(void **state)
     fixture_free(&f);
 }
 
+/* The basis choice: every arm once (in any order) before any twice, then the better arm played
+ * far more often, the worse still sometimes; c = 0 is uniform. */
+static void test_bandit(void **state)
+{
+    (void)state;
+    tg_rng rng;
+    tg_rng_seed(&rng, 3, 4);
+    tg_bandit *b = tg_bandit_new(8, 2.0);
+    assert_non_null(b);
+    int seen[8] = {0};
+    for (int i = 0; i < 8; i++) /* started, none ended: still each arm once */
+        seen[tg_bandit_pick(b, &rng)]++;
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(seen[i], 1);
+    for (int i = 0; i < 8; i++)
+        tg_bandit_update(b, i, i == 5 ? -8.0 : -11.0);
+    for (int it = 0; it < 400; it++) { /* arm 5 returns -8, the others -11 */
+        int a = tg_bandit_pick(b, &rng);
+        tg_bandit_update(b, a, a == 5 ? -8.0 : -11.0);
+    }
+    assert_true(tg_bandit_started(b, 5) > 250);
+    for (int i = 0; i < 8; i++)
+        if (i != 5) {
+            assert_true(tg_bandit_started(b, i) >= 2);
+            assert_true(fabs(tg_bandit_mean(b, i) + 11.0) < 1e-9);
+        }
+    tg_bandit_free(b);
+    /* pulls in flight without rewards (more games than arms): all arms stay reachable */
+    b = tg_bandit_new(4, 2.0);
+    int counts[4] = {0};
+    for (int i = 0; i < 64; i++)
+        counts[tg_bandit_pick(b, &rng)]++;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(counts[i], 16);
+    tg_bandit_free(b);
+    b = tg_bandit_new(4, 0.0); /* uniform */
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 4000; i++) {
+        int a = tg_bandit_pick(b, &rng);
+        counts[a]++;
+        tg_bandit_update(b, a, a == 0 ? 0.0 : -10.0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_true(counts[i] > 850 && counts[i] < 1150);
+    tg_bandit_free(b);
+    assert_null(tg_bandit_new(0, 1.0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_first_selections),
         cmocka_unit_test(test_transpositions_and_reuse),
         cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_bandit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

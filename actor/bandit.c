@@ -1,0 +1,84 @@
+#include "actor/bandit.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+
+struct tg_bandit {
+    int n;
+    double c;
+    double *sum;  /* [n] rewards received */
+    int *ended;   /* [n] rewards received */
+    int *started; /* [n] pulls chosen */
+    long total;
+};
+
+tg_bandit *tg_bandit_new(int n, double c)
+{
+    tg_bandit *b = calloc(1, sizeof *b);
+    if (n < 1 || !b)
+        goto fail;
+    b->n = n;
+    b->c = c;
+    b->sum = calloc((size_t)n, sizeof *b->sum);
+    b->ended = calloc((size_t)n, sizeof *b->ended);
+    b->started = calloc((size_t)n, sizeof *b->started);
+    if (!b->sum || !b->ended || !b->started)
+        goto fail;
+    return b;
+fail:
+    tg_bandit_free(b);
+    tg_fail(n < 1 ? "bandit: %d arms" : "out of memory for a bandit of %d arms", n);
+    return NULL;
+}
+
+void tg_bandit_free(tg_bandit *b)
+{
+    if (!b)
+        return;
+    free(b->sum);
+    free(b->ended);
+    free(b->started);
+    free(b);
+}
+
+double tg_bandit_mean(const tg_bandit *b, int arm) { return b->ended[arm] ? b->sum[arm] / b->ended[arm] : 0.0; }
+int tg_bandit_started(const tg_bandit *b, int arm) { return b->started[arm]; }
+
+int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
+{
+    int best = (int)tg_rng_below(rng, (uint32_t)b->n);
+    if (b->c > 0) {
+        int off = best;
+        double top = -INFINITY, best_s = -INFINITY, lg = log((double)b->total + 1.0);
+        for (int i = 0; i < b->n; i++)
+            if (b->ended[i] && b->sum[i] / b->ended[i] > top)
+                top = b->sum[i] / b->ended[i];
+        if (top == -INFINITY)
+            top = 0.0;
+        for (int j = 0; j < b->n; j++) {
+            int i = (off + j) % b->n;
+            if (!b->started[i]) { /* untried: the first from a random offset */
+                best = i;
+                break;
+            }
+            double mean = b->ended[i] ? b->sum[i] / b->ended[i] : top;
+            double s = mean + b->c * sqrt(lg / b->started[i]);
+            if (s > best_s) {
+                best_s = s;
+                best = i;
+            }
+        }
+    }
+    b->started[best]++;
+    b->total++;
+    return best;
+}
+
+void tg_bandit_update(tg_bandit *b, int arm, double reward)
+{
+    TG_ASSERT(arm >= 0 && arm < b->n);
+    b->sum[arm] += reward;
+    b->ended[arm]++;
+}

@@ -1,0 +1,21 @@
+/* Upper-confidence choice among n arms by mean reward (the actor's choice of a game's change of
+ * basis, game.basis_explore): arms never tried go first, in random order; then
+ * mean + c * sqrt(ln(total started) / started). Pulls are counted when an arm is chosen (many games
+ * start before the first one ends), rewards when they arrive; an arm in play without a reward yet
+ * counts as good as the best mean so far. c <= 0: uniform choice. */
+#ifndef TG_BANDIT_H
+#define TG_BANDIT_H
+#include "common/rng.h"
+
+typedef struct tg_bandit tg_bandit; /* opaque */
+
+tg_bandit *tg_bandit_new(int n, double c);
+void tg_bandit_free(tg_bandit *b);
+/* Chooses an arm in [0, n) and counts it as started. */
+int tg_bandit_pick(tg_bandit *b, tg_rng *rng);
+/* A finished pull's reward. */
+void tg_bandit_update(tg_bandit *b, int arm, double reward);
+/* Started pulls and mean reward of an arm (0 if none ended), for logs and tests. */
+int tg_bandit_started(const tg_bandit *b, int arm);
+double tg_bandit_mean(const tg_bandit *b, int arm);
+#endif
