@@ -529,7 +529,7 @@ static int make_move(tg_actor *a, slot *s)
         memcpy(pa + (size_t)i * A, acts[i], (size_t)A);
         pp[i] = pi[i];
     }
-    int ch = tg_mcts_act(visits, q, pi, n, &a->rng);
+    int ch = mv < a->cfg.actor.explore_moves ? tg_mcts_sample(pi, n, &a->rng) : tg_mcts_act(visits, q, pi, n, &a->rng);
     s->rewards[mv] = (float)tg_game_play(s->game, acts[ch]);
     s->moves++;
     a->st.moves++;

@@ -124,6 +124,24 @@ int tg_mcts_act(const int32_t *visits, const float *q, const float *pi, int n, t
     return last; /* rounding */
 }
 
+int tg_mcts_sample(const float *pi, int n, tg_rng *rng)
+{
+    double total = 0;
+    int last = -1;
+    for (int i = 0; i < n; i++)
+        if (pi[i] > 0) {
+            total += pi[i];
+            last = i;
+        }
+    if (last < 0)
+        return -1;
+    double x = tg_rng_uniform(rng) * total;
+    for (int i = 0; i < n; i++)
+        if (pi[i] > 0 && (x -= pi[i]) < 0)
+            return i;
+    return last; /* rounding */
+}
+
 /* ---- paths ---- */
 
 int tg_path_init(tg_path *p, int cap)

@@ -45,6 +45,9 @@ double tg_mcts_improved_policy(const int32_t *visits, int n, int n_bar, float *o
  * (ties in visits go to the higher Q), then samples from pi over the rest. Returns the index, or
  * -1 if no child was visited. */
 int tg_mcts_act(const int32_t *visits, const float *q, const float *pi, int n, tg_rng *rng);
+/* Exploring moves (the first actor.explore_moves of a game): samples from pi over all children,
+ * without the acting rule's Q filter. -1 if pi is all zero. */
+int tg_mcts_sample(const float *pi, int n, tg_rng *rng);
 
 /* ---- The tree ---- */
 

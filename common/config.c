@@ -147,6 +147,8 @@ static const key_def keys[] = {
     KINT("actor.max_nodes", actor.max_nodes, 16, 1 << 30, "20000", "nodes per game's search arena (bounds its memory: see tg-actor's start line)"),
     KDBL("actor.dirichlet_alpha", actor.dirichlet_alpha, 0, 1e6, "0.3", "Dirichlet noise alpha at the root"),
     KDBL("actor.dirichlet_frac", actor.dirichlet_frac, 0, 1, "0.25", "weight of the Dirichlet noise at the root"),
+    KINT("actor.explore_moves", actor.explore_moves, 0, 1000000, "0",
+         "first moves of a game sampled from the improved policy over all children (later moves: only children whose Q is at least the most visited one's)"),
     KINT("actor.leaves_per_game", actor.leaves_per_game, 0, 1 << 16, "0", "evaluations in flight per game, under virtual loss (0 = enough to fill inflight x eval_batch)"),
     KDBL("actor.eval_timeout_s", actor.eval_timeout_s, 0.01, 1e6, "10", "re-issue an evaluation request unanswered for this long (s)"),
     KDBL("actor.ack_timeout_s", actor.ack_timeout_s, 0.01, 1e6, "30", "resend a game the replay server has not acknowledged for this long (s)"),

@@ -112,6 +112,7 @@ typedef struct tg_config {
         double virtual_loss;
         int max_nodes;           /* per game arena bound */
         double dirichlet_alpha, dirichlet_frac;
+        int explore_moves;        /* first moves sampled from the improved policy, no Q filter */
         int leaves_per_game;     /* pending evaluations per game (0 = enough to fill inflight batches) */
         double eval_timeout_s;   /* re-issue an evaluation request unanswered this long */
         double ack_timeout_s;    /* resend a game the replay server has not acknowledged this long */

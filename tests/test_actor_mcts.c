@@ -323,6 +323,32 @@ static void test_bandit(void **state)
     assert_null(tg_bandit_new(0, 1.0));
 }
 
+/* Exploring moves sample from pi over every child, the acting rule's Q filter aside. */
+static void test_explore_sample(void **state)
+{
+    (void)state;
+    tg_rng rng;
+    tg_rng_seed(&rng, 5, 6);
+    const float pi[4] = {0.5f, 0.0f, 0.25f, 0.25f};
+    int counts[4] = {0};
+    for (int i = 0; i < 8000; i++)
+        counts[tg_mcts_sample(pi, 4, &rng)]++;
+    assert_int_equal(counts[1], 0);
+    assert_true(counts[0] > 3700 && counts[0] < 4300);
+    assert_true(counts[2] > 1750 && counts[2] < 2250 && counts[3] > 1750 && counts[3] < 2250);
+    const float zero[2] = {0, 0};
+    assert_int_equal(tg_mcts_sample(zero, 2, &rng), -1);
+    /* where the acting rule would only take child 0 (highest Q and visits), sampling takes 2 too */
+    const int32_t visits[3] = {10, 0, 5};
+    const float q[3] = {-7.0f, 0.0f, -9.0f}, p2[3] = {2.0f / 3, 0.0f, 1.0f / 3};
+    int took2 = 0;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(tg_mcts_act(visits, q, p2, 3, &rng), 0);
+        took2 += tg_mcts_sample(p2, 3, &rng) == 2;
+    }
+    assert_true(took2 > 30);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_transpositions_and_reuse),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_bandit),
+        cmocka_unit_test(test_explore_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
