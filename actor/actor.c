@@ -486,12 +486,11 @@ static int finish_game(tg_actor *a, slot *s)
     a->st.games++;
     a->int_games++;
     a->int_moves += (uint64_t)s->moves;
-    for (int i = 0; i < s->moves; i++)
-        a->int_return += s->rewards[i];
-    a->int_solved += tg_game_solved(s->game) ? 1 : 0;
-    double G = 0; /* the game's return: logs, basis statistics */
+    double G = 0; /* the game's return: stats, logs, the basis choice */
     for (int i = 0; i < s->moves; i++)
         G += s->rewards[i];
+    a->int_return += G;
+    a->int_solved += tg_game_solved(s->game) ? 1 : 0;
     if (s->basis > 0)
         tg_bandit_update(a->targets[s->target].basis_choice, s->basis - 1, G);
     tg_debug("game over: T(%s) return %g in %d moves%s", a->cfg.game.targets[s->target], G, s->moves,
