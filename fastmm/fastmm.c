@@ -33,7 +33,7 @@ fastmm_opts fastmm_opts_default(void)
 {
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
-                     .gemm_search = 4};
+                     .gemm_search = 4, .direct = -1, .priority = -1};
     return o;
 }
 
@@ -158,12 +158,27 @@ static void csr_free(fastmm_csr *c)
     free(c->val);
 }
 
+static void direct_free(fastmm_direct *d)
+{
+    if (!d) return;
+#ifdef TG_HAVE_CUDA
+    if (d->dev) fastmm_cuda_level_release(d->dev);
+#endif
+    csr_free(&d->a);
+    csr_free(&d->b);
+    csr_free(&d->c);
+    free(d->da);
+    free(d->db);
+    free(d);
+}
+
 static void level_free(fastmm_level *l)
 {
     if (!l) return;
 #ifdef TG_HAVE_CUDA
     if (l->dev) fastmm_cuda_level_release(l->dev);
 #endif
+    direct_free(l->dir);
     csr_free(&l->a);
     csr_free(&l->b);
     csr_free(&l->c);
@@ -213,6 +228,97 @@ static int csr_build(fastmm_csr *c, int nin, int nout, const int64_t *coef, long
         }
     }
     c->ptr[nout] = e;
+    return 0;
+}
+
+/* dst = src with the rows where drop[o] >= 0 left empty (drop NULL: none) and every value of
+ * column i multiplied by scale[i] (scale NULL: none). */
+static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, const float *scale)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->nin = src->nin;
+    dst->nout = src->nout;
+    dst->ptr = malloc(sizeof(int) * (src->nout + 1));
+    dst->idx = malloc(sizeof(int) * (src->nnz ? src->nnz : 1));
+    dst->val = malloc(sizeof(float) * (src->nnz ? src->nnz : 1));
+    if (!dst->ptr || !dst->idx || !dst->val) return tg_fail("out of memory");
+    int e = 0;
+    for (int o = 0; o < src->nout; o++) {
+        dst->ptr[o] = e;
+        if (drop && drop[o] >= 0) continue;
+        for (int k = src->ptr[o]; k < src->ptr[o + 1]; k++) {
+            dst->idx[e] = src->idx[k];
+            dst->val[e] = scale ? src->val[k] * scale[src->idx[k]] : src->val[k];
+            e++;
+        }
+    }
+    dst->ptr[src->nout] = e;
+    dst->nnz = e;
+    return 0;
+}
+
+/* A non-zero power of two (up to sign): scaling by it is exact in floating point. */
+static int is_pow2(float v)
+{
+    int e;
+    return v != 0 && isfinite(v) && frexpf(fabsf(v), &e) == 0.5f;
+}
+
+/* The level's direct operands (fastmm_int.h); *out NULL when no term has one. */
+static int direct_build(const fastmm_level *l, fastmm_direct **out)
+{
+    *out = NULL;
+    int R = l->a.nout, nda = 0, ndb = 0;
+    fastmm_direct *d = calloc(1, sizeof *d);
+    float *sc = malloc(sizeof(float) * R);
+    if (!d || !sc || !(d->da = malloc(sizeof(int) * R)) || !(d->db = malloc(sizeof(int) * R))) {
+        free(sc);
+        direct_free(d);
+        return tg_fail("out of memory");
+    }
+    for (int r = 0; r < R; r++) {
+        const fastmm_csr *m[2] = {&l->a, &l->b};
+        int *dst[2] = {d->da, d->db}, *cnt[2] = {&nda, &ndb};
+        sc[r] = 1.0f;
+        for (int t = 0; t < 2; t++) {
+            int e = m[t]->ptr[r];
+            dst[t][r] = -1;
+            if (m[t]->ptr[r + 1] - e == 1 && is_pow2(m[t]->val[e])) {
+                dst[t][r] = m[t]->idx[e];
+                sc[r] *= m[t]->val[e];
+                (*cnt[t])++;
+            }
+        }
+    }
+    d->nda = nda;
+    d->ndb = ndb;
+    if ((nda || ndb) && (csr_filter(&d->a, &l->a, d->da, NULL) ||
+                         csr_filter(&d->b, &l->b, d->db, NULL) ||
+                         csr_filter(&d->c, &l->c, NULL, sc))) {
+        free(sc);
+        direct_free(d);
+        return -1;
+    }
+    free(sc);
+    if (nda || ndb) *out = d;
+    else direct_free(d);
+    return 0;
+}
+
+int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N)
+{
+    if (!l || !l->dir) return 0;
+    tg_dims d = tg_fact_dims(l->f);
+    fastmm_geom g = fastmm_geometry(d, M, K, N);
+    return g.bm * d.n == M && g.bk * d.m == K && g.bn * d.p == N;
+}
+
+int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb)
+{
+    fastmm_level *l = fastmm_plan_level(p, levels);
+    if (!l) return -1;
+    *na = l->dir ? l->dir->nda : 0;
+    *nb = l->dir ? l->dir->ndb : 0;
     return 0;
 }
 
@@ -266,7 +372,7 @@ fastmm_level *fastmm_plan_level(fastmm_plan *p, int levels)
                 wt[(size_t)(i * d.p + k) * R + r] = w[(size_t)r * nC + k * d.n + i];
     int rc = csr_build(&l->c, R, nC, wt, R, 1, s);
     free(wt);
-    if (rc) goto fail;
+    if (rc || direct_build(l, &l->dir)) goto fail;
     p->lv[levels] = l;
     return l;
 fail:
@@ -311,6 +417,46 @@ int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N)
     if (p->opts.panels > 0) return p->opts.panels;
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
     return t ? t->panels : 1;
+}
+
+int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.priority >= 0) return p->opts.priority > 0;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->prio : 1;
+}
+
+int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N)
+{
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    int want = p->opts.direct >= 0 ? p->opts.direct > 0 : t ? t->direct : 0;
+    int L = fastmm_plan_levels(p, M, K, N);
+    if (!want || L == 0) return 0;
+    return fastmm_direct_fits(fastmm_plan_level(p, L), M, K, N);
+}
+
+int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len)
+{
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    if (len) buf[0] = 0;
+    if (!t) return -1;
+    size_t at = 0;
+    for (int i = 0; i < t->ncand && at < len; i++) {
+        const fastmm_cfg *c = &t->cand[i];
+        int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
+                     c->direct == t->direct;
+        int n;
+        if (c->levels == 0)
+            n = snprintf(buf + at, len - at, "%splain %.2f%s", i ? " | " : "", t->cand_ms[i],
+                         chosen ? "*" : "");
+        else
+            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s %.2f%s", i ? " | " : "", c->levels,
+                         c->panels, c->prio && c->panels > 1 ? "h" : "", c->direct ? " D" : "",
+                         t->cand_ms[i], chosen ? "*" : "");
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+    return 0;
 }
 
 int fastmm_plan_levels_rule(const fastmm_plan *p, long M, long K, long N)
@@ -415,16 +561,27 @@ int fastmm_sgemm_cpu(fastmm_plan *p, long M, long N, long K, const float *A, lon
     for (long x = 0; x < M; x++)
         memset(C + x * ldc, 0, sizeof(float) * N);
     int R = tg_fact_rank(l->f);
+    /* direct operands (opts.direct 1 only: the CPU path has no tuning): blocks read in place */
+    const fastmm_direct *dir = p->opts.direct == 1 && fastmm_direct_fits(l, M, K, N) ? l->dir : NULL;
+    const fastmm_csr *cc = dir ? &dir->c : &l->c;
     for (int r = 0; r < R; r++) {
-        comb_in(S, g.bm, g.bk, A, lda, M, K, d.m, &l->a, r);
-        comb_in(T, g.bk, g.bn, B, ldb, K, N, d.p, &l->b, r);
+        const float *Sp = S, *Tp = T;
+        long lds = g.bk, ldt = g.bn;
+        if (dir && dir->da[r] >= 0) {
+            Sp = A + (dir->da[r] / d.m) * g.bm * lda + (dir->da[r] % d.m) * g.bk;
+            lds = lda;
+        } else comb_in(S, g.bm, g.bk, A, lda, M, K, d.m, &l->a, r);
+        if (dir && dir->db[r] >= 0) {
+            Tp = B + (dir->db[r] / d.p) * g.bk * ldb + (dir->db[r] % d.p) * g.bn;
+            ldt = ldb;
+        } else comb_in(T, g.bk, g.bn, B, ldb, K, N, d.p, &l->b, r);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.bm, (int)g.bn, (int)g.bk,
-                    1.0f, S, (int)g.bk, T, (int)g.bn, 0.0f, P, (int)g.bn);
+                    1.0f, Sp, (int)lds, Tp, (int)ldt, 0.0f, P, (int)g.bn);
         /* C_ik += w M_r over the part of the block inside C */
-        for (int ik = 0; ik < l->c.nout; ik++)
-            for (int e = l->c.ptr[ik]; e < l->c.ptr[ik + 1]; e++) {
-                if (l->c.idx[e] != r) continue;
-                float a = l->c.val[e];
+        for (int ik = 0; ik < cc->nout; ik++)
+            for (int e = cc->ptr[ik]; e < cc->ptr[ik + 1]; e++) {
+                if (cc->idx[e] != r) continue;
+                float a = cc->val[e];
                 long r0 = (ik / d.p) * g.bm, c0 = (ik % d.p) * g.bn;
                 long nr = M - r0 < g.bm ? M - r0 : g.bm, nc = N - c0 < g.bn ? N - c0 : g.bn;
                 for (long x = 0; x < nr; x++) {

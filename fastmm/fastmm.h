@@ -53,10 +53,22 @@ typedef struct fastmm_opts {
      * and with up to this many of cuBLASLt's heuristic candidates, and keep the fastest per
      * product shape (0 = always cuBLAS's default). */
     int gemm_search;
+    /* Direct operands: a term whose A (or B) operand is one block times +-2^k is multiplied
+     * with the block read in place, no combination written for it (Strassen: 2 of 7 terms on
+     * each side), the factor moved into the C coefficients (exact). Needs a block grid that
+     * divides the matrices exactly and, on the GPU, all terms in one workspace chunk; the GPU's
+     * products are then one pointer-array batched GEMM. -1 = the tuned choice
+     * (fastmm_tune_cuda times both; off where not tuned, and on the CPU path), 0 = off, 1 = on
+     * wherever it applies. */
+    int direct;
+    /* CUDA path: the combinations of a pipelined (panels > 1) run go to a high-priority stream,
+     * so that they get multiprocessors ahead of the products' remaining thread blocks instead
+     * of after them. -1 = the tuned choice (on where not tuned), 0 = off, 1 = on. */
+    int priority;
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4. */
+ * gemm_search 4, direct -1, priority -1. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -88,6 +100,16 @@ const tg_fact *fastmm_plan_level_fact(fastmm_plan *p, int levels);
 
 /* Row panels the CUDA path uses for this shape (the option, else the tuned choice, else 1). */
 int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N);
+/* Whether the CUDA path uses direct operands / the high-priority combination stream for this
+ * shape (the options, else the tuned choices; direct also needs the geometry to allow it). */
+int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N);
+int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N);
+/* Terms of the applied level (levels >= 1) whose A / B operand is read in place when direct
+ * operands are used; -1 with a message if the level cannot be built. */
+int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb);
+/* One line describing what tuning measured for this shape: every candidate configuration and
+ * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h D 18.52 ..."); 0, or -1 if not tuned. */
+int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides
  * bm = ceil(M/n), bk = ceil(K/m), bn = ceil(N/p), rounded up to multiples of 8 when the
@@ -141,8 +163,10 @@ int fastmm_cuda_sync(fastmm_cuda *c);
 int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* Measures the candidate configurations for this product shape on the given buffers (C is
- * overwritten): the row panels (1, 2, 4) and, with levels -1, plain GEMM and the levels around
- * the size rule's choice; the plan remembers the fastest for this shape and later calls use it.
+ * overwritten): the row panels (1, 2, 4), for 2 and 4 with and without the high-priority
+ * combination stream, with levels -1 plain GEMM and the levels around the size rule's choice,
+ * then the fastest of those with direct operands where they apply; the plan remembers the
+ * fastest for this shape and later calls use it.
  * In fp32 each candidate's warm-up run also picks the block products' GEMM kernel per product
  * shape (opts.gemm_search; kept in the context). Costs a few products per candidate;
  * synchronizes. */
@@ -161,8 +185,9 @@ int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int search, long M, 
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,
  * which won), one line each, indented by `indent`. */
 void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);
-/* Times the phases of one product with the plan's levels for this shape, one row panel, all
- * terms in one chunk: ms[0..3] = combine A, combine B, block products, combine C; bytes[0..3]
+/* Times the phases of one product with the plan's levels (and direct operands) for this shape,
+ * one row panel, all terms in one chunk: ms[0..3] = combine A, combine B, block products,
+ * combine C; bytes[0..3]
  * the DRAM traffic the combinations cannot avoid (inputs read once + outputs written once) and,
  * for [2], the products' floating-point operations. Synchronizes. -1 with a message if the
  * shape needs several chunks or the plan uses plain GEMM there. */

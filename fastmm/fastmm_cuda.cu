@@ -8,6 +8,9 @@
 //   4. combine C: every M_r read once, every C block written once (accumulated after chunk 1).
 // A combination kernel stages a tile of every input block in shared memory, then computes every
 // output of the tile from there: DRAM traffic is (inputs + outputs) blocks, not nnz blocks.
+// With direct operands (fastmm_int.h), terms whose operand is one block times +-2^k get no
+// combined operand: the operands are laid out with the inputs' leading dimensions and step 3 is
+// one pointer-array batched GEMM that reads those blocks in place.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -50,6 +53,7 @@ extern "C" {
 struct lt_key {
     long M, N, K, lda, ldb, ldc, sA, sB, sC, batch;
     long alA, alB, alC;
+    long ptr; // 1: pointer-array batch (A, B, C are device arrays of pointers)
 };
 
 struct lt_entry {
@@ -69,6 +73,7 @@ struct fastmm_cuda {
     cublasHandle_t h;
     cudaStream_t s;  // the caller's view: block products run here
     cudaStream_t s2; // combinations, overlapping the products of other panels
+    cudaStream_t s3; // the same at the device's highest priority (opts.priority)
     cudaEvent_t ev[2 * MAX_PANELS + 2];
     void *ws;
     size_t ws_size;
@@ -86,11 +91,13 @@ struct fastmm_cuda {
 
 static void lt_entry_release(lt_entry *e);
 
-// Device copy of a level's three maps (one allocation).
+// Device copy of a level's three maps (one allocation), and for direct operands the blocks
+// read in place (da, db; NULL otherwise).
 struct dev_level {
     void *mem;
     const int *ptr[3], *idx[3];
     const float *val[3];
+    const int *da, *db;
 };
 
 extern "C" void fastmm_cuda_level_release(void *dev)
@@ -100,11 +107,10 @@ extern "C" void fastmm_cuda_level_release(void *dev)
     free(d);
 }
 
-static int level_upload(fastmm_level *l)
+static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, const int *db, int R)
 {
-    if (l->dev) return 0;
-    const fastmm_csr *cs[3] = {&l->a, &l->b, &l->c};
-    size_t tot = 0;
+    if (*devp) return 0;
+    size_t tot = 2 * (sizeof(int) * (size_t)R + 16);
     for (int t = 0; t < 3; t++)
         tot += sizeof(int) * (cs[t]->nout + 1 + cs[t]->nnz) + sizeof(float) * cs[t]->nnz + 64;
     dev_level *d = (dev_level *)calloc(1, sizeof *d);
@@ -129,6 +135,14 @@ static int level_upload(fastmm_level *l)
         d->val[t] = (const float *)((char *)d->mem + off);
         off += (c + 15) / 16 * 16;
     }
+    const int *dd[2] = {da, db};
+    const int **dst[2] = {&d->da, &d->db};
+    for (int t = 0; t < 2; t++) {
+        if (!dd[t]) continue;
+        memcpy(host + off, dd[t], sizeof(int) * R);
+        *dst[t] = (const int *)((char *)d->mem + off);
+        off += (sizeof(int) * R + 15) / 16 * 16;
+    }
     cudaError_t e = cudaMemcpy(d->mem, host, off, cudaMemcpyHostToDevice);
     free(host);
     if (e != cudaSuccess) {
@@ -136,8 +150,20 @@ static int level_upload(fastmm_level *l)
         free(d);
         return tg_fail("fastmm: coefficient upload: %s", cudaGetErrorString(e));
     }
-    l->dev = d;
+    *devp = d;
     return 0;
+}
+
+static int level_upload(fastmm_level *l)
+{
+    const fastmm_csr *cs[3] = {&l->a, &l->b, &l->c};
+    return maps_upload(&l->dev, cs, NULL, NULL, l->a.nout);
+}
+
+static int direct_upload(fastmm_direct *d)
+{
+    const fastmm_csr *cs[3] = {&d->a, &d->b, &d->c};
+    return maps_upload(&d->dev, cs, d->da, d->db, d->a.nout);
 }
 
 // ---- combination kernel ----
@@ -197,15 +223,16 @@ __device__ __forceinline__ T *elem(const bset &s, int b, long bh, long bw, long 
 }
 
 // Tile: rt rows x tp columns of every block; out o (o < nout) = sum over its entries e with
-// in-range input idx[e] - i0 in [0, nin) of val[e] * input. accumulate: out += instead of =.
+// in-range input idx[e] - i0 in [0, nin) of val[e] * input. mode 0: out = (0 for an output
+// without entries); 1: out += (none: untouched); 2: out = (none: untouched, e.g. the operand of
+// a term read in place).
 template <typename Tin, typename Tout>
 __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh, long bw, int nin,
                                                      int i0, int nout, int o0,
                                                      const int *__restrict__ ptr,
                                                      const int *__restrict__ idx,
                                                      const float *__restrict__ val, int tp, int rt,
-                                                     int accumulate, long ntiles_c, long xb,
-                                                     long xe)
+                                                     int mode, long ntiles_c, long xb, long xe)
 {
     extern __shared__ float4 sm[]; // [nin][rt * tp / 4]
     const int tpv = tp / 4, pv = rt * tpv;
@@ -250,11 +277,11 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
             acc.w += a * v.w;
             any = true;
         }
-        if (accumulate && !any) continue;
+        if (mode != 0 && !any) continue;
         int nv;
         Tout *pp = elem<Tout>(out, o, bh, bw, x, y, &nv);
         if (nv == 4 && out.vec) {
-            if (accumulate) {
+            if (mode == 1) {
                 float4 c = ld4(pp);
                 acc.x += c.x;
                 acc.y += c.y;
@@ -265,7 +292,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
         } else {
             float a4[4] = {acc.x, acc.y, acc.z, acc.w};
             for (int t = 0; t < nv; t++)
-                st1(pp + t, accumulate ? a4[t] + ld1(pp + t) : a4[t]);
+                st1(pp + t, mode == 1 ? a4[t] + ld1(pp + t) : a4[t]);
         }
     }
 }
@@ -273,7 +300,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
 template <typename Tin, typename Tout>
 static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, long bw, int nin,
                    int i0, int nout, int o0, const int *ptr, const int *idx, const float *val,
-                   int accumulate, long xb, long xe)
+                   int mode, long xb, long xe)
 {
     // Tile width: 128 columns when nin tiles fit in 48 KB of shared memory, narrower otherwise;
     // rows per tile so that a tile stages about 16 KB (enough loads in flight per block).
@@ -287,7 +314,7 @@ static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, lon
     long ntc = (bw + tp - 1) / tp, ntr = (xe - xb + rt - 1) / rt;
     size_t smem = (size_t)nin * rt * tp * sizeof(float);
     combine_kernel<Tin, Tout><<<(unsigned)(ntr * ntc), 256, smem, s>>>(
-        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, accumulate, ntc, xb, xe);
+        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, mode, ntc, xb, xe);
     CK(cudaGetLastError());
     return 0;
 }
@@ -344,8 +371,11 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
         tg_fail("out of memory");
         return NULL;
     }
-    cudaError_t e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
+    int prio_lo = 0, prio_hi = 0;
+    cudaError_t e = cudaDeviceGetStreamPriorityRange(&prio_lo, &prio_hi);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s3, cudaStreamNonBlocking, prio_hi);
     for (int i = 0; e == cudaSuccess && i < 2 * MAX_PANELS + 2; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
@@ -370,6 +400,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     if (!c) return;
     cudaStreamSynchronize(c->s);
     cudaStreamSynchronize(c->s2);
+    cudaStreamSynchronize(c->s3);
     cudaFree(c->ws);
     cublasDestroy(c->h);
     for (int i = 0; i < c->nlte; i++) lt_entry_release(&c->lte[i]);
@@ -378,6 +409,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaFree(c->lt_ws);
     for (int i = 0; i < 2 * MAX_PANELS + 2; i++) cudaEventDestroy(c->ev[i]);
     for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
+    cudaStreamDestroy(c->s3);
     cudaStreamDestroy(c->s2);
     cudaStreamDestroy(c->s);
     free(c);
@@ -437,34 +469,46 @@ static int lt_describe(lt_entry *e, cublasComputeType_t ct)
         cublasLtMatrixLayoutCreate(&e->lc, CUDA_R_32F, k->N, k->M, k->ldc) !=
             CUBLAS_STATUS_SUCCESS)
         return -1;
-    if (k->batch > 1) {
+    if (k->batch > 1 || k->ptr) {
         int32_t bc = (int32_t)k->batch;
         int64_t st[3] = {k->sB, k->sA, k->sC};
+        uint32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY;
         cublasLtMatrixLayout_t l[3] = {e->la, e->lb, e->lc};
         for (int i = 0; i < 3; i++)
             if (cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc,
                                                  sizeof bc) != CUBLAS_STATUS_SUCCESS ||
-                cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                 &st[i], sizeof st[i]) != CUBLAS_STATUS_SUCCESS)
+                (k->ptr ? cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_BATCH_MODE,
+                                                           &mode, sizeof mode)
+                        : cublasLtMatrixLayoutSetAttribute(
+                              l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &st[i],
+                              sizeof st[i])) != CUBLAS_STATUS_SUCCESS)
                 return -1;
     }
     return 0;
 }
 
+// Pointer-array batches (k->ptr): A, B, C are the device arrays of the matrices' addresses.
 static cublasStatus_t lt_exec(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
-                              const float *A, const float *B, float *C)
+                              const void *A, const void *B, void *C)
 {
     const float one = 1.0f, zero = 0.0f;
     return cublasLtMatmul(c->lt, e->desc, &one, B, e->la, A, e->lb, &zero, C, e->lc, C, e->lc,
                           algo, c->lt_ws, LT_WS, c->s);
 }
 
-static cublasStatus_t sgemm_default(fastmm_cuda *c, const lt_key *k, const float *A,
-                                    const float *B, float *C)
+static cublasStatus_t sgemm_default(fastmm_cuda *c, const lt_key *k, const void *A_,
+                                    const void *B_, void *C_)
 {
     const float one = 1.0f, zero = 0.0f;
     cublasStatus_t st = cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (k->ptr)
+        return cublasSgemmBatched(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)k->N, (int)k->M, (int)k->K,
+                                  &one, (const float *const *)B_, (int)k->ldb,
+                                  (const float *const *)A_, (int)k->lda, &zero,
+                                  (float *const *)C_, (int)k->ldc, (int)k->batch);
+    const float *A = (const float *)A_, *B = (const float *)B_;
+    float *C = (float *)C_;
     if (k->batch == 1)
         return cublasSgemm(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)k->N, (int)k->M, (int)k->K, &one,
                            B, (int)k->ldb, A, (int)k->lda, &zero, C, (int)k->ldc);
@@ -476,7 +520,7 @@ static cublasStatus_t sgemm_default(fastmm_cuda *c, const lt_key *k, const float
 // Times one candidate (NULL: cuBLAS's default) on stream s: a warm-up run, then one timed run.
 // Returns 0, 1 if the candidate refused to run, -1 on a CUDA error.
 static int lt_time(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
-                   const float *A, const float *B, float *C, float *ms)
+                   const void *A, const void *B, void *C, float *ms)
 {
     for (int r = 0; r < 2; r++) {
         if (r == 1) CK(cudaEventRecord(c->tev[0], c->s));
@@ -491,8 +535,8 @@ static int lt_time(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t
 
 // Times cuBLAS's default and up to ncand cuBLASLt candidates for the shape on the given operands
 // (C is overwritten) and remembers the fastest in the context.
-static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const float *A, const float *B,
-                     float *C)
+static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, const void *B,
+                     void *C)
 {
     if (!c->lt) {
         if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
@@ -571,8 +615,8 @@ extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *i
         lt_entry *e = &c->lte[i];
         if (e->reported) continue;
         e->reported = 1;
-        fprintf(f, "%sGEMM %ldx%ldx%ld x%ld: default %.2f ms, best %.2f ms (%+.1f%%): %s", indent,
-                e->k.M, e->k.N, e->k.K, e->k.batch, e->t_default, e->t_best,
+        fprintf(f, "%sGEMM %ldx%ldx%ld x%ld%s: default %.2f ms, best %.2f ms (%+.1f%%): %s", indent,
+                e->k.M, e->k.N, e->k.K, e->k.batch, e->k.ptr ? " ptr" : "", e->t_default, e->t_best,
                 100.0 * e->t_default / e->t_best - 100.0,
                 e->use_lt ? "cuBLASLt candidate" : "cuBLAS default");
         if (e->use_lt) fprintf(f, " %d of %d (%s)", e->pick + 1, e->ncand - 1,
@@ -587,6 +631,24 @@ static long align_of(const void *p, long stride_elems)
 {
     uintptr_t a = (uintptr_t)p | (uintptr_t)(stride_elems * 4) | 256;
     return (long)(a & (~a + 1));
+}
+
+// The searched kernel for shape k, if one was found faster than cuBLAS's default: runs it and
+// sets *done. search: 0 use what was found, n > 0 also search with n candidates now.
+static int lt_pick(fastmm_cuda *c, const lt_key *k, int search, const void *A, const void *B,
+                   void *C, int *done)
+{
+    *done = 0;
+    lt_entry *e = c->lte ? lt_find(c, k) : NULL;
+    if (!e && search > 0) {
+        if (lt_search(c, k, search, A, B, C)) return -1;
+        e = lt_find(c, k);
+    }
+    if (e && e->use_lt) {
+        CB(lt_exec(c, e, &e->algo, A, B, C));
+        *done = 1;
+    }
+    return 0;
 }
 
 // Row-major C (M x N) = A (M x K) B (K x N), batched over `batch` with strides, as column-major
@@ -605,15 +667,9 @@ static int gemm(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, lo
         k.alA = align_of(A, batch > 1 ? sA : 0);
         k.alB = align_of(B, batch > 1 ? sB : 0);
         k.alC = align_of(C, batch > 1 ? sC : 0);
-        lt_entry *e = c->lte ? lt_find(c, &k) : NULL;
-        if (!e && search > 0) {
-            if (lt_search(c, &k, search, (const float *)A, (const float *)B, C)) return -1;
-            e = lt_find(c, &k);
-        }
-        if (e && e->use_lt) {
-            CB(lt_exec(c, e, &e->algo, (const float *)A, (const float *)B, C));
-            return 0;
-        }
+        int done;
+        if (lt_pick(c, &k, search, A, B, C, &done)) return -1;
+        if (done) return 0;
     }
     if (prec == FASTMM_FP32) {
         CB(cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH));
@@ -637,6 +693,70 @@ static int gemm(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, lo
     return 0;
 }
 
+// The pointer-array batched form: pa, pb, pc are device arrays of `batch` addresses (A, B and C
+// of each product), alA..alC the alignment in bytes every address of that array has.
+static int gemm_ptr(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, long K,
+                    const void *pa, long lda, const void *pb, long ldb, void *pc, long ldc,
+                    int batch, long alA, long alB, long alC)
+{
+    const float one = 1.0f, zero = 0.0f;
+    if (prec == FASTMM_FP32 && search >= 0) {
+        lt_key k;
+        memset(&k, 0, sizeof k);
+        k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc, k.batch = batch;
+        k.alA = alA, k.alB = alB, k.alC = alC, k.ptr = 1;
+        int done;
+        if (lt_pick(c, &k, search, pa, pb, pc, &done)) return -1;
+        if (done) return 0;
+    }
+    if (prec == FASTMM_FP32) {
+        CB(cublasSetMathMode(c->h, CUBLAS_PEDANTIC_MATH));
+        CB(cublasSgemmBatched(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one,
+                              (const float *const *)pb, (int)ldb, (const float *const *)pa,
+                              (int)lda, &zero, (float *const *)pc, (int)ldc, batch));
+        return 0;
+    }
+    CB(cublasSetMathMode(c->h, CUBLAS_DEFAULT_MATH));
+    cudaDataType_t t = prec == FASTMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t ct = prec == FASTMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    CB(cublasGemmBatchedEx(c->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one,
+                           (const void *const *)pb, t, (int)ldb, (const void *const *)pa, t,
+                           (int)lda, &zero, (void *const *)pc, CUDA_R_32F, (int)ldc, batch, ct,
+                           CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+// Addresses of the direct path's products, per panel q and term r (index q * R + r): A operand
+// = block da[r] of A in place, else term r's cell of the S grid (same leading dimension lda),
+// moved down by the panel's first row; B likewise (no panel offset); C = M_r in the stack.
+struct ptr_args {
+    const char *A, *S, *B, *T;
+    float *Mst;
+    long lda, ldb, bm, bk, bn, sM, pr, esz;
+    int gwA, gwB, R, P;
+    const int *da, *db;
+    const void **pa, **pb;
+    float **pc;
+};
+
+__global__ void ptr_kernel(ptr_args a)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.R * a.P; i += gridDim.x * blockDim.x) {
+        int q = i / a.R, r = i % a.R;
+        int ia = a.da[r], ib = a.db[r];
+        int ca = ia >= 0 ? ia : r, cb = ib >= 0 ? ib : r;
+        long offA = (long)(ca / a.gwA) * a.bm * a.lda + (long)(ca % a.gwA) * a.bk +
+                    (long)q * a.pr * a.lda;
+        long offB = (long)(cb / a.gwB) * a.bk * a.ldb + (long)(cb % a.gwB) * a.bn;
+        a.pa[i] = (ia >= 0 ? a.A : a.S) + offA * a.esz;
+        a.pb[i] = (ib >= 0 ? a.B : a.T) + offB * a.esz;
+        a.pc[i] = a.Mst + (long)r * a.sM + (long)q * a.pr * a.bn;
+    }
+}
+
+// Alignment in bytes (up to 256) of every sum of the given byte offsets.
+static long align_bytes(uintptr_t x) { x |= 256; return (long)(x & (~x + 1)); }
+
 extern "C" int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, long K,
                                       const void *A, long lda, const void *B, long ldb, float *C,
                                       long ldc)
@@ -655,13 +775,14 @@ extern "C" int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int searc
     return gemm(c, prec, search > 0 ? search : 0, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, 0, 1);
 }
 
+static size_t up256(size_t x) { return (x + 255) / 256 * 256; }
+
 template <typename Ts>
 static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, long N, long K,
                       const void *A, long lda, const void *B, long ldb, float *C, long ldc,
-                      int panels)
+                      const fastmm_cfg *cfg)
 {
     if (level_upload(l)) return -1;
-    const dev_level *d = (const dev_level *)l->dev;
     tg_dims dm = tg_fact_dims(l->f);
     fastmm_geom g = fastmm_geometry(dm, M, K, N);
     int R = tg_fact_rank(l->f);
@@ -677,20 +798,43 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         CK(cudaMemGetInfo(&fr, &tot));
         limit = (fr + c->ws_size) / 4 * 3;
     }
-    long chunk = (long)(limit / per);
-    if (chunk > R) chunk = R;
-    if (chunk < 1)
-        return tg_fail("fastmm: workspace of %zu MiB holds no term (%zu MiB each)", limit >> 20,
-                       per >> 20);
-    // balance the chunks (7 terms in chunks of 4 + 3, not 6 + 1)
-    long nch = (R + chunk - 1) / chunk;
-    chunk = (R + nch - 1) / nch;
-    if (c->prof && (nch != 1 || panels != 1))
+    int P = cfg->panels;
+    if (P < 1) P = 1;
+    if (P > MAX_PANELS) P = MAX_PANELS;
+    if (P > g.bm) P = (int)g.bm;
+    long pr = (g.bm + P - 1) / P;
+    P = (int)((g.bm + pr - 1) / pr);
+    // direct operands: S_r and T_r laid out as grids with the inputs' leading dimensions (term r
+    // in cell r), so that in-place blocks and combined operands go through one pointer-array
+    // batched GEMM; all terms in one chunk, else the packed layout below
+    const fastmm_direct *dir = cfg->direct && fastmm_direct_fits(l, M, K, N) ? l->dir : NULL;
+    long rowsS = (R + dm.m - 1) / dm.m * g.bm, rowsT = (R + dm.p - 1) / dm.p * g.bk;
+    size_t dS = up256((size_t)rowsS * lda * esz), dT = up256((size_t)rowsT * ldb * esz);
+    size_t dM = (size_t)R * sM * 4, dP = up256(3 * sizeof(void *) * (size_t)R * P);
+    if (dir && dS + dT + dM + dP > limit) dir = NULL;
+    long chunk, nch;
+    if (dir) {
+        if (direct_upload(l->dir)) return -1;
+        chunk = R;
+        nch = 1;
+        if (ws_reserve(c, dS + dT + dM + dP)) return -1;
+    } else {
+        chunk = (long)(limit / per);
+        if (chunk > R) chunk = R;
+        if (chunk < 1)
+            return tg_fail("fastmm: workspace of %zu MiB holds no term (%zu MiB each)",
+                           limit >> 20, per >> 20);
+        // balance the chunks (7 terms in chunks of 4 + 3, not 6 + 1)
+        nch = (R + chunk - 1) / chunk;
+        chunk = (R + nch - 1) / nch;
+        if (ws_reserve(c, per * chunk)) return -1;
+    }
+    if (c->prof && (nch != 1 || P != 1))
         return tg_fail("fastmm: phase timing needs one chunk of terms and one panel");
-    if (ws_reserve(c, per * chunk)) return -1;
+    const dev_level *d = (const dev_level *)(dir ? l->dir->dev : l->dev);
     Ts *S = (Ts *)c->ws;
-    Ts *T = (Ts *)((char *)c->ws + sS * esz * chunk);
-    float *P_ = (float *)((char *)c->ws + (sS + sT) * esz * chunk);
+    Ts *T = (Ts *)((char *)c->ws + (dir ? dS : sS * esz * chunk));
+    float *P_ = (float *)((char *)c->ws + (dir ? dS + dT : (sS + sT) * esz * chunk));
     bool in_bf16 = sizeof(Ts) == 2;
     bset Ain = grid_set(A, lda, M, K, dm.m, g.bk, in_bf16 ? 2 : 4);
     bset Bin = grid_set(B, ldb, K, N, dm.p, g.bn, in_bf16 ? 2 : 4);
@@ -699,22 +843,45 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         Bin.vec = ((uintptr_t)B & 7) == 0 && ldb % 4 == 0 && g.bn % 4 == 0;
     }
     bset Cout = grid_set(C, ldc, M, N, dm.p, g.bn, 4);
-    int P = panels;
-    if (P < 1) P = 1;
-    if (P > MAX_PANELS) P = MAX_PANELS;
-    if (P > g.bm) P = (int)g.bm;
-    long pr = (g.bm + P - 1) / P;
-    P = (int)((g.bm + pr - 1) / pr);
+    // pipelined panels: combinations on s2, or on the high-priority s3 (they then take
+    // multiprocessors as the products' thread blocks retire, before the products' next ones)
+    cudaStream_t cs = cfg->prio && P > 1 ? c->s3 : c->s2;
     cudaEvent_t *evA = c->ev, *evG = c->ev + MAX_PANELS, start = c->ev[2 * MAX_PANELS],
                 end = c->ev[2 * MAX_PANELS + 1];
-    // s2 starts after everything the caller queued on s
+    // cs starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
-    CK(cudaStreamWaitEvent(c->s2, start, 0));
+    CK(cudaStreamWaitEvent(cs, start, 0));
     int search = p->opts.gemm_search > 0 ? c->search : -1;
+    const void **pa = NULL, **pb = NULL;
+    float **pc = NULL;
+    long alA = 0, alB = 0, alC = 0;
+    int nA = R, nB = R; // operands the A / B combinations write
+    if (dir) {
+        pa = (const void **)((char *)c->ws + dS + dT + dM);
+        pb = pa + (size_t)R * P;
+        pc = (float **)(pb + (size_t)R * P);
+        ptr_args a;
+        a.A = (const char *)A, a.S = (const char *)S, a.B = (const char *)B, a.T = (const char *)T;
+        a.Mst = P_;
+        a.lda = lda, a.ldb = ldb, a.bm = g.bm, a.bk = g.bk, a.bn = g.bn, a.sM = (long)sM, a.pr = pr;
+        a.esz = (long)esz;
+        a.gwA = dm.m, a.gwB = dm.p, a.R = R, a.P = P, a.da = d->da, a.db = d->db;
+        a.pa = pa, a.pb = pb, a.pc = pc;
+        ptr_kernel<<<(R * P + 255) / 256, 256, 0, c->s>>>(a);
+        CK(cudaGetLastError());
+        alA = align_bytes((uintptr_t)A | (uintptr_t)S | (uintptr_t)(g.bm * lda * esz) |
+                          (uintptr_t)(g.bk * esz) | (uintptr_t)(P > 1 ? pr * lda * esz : 0));
+        alB = align_bytes((uintptr_t)B | (uintptr_t)T | (uintptr_t)(g.bk * ldb * esz) |
+                          (uintptr_t)(g.bn * esz));
+        alC = align_bytes((uintptr_t)P_ | (uintptr_t)(sM * 4) |
+                          (uintptr_t)(P > 1 ? pr * g.bn * 4 : 0));
+        nA = R - l->dir->nda;
+        nB = R - l->dir->ndb;
+    }
     if (c->prof) { // one chunk, one panel: the phases run one after the other
-        CK(cudaEventRecord(c->tev[0], c->s2));
-        c->prof_bytes[0] = (double)esz * ((double)M * K + (double)R * g.bm * g.bk);
-        c->prof_bytes[1] = (double)esz * ((double)K * N + (double)R * g.bk * g.bn);
+        CK(cudaEventRecord(c->tev[0], cs));
+        c->prof_bytes[0] = (double)esz * ((double)M * K + (double)nA * g.bm * g.bk);
+        c->prof_bytes[1] = (double)esz * ((double)K * N + (double)nB * g.bk * g.bn);
         c->prof_bytes[2] = 2.0 * R * g.bm * g.bk * g.bn;
         c->prof_bytes[3] = 4.0 * ((double)R * g.bm * g.bn + (double)M * N);
     }
@@ -727,52 +894,73 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             Sst.vec = g.bk % 4 == 0;
             Tst.vec = g.bn % 4 == 0;
         }
+        if (dir) { // term r's operand in grid cell r; terms read in place have empty rows
+            Sst = grid_set(S, lda, rowsS, dm.m * g.bk, dm.m, g.bk, (int)esz);
+            Tst = grid_set(T, ldb, rowsT, dm.p * g.bn, dm.p, g.bn, (int)esz);
+        }
+        int mode = dir ? 2 : 0;
         bset Pst = stack_set(P_, g.bm, g.bn);
         Pst.bstride = sM;
-        // s2: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
-        if (combine<Ts, Ts>(c->s2, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, d->ptr[1],
-                            d->idx[1], d->val[1], 0, 0, g.bk))
+        // cs: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
+        if (nB > 0 && combine<Ts, Ts>(cs, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0,
+                                      d->ptr[1], d->idx[1], d->val[1], mode, 0, g.bk))
             return -1;
-        if (c->prof) CK(cudaEventRecord(c->tev[1], c->s2));
+        if (c->prof) CK(cudaEventRecord(c->tev[1], cs));
         for (int q = -1; q < P; q++) {
             if (q + 1 < P) {
                 long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
-                if (combine<Ts, Ts>(c->s2, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc, (int)r0,
-                                    d->ptr[0], d->idx[0], d->val[0], 0, xb, xe))
+                if (nA > 0 && combine<Ts, Ts>(cs, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc,
+                                              (int)r0, d->ptr[0], d->idx[0], d->val[0], mode, xb,
+                                              xe))
                     return -1;
-                CK(cudaEventRecord(evA[q + 1], c->s2));
-                if (c->prof) CK(cudaEventRecord(c->tev[2], c->s2));
+                CK(cudaEventRecord(evA[q + 1], cs));
+                if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
             }
             if (q < 0) continue;
             long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
             CK(cudaStreamWaitEvent(c->s, evA[q], 0));
-            if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk, (long)sS,
-                     T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
+            if (dir) {
+                if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + (size_t)q * R, lda,
+                             pb + (size_t)q * R, ldb, pc + (size_t)q * R, g.bn, R, alA, alB, alC))
+                    return -1;
+            } else if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk,
+                            (long)sS, T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
                 return -1;
             CK(cudaEventRecord(evG[q], c->s));
             if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
-            CK(cudaStreamWaitEvent(c->s2, evG[q], 0));
-            if (combine<float, float>(c->s2, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
+            CK(cudaStreamWaitEvent(cs, evG[q], 0));
+            if (combine<float, float>(cs, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
                                       d->ptr[2], d->idx[2], d->val[2], r0 > 0, xb, xe))
                 return -1;
-            if (c->prof) CK(cudaEventRecord(c->tev[4], c->s2));
+            if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }
     }
-    CK(cudaEventRecord(end, c->s2));
+    CK(cudaEventRecord(end, cs));
     CK(cudaStreamWaitEvent(c->s, end, 0));
     return 0;
 }
 
 static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
-                    long lda, const void *B, long ldb, float *C, long ldc, int L, int panels)
+                    long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg)
 {
-    if (L == 0)
+    if (cfg->levels == 0)
         return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
-    fastmm_level *l = fastmm_plan_level(p, L);
+    fastmm_level *l = fastmm_plan_level(p, cfg->levels);
     if (!l) return -1;
     if (p->opts.prec == FASTMM_BF16)
-        return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, panels);
-    return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, panels);
+        return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
+    return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
+}
+
+// What fastmm_gemm_cuda runs for this shape: the options, else the tuned choices.
+static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
+{
+    fastmm_cfg cfg;
+    cfg.levels = fastmm_plan_levels(p, M, K, N);
+    cfg.panels = fastmm_plan_panels(p, M, K, N);
+    cfg.prio = fastmm_plan_priority(p, M, K, N);
+    cfg.direct = fastmm_plan_direct(p, M, K, N);
+    return cfg;
 }
 
 extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
@@ -782,9 +970,32 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
-    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
-    int panels = p->opts.panels > 0 ? p->opts.panels : t ? t->panels : 1;
-    return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, fastmm_plan_levels(p, M, K, N), panels);
+    fastmm_cfg cfg = plan_cfg(p, M, N, K);
+    return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
+}
+
+// Times one configuration: a warm-up run (which in fp32 also picks the products' GEMM kernels
+// for shapes not seen yet: not timed, as it measures candidates), then the best of two runs.
+static int time_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                    long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg,
+                    cudaEvent_t e0, cudaEvent_t e1, float *best)
+{
+    *best = 1e30f;
+    for (int r = 0; r < 3; r++) {
+        float ms;
+        c->search = r == 0 && p->opts.prec == FASTMM_FP32 ? p->opts.gemm_search : 0;
+        int bad = cudaEventRecord(e0, c->s) != cudaSuccess ||
+                  gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, cfg);
+        c->search = 0;
+        if (bad || cudaEventRecord(e1, c->s) != cudaSuccess ||
+            cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+            if (!tg_errmsg()[0]) tg_fail("fastmm: tuning run failed");
+            return -1;
+        }
+        if (r > 0 && ms < *best) *best = ms;
+    }
+    return 0;
 }
 
 extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
@@ -809,42 +1020,53 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             Ls[nl++] = L;
         }
     }
+    // candidates: levels x panels (1, 2, 4) x, for 2 and 4, the combination stream's priority;
+    // direct operands as the option says, or (-1) tried on the fastest of those afterwards
+    fastmm_cfg cand[FASTMM_TUNE_CAND];
+    int nc = 0;
+    for (int i = 0; i < nl; i++) {
+        static const int pan[] = {1, 2, 4};
+        fastmm_geom g = {M, K, N, M, K, N};
+        fastmm_level *l = NULL;
+        if (Ls[i] > 0) {
+            l = fastmm_plan_level(p, Ls[i]);
+            if (!l) return -1;
+            g = fastmm_geometry(tg_fact_dims(l->f), M, K, N);
+        }
+        int dir = p->opts.direct == 1 && l && fastmm_direct_fits(l, M, K, N);
+        for (int j = 0; j < 3; j++) {
+            int P = p->opts.panels > 0 ? p->opts.panels : pan[j];
+            if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
+            for (int pri = 0; pri < 2; pri++) {
+                int pv = p->opts.priority >= 0 ? p->opts.priority > 0 : pri;
+                if (pri > 0 && (P == 1 || Ls[i] == 0 || p->opts.priority >= 0)) break;
+                if (nc == FASTMM_TUNE_CAND - 1) break;
+                cand[nc].levels = Ls[i];
+                cand[nc].panels = Ls[i] == 0 ? 1 : P;
+                cand[nc].prio = P > 1 ? pv : 0;
+                cand[nc].direct = dir;
+                nc++;
+            }
+        }
+    }
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    int bestL = L0, bestP = 1, rc = -1;
-    float best = 1e30f;
-    for (int i = 0; i < nl; i++) {
-        static const int cand[] = {1, 2, 4};
-        fastmm_geom g = {M, K, N, M, K, N};
-        if (Ls[i] > 0) g = fastmm_geometry(tg_fact_dims(fastmm_plan_level_fact(p, Ls[i])), M, K, N);
-        for (int j = 0; j < 3; j++) {
-            int P = p->opts.panels > 0 ? p->opts.panels : cand[j];
-            if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
-            float t = 1e30f;
-            for (int r = 0; r < 3; r++) {
-                // first run warms up (workspace, kernels) and, fp32, picks the products' GEMM
-                // kernel for their shapes (not timed, as it measures candidates)
-                float ms;
-                c->search = r == 0 && p->opts.prec == FASTMM_FP32 ? p->opts.gemm_search : 0;
-                int bad = cudaEventRecord(e0, c->s) != cudaSuccess ||
-                          gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, Ls[i], P);
-                c->search = 0;
-                if (bad ||
-                    cudaEventRecord(e1, c->s) != cudaSuccess ||
-                    cudaEventSynchronize(e1) != cudaSuccess ||
-                    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
-                    if (!tg_errmsg()[0]) tg_fail("fastmm: tuning run failed");
-                    goto out;
-                }
-                if (r > 0 && ms < t) t = ms;
-            }
-            if (t < best) {
-                best = t;
-                bestL = Ls[i];
-                bestP = P;
-            }
+    float ms[FASTMM_TUNE_CAND];
+    int best = -1, rc = -1, added = 0;
+    for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
+        if (i == nc) { // direct operands on the fastest configuration so far
+            const fastmm_cfg *b = &cand[best];
+            fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
+            if (added || p->opts.direct != -1 || b->direct || !l || !fastmm_direct_fits(l, M, K, N))
+                break;
+            cand[nc] = *b;
+            cand[nc].direct = 1;
+            nc++;
+            added = 1;
         }
+        if (time_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[i], e0, e1, &ms[i])) goto out;
+        if (best < 0 || ms[i] < ms[best]) best = i;
     }
     {
         fastmm_tuned *t = (fastmm_tuned *)fastmm_plan_tuned(p, M, K, N);
@@ -855,8 +1077,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->M = M;
         t->K = K;
         t->N = N;
-        t->levels = bestL;
-        t->panels = bestP;
+        t->levels = cand[best].levels;
+        t->panels = cand[best].panels;
+        t->prio = cand[best].prio;
+        t->direct = cand[best].direct;
+        t->ncand = nc;
+        for (int i = 0; i < nc; i++) {
+            t->cand[i] = cand[i];
+            t->cand_ms[i] = ms[i];
+        }
     }
     rc = 0;
 out:
@@ -871,12 +1100,14 @@ extern "C" int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N
 {
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
-    int L = fastmm_plan_levels(p, M, K, N);
-    if (L == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
+    fastmm_cfg cfg = plan_cfg(p, M, N, K);
+    if (cfg.levels == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
+    cfg.panels = 1;
+    cfg.prio = 0;
     for (int i = 0; i < 4; i++) ms[i] = 1e30;
     for (int r = 0; r < 2; r++) { // the better of two runs per phase
         c->prof = 1;
-        int rc = gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, L, 1);
+        int rc = gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
         c->prof = 0;
         if (rc) return -1;
         CK(cudaStreamSynchronize(c->s));

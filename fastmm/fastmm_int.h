@@ -17,23 +17,49 @@ typedef struct fastmm_csr {
     float *val;
 } fastmm_csr;
 
+/* Direct operands of a level: a term whose A operand is a single block times +-2^k (Strassen:
+ * m3 = A11 (B12 - B22)) needs no combination: the product reads the block in place and the
+ * factor moves into the products' coefficients in c (exact: a power of two). Likewise for B.
+ *   da[r], db[r]: the A / B block term r reads in place, or -1
+ *   a, b: the level's maps with those terms' rows left empty (nothing to write)
+ *   c: the level's c map with the factors folded in
+ * Used only where the block grid divides the matrices exactly (no virtual padding). */
+typedef struct fastmm_direct {
+    int *da, *db;
+    int nda, ndb;
+    fastmm_csr a, b, c;
+    void *dev; /* CUDA path's copy, or NULL */
+} fastmm_direct;
+
 /* One applied level count: its factorization and the three maps
  *   a: n*m A blocks (i*m+j)  -> R operands S_r
  *   b: m*p B blocks (j*p+k)  -> R operands T_r
  *   c: R products M_r        -> n*p C blocks (i*p+k, row-major grid)
- * with the denominator folded into the coefficients. */
+ * with the denominator folded into the coefficients; dir: its direct operands (NULL: none). */
 typedef struct fastmm_level {
     tg_fact *f;
     fastmm_csr a, b, c;
     void *dev; /* CUDA path's copy (fastmm_cuda.cu), or NULL */
+    fastmm_direct *dir;
 } fastmm_level;
 
 #define FASTMM_LEVELS_MAX 4
 
-/* A configuration chosen by measurement (fastmm_tune_cuda) for one product shape. */
+/* A configuration: levels, row panels, combinations on the high-priority stream, direct
+ * operands. */
+typedef struct fastmm_cfg {
+    int levels, panels, prio, direct;
+} fastmm_cfg;
+
+/* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
+ * candidate's time (for reports). */
+#define FASTMM_TUNE_CAND 24
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels;
+    int levels, panels, prio, direct;
+    int ncand;
+    fastmm_cfg cand[FASTMM_TUNE_CAND];
+    float cand_ms[FASTMM_TUNE_CAND];
 } fastmm_tuned;
 #define FASTMM_TUNED_MAX 32
 
@@ -53,6 +79,10 @@ int fastmm_plan_levels_rule(const fastmm_plan *p, long M, long K, long N);
 
 /* Builds (once) and returns the level structure, or NULL with a message. */
 fastmm_level *fastmm_plan_level(fastmm_plan *p, int levels);
+
+/* Whether the direct operands can be used for this geometry: the level has some and the grid
+ * divides M, K, N exactly. */
+int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N);
 
 #ifdef TG_HAVE_CUDA
 void fastmm_cuda_level_release(void *dev);

@@ -3,9 +3,13 @@
 # (../shared/bench/jax_peer.py) on the same algorithms and sizes. Prepared here by
 #   make B=fastmm && scripts/fastmm_gpu.sh prepare
 # which copies binaries, data and runtime libraries into .gpu/fastmm (git-ignored; carry it).
-# On the device:  scripts/fastmm_gpu.sh check|bench|peer [SIZES] [...]   (output also in $OUT)
+# which copies binaries, data and the runtime libraries they link (a tarball of this machine's
+# copies, put on the loader path of these binaries only) into .gpu/fastmm (git-ignored; carry it).
+# On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary [SIZES] [...]   (output in $OUT)
+#   check                                     CUDA and CPU tests (exit status: theirs)
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
 #   peer SIZES [ALGO...]                      the JAX peer for those algorithms (default all four)
+#   summary                                   ours against the peer, from $OUT's bench and peer logs
 # FASTMM_DEADLINE (seconds since the epoch): a peer run is cut off (timeout) 15 s before it, so
 # that a device call ends inside its limit with everything printed so far in $OUT.
 set -uo pipefail
@@ -15,8 +19,8 @@ mode=${1:-check}
 sizes=${2:-8192,10240,12288,14336,16384,18432,20480}
 if [ "$mode" = prepare ]; then
     set -e
-    rm -rf "$G/bin"
-    mkdir -p "$G/bin" "$G/data" "$G/debs"
+    rm -rf "$G/bin" "$G/debs" "$G/libs"
+    mkdir -p "$G/bin" "$G/data" "$G/libs"
     cp build-fastmm/tests/test_fastmm_cuda build-fastmm/tests/test_fastmm_cpu "$G/bin/"
     # `tg bench matmul` alone (tg_bench_matmul), so that the device needs no library of the
     # other subcommands; the same code as bin/tg's
@@ -26,6 +30,11 @@ if [ "$mode" = prepare ]; then
     gcc -O2 -I. "$G/bench_main.c" -o "$G/bin/tg-bench-matmul" build-fastmm/libtg.a \
         -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lopenblas -ljansson -lyaml \
         -L"$cuda/lib64" -Wl,-rpath,"$cuda/lib64" -lcublasLt -lcublas -lcudart -lstdc++ -lm -pthread
+    # every library they link but the C/C++ runtime and CUDA's (the GPU machine's image differs)
+    for b in "$G"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
+        grep -v -E '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so|cuda|libcu' |
+        xargs -I{} cp -L {} "$G/libs/"
+    tar cJf "$G/libs.tar.xz" -C "$G" libs && rm -rf "$G/libs"
     /usr/bin/python3 scripts/npz2h5.py ../shared/data/factorizations_r.npz "$G/data/r.h5"
     /usr/bin/python3 scripts/npz2h5.py ../shared/data/runtime_gpu_4x4x4.npz "$G/data/rt_gpu.h5"
     cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz ../shared/bench/jax_peer.py "$G/data/"
@@ -33,14 +42,19 @@ if [ "$mode" = prepare ]; then
     mkdir -p "$G/shared/data" && cp ../shared/data/factorizations_r.npz "$G/shared/data/"
     exit 0
 fi
-# runtime libraries the image lacks (Debian 12 builds; never unpacked into /)
-if [ ! -e /opt/fastmm-deps/.unpacked ]; then
-    for f in "$G"/debs/*.deb; do dpkg -x "$f" /opt/fastmm-deps; done
-    touch /opt/fastmm-deps/.unpacked
+# runtime libraries (this machine's copies; never unpacked into /), for our binaries only
+if [ ! -e /tmp/fastmm-libs/.unpacked ]; then
+    mkdir -p /tmp/fastmm-libs && tar xJf "$G/libs.tar.xz" -C /tmp/fastmm-libs --strip-components=1 &&
+        touch /tmp/fastmm-libs/.unpacked
 fi
-L=/opt/fastmm-deps/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L:$L/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export TG_SOURCE_DIR=$root TG_SHARED=$G/shared TG_PYTHON=python3 PYTHONUNBUFFERED=1
+LIBS=/tmp/fastmm-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# cuDNN (the CUDA tests link it) where the toolkit's folder lacks it (PyTorch's wheel has one)
+if LD_LIBRARY_PATH=$LIBS ldd "$G/bin/test_fastmm_cuda" | grep -q "libcudnn.*not found"; then
+    cdn=$(find / -name 'libcudnn.so.9' -not -path '/proc/*' 2>/dev/null | head -1)
+    [ -z "$cdn" ] || LIBS=$LIBS:$(dirname "$cdn")
+fi
+run() { LD_LIBRARY_PATH=$LIBS "$@"; }
+export TG_SOURCE_DIR=$root TG_SHARED=$G/shared TG_PYTHON=${TG_PYTHON:-python3} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/fastmm-out}
 mkdir -p "$OUT"
 algos=(--algo strassen1=builtin:strassen@1 --algo strassen2=builtin:strassen@2
@@ -48,14 +62,21 @@ algos=(--algo strassen1=builtin:strassen@1 --algo strassen2=builtin:strassen@2
 stamp() { echo "== $(date -u +%T) $*"; }
 case $mode in
 check)
-    nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
-    ldd "$G/bin/tg-bench-matmul" | grep "not found"
-    "$G/bin/test_fastmm_cuda" 2>&1 | tail -25
-    "$G/bin/test_fastmm_cpu" 2>&1 | tail -4
+    {
+        stamp check
+        nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu,memory.total --format=csv
+        for b in "$G"/bin/*; do LD_LIBRARY_PATH=$LIBS ldd "$b" | grep "not found"; done
+        run "$G/bin/test_fastmm_cuda" 2>&1 | grep -v "^#\|HDF5\|H5\|major:\|minor:"
+        st1=${PIPESTATUS[0]}
+        run "$G/bin/test_fastmm_cpu" 2>&1 | tail -4
+        st2=${PIPESTATUS[0]}
+        stamp "check: CUDA tests exit $st1, CPU tests exit $st2"
+    } 2>&1 | tee -a "$OUT/check.log"
+    grep -q "CUDA tests exit 0, CPU tests exit 0" "$OUT/check.log"
     ;;
 bench)
     stamp "bench $sizes ${*:3}" | tee -a "$OUT/bench.log"
-    "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
+    run "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
         tee -a "$OUT/bench.log"
     ;;
 peer)
@@ -76,5 +97,40 @@ peer)
             grep --line-buffered -v Warning | tee -a "$OUT/peer.log"
     done
     stamp "peer done" | tee -a "$OUT/peer.log"
+    ;;
+summary)
+    # ours (bench.log) against the peer (peer.log) per algorithm and size: speedups and diff
+    python3 - "$OUT/bench.log" "$OUT/peer.log" <<'PY'
+import re, sys
+ours, peer, desc = {}, {}, {}
+n = None
+for line in open(sys.argv[1]):
+    m = re.match(r"fp32 n=(\d+): GEMM ([\d.]+) ms", line)
+    if m: n = int(m.group(1)); ours[("GEMM ms", n)] = float(m.group(2)); continue
+    m = re.match(r"  (\S+)\s+(.*?)\s+([\d.]+) ms  speedup\s+([+-][\d.]+)%", line)
+    if m and n: ours[(m.group(1), n)] = float(m.group(4)); desc[(m.group(1), n)] = m.group(2)
+algo = None
+try:
+    for line in open(sys.argv[2]):
+        m = re.match(r"== \S+ peer (\S+) ", line)
+        if m: algo = m.group(1); continue
+        m = re.match(r"n=(\d+): .*speedup ([+-][\d.]+)%", line)
+        if m and algo: peer[(algo, int(m.group(1)))] = float(m.group(2))
+except OSError:
+    pass
+sizes = sorted({k[1] for k in ours})
+print("fp32 speedup over cuBLAS: ours / JAX peer (same call) / diff (target >= +5)")
+print("%-11s" % "n" + "".join("%8d" % s for s in sizes))
+short = {"strassen1": "s1", "strassen2": "s2", "rt_gpu49": "rt49", "released49": "rel49"}
+for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
+    for lab, d in (("ours", ours), ("peer", peer)):
+        print("%-11s" % (short[a] + " " + lab) + "".join(
+            ("%+8.1f" % d[(a, s)]) if (a, s) in d else "%8s" % "-" for s in sizes))
+    print("%-11s" % (short[a] + " diff") + "".join(
+        ("%+8.1f" % (ours[(a, s)] - peer[(a, s)])) if (a, s) in ours and (a, s) in peer
+        else "%8s" % "-" for s in sizes))
+for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
+    print(a, " ".join("%d:%s" % (s, desc.get((a, s), "-").split(" ", 2)[-1]) for s in sizes))
+PY
     ;;
 esac

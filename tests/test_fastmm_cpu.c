@@ -203,6 +203,123 @@ static void test_released(void **state)
     tg_fact_list_free(&l);
 }
 
+/* The same product with direct operands (blocks read in place, factors +-2^k moved into the C
+ * coefficients) and without: returns max |C_direct - C_packed| / max |C_packed|. */
+static double direct_vs_packed(const tg_fact *f, int levels, long M, long K, long N, uint64_t seed)
+{
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = levels;
+    o.direct = 0;
+    fastmm_plan *p0 = fastmm_plan_new(f, &o);
+    o.direct = 1;
+    fastmm_plan *p1 = fastmm_plan_new(f, &o);
+    assert_true(p0 && p1);
+    tg_rng r;
+    tg_rng_seed(&r, seed, 3);
+    long lda = K + 3, ldb = N + 1, ldc = N + 2;
+    float *A = rand_mat(&r, M * lda), *B = rand_mat(&r, K * ldb);
+    float *C0 = malloc(sizeof(float) * M * ldc), *C1 = malloc(sizeof(float) * M * ldc);
+    assert_true(C0 && C1);
+    for (long i = 0; i < M * ldc; i++) C0[i] = C1[i] = NAN;
+    assert_int_equal(fastmm_sgemm_cpu(p0, M, N, K, A, lda, B, ldb, C0, ldc), 0);
+    assert_int_equal(fastmm_sgemm_cpu(p1, M, N, K, A, lda, B, ldb, C1, ldc), 0);
+    double num = 0, den = 0;
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++) {
+            double d = fabs((double)C1[i * ldc + j] - C0[i * ldc + j]);
+            if (!(d <= num)) num = d; /* NaN propagates */
+            if (fabs(C0[i * ldc + j]) > den) den = fabs(C0[i * ldc + j]);
+        }
+        for (long j = N; j < ldc; j++) assert_true(isnan(C1[i * ldc + j]));
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(C1);
+    fastmm_plan_free(p0);
+    fastmm_plan_free(p1);
+    return num / den;
+}
+
+/* Direct operands: which terms qualify, and the products agree with the packed path (exactly
+ * up to the GEMM's own summation order: scaling by +-2^k commutes with rounding). */
+static void test_direct(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    fastmm_plan *p = fastmm_plan_new(s, NULL);
+    assert_non_null(p);
+    int na, nb;
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+    assert_true(na == 2 && nb == 2); /* m3 = A11 (..), m4 = A22 (..); m2 = (..) B11, m5 = (..) B22 */
+    assert_int_equal(fastmm_plan_direct_terms(p, 2, &na, &nb), 0);
+    assert_true(na == 4 && nb == 4);
+    /* the default (-1) is off where not tuned, so the CPU path keeps the packed one */
+    assert_int_equal(fastmm_plan_direct(p, 64, 64, 64), 0);
+    fastmm_plan_free(p);
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.direct = 1;
+    p = fastmm_plan_new(s, &o);
+    assert_int_equal(fastmm_plan_direct(p, 64, 64, 64), 1);
+    assert_int_equal(fastmm_plan_direct(p, 65, 64, 64), 0); /* padded grid: packed */
+    fastmm_plan_free(p);
+    /* the naive algorithm: every operand is direct */
+    tg_fact *nv = tg_fact_naive((tg_dims){2, 3, 2});
+    p = fastmm_plan_new(nv, NULL);
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+    assert_true(na == 12 && nb == 12);
+    fastmm_plan_free(p);
+    for (int L = 1; L <= 3; L++) {
+        double e = direct_vs_packed(s, L, 64 * (L + 1), 48 * (1 << L), 40 * (1 << L), 900 + L);
+        if (!(e <= 4 * EPS32)) fail_msg("Strassen %d levels: direct vs packed %.3g", L, e);
+        /* a size the grid does not divide falls back to the packed path */
+        assert_true(direct_vs_packed(s, L, 33, 17, 65, 910 + L) == 0);
+    }
+    assert_true(direct_vs_packed(nv, 1, 20, 21, 22, 920) <= 4 * EPS32);
+    tg_fact_free(nv);
+    tg_fact_free(s);
+
+    char dir[256], cmd[1024], path[300];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
+             src_dir(), tg_test_shared(), path);
+    assert_int_equal(system(cmd), 0);
+    tg_fact_list l = {0};
+    if (tg_factio_read(path, &l)) fail_msg("%s", tg_errmsg());
+    int with = 0;
+    for (int i = 0; i < l.n; i++) {
+        tg_dims d = tg_fact_dims(l.facts[i]);
+        if (d.n > 5 || d.m > 5 || d.p > 5) continue;
+        p = fastmm_plan_new(l.facts[i], NULL);
+        assert_non_null(p);
+        assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+        fastmm_plan_free(p);
+        if (na + nb == 0) continue;
+        with++;
+        long M = 6L * d.n, K = 5L * d.m, N = 4L * d.p;
+        double e = direct_vs_packed(l.facts[i], 1, M, K, N, 930 + i);
+        /* the fp64-relative tolerance: the two differ only in rounding order */
+        if (!(e <= tolerance(l.facts[i], K)))
+            fail_msg("%s: direct vs packed %.3g", l.keys[i], e);
+        /* and the direct path is right on its own */
+        fastmm_opts od = fastmm_opts_default();
+        od.levels = 1;
+        od.direct = 1;
+        p = fastmm_plan_new(l.facts[i], &od);
+        assert_true(fastmm_plan_direct(p, M, K, N));
+        double er = run_cpu(p, M, K, N, 940 + i);
+        if (!(er <= tolerance(l.facts[i], K)))
+            fail_msg("%s direct: error %.3g", l.keys[i], er);
+        fastmm_plan_free(p);
+    }
+    print_message("%d released factorizations up to 5x5x5 have direct operands\n", with);
+    assert_true(with >= 1);
+    tg_fact_list_free(&l);
+}
+
 /* Bad input is refused with a message: inexact inner algorithm, mod-2 algorithm, bad sizes. */
 static void test_bad_input(void **state)
 {
@@ -235,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_levels_auto),
         cmocka_unit_test(test_strassen_sizes),
         cmocka_unit_test(test_released),
+        cmocka_unit_test(test_direct),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

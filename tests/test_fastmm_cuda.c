@@ -175,6 +175,60 @@ static void test_chunks_and_precisions(void **state)
     tg_fact_free(s);
 }
 
+/* Direct operands (blocks read in place through a pointer-array batched GEMM) against the CPU
+ * path and fp64: Strassen at 1 and 2 levels, leading dimensions with and without vector access,
+ * uneven row panels on the high-priority stream, the three precisions, and a size the grid does
+ * not divide (packed path). */
+static void test_direct(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    static const long sizes[][3] = {{256, 256, 256}, {384, 264, 200}, {200, 262, 198},
+                                    {96, 400, 520}};
+    for (int L = 1; L <= 2; L++)
+        for (int prec = 0; prec < 3; prec++)
+            for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+                long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+                if (L == 2 && (K % 4 || N % 4)) continue;
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = L;
+                o.prec = (fastmm_prec)prec;
+                o.direct = 1;
+                o.panels = 1 + (int)t % 3; /* 1, 2, 3 (uneven), 1 */
+                o.priority = (int)t % 2;
+                fastmm_plan *p = fastmm_plan_new(s, &o);
+                assert_non_null(p);
+                assert_true(fastmm_plan_direct(p, M, K, N));
+                compare(p, M, K, N, 200 + 10 * L + t,
+                        tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
+                /* not divisible by the grid: the packed path, same plan */
+                assert_false(fastmm_plan_direct(p, M + 1, K, N));
+                compare(p, M + 1, K, N, 300 + 10 * L + t,
+                        tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
+                fastmm_plan_free(p);
+            }
+    /* a workspace too small for all terms in one chunk: the packed path in chunks */
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.direct = 1;
+    o.workspace = 3 * (3 * 128 * 128 * 4);
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    compare(p, 256, 256, 256, 400, tol_for(fastmm_plan_level_fact(p, 1), 256, FASTMM_FP32));
+    fastmm_plan_free(p);
+    /* the naive 2x2x2 algorithm: every operand in place, no A or B combination at all */
+    tg_fact *nv = tg_fact_naive((tg_dims){2, 2, 2});
+    o = fastmm_opts_default();
+    o.levels = 1;
+    o.direct = 1;
+    o.panels = 2;
+    p = fastmm_plan_new(nv, &o);
+    compare(p, 256, 128, 320, 401, tol_for(nv, 128, FASTMM_FP32));
+    fastmm_plan_free(p);
+    tg_fact_free(nv);
+    tg_fact_free(s);
+}
+
 /* Tuning picks a valid configuration and the tuned plan still computes the product. */
 static void test_tune(void **state)
 {
@@ -193,6 +247,12 @@ static void test_tune(void **state)
     int L = fastmm_plan_levels(p, n, n, n), P = fastmm_plan_panels(p, n, n, n);
     assert_true(L >= 0 && L <= 3); /* the rule says 2 (blocks of 256): plain, 1..3 were tried */
     assert_true(P == 1 || P == 2 || P == 4);
+    /* every candidate was timed and is reported; direct operands were tried where they apply */
+    char rep[1024];
+    assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
+    assert_non_null(strchr(rep, '*'));
+    print_message("tuned: %s\n", rep);
+    if (L > 0) assert_non_null(strstr(rep, " D "));
     cudaFree(A);
     cudaFree(B);
     cudaFree(C);
@@ -286,6 +346,14 @@ static void test_released(void **state)
         long M = 37L * d.n + 5, K = 23L * d.m + 1, N = 41L * d.p + 3;
         compare(p, M, K, N, 500 + i, tol_for(l.facts[i], K, FASTMM_FP32));
         fastmm_plan_free(p);
+        /* direct operands, two panels (every released algorithm up to 5x5x5 has some) */
+        o.direct = 1;
+        o.panels = 2;
+        p = fastmm_plan_new(l.facts[i], &o);
+        M = 36L * d.n, K = 24L * d.m, N = 40L * d.p;
+        assert_true(fastmm_plan_direct(p, M, K, N));
+        compare(p, M, K, N, 600 + i, tol_for(l.facts[i], K, FASTMM_FP32));
+        fastmm_plan_free(p);
         tested++;
     }
     assert_int_equal(tested, 20);
@@ -297,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strassen),
         cmocka_unit_test(test_chunks_and_precisions),
+        cmocka_unit_test(test_direct),
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),

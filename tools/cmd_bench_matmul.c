@@ -41,6 +41,11 @@ static const char *use =
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
     "                   memory bandwidth (combinations) and FLOP rate (products)\n"
+    "  --direct N       operands that are one block times +-2^k read in place: -1 tuned\n"
+    "                   (default), 0 never, 1 wherever the grid divides the sizes\n"
+    "  --priority N     GPU: pipelined combinations on a high-priority stream: -1 tuned\n"
+    "                   (default), 0 never, 1 always\n"
+    "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -119,8 +124,11 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
     }
     tg_dims d = tg_fact_dims(f);
     (void)a;
-    snprintf(buf, len, "%dx%dx%d r%d L%d P%d", d.n, d.m, d.p, tg_fact_rank(f), L,
-             fastmm_plan_panels(p, s, s, s));
+    int P = fastmm_plan_panels(p, s, s, s);
+    /* h: combinations on the high-priority stream; D: direct operands */
+    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
+             P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "",
+             fastmm_plan_direct(p, s, s, s) ? " D" : "");
 }
 
 #ifdef TG_HAVE_CUDA
@@ -135,7 +143,7 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
 
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
                      int np, int reps_opt, int accuracy, int tune, int best_gemm, int search,
-                     int phases, FILE *csv)
+                     int phases, int tune_report, FILE *csv)
 {
     int rc = -1;
     fastmm_cuda *c = fastmm_cuda_new();
@@ -249,6 +257,11 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                        al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
                 if (best_gemm) printf("  vs best-GEMM %+6.1f%%", 100.0 * ml / m - 100.0);
                 printf("\n");
+                if (tune && tune_report) {
+                    char rep[1024];
+                    if (!fastmm_plan_tune_report(al[a].plan[pr], s, s, s, rep, sizeof rep))
+                        printf("    tuned (ms, * chosen): %s\n", rep);
+                }
                 if (phases) {
                     double pm[4], pb[4];
                     if (fastmm_cuda_phases(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s, pm,
@@ -374,11 +387,14 @@ int tg_bench_matmul(int argc, char **argv)
         {"panels", required_argument, 0, 'P'}, {"no-tune", no_argument, 0, 'T'},
         {"cpu", no_argument, 0, 'c'},         {"csv", required_argument, 0, 'o'},
         {"gemm-search", required_argument, 0, 'g'}, {"best-gemm", no_argument, 0, 'b'},
-        {"phases", no_argument, 0, 'F'},      {0, 0, 0, 0}};
+        {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
+        {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
+        {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
-    int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0;
+    int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
+    int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -438,6 +454,9 @@ int tg_bench_matmul(int argc, char **argv)
             break;
         case 'b': best_gemm = 1; break;
         case 'F': phases = 1; break;
+        case 'D': direct = atoi(optarg); break;
+        case 'Q': priority = atoi(optarg); break;
+        case 'R': tune_report = 1; break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -456,6 +475,8 @@ int tg_bench_matmul(int argc, char **argv)
             op.min_block = min_block;
             op.panels = panels;
             op.gemm_search = search;
+            op.direct = direct < -1 ? -1 : direct > 1 ? 1 : direct;
+            op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
@@ -474,7 +495,7 @@ int tg_bench_matmul(int argc, char **argv)
 #ifdef TG_HAVE_CUDA
     if (!cpu && fastmm_cuda_device_count() > 0) {
         if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, best_gemm, search,
-                      phases, csv) == 0)
+                      phases, tune_report, csv) == 0)
             rc = 0;
         else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
         goto out;
@@ -485,6 +506,7 @@ int tg_bench_matmul(int argc, char **argv)
     (void)tune;
     (void)best_gemm;
     (void)phases;
+    (void)tune_report;
     if (bench_cpu(al, na, sizes, ns, reps, accuracy, csv) == 0) rc = 0;
     else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
 out:
