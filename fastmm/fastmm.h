@@ -164,7 +164,8 @@ int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, con
                      long lda, const void *B, long ldb, float *C, long ldc);
 /* Measures the candidate configurations for this product shape on the given buffers (C is
  * overwritten): the row panels (1, 2, 4), for 2 and 4 with and without the high-priority
- * combination stream, with levels -1 plain GEMM and the levels around the size rule's choice,
+ * combination stream, 8 on it (blocks of 4096 rows and more), with levels -1 plain GEMM and the
+ * levels around the size rule's choice,
  * then the fastest of those with direct operands where they apply; the plan remembers the
  * fastest for this shape and later calls use it.
  * In fp32 each candidate's warm-up run also picks the block products' GEMM kernel per product

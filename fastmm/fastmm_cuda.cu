@@ -1020,12 +1020,13 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             Ls[nl++] = L;
         }
     }
-    // candidates: levels x panels (1, 2, 4) x, for 2 and 4, the combination stream's priority;
-    // direct operands as the option says, or (-1) tried on the fastest of those afterwards
+    // candidates: levels x panels (1, 2, 4) x, for 2 and 4, the combination stream's priority,
+    // and 8 panels on the high-priority stream (large blocks only); direct operands as the
+    // option says, or (-1) tried on the fastest of those afterwards
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     int nc = 0;
     for (int i = 0; i < nl; i++) {
-        static const int pan[] = {1, 2, 4};
+        static const int pan[] = {1, 2, 4, 8};
         fastmm_geom g = {M, K, N, M, K, N};
         fastmm_level *l = NULL;
         if (Ls[i] > 0) {
@@ -1034,12 +1035,13 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             g = fastmm_geometry(tg_fact_dims(l->f), M, K, N);
         }
         int dir = p->opts.direct == 1 && l && fastmm_direct_fits(l, M, K, N);
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < 4; j++) {
             int P = p->opts.panels > 0 ? p->opts.panels : pan[j];
             if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
-            for (int pri = 0; pri < 2; pri++) {
+            if (j == 3 && (g.bm / P < 512 || p->opts.priority == 0)) break;
+            for (int pri = j == 3; pri < 2; pri++) {
                 int pv = p->opts.priority >= 0 ? p->opts.priority > 0 : pri;
-                if (pri > 0 && (P == 1 || Ls[i] == 0 || p->opts.priority >= 0)) break;
+                if (pri > 0 && (P == 1 || Ls[i] == 0 || (p->opts.priority >= 0 && j < 3))) break;
                 if (nc == FASTMM_TUNE_CAND - 1) break;
                 cand[nc].levels = Ls[i];
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
@@ -1065,7 +1067,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             nc++;
             added = 1;
         }
-        if (time_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[i], e0, e1, &ms[i])) goto out;
+        if (time_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[i], e0, e1, &ms[i])) {
+            // the tried-afterwards direct candidate may fail alone (e.g. a library refusing the
+            // pointer-array batch): report, let the work queued so far drain, keep the rest
+            if (!(added && i == nc - 1) || cudaDeviceSynchronize() != cudaSuccess) goto out;
+            fprintf(stderr, "fastmm: tuning: direct operands failed, not used: %s\n", tg_errmsg());
+            tg_err_clear();
+            ms[i] = 1e30f;
+            continue;
+        }
         if (best < 0 || ms[i] < ms[best]) best = i;
     }
     {

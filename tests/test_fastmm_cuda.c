@@ -246,7 +246,7 @@ static void test_tune(void **state)
     if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
     int L = fastmm_plan_levels(p, n, n, n), P = fastmm_plan_panels(p, n, n, n);
     assert_true(L >= 0 && L <= 3); /* the rule says 2 (blocks of 256): plain, 1..3 were tried */
-    assert_true(P == 1 || P == 2 || P == 4);
+    assert_true(P == 1 || P == 2 || P == 4 || P == 8);
     /* every candidate was timed and is reported; direct operands were tried where they apply */
     char rep[1024];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
