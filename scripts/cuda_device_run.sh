@@ -1,95 +1,165 @@
 #!/bin/bash
 # Runs the CUDA backend's checks and benchmarks on a GPU machine in one go (the device tool's
 # machine lacks the Debian runtime libraries: carry .devdeps made by
-# ../shared/device/bundle-debs.sh, the build tree, and .gpu/{spec,bench} copied from ../shared).
+# ../shared/device/bundle-debs.sh, build-cuda/bin/tg and build-cuda/tests/test_cuda_* (the whole
+# build tree is over the carry limit), and .gpu/{spec,bench} copied from ../shared).
 #
-#   scripts/cuda_device_run.sh [test] [golden] [bench] [peer] [quick] [profile] [notune] [ab]
+#   scripts/cuda_device_run.sh [test] [golden] [bench] [ab] [peer] [profile] [quick] [notune]
+#                              [abold] [summary]
 #
-# test: tests/test_cuda_*; golden: tg golden --backend cuda; bench: tg bench net --backend cuda
-# on the peer's configs and batches; peer: ../shared/bench/torch_peer.py in the same call;
-# quick: fewer timed steps; profile: again with TG_CUDA_PROFILE=1 (device time per kind of
-# kernel and per GEMM shape; the events cost time, so those runs' rates are not the figures);
-# notune: the benchmark again with TG_CUDA_GEMM_TUNE=0 (the heuristic's first algorithm);
-# ab: training and greedy again with the older LayerNorm (TG_CUDA_LN_GENERIC=1) and attention
-# (TG_CUDA_ATTN_OLD=1) kernels and the attention backward built for 4 blocks per SM
-# (TG_CUDA_ATTN_BWD_OCC=4), for before/after figures from one call.
-# Logs go to $OUT (when set) as well as stdout.
+# Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda;
+# bench: tg bench net --backend cuda on the peer's configs and batches; ab: training and greedy
+# again with the older attention kernels (TG_CUDA_ATTN_MMA=0) for before/after figures from one
+# call; peer: ../shared/bench/torch_peer.py in the same call; profile: again with
+# TG_CUDA_PROFILE=1 (device time per kind of kernel and per GEMM shape; the events cost time, so
+# those runs' rates are not the figures); quick: fewer timed steps (give it first); notune: the
+# benchmark with TG_CUDA_GEMM_TUNE=0; abold: the earlier comparisons (TG_CUDA_LN_GENERIC=1,
+# TG_CUDA_ATTN_OLD=1, TG_CUDA_ATTN_BWD_OCC=4); summary: a table of ours against the peer.
+# AB_ENV (default TG_CUDA_ATTN_MMA=0): the environment of the ab runs; TEST_ENV (default none):
+# extra environment of the test programs.
+# DEADLINE=seconds (default 540): sections that would start after it are skipped, and the peer
+# is stopped at it (it prints each config as it finishes). Logs go to $OUT (when set) as well as
+# stdout, with each section's wall time in times.log.
 set -u
 BUILD=${BUILD:-build-cuda}
 OUTD=${OUT:-/tmp/tgout}
+DEADLINE=${DEADLINE:-540}
+AB_ENV=${AB_ENV:-TG_CUDA_ATTN_MMA=0}
+TEST_ENV=${TEST_ENV:-}
+T0=$(date +%s)
 mkdir -p "$OUTD"
+ORIG_LD=${LD_LIBRARY_PATH:-}
 if [ -d .devdeps ]; then
     source .devdeps/unpack-debs.sh
     export LD_LIBRARY_PATH=/opt/devdeps/usr/lib/x86_64-linux-gnu/openblas-pthread:$LD_LIBRARY_PATH
 fi
 export HDF5_DISABLE_VERSION_CHECK=1
 export TG_SHARED=$PWD/.gpu
-want() { for a in "${ARGS[@]}"; do [ "$a" = "$1" ] && return 0; done; return 1; }
 ARGS=("$@")
+want() { for a in "${ARGS[@]}"; do [ "$a" = "$1" ] && return 0; done; return 1; }
+elapsed() { echo $(($(date +%s) - T0)); }
+left() { echo $((DEADLINE - $(elapsed))); }
+CONFIGS="paper-S4:1024 paper-S9:256 small-S9:1024"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used,temperature.gpu \
-    --format=csv
+    --format=csv | tee "$OUTD/gpu.log"
 ldd "$BUILD/bin/tg" | grep "not found" && echo "MISSING LIBRARIES"
 STEPS=10
 want quick && STEPS=4
-if want test; then
-    for t in "$BUILD"/tests/test_cuda_*; do
-        echo "== $t"
-        timeout 400 "$t" 2>&1 | tee -a "$OUTD/tests.log" | grep -v "^\[ RUN\|^\[       OK" 
-        echo "exit ${PIPESTATUS[0]}"
-    done
-fi
-if want golden; then
-    echo "== tg golden --backend cuda"
-    "$BUILD/bin/tg" golden --backend cuda --tol-out 3e-2 --tol-grad 6e-2 .gpu/spec/golden_small.h5 \
-        2>&1 | tee "$OUTD/golden.log" | tail -4
-fi
-if want bench; then
-    for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
+
+bench_all() { # env-assignment (or "") and log name
+    for cb in $CONFIGS; do
         c=${cb%%:*}
         b=${cb##*:}
-        echo "== tg bench net --backend cuda --config $c --batch $b"
-        timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" --batch "$b" \
-            --steps $STEPS 2>&1 | tee -a "$OUTD/bench.log"
+        echo "== $1 tg bench net --backend cuda --config $c --batch $b"
+        env $1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda --config "$c" --batch "$b" \
+            --steps $STEPS 2>&1 | tee -a "$OUTD/$2"
     done
-fi
-if want notune; then
-    for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
-        c=${cb%%:*}
-        b=${cb##*:}
-        echo "== TG_CUDA_GEMM_TUNE=0 tg bench net --backend cuda --config $c --batch $b"
-        TG_CUDA_GEMM_TUNE=0 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
-            --batch "$b" --steps $STEPS 2>&1 | tee -a "$OUTD/notune.log"
-    done
-fi
-if want ab; then
-    for envv in TG_CUDA_LN_GENERIC=1 TG_CUDA_ATTN_OLD=1 TG_CUDA_ATTN_BWD_OCC=4; do
-        for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
-            c=${cb%%:*}
-            b=${cb##*:}
-            for what in train greedy; do
-                echo "== $envv tg bench net --backend cuda --config $c --batch $b --only $what"
-                env "$envv" timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
-                    --batch "$b" --steps $STEPS --only $what 2>&1 | tee -a "$OUTD/ab.log" |
-                    grep -v "^net bench"
-            done
-        done
-    done
-fi
-if want profile; then
-    for cb in paper-S4:1024 paper-S9:256 small-S9:1024; do
+}
+
+ab_run() { # env-assignment: training and greedy only
+    for cb in $CONFIGS; do
         c=${cb%%:*}
         b=${cb##*:}
         for what in train greedy; do
-            echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what"
-            TG_CUDA_PROFILE=1 timeout 300 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
-                --batch "$b" --steps 3 --only $what 2>&1 | tee -a "$OUTD/profile.log" |
+            echo "== $1 tg bench net --backend cuda --config $c --batch $b --only $what"
+            env $1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
+                --batch "$b" --steps $STEPS --only $what 2>&1 | tee -a "$OUTD/ab.log" |
                 grep -v "^net bench"
         done
     done
-fi
-if want peer; then
-    echo "== torch_peer.py"
-    PYTHONUNBUFFERED=1 timeout 500 python3 .gpu/bench/torch_peer.py 2>&1 | tee "$OUTD/peer.log" |
-        grep -v Warning
-fi
+}
+
+summary() {
+    python3 - "$OUTD" "$1" <<'EOF'
+import json, os, re, sys
+d, abenv = sys.argv[1], sys.argv[2]
+def rd(n):
+    p = os.path.join(d, n)
+    return open(p).read() if os.path.exists(p) else ""
+def ours(text):
+    res, cfg, env = {}, None, ""
+    for line in text.splitlines():
+        m = re.match(r"== (.*?)tg bench net --backend cuda --config (\S+)", line)
+        if m:
+            env, cfg = m.group(1).strip(), m.group(2)
+            continue
+        for kind in ("train", "eval", "greedy"):
+            if line.startswith(kind + ":"):
+                v = re.search(r"([\d.]+) (samples|positions)/s", line)
+                if v and cfg:
+                    res[(env, cfg, kind)] = float(v.group(1))
+    return res
+o = ours(rd("bench.log"))
+o.update(ours(rd("ab.log")))
+peer = {}
+for line in rd("peer.log").splitlines():
+    m = re.match(r"(\S+) (\{.*\})$", line)
+    if m:
+        peer[m.group(1)] = json.loads(m.group(2))
+print("ab: " + abenv)
+print("config     | train ours | ab      | eager | compile | ours/compile | ab/compile | greedy ours | ab      | eager | ours/eager | ab/eager | eval K=32")
+for cfg in ("paper-S4", "paper-S9", "small-S9"):
+    p = peer.get(cfg, {})
+    tr, gr = o.get(("", cfg, "train")), o.get(("", cfg, "greedy"))
+    tro = o.get((abenv, cfg, "train"))
+    gro = o.get((abenv, cfg, "greedy"))
+    te, tc, ee = p.get("train_sps_eager"), p.get("train_sps_compiled"), p.get("eval_pos_per_s_eager")
+    f = lambda x: "%.0f" % x if x else "-"
+    r = lambda a, b: "%.2f" % (a / b) if a and b else "-"
+    print(f"{cfg:10s} | {f(tr):>10s} | {f(tro):>7s} | {f(te):>5s} | {f(tc):>7s} | {r(tr, tc):>12s} | "
+          f"{r(tro, tc):>10s} | {f(gr):>11s} | {f(gro):>7s} | {f(ee):>5s} | {r(gr, ee):>10s} | "
+          f"{r(gro, ee):>8s} | {f(o.get(('', cfg, 'eval')))}")
+EOF
+}
+
+for sec in "${ARGS[@]}"; do
+    case $sec in quick) continue ;; esac
+    if [ "$(left)" -le 5 ]; then
+        echo "== $sec skipped: deadline (${DEADLINE} s) reached" | tee -a "$OUTD/times.log"
+        continue
+    fi
+    s0=$(elapsed)
+    case $sec in
+    test)
+        for t in "$BUILD"/tests/test_cuda_*; do
+            echo "== $t"
+            env $TEST_ENV timeout 300 "$t" 2>&1 | tee -a "$OUTD/tests.log" | grep -v "^\[ RUN\|^\[       OK"
+            echo "exit ${PIPESTATUS[0]}"
+        done
+        ;;
+    golden)
+        echo "== tg golden --backend cuda"
+        "$BUILD/bin/tg" golden --backend cuda --tol-out 3e-2 --tol-grad 6e-2 \
+            .gpu/spec/golden_small.h5 2>&1 | tee "$OUTD/golden.log" | tail -4
+        ;;
+    bench) bench_all "" bench.log ;;
+    notune) bench_all TG_CUDA_GEMM_TUNE=0 notune.log ;;
+    ab) ab_run "$AB_ENV" ;;
+    abold)
+        for e in TG_CUDA_LN_GENERIC=1 TG_CUDA_ATTN_OLD=1 TG_CUDA_ATTN_BWD_OCC=4; do
+            ab_run "TG_CUDA_ATTN_MMA=0 $e"
+        done
+        ;;
+    profile)
+        for cb in $CONFIGS; do
+            c=${cb%%:*}
+            b=${cb##*:}
+            for what in train greedy; do
+                echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what"
+                TG_CUDA_PROFILE=1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda \
+                    --config "$c" --batch "$b" --steps 3 --only $what 2>&1 |
+                    tee -a "$OUTD/profile.log" | grep -v "^net bench"
+            done
+        done
+        ;;
+    peer)
+        echo "== torch_peer.py (stopped after $(left) s)"
+        LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 timeout "$(left)" python3 \
+            .gpu/bench/torch_peer.py 2>&1 | tee "$OUTD/peer.log" | grep -v Warning
+        ;;
+    summary) summary "$AB_ENV" | tee "$OUTD/summary.log" ;;
+    *) echo "unknown section $sec" ;;
+    esac
+    echo "== $sec: $(($(elapsed) - s0)) s (total $(elapsed) s)" | tee -a "$OUTD/times.log"
+done
 exit 0

@@ -1,7 +1,7 @@
 /* The CUDA backend's kernels against CPU references in double precision, on random shapes and
  * inputs: LayerNorm, GELU, cross-entropy, quantile loss, AdamW, cuBLASLt GEMMs with and without
- * epilogues, and the attention paths (warp-per-row and short-sequence kernels, batched GEMMs,
- * cuDNN SDPA).
+ * epilogues, and the attention paths (warp-per-row, short-sequence and tensor-core kernels,
+ * batched GEMMs, cuDNN SDPA).
  * Tolerances (relative to the largest reference magnitude): 2e-2 where a result is stored in
  * bf16 (8 mantissa bits: one rounding is 4e-3, a few compound), 2e-3 for fp32 results of bf16
  * GEMMs, 1e-5 for fp32 kernels. Skips (reported by cmocka) without a CUDA device. */
@@ -159,6 +159,60 @@ static void test_gelu(void **state)
     CHECK_ERR(y, ry, rows * n, 1e-2, "gelu y");
     CHECK_ERR(dx, rdx, rows * n, 1e-2, "gelu dx");
     free(x), free(bias), free(dy), free(y), free(dx), free(ry), free(rdx);
+}
+
+/* the padded bf16 copy of the policy output's gradient: exact bf16 rounding, zero padding */
+static void test_f2bf_pad(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    for (int i = 0; i < 4; i++) {
+        long rows = 1 + tg_rng_below(&R, 300);
+        int n = 1 + tg_rng_below(&R, 200), ldy = n + tg_rng_below(&R, 9);
+        float *x = rnd(rows * n, 3.0), *y = malloc(rows * ldy * 4);
+        assert_int_equal(tg_cuda_test_f2bf_pad(rows, n, ldy, x, y), 0);
+        for (long r = 0; r < rows; r++)
+            for (int c = 0; c < ldy; c++)
+                if (y[r * ldy + c] != (c < n ? bfr(x[r * n + c]) : 0.f))
+                    fail_msg("f2bf_pad rows %ld n %d ldy %d: [%ld, %d] = %g", rows, n, ldy, r, c,
+                             y[r * ldy + c]);
+        free(x), free(y);
+    }
+}
+
+/* the torso's stage gather (with its bf16 copy) and scatter: exact copies at the torso widths
+ * (vector kernels) and at others (generic rows) */
+static void test_stage(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    static const int stages[3][2] = {{0, 1}, {2, 0}, {1, 2}}, widths[5] = {128, 256, 512, 64, 36};
+    for (int i = 0; i < 5; i++) {
+        int B = 1 + tg_rng_below(&R, 3), S = 2 + tg_rng_below(&R, 8), c = widths[i];
+        int st = tg_rng_below(&R, 3), m1 = stages[st][0], m2 = stages[st][1];
+        long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+        float *g = rnd(ng, 1.0), *x = rnd(nx, 1.0), *xg = malloc(nx * 4), *xgb = malloc(nx * 4),
+              *gs = malloc(ng * 4), *rg = malloc(ng * 4);
+        assert_int_equal(tg_cuda_test_stage(B, S, c, m1, m2, g, x, xg, xgb, gs), 0);
+        memcpy(rg, g, ng * 4);
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < S; r++)
+                for (int t = 0; t < 2 * S; t++) {
+                    long cell = t < S ? (((long)b * 3 + m1) * S + r) * S + t
+                                      : (((long)b * 3 + m2) * S + (t - S)) * S + r;
+                    long row = ((long)b * S + r) * 2 * S + t;
+                    for (int k = 0; k < c; k++) {
+                        if (xg[row * c + k] != g[cell * c + k] ||
+                            xgb[row * c + k] != bfr(g[cell * c + k]))
+                            fail_msg("stage gather B %d S %d c %d (%d, %d): row %ld col %d", B,
+                                     S, c, m1, m2, row, k);
+                        rg[cell * c + k] = x[row * c + k];
+                    }
+                }
+        if (memcmp(gs, rg, ng * 4))
+            fail_msg("stage scatter B %d S %d c %d (%d, %d) differs", B, S, c, m1, m2);
+        free(g), free(x), free(xg), free(xgb), free(gs), free(rg);
+    }
 }
 
 static void test_losses(void **state)
@@ -413,7 +467,9 @@ static void attn_case(int path, int N, int Lx, int Ly, int H, int D, int causal,
     snprintf(what, sizeof what, "attention path %d N %d Lx %d Ly %d H %d D %d causal %d kv_div %d",
              path, N, Lx, Ly, H, D, causal, kv_div);
     if (rc == 1) {
-        print_message("%s: rejected by the library (batched-GEMM fallback is used)\n", what);
+        print_message("%s: %s\n", what,
+                      path == 5 ? "not taken (the other kernels are used)"
+                                : "rejected by the library (batched-GEMM fallback is used)");
     } else {
         if (rc)
             fail_msg("%s: %s", what, tg_errmsg());
@@ -468,6 +524,40 @@ static void test_attention_short(void **state)
     attn_paths(3);
 }
 
+/* tensor-core kernels: the network's shapes (packed self-attention, the policy's cross-attention
+ * over 3 S^2 keys, decoding with K samples sharing keys), then random ones */
+static void test_attention_mma(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    attn_paths(5);
+    attn_case(5, 9, 8, 8, 16, 32, 0, 1, 1);   /* torso S = 4: two pairs a tile, odd pair count */
+    attn_case(5, 5, 18, 18, 16, 32, 0, 1, 1); /* torso S = 9: one pair a 32-row tile */
+    attn_case(5, 7, 9, 9, 4, 64, 1, 1, 1);    /* policy self-attention, S = 9 */
+    attn_case(5, 7, 9, 9, 4, 32, 1, 1, 1);
+    attn_case(5, 11, 4, 4, 3, 64, 1, 1, 1);   /* S = 4: four pairs a tile */
+    attn_case(5, 3, 9, 243, 4, 64, 0, 1, 1);  /* cross-attention, S = 9 */
+    attn_case(5, 5, 9, 243, 3, 32, 0, 1, 1);
+    attn_case(5, 6, 4, 48, 2, 64, 0, 1, 1);   /* cross-attention, S = 4 */
+    attn_case(5, 3, 20, 70, 2, 32, 1, 1, 1);  /* 32-row tile, causal with more keys */
+    attn_case(5, 64, 1, 243, 2, 32, 0, 32, 0); /* decoding: K = 32 samples share the keys */
+    attn_case(5, 6, 1, 243, 3, 64, 0, 1, 0);   /* greedy decoding */
+    attn_case(5, 80, 1, 50, 2, 64, 0, 40, 0);  /* K = 40: two row tiles */
+    attn_case(5, 4, 9, 70, 2, 64, 0, 2, 0);    /* two query sequences of 9 a key sequence */
+    attn_case(5, 4, 9, 9, 2, 64, 1, 2, 0);     /* causal with shared keys */
+    for (int i = 0; i < 12; i++) {
+        int D = tg_rng_below(&R, 2) ? 64 : 32, causal = tg_rng_below(&R, 2);
+        int Lx = 1 + tg_rng_below(&R, 32), self = tg_rng_below(&R, 2);
+        int Ly = self ? Lx : 1 + (int)tg_rng_below(&R, 300);
+        attn_case(5, 1 + tg_rng_below(&R, 9), Lx, Ly, 1 + tg_rng_below(&R, 5), D, causal, 1, 1);
+    }
+    for (int i = 0; i < 4; i++) {
+        int kv = 1 + tg_rng_below(&R, 40), Lx = 1 + tg_rng_below(&R, 3);
+        attn_case(5, kv * (1 + tg_rng_below(&R, 3)), Lx, 1 + tg_rng_below(&R, 250),
+                  1 + tg_rng_below(&R, 3), tg_rng_below(&R, 2) ? 64 : 32, 0, kv, 0);
+    }
+}
+
 static void test_attention_gemm(void **state)
 {
     (void)state;
@@ -487,9 +577,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_describe),       cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),           cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_f2bf_pad),       cmocka_unit_test(test_stage),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_attention_warp), cmocka_unit_test(test_attention_short),
         cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),
+        cmocka_unit_test(test_attention_mma),
         cmocka_unit_test(test_attention_cudnn),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -113,12 +113,19 @@ static void pair(const tg_net_config *c, int maxb, tg_net **cpu, tg_net **gpu)
     free(p), free(q);
 }
 
-static void test_vs_cpu(void **state)
+/* head widths the tensor-core attention takes: 32 in the torso, 64 in the policy head */
+static void mid_config_mma(tg_net_config *c)
 {
-    (void)state;
-    SKIP_NO_GPU();
-    tg_net_config c;
-    mid_config(&c);
+    mid_config(c);
+    c->head_dim = 32;
+    c->heads = 2;
+    c->p_feat = 64;
+    c->p_heads = 2;
+}
+
+static void vs_cpu(const tg_net_config *cfg)
+{
+    tg_net_config c = *cfg;
     int B = 24;
     tg_net *cpu, *gpu;
     pair(&c, B, &cpu, &gpu);
@@ -205,6 +212,24 @@ static void test_vs_cpu(void **state)
     free_batch(&b);
     tg_net_free(cpu);
     tg_net_free(gpu);
+}
+
+static void test_vs_cpu(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    tg_net_config c;
+    mid_config(&c);
+    vs_cpu(&c);
+}
+
+static void test_vs_cpu_mma(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    tg_net_config c;
+    mid_config_mma(&c);
+    vs_cpu(&c);
 }
 
 /* KV-cached sampling equals teacher forcing of the sampled tokens (out.logits recomputes). */
@@ -296,14 +321,12 @@ static void test_training_matches(void **state)
     free_batch(&b);
 }
 
-/* The batched-GEMM attention path, and cuDNN's forward (where it takes the shapes) with the fused
- * backward on cuDNN's statistics, compute the same losses and gradients as the fused kernels. */
-static void test_attention_paths_agree(void **state)
+/* The batched-GEMM attention path, cuDNN's forward (where it takes the shapes) with the fused
+ * backward on cuDNN's statistics, and (at head widths the tensor-core kernels take) the older
+ * fused kernels compute the same losses and gradients as the default kernels. */
+static void paths_agree(const tg_net_config *cfg)
 {
-    (void)state;
-    SKIP_NO_GPU();
-    tg_net_config c;
-    mid_config(&c);
+    tg_net_config c = *cfg;
     batch b;
     mk_batch(&c, 8, 5, &b);
     tg_batch_view bv = {8, b.t, b.s, b.a, b.r};
@@ -313,27 +336,65 @@ static void test_attention_paths_agree(void **state)
     setenv("TG_CUDA_ATTN", "cudnn", 1);
     tg_net *d = tg_net_new(&c, "cuda", 8, 0, 3);
     unsetenv("TG_CUDA_ATTN");
+    const char *mm = getenv("TG_CUDA_ATTN_MMA");
+    char keep[16];
+    snprintf(keep, sizeof keep, "%s", mm ? mm : "");
+    setenv("TG_CUDA_ATTN_MMA", "0", 1);
+    tg_net *o = tg_net_new(&c, "cuda", 8, 0, 3);
+    if (mm)
+        setenv("TG_CUDA_ATTN_MMA", keep, 1);
+    else
+        unsetenv("TG_CUDA_ATTN_MMA");
     assert_non_null(w);
     assert_non_null(g);
+    assert_non_null(o);
     if (!d)
         fail_msg("cudnn attention: %s", tg_errmsg());
     size_t np = tg_net_n_params(w);
-    float *g1 = malloc(np * 4), *g2 = malloc(np * 4), *g3 = malloc(np * 4);
-    tg_losses l1, l2, l3;
+    float *g1 = malloc(np * 4), *g2 = malloc(np * 4), *g3 = malloc(np * 4), *g4 = malloc(np * 4);
+    tg_losses l1, l2, l3, l4;
     assert_int_equal(tg_net_loss_grad(w, &bv, &l1, g1), 0);
     assert_int_equal(tg_net_loss_grad(g, &bv, &l2, g2), 0);
     assert_int_equal(tg_net_loss_grad(d, &bv, &l3, g3), 0);
-    print_message("fused %.6f batched-GEMM %.6f (gradients %.2e) cuDNN forward %.6f (%.2e)\n",
-                  l1.total, l2.total, rel(g2, g1, np), l3.total, rel(g3, g1, np));
+    assert_int_equal(tg_net_loss_grad(o, &bv, &l4, g4), 0);
+    print_message("head width %d/%d: default %.6f batched-GEMM %.6f (gradients %.2e) cuDNN "
+                  "forward %.6f (%.2e) older fused kernels %.6f (%.2e)\n", c.head_dim, c.p_feat,
+                  l1.total, l2.total, rel(g2, g1, np), l3.total, rel(g3, g1, np), l4.total,
+                  rel(g4, g1, np));
     assert_true(fabs(l1.total - l2.total) < 1e-2 * fabs(l1.total));
     assert_true(rel(g2, g1, np) < 3e-2);
     assert_true(fabs(l1.total - l3.total) < 1e-2 * fabs(l1.total));
     assert_true(rel(g3, g1, np) < 3e-2);
-    free(g1), free(g2), free(g3);
+    assert_true(fabs(l1.total - l4.total) < 1e-2 * fabs(l1.total));
+    assert_true(rel(g4, g1, np) < 3e-2);
+    /* greedy decoding through either attention gives the same tokens for most positions */
+    int L = c.n_steps;
+    int32_t *t1 = malloc(8 * L * 4), *t2 = malloc(8 * L * 4);
+    assert_int_equal(tg_net_greedy(w, b.t, b.s, 8, t1, NULL), 0);
+    assert_int_equal(tg_net_greedy(o, b.t, b.s, 8, t2, NULL), 0);
+    int same = 0;
+    for (int i = 0; i < 8; i++)
+        same += !memcmp(t1 + i * L, t2 + i * L, L * 4);
+    print_message("greedy: %d of 8 positions decode identically\n", same);
+    assert_true(same >= 6);
+    free(t1), free(t2);
+    free(g1), free(g2), free(g3), free(g4);
     free_batch(&b);
     tg_net_free(w);
     tg_net_free(g);
     tg_net_free(d);
+    tg_net_free(o);
+}
+
+static void test_attention_paths_agree(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    tg_net_config c;
+    mid_config(&c);
+    paths_agree(&c);
+    mid_config_mma(&c);
+    paths_agree(&c);
 }
 
 int main(void)
@@ -341,6 +402,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_vs_cpu),
+        cmocka_unit_test(test_vs_cpu_mma),
         cmocka_unit_test(test_sample_consistent),
         cmocka_unit_test(test_attention_paths_agree),
         cmocka_unit_test(test_training_matches),

@@ -59,6 +59,9 @@ int tgc_colsum(cudaStream_t st, const void *x, int dt, long ldx, long rows, int 
                int accumulate);
 /* fp32 -> bf16 conversion of n elements; and of a strided matrix */
 int tgc_f2bf(cudaStream_t st, const float *x, bf16 *y, long n);
+/* y [rows, ldy] bf16 = x [rows, n] (row stride ldx) with columns n..ldy-1 zero: aligned rows for
+ * GEMMs over an unaligned width (the policy output's n_logits) */
+int tgc_f2bf_pad(cudaStream_t st, const float *x, long ldx, int n, bf16 *y, int ldy, long rows);
 int tgc_relu_bf(cudaStream_t st, const float *x, long ldx, bf16 *y, long ldy, long rows, int n);
 /* dx (fp32) = dy * (x > 0) ; dy fp32 with ld, x fp32 */
 int tgc_relu_bwd(cudaStream_t st, const float *dy, long lddy, const float *x, long ldx, float *dx,
@@ -110,6 +113,16 @@ int tgc_attn_bwd_short(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, 
 /* Shared keys (decoding's cross-attention, kv_div = K samples): forward only. */
 int tgc_attn_fwd_kvshare(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
                          const bf16 *v, bf16 *o, float *lse);
+
+/* Tensor-core attention (attn_mma.cu: mma.sync bf16, fp32 accumulation) for head widths 32 and
+ * 64 with 16-byte aligned rows: packed self-attention for Lx = Ly <= 32, keys streamed in blocks
+ * of 16 otherwise (any kv_div forward; kv_div 1 and Lx <= 32 backward). Return 1 without doing
+ * anything when they do not take the shape (callers fall back to the kernels above). */
+int tgc_attn_fwd_mma(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                     const bf16 *v, bf16 *o, float *lse);
+int tgc_attn_bwd_mma(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
+                     const bf16 *v, const bf16 *o, const bf16 *dout, const float *lse, bf16 *dq,
+                     bf16 *dk, bf16 *dv);
 
 /* Row softmax with scale and optional causal mask, fp32 logits [batch, Lx, Ly] in, bf16 probs out
  * (batched-GEMM attention path) and its backward. */

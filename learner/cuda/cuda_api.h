@@ -24,6 +24,13 @@ int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, con
 /* GELU (tanh) with bias: pre = x + bias (bf16), y = gelu(pre); dx = dy * gelu'(pre). */
 int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const float *dy,
                       float *y, float *dx);
+/* y [rows, ldy] = bf16(x [rows, n]) with zero columns n..ldy-1, returned as float */
+int tg_cuda_test_f2bf_pad(long rows, int n, int ldy, const float *x, float *y);
+/* A torso stage's copies between the grids G [B, 3, S, S, c] and the dense sequences
+ * [B S, 2 S, c] of grids (m1, m2): xg (and its bf16 copy xgb, as float) gathered from g, and gs =
+ * g with x scattered into it. */
+int tg_cuda_test_stage(int B, int S, int c, int m1, int m2, const float *g, const float *x,
+                       float *xg, float *xgb, float *gs);
 /* Softmax cross-entropy rows: loss [rows], dlogits [rows, n] (scaled by gscale). */
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits);
@@ -50,8 +57,8 @@ int tg_cuda_test_gemm_gelu(long M, long N, long K, const float *A, const float *
                            const float *bias, int epilogues, float *D);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
- * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only) (returns 1 when
- * the path rejects the shape). */
+ * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only), 5 tensor-core
+ * kernels (outputs poisoned first) (returns 1 when the path rejects the shape). */
 int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
                            const float *q, const float *k, const float *v, const float *dout,
                            float *o, float *dq, float *dk, float *dv);

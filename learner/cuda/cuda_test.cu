@@ -5,6 +5,7 @@
 #include <cudnn.h>
 
 #include "learner/cuda/attn.h"
+#include "learner/cuda/netk.h"
 #include "learner/cuda/cuda_api.h"
 #include "learner/cuda/gemm.h"
 
@@ -144,6 +145,45 @@ int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const
     if (tgc_bias_gelu(0, pre, bb, Y, rows, n) || tgc_gelu_bwd(0, D, pre, rows * n) ||
         down_bf(y, Y, rows * n) || down_bf(dx, D, rows * n))
         rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_f2bf_pad(long rows, int n, int ldy, const float *x, float *y)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)rows * (n + ldy) * 8 + 65536))
+        return -1;
+    int rc = 0;
+    float *X = up_f(&t, x, rows * n);
+    bf16 *Y = (bf16 *)tb_take(&t, (size_t)rows * ldy * 2);
+    NEED(X && Y);
+    if (cudaMemset(Y, 0xff, (size_t)rows * ldy * 2) != cudaSuccess) /* poison: all written */
+        rc = tg_fail("f2bf_pad test: memset failed");
+    else if (tgc_f2bf_pad(0, X, n, n, Y, ldy, rows) || down_bf(y, Y, rows * ldy))
+        rc = -1;
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
+int tg_cuda_test_stage(int B, int S, int c, int m1, int m2, const float *g, const float *x,
+                       float *xg, float *xgb, float *gs)
+{
+    long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+    tbuf t;
+    if (tb_open(&t, (size_t)(ng * 2 + nx * 2) * 4 + nx * 2 + 65536))
+        return -1;
+    int rc = 0;
+    float *G = up_f(&t, g, ng), *G2 = up_f(&t, g, ng), *X = up_f(&t, NULL, nx),
+          *X2 = up_f(&t, x, nx);
+    bf16 *XB = (bf16 *)tb_take(&t, (size_t)nx * 2);
+    NEED(G && G2 && X && X2 && XB);
+    if (tgc_stage_bf(0, G, X, XB, B, S, c, m1, m2) || tgc_stage(0, G2, X2, B, S, c, m1, m2, 1) ||
+        cudaDeviceSynchronize() != cudaSuccess || down_f(xg, X, nx) || down_bf(xgb, XB, nx) ||
+        down_f(gs, G2, ng))
+        rc = tg_fail("stage test failed: %s", tg_errmsg());
 out:
     cudaFree(t.base);
     return rc;
@@ -376,6 +416,20 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
     if (path == 4) {
         if (tgc_attn_fwd_kvshare(0, &s, Q, Kd, V, O, lse))
             rc = -1;
+    } else if (path == 5) {
+        /* poison the outputs: every element must be written */
+        if (cudaMemset(O, 0xff, nq * 2) != cudaSuccess ||
+            (dout && (cudaMemset(DQ, 0xff, nq * 2) != cudaSuccess ||
+                      cudaMemset(DK, 0xff, nk * 2) != cudaSuccess ||
+                      cudaMemset(DV, 0xff, nk * 2) != cudaSuccess))) {
+            rc = tg_fail("attention test: memset failed");
+            goto out;
+        }
+        rc = tgc_attn_fwd_mma(0, &s, Q, Kd, V, O, lse);
+        if (!rc && dout)
+            rc = tgc_attn_bwd_mma(0, &s, Q, Kd, V, O, DO, lse, DQ, DK, DV);
+        if (rc)
+            goto out;
     } else if (path == 3) {
         if (!tgc_attn_short_ok(&s)) {
             rc = 1;

@@ -619,6 +619,29 @@ int tgc_f2bf(cudaStream_t st, const float *x, bf16 *y, long n)
     return 0;
 }
 
+/* y [rows, ldy] = bf16(x [rows, n], row stride ldx), columns n..ldy-1 zero */
+__global__ void k_f2bf_pad(const float *x, long ldx, int n, bf16 *y, int ldy, long rows)
+{
+    long total = rows * ldy;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long r = i / ldy;
+        int c = (int)(i - r * ldy);
+        y[i] = __float2bfloat16(c < n ? x[r * ldx + c] : 0.f);
+    }
+}
+
+int tgc_f2bf_pad(cudaStream_t st, const float *x, long ldx, int n, bf16 *y, int ldy, long rows)
+{
+    if (rows <= 0 || ldy <= 0)
+        return 0;
+    if (ldy < n)
+        return tg_fail("f2bf_pad: ldy %d < n %d", ldy, n);
+    k_f2bf_pad<<<grid_for(rows * ldy), 256, 0, st>>>(x, ldx, n, y, ldy, rows);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
 __global__ void k_relu_bf(const float *x, long ldx, bf16 *y, long ldy, long rows, int n)
 {
     int lane = threadIdx.x % WARP;

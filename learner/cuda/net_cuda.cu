@@ -26,13 +26,16 @@ extern "C" {
 #include "learner/net.h"
 }
 
+/* tensor-core attention unless TG_CUDA_ATTN_MMA=0 (TG_CUDA_ATTN_MMA=1 forces it on) */
+#define ATTN_MMA_DEFAULT 0
+
 /* ------------------------------------------------------------------ structures */
 
-enum { PR_GEMM_FWD, PR_GEMM_DGRAD, PR_GEMM_WGRAD, PR_ATTN_FWD, PR_ATTN_BWD, PR_LN, PR_ELEM,
-       PR_OPT, PROF_NCAT };
+enum { PR_GEMM_FWD, PR_GEMM_DGRAD, PR_GEMM_WGRAD, PR_ATTN_FWD, PR_ATTN_BWD, PR_PATTN_FWD,
+       PR_PATTN_BWD, PR_LN, PR_ELEM, PR_OPT, PROF_NCAT };
 static const char *const PROF_NAMES[PROF_NCAT] = {
     "GEMM forward", "GEMM data grad", "GEMM weight grad", "attention fwd", "attention bwd",
-    "LayerNorm", "other kernels", "loss+AdamW"};
+    "policy attn fwd", "policy attn bwd", "LayerNorm", "other kernels", "loss+AdamW"};
 
 typedef struct dlin {
     float *w32, *b32, *gw, *gb;
@@ -70,6 +73,8 @@ typedef struct cuda_net {
     cudaStream_t st;
     tgc_gemm *gemm;
     int attn_mode;
+    int attn_mma;            /* tensor-core attention where it takes the shape (TG_CUDA_ATTN_MMA=0:
+                                the older kernels, for comparisons; =1: on) */
     tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward through cuDNN where it takes the shape */
     /* parameters, device layout (each tensor 256-byte aligned) */
     size_t *doff; /* per tensor */
@@ -433,6 +438,9 @@ static void carve(cuda_net *n, arena *a, int B)
     long mtf = mx > myc ? mx : myc;
     if ((long)c->c * ((S * c->T + 1 + 7) & ~7) > mtf) /* the input projections' weight gradient */
         mtf = (long)c->c * ((S * c->T + 1 + 7) & ~7);
+    long nlp = (c->n_logits + 7) & ~7;
+    if (nlp * (P + 1) > mtf) /* the policy output's (padded rows and their bias gradient) */
+        mtf = nlp * (P + 1);
     n->dtmpf = TAKE(a, float, mtf);
     n->delta = TAKE(a, float, minner);
     n->dxb = TAKE(a, bf16, mx);
@@ -440,8 +448,8 @@ static void carve(cuda_net *n, arena *a, int B)
     n->da = TAKE(a, bf16, minner);
     n->dqkv = TAKE(a, bf16, 3 * minner);
     long mt = mx > myc ? mx : myc;
-    if (Mp * c->n_logits > mt)
-        mt = Mp * c->n_logits;
+    if (Mp * nlp > mt)
+        mt = Mp * nlp;
     if ((long)B * c->v_hidden > mt)
         mt = (long)B * c->v_hidden;
     n->dtmpb = TAKE(a, bf16, mt);
@@ -561,6 +569,38 @@ static int wgrad_inproj(cuda_net *n, int g, long Mg)
     return 0;
 }
 
+/* The policy output layer's weight gradient: n_logits (125) rows of dy make unaligned rows, on
+ * which cuBLASLt ran at 7 TFLOP/s, so dy comes zero-padded to NLp columns (dlb [Mp, NLp]) and
+ * the product of NLp rows goes to scratch, whose first n_logits rows are the gradient. */
+static int wgrad_pout(cuda_net *n, const bf16 *dlb, int NLp, long Mp)
+{
+    const dlin *l = &n->pout;
+    tgc_mm m;
+    memset(&m, 0, sizeof m);
+    m.ta = 1;
+    m.tb = 0;
+    m.M = NLp;
+    m.N = l->in;
+    m.K = Mp;
+    m.A = dlb;
+    m.lda = NLp;
+    m.B = n->hrelu;
+    m.ldb = l->in;
+    m.D = n->dtmpf;
+    m.ddt = TGC_F32;
+    m.ldd = l->in;
+    m.alpha = 1.f;
+    m.epi = TGC_EPI_BGRAD;
+    m.bgrad = n->dtmpf + (size_t)NLp * l->in;
+    if (PROF(n, PR_GEMM_WGRAD, tgc_gemm_run(n->gemm, n->st, &m)))
+        return -1;
+    CU_CHECK(cudaMemcpyAsync(l->gw, n->dtmpf, sizeof(float) * l->out * l->in,
+                             cudaMemcpyDeviceToDevice, n->st));
+    CU_CHECK(cudaMemcpyAsync(l->gb, n->dtmpf + (size_t)NLp * l->in, sizeof(float) * l->out,
+                             cudaMemcpyDeviceToDevice, n->st));
+    return 0;
+}
+
 /* dx[M, in] (+)= dy[M, out] W */
 static int dgrad(cuda_net *n, const dlin *l, const bf16 *dy, long lddy, long M, void *dx, int dt,
                  long lddx, float beta)
@@ -628,36 +668,55 @@ static void attn_shape(const dblock *d, int N, int Lx, int Ly, tgc_attn_shape *s
     s->scale = 1.f / sqrtf((float)d->D);
 }
 
+/* torso attention and the policy head's (self and cross) are profiled apart */
+static int attn_cat(const tgc_attn_shape *s, int bwd)
+{
+    int policy = s->causal || s->Lx != s->Ly;
+    return bwd ? (policy ? PR_PATTN_BWD : PR_ATTN_BWD) : (policy ? PR_PATTN_FWD : PR_ATTN_FWD);
+}
+
 static int attn_fwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv)
 {
+    int cat = attn_cat(s, 0);
     if (n->attn_mode == TGC_ATTN_CUDNN) {
-        int r = PROF(n, PR_ATTN_FWD,
-                     tgc_sdpa_fwd(n->sdpa, n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
+        int r = PROF(n, cat, tgc_sdpa_fwd(n->sdpa, n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
         if (r <= 0)
             return r;
         /* rejected: the fused kernels below (their backward only needs lse) */
     }
     if (n->attn_mode == TGC_ATTN_GEMM)
-        return PROF(n, PR_ATTN_FWD, tgc_attn_fwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v,
-                                                       sv->a, sv->P, n->ascratch));
+        return PROF(n, cat, tgc_attn_fwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v,
+                                              sv->a, sv->P, n->ascratch));
+    /* tensor-core kernels first (1: shape not taken, or TG_CUDA_ATTN_MMA=0) */
+    int r = n->attn_mma
+                ? PROF(n, cat, tgc_attn_fwd_mma(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse))
+                : 1;
+    if (r <= 0)
+        return r;
     if (tgc_attn_short_ok(s))
-        return PROF(n, PR_ATTN_FWD,
-                    tgc_attn_fwd_short(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
-    return PROF(n, PR_ATTN_FWD, tgc_attn_fwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
+        return PROF(n, cat, tgc_attn_fwd_short(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
+    return PROF(n, cat, tgc_attn_fwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, sv->lse));
 }
 
 static int attn_bwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv, bf16 *dq, bf16 *dk,
                     bf16 *dv)
 {
+    int cat = attn_cat(s, 1);
     if (n->attn_mode == TGC_ATTN_GEMM)
-        return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v,
-                                                       sv->P, n->da, dq, dk, dv,
-                                                       n->ascratch));
+        return PROF(n, cat, tgc_attn_bwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v, sv->P,
+                                              n->da, dq, dk, dv, n->ascratch));
+    /* the mma forward wrote lse for every shape its backward takes, and the other kernels' lse
+     * is the same quantity, so the paths may mix */
+    int r = n->attn_mma ? PROF(n, cat, tgc_attn_bwd_mma(n->st, s, sv->q, sv->k, sv->v, sv->a,
+                                                        n->da, sv->lse, dq, dk, dv))
+                        : 1;
+    if (r <= 0)
+        return r;
     if (tgc_attn_short_ok(s))
-        return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_short(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
-                                                        sv->lse, dq, dk, dv));
-    return PROF(n, PR_ATTN_BWD, tgc_attn_bwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
-                                                   sv->lse, n->delta, dq, dk, dv));
+        return PROF(n, cat, tgc_attn_bwd_short(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
+                                               sv->lse, dq, dk, dv));
+    return PROF(n, cat, tgc_attn_bwd_warp(n->st, s, sv->q, sv->k, sv->v, sv->a, n->da, sv->lse,
+                                          n->delta, dq, dk, dv));
 }
 
 /* ------------------------------------------------------------------ block forward / backward */
@@ -869,9 +928,10 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
     /* n->dvf: dL/dh0 [B, P] */
     /* policy output */
     bf16 *dlb = n->dtmpb;
-    if (PROF(n, PR_ELEM, tgc_f2bf(st, n->dlogits, dlb, Mp * c->n_logits)) ||
-        wgrad(n, &n->pout, dlb, c->n_logits, n->hrelu, P, Mp) ||
-        dgrad(n, &n->pout, dlb, c->n_logits, Mp, n->dh, TGC_F32, P, 0.f) ||
+    int NLp = (c->n_logits + 7) & ~7;
+    if (PROF(n, PR_ELEM, tgc_f2bf_pad(st, n->dlogits, c->n_logits, c->n_logits, dlb, NLp, Mp)) ||
+        wgrad_pout(n, dlb, NLp, Mp) ||
+        dgrad(n, &n->pout, dlb, NLp, Mp, n->dh, TGC_F32, P, 0.f) ||
         PROF(n, PR_ELEM, tgc_relu_bwd(st, n->dh, P, n->hp, P, n->dh, P, 0, Mp, P)) ||
         tgc_add_rows(st, n->dh, (long)L * P, n->dvf, P, B, P))
         return -1;
@@ -995,11 +1055,18 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
         kk = db->ck[layer];
         vv = db->cv[layer];
     }
-    /* many samples share a position's cross keys: stream them once per position */
+    /* cross-attention: the tensor-core kernel streams a position's keys once for its K samples;
+     * otherwise (TG_CUDA_ATTN_MMA=0, or a head width it does not take) the shared-key kernel
+     * does for K >= 8, the warp-per-row kernel below that */
     int shared = d->cross && K >= 8;
-    if (PROF(n, PR_ATTN_FWD,
-             shared ? tgc_attn_fwd_kvshare(st, &s, db->q, kk, vv, db->a, NULL)
-                    : tgc_attn_fwd_warp(st, &s, db->q, kk, vv, db->a, NULL)) ||
+    int r = d->cross && n->attn_mma
+                ? PROF(n, PR_PATTN_FWD, tgc_attn_fwd_mma(st, &s, db->q, kk, vv, db->a, NULL))
+                : 1;
+    if (r < 0)
+        return -1;
+    if ((r > 0 && PROF(n, PR_PATTN_FWD,
+                       shared ? tgc_attn_fwd_kvshare(st, &s, db->q, kk, vv, db->a, NULL)
+                              : tgc_attn_fwd_warp(st, &s, db->q, kk, vv, db->a, NULL))) ||
         linear(n, &d->o, db->a, d->inner, R, db->xmid, TGC_F32, d->cx, 1.f, db->x) ||
         PROF(n, PR_LN, tgc_layernorm_fwd(st, db->xmid, d->cx, d->nm.w, d->nm.b, db->hn, TGC_BF16, d->cx, NULL,
                           NULL, R, d->cx)) ||
@@ -1213,6 +1280,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     n->attn_mode = am && !strcmp(am, "gemm")    ? TGC_ATTN_GEMM
                    : am && !strcmp(am, "cudnn") ? TGC_ATTN_CUDNN
                                                 : TGC_ATTN_WARP;
+    const char *mm = getenv("TG_CUDA_ATTN_MMA");
+    n->attn_mma = mm ? strcmp(mm, "0") != 0 : ATTN_MMA_DEFAULT;
     {
         int dev = 0;
         if (cudaGetDeviceCount(&dev) != cudaSuccess || dev < 1) {

@@ -1,7 +1,9 @@
 /* Network-specific data-movement kernels of the CUDA backend: the torso's input grids, the
  * stage gather/scatter of attentive modes, the policy embedding, the scalar-projection gradient,
- * and token sampling. Checked end to end against the CPU backend (tests/test_cuda_net.c). */
+ * and token sampling. Checked end to end against the CPU backend (tests/test_cuda_net.c); the
+ * stage copies also against a CPU reference (tests/test_cuda_kernels.c). */
 #include <float.h>
+#include <stdlib.h>
 
 #include "learner/cuda/netk.h"
 
@@ -84,6 +86,32 @@ static __device__ __forceinline__ void row_copy(float *dst, const float *src, in
     }
 }
 
+/* The same for widths c = 128 NV (the torso's) with 16-byte aligned rows: a lane's NV float4
+ * loads are all issued before its stores (the loop above waits for each load before the next),
+ * and the bf16 copy goes out 8 bytes a store. */
+template <int NV>
+static __device__ __forceinline__ void row_copy_v(float *__restrict__ dst,
+                                                  const float *__restrict__ src, int lane,
+                                                  bf16 *__restrict__ dstb)
+{
+    float4 v[NV];
+#pragma unroll
+    for (int t = 0; t < NV; t++)
+        v[t] = ((const float4 *)src)[lane + 32 * t];
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        ((float4 *)dst)[lane + 32 * t] = v[t];
+        if (dstb) {
+            __nv_bfloat162 lo = __floats2bfloat162_rn(v[t].x, v[t].y);
+            __nv_bfloat162 hi = __floats2bfloat162_rn(v[t].z, v[t].w);
+            uint2 u;
+            u.x = *(uint32_t *)&lo;
+            u.y = *(uint32_t *)&hi;
+            *(uint2 *)(dstb + 4 * (lane + 32 * t)) = u;
+        }
+    }
+}
+
 /* grid g rows of G [B, 3, S, S, c] <-> dense [B S S, c] */
 __global__ void k_grid_copy(float *G, float *dense, int B, int S, int c, int g, int to_grid)
 {
@@ -133,19 +161,61 @@ __global__ void k_stage(float *G, float *X, bf16 *Xb, int B, int S, int c, int m
     }
 }
 
-int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
+template <int NV>
+__global__ void k_stage_v(float *G, float *X, bf16 *Xb, int B, int S, int m1, int m2, int dir)
 {
-    k_stage<<<rowgrid((long)B * S * 2 * S), 256, 0, st>>>(G, X, NULL, B, S, c, m1, m2, dir);
+    const int c = 128 * NV, lane = threadIdx.x % 32;
+    long rows = (long)B * S * 2 * S;
+    for (long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < rows;
+         row += (long)gridDim.x * (blockDim.x / 32)) {
+        int t = (int)(row % (2 * S));
+        long n = row / (2 * S);
+        long b = n / S;
+        int r = (int)(n % S);
+        long cell = t < S ? ((b * 3 + m1) * S + r) * S + t : ((b * 3 + m2) * S + (t - S)) * S + r;
+        if (dir)
+            row_copy_v<NV>(G + cell * c, X + row * c, lane, NULL);
+        else
+            row_copy_v<NV>(X + row * c, G + cell * c, lane, Xb ? Xb + row * c : NULL);
+    }
+}
+
+/* TG_CUDA_STAGE_GENERIC=1: the generic row copies for every width (comparisons) */
+static int stage_launch(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c,
+                        int m1, int m2, int dir)
+{
+    static int generic = -1;
+    if (generic < 0)
+        generic = getenv("TG_CUDA_STAGE_GENERIC") != NULL;
+    long rows = (long)B * S * 2 * S;
+    if (rows <= 0)
+        return 0;
+    int nv = c % 128 == 0 && c <= 512 ? c / 128 : 0;
+    if (((uintptr_t)G | (uintptr_t)X) & 15 || ((uintptr_t)Xb & 7))
+        nv = 0;
+    if (nv == 1 && !generic)
+        k_stage_v<1><<<rowgrid(rows), 256, 0, st>>>(G, X, Xb, B, S, m1, m2, dir);
+    else if (nv == 2 && !generic)
+        k_stage_v<2><<<rowgrid(rows), 256, 0, st>>>(G, X, Xb, B, S, m1, m2, dir);
+    else if (nv == 3 && !generic)
+        k_stage_v<3><<<rowgrid(rows), 256, 0, st>>>(G, X, Xb, B, S, m1, m2, dir);
+    else if (nv == 4 && !generic)
+        k_stage_v<4><<<rowgrid(rows), 256, 0, st>>>(G, X, Xb, B, S, m1, m2, dir);
+    else
+        k_stage<<<rowgrid(rows), 256, 0, st>>>(G, X, Xb, B, S, c, m1, m2, dir);
     CU_LAUNCH_CHECK();
     return 0;
+}
+
+int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, int m2, int dir)
+{
+    return stage_launch(st, G, X, NULL, B, S, c, m1, m2, dir);
 }
 
 int tgc_stage_bf(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c, int m1,
                  int m2)
 {
-    k_stage<<<rowgrid((long)B * S * 2 * S), 256, 0, st>>>(G, X, Xb, B, S, c, m1, m2, 0);
-    CU_LAUNCH_CHECK();
-    return 0;
+    return stage_launch(st, G, X, Xb, B, S, c, m1, m2, 0);
 }
 
 /* x[r, p] = W[p, tok_r] + b[p] + pos[(r % L + pos_off), p]; tokens may come per row. */
