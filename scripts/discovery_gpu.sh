@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# GPU discovery (issue 8): on a one-GPU machine, deploy/run_cluster.sh with each CONFIG in turn
+# (learner on the GPU, ACTORS actors), each stopping at its target rank or when the time left to
+# the deadline is used up; a later config runs only if at least --min-run seconds remain. Prints,
+# per run, the time of every new best rank (seconds since the replay server started), the
+# learner's steps and samples/s, games and games/s, and the best algorithm found; the runs' logs
+# and results go to OUT (default $OUT, as the device tool sets it) as one tarball.
+#
+# usage: scripts/discovery_gpu.sh [--deadline S] [--min-run S] [--actors N] [--backend B]
+#            [--max-run S] [--bin DIR] [--dir DIR] [--libs TARBALL] "CONFIG [key=value ...]" ...
+#   --deadline S   every run ends within S seconds of this script's start (default 470)
+#   --max-run S    no run longer than S seconds (default: no cap but the deadline)
+#   --libs FILE    a tarball of runtime libraries (a folder of .so files) the machine lacks,
+#                  unpacked to /tmp and put on the loader path of the project's binaries only
+# e.g. scripts/discovery_gpu.sh --libs .tgdisc/libs.tar.xz deploy/configs/gpu-2x2x3.yaml \
+#          deploy/configs/gpu-2x3x3.yaml
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEADLINE=470
+MIN_RUN=90
+MAX_RUN=0
+ACTORS=12
+BACKEND=""
+BIN=$ROOT/bin
+DIR=${TMPDIR:-/tmp}/tg-gpu-discovery
+LIBS=""
+OUTD=${OUT:-${TMPDIR:-/tmp}/tg-gpu-out}
+CONFIGS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --deadline) DEADLINE=$2; shift 2 ;;
+    --min-run) MIN_RUN=$2; shift 2 ;;
+    --max-run) MAX_RUN=$2; shift 2 ;;
+    --actors) ACTORS=$2; shift 2 ;;
+    --backend) BACKEND=$2; shift 2 ;;
+    --bin) BIN=$(cd "$2" && pwd); shift 2 ;;
+    --dir) DIR=$2; shift 2 ;;
+    --libs) LIBS=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "discovery_gpu: unknown option $1" >&2; exit 2 ;;
+    *) CONFIGS+=("$1"); shift ;;
+    esac
+done
+[ ${#CONFIGS[@]} -gt 0 ] || { echo "discovery_gpu: no config given (see --help)" >&2; exit 2; }
+mkdir -p "$DIR" "$OUTD"
+say() { printf '%s [discovery_gpu %ss] %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$*"; }
+
+# The project's binaries get the carried libraries; nothing else does (python3, the shell tools).
+TGLD=${LD_LIBRARY_PATH:-}
+if [ -n "$LIBS" ]; then
+    mkdir -p /tmp/tglibs && tar xf "$LIBS" -C /tmp/tglibs || { echo "cannot unpack $LIBS" >&2; exit 1; }
+    d=$(dirname "$(find /tmp/tglibs -name 'libzmq.so*' | head -1)")
+    TGLD=$d${TGLD:+:$TGLD}
+fi
+# cuDNN where the toolkit's folder lacks it (PyTorch's wheel carries one)
+if LD_LIBRARY_PATH=$TGLD ldd "$BIN/tg-learner" | grep -q "libcudnn.*not found"; then
+    c=$(find /usr /opt -name 'libcudnn.so.9' 2>/dev/null | head -1)
+    [ -z "$c" ] || TGLD=$(dirname "$c"):$TGLD
+fi
+missing=$(for b in tg tg-replay tg-learner tg-actor; do LD_LIBRARY_PATH=$TGLD ldd "$BIN/$b"; done | grep "not found" | sort -u)
+[ -z "$missing" ] || { echo "discovery_gpu: missing libraries:"; echo "$missing"; exit 1; }
+tg() { LD_LIBRARY_PATH=$TGLD "$BIN/tg" "$@"; }
+
+echo "discovery_gpu: $(uname -n), $(nproc) cores, deadline ${DEADLINE}s, $ACTORS actors, configs: ${CONFIGS[*]}"
+command -v nvidia-smi >/dev/null &&
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+# "T rank R" lines: every new best rank, T in seconds after the replay server's first log line
+best_ranks() {
+    python3 - "$1" <<'EOF'
+import datetime, glob, re, sys
+d = sys.argv[1]
+if not glob.glob(d + "/logs/replay.out"):
+    sys.exit(0)
+ts = lambda l: datetime.datetime.strptime(l[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+t0 = ts(open(d + "/logs/replay.out").readline())
+ev = sorted((ts(l) - t0, int(m.group(1))) for f in glob.glob(d + "/logs/actor*.out")
+            for l in open(f) for m in [re.search(r"found T\(\S+\) rank (\d+)", l)] if m)
+best = 1 << 30
+for t, r in ev:
+    if r < best:
+        best = r
+        print("%.0f s: rank %d" % (t, r))
+EOF
+}
+
+# a status screen (and the GPU's load) every 60 s while a run goes, for rates mid-run
+snapshots() {
+    while sleep 60; do
+        { echo "=== $(date -u +%H:%M:%S)"; tg status "$1" 2>/dev/null | head -16
+          command -v nvidia-smi >/dev/null &&
+              nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; echo; } >>"$1/snapshots.txt"
+    done
+}
+
+RUNS=()
+i=0
+for spec in "${CONFIGS[@]}"; do
+    read -r -a w <<<"$spec"
+    cfg=${w[0]}
+    ovr=("${w[@]:1}")
+    left=$((DEADLINE - SECONDS - 20)) # 20 s: stopping, checkpoint, report
+    [ "$MAX_RUN" -le 0 ] || [ "$left" -le "$MAX_RUN" ] || left=$MAX_RUN
+    if [ "$left" -lt "$MIN_RUN" ]; then
+        say "skipping $cfg: ${left}s left (< ${MIN_RUN}s)"
+        continue
+    fi
+    name=$(basename "$cfg" .yaml)-$i
+    rd=$DIR/$name
+    rm -rf "$rd"
+    say "run $name: $cfg ${ovr[*]:-} budget ${left}s"
+    args=(--config "$cfg" --run-dir "$rd" --budget "$left" --actors "$ACTORS" --quiet)
+    [ -z "$BACKEND" ] || args+=(--backend "$BACKEND")
+    mkdir -p "$rd"
+    snapshots "$rd" &
+    snap=$!
+    # GEMM plans per exact shape: inference batches come in many sizes, and timing candidates for
+    # every new one would cost more than the few percent it gains
+    LD_LIBRARY_PATH=$TGLD TG_BIN=$BIN TG_CUDA_GEMM_TUNE=${TG_CUDA_GEMM_TUNE:-0} \
+        timeout --signal=INT --kill-after=30 $((left + 60)) \
+        "$ROOT/deploy/run_cluster.sh" "${args[@]}" "${ovr[@]}" 2>&1 | tee "$OUTD/$name.log" |
+        grep -E "cluster\]|progress\]" 
+    kill "$snap" 2>/dev/null
+    wait "$snap" 2>/dev/null
+    RUNS+=("$name:$cfg")
+    i=$((i + 1))
+done
+
+say "summary"
+for r in "${RUNS[@]}"; do
+    name=${r%%:*}
+    rd=$DIR/$name
+    echo "== $name (${r#*:})"
+    tg status "$rd" 2>/dev/null | head -40
+    echo "-- last status while running:"
+    awk '/^=== /{b=""} {b=b $0 "\n"} END{printf "%s", b}' "$rd/snapshots.txt" 2>/dev/null |
+        grep -E "^===|step|inference|games|%"
+    echo "-- best ranks (s since replay start):"
+    best_ranks "$rd" 2>&1 | sed 's/^/   /'
+    best=$(tg status "$rd" --results 2>/dev/null | head -60)
+    echo "$best"
+done
+# logs, status, results and config of every run (no checkpoints, no replay.h5)
+(cd "$DIR" && tar czf "$OUTD/runs.tar.gz" --exclude='*/checkpoints' --exclude='*/replay.h5' \
+    --exclude='*/journal*' --exclude='*/tb' . 2>/dev/null)
+ls -la "$OUTD"
