@@ -4,8 +4,8 @@
 # ../shared/device/bundle-debs.sh, build-cuda/bin/tg and build-cuda/tests/test_cuda_* (the whole
 # build tree is over the carry limit), and .gpu/{spec,bench} copied from ../shared).
 #
-#   scripts/cuda_device_run.sh [test] [golden] [bench] [ab] [peer] [profile] [quick] [notune]
-#                              [abold] [summary]
+#   scripts/cuda_device_run.sh [prewarm] [test] [golden] [waitwarm] [bench] [ab] [peer] [profile]
+#                              [quick] [notune] [abold] [summary]
 #
 # Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda;
 # bench: tg bench net --backend cuda on the peer's configs and batches; ab: training and greedy
@@ -15,11 +15,17 @@
 # those runs' rates are not the figures); quick: fewer timed steps (give it first); notune: the
 # benchmark with TG_CUDA_GEMM_TUNE=0; abold: the earlier comparisons (TG_CUDA_LN_GENERIC=1,
 # TG_CUDA_ATTN_OLD=1, TG_CUDA_ATTN_BWD_OCC=4); summary: a table of ours against the peer.
+# prewarm: the peer's torch.compile training of each config started in the background (one
+# process each, their timings discarded) so that the compilers' on-disk caches are warm when the
+# peer itself runs (compiling is most of its time); give it first, so that it overlaps the tests,
+# and waitwarm before bench (it waits for them, up to WARM_MAX seconds into the run, default
+# 200, then stops them).
 # AB_ENV (default TG_CUDA_ATTN_MMA=0): the environment of the ab runs; TEST_ENV (default none):
 # extra environment of the test programs.
 # DEADLINE=seconds (default 540): sections that would start after it are skipped, and the peer
 # is stopped at it (it prints each config as it finishes). Logs go to $OUT (when set) as well as
-# stdout, with each section's wall time in times.log.
+# stdout (at most 8 files: the device tool's limit), with the GPU, each section's wall time and
+# the prewarm output in misc.log.
 set -u
 BUILD=${BUILD:-build-cuda}
 OUTD=${OUT:-/tmp/tgout}
@@ -41,7 +47,7 @@ elapsed() { echo $(($(date +%s) - T0)); }
 left() { echo $((DEADLINE - $(elapsed))); }
 CONFIGS="paper-S4:1024 paper-S9:256 small-S9:1024"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used,temperature.gpu \
-    --format=csv | tee "$OUTD/gpu.log"
+    --format=csv | tee "$OUTD/misc.log"
 ldd "$BUILD/bin/tg" | grep "not found" && echo "MISSING LIBRARIES"
 STEPS=10
 want quick && STEPS=4
@@ -50,7 +56,7 @@ bench_all() { # env-assignment (or "") and log name
     for cb in $CONFIGS; do
         c=${cb%%:*}
         b=${cb##*:}
-        echo "== $1 tg bench net --backend cuda --config $c --batch $b"
+        echo "== $1 tg bench net --backend cuda --config $c --batch $b" | tee -a "$OUTD/$2"
         env $1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda --config "$c" --batch "$b" \
             --steps $STEPS 2>&1 | tee -a "$OUTD/$2"
     done
@@ -61,11 +67,48 @@ ab_run() { # env-assignment: training and greedy only
         c=${cb%%:*}
         b=${cb##*:}
         for what in train greedy; do
-            echo "== $1 tg bench net --backend cuda --config $c --batch $b --only $what"
+            echo "== $1 tg bench net --backend cuda --config $c --batch $b --only $what" |
+                tee -a "$OUTD/ab.log"
             env $1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
                 --batch "$b" --steps $STEPS --only $what 2>&1 | tee -a "$OUTD/ab.log" |
                 grep -v "^net bench"
         done
+    done
+}
+
+WARM_PIDS=""
+prewarm() {
+    for cfg in paper-S4 paper-S9 small-S9; do
+        LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 python3 - "$cfg" >"/tmp/prewarm-$cfg.log" \
+            2>&1 <<'EOF' &
+import sys, time
+sys.path.insert(0, ".gpu/bench")
+import torch_peer as tp
+cfg, B = tp.CONFIGS[sys.argv[1]]
+t0 = time.time()
+tp.time_train(cfg, B, True)
+print(sys.argv[1], "prewarm: compiled and ran in %.1f s" % (time.time() - t0))
+EOF
+        WARM_PIDS="$WARM_PIDS $!"
+    done
+    echo "prewarm pids:$WARM_PIDS"
+}
+
+waitwarm() {
+    local max=${WARM_MAX:-200}
+    while [ "$(elapsed)" -lt "$max" ]; do
+        local alive=0
+        for p in $WARM_PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 2
+    done
+    for p in $WARM_PIDS; do
+        kill -0 "$p" 2>/dev/null && echo "prewarm $p still running at $(elapsed) s: stopped" &&
+            kill "$p"
+    done
+    wait $WARM_PIDS 2>/dev/null
+    for cfg in paper-S4 paper-S9 small-S9; do
+        grep -v Warning "/tmp/prewarm-$cfg.log" 2>/dev/null | tail -3
     done
 }
 
@@ -114,8 +157,8 @@ EOF
 
 for sec in "${ARGS[@]}"; do
     case $sec in quick) continue ;; esac
-    if [ "$(left)" -le 5 ]; then
-        echo "== $sec skipped: deadline (${DEADLINE} s) reached" | tee -a "$OUTD/times.log"
+    if [ "$sec" != summary ] && [ "$(left)" -le 5 ]; then
+        echo "== $sec skipped: deadline (${DEADLINE} s) reached" | tee -a "$OUTD/misc.log"
         continue
     fi
     s0=$(elapsed)
@@ -140,12 +183,16 @@ for sec in "${ARGS[@]}"; do
             ab_run "TG_CUDA_ATTN_MMA=0 $e"
         done
         ;;
+    prewarm) prewarm > >(tee -a "$OUTD/misc.log") ;;
+    waitwarm) waitwarm > >(tee -a "$OUTD/misc.log") ;;
     profile)
         for cb in $CONFIGS; do
             c=${cb%%:*}
             b=${cb##*:}
             for what in train greedy; do
-                echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what"
+                [ "$(left)" -le 10 ] && echo "== profile $c $what skipped: deadline" && continue
+                echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what" |
+                    tee -a "$OUTD/profile.log"
                 TG_CUDA_PROFILE=1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda \
                     --config "$c" --batch "$b" --steps 3 --only $what 2>&1 |
                     tee -a "$OUTD/profile.log" | grep -v "^net bench"
@@ -160,6 +207,6 @@ for sec in "${ARGS[@]}"; do
     summary) summary "$AB_ENV" | tee "$OUTD/summary.log" ;;
     *) echo "unknown section $sec" ;;
     esac
-    echo "== $sec: $(($(elapsed) - s0)) s (total $(elapsed) s)" | tee -a "$OUTD/times.log"
+    echo "== $sec: $(($(elapsed) - s0)) s (total $(elapsed) s)" | tee -a "$OUTD/misc.log"
 done
 exit 0

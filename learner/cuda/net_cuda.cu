@@ -73,6 +73,8 @@ typedef struct cuda_net {
     cudaStream_t st;
     tgc_gemm *gemm;
     int attn_mode;
+    int pout_pad;            /* the policy output's weight gradient over padded rows
+                                (TG_CUDA_POUT_PAD=0: over the n_logits rows, comparisons) */
     int attn_mma;            /* tensor-core attention where it takes the shape (TG_CUDA_ATTN_MMA=0:
                                 the older kernels, for comparisons; =1: on) */
     tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward through cuDNN where it takes the shape */
@@ -928,9 +930,10 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
     /* n->dvf: dL/dh0 [B, P] */
     /* policy output */
     bf16 *dlb = n->dtmpb;
-    int NLp = (c->n_logits + 7) & ~7;
+    int NLp = n->pout_pad ? (c->n_logits + 7) & ~7 : c->n_logits;
     if (PROF(n, PR_ELEM, tgc_f2bf_pad(st, n->dlogits, c->n_logits, c->n_logits, dlb, NLp, Mp)) ||
-        wgrad_pout(n, dlb, NLp, Mp) ||
+        (n->pout_pad ? wgrad_pout(n, dlb, NLp, Mp)
+                     : wgrad(n, &n->pout, dlb, c->n_logits, n->hrelu, P, Mp)) ||
         dgrad(n, &n->pout, dlb, NLp, Mp, n->dh, TGC_F32, P, 0.f) ||
         PROF(n, PR_ELEM, tgc_relu_bwd(st, n->dh, P, n->hp, P, n->dh, P, 0, Mp, P)) ||
         tgc_add_rows(st, n->dh, (long)L * P, n->dvf, P, B, P))
@@ -1282,6 +1285,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
                                                 : TGC_ATTN_WARP;
     const char *mm = getenv("TG_CUDA_ATTN_MMA");
     n->attn_mma = mm ? strcmp(mm, "0") != 0 : ATTN_MMA_DEFAULT;
+    const char *pp = getenv("TG_CUDA_POUT_PAD");
+    n->pout_pad = !(pp && !strcmp(pp, "0"));
     {
         int dev = 0;
         if (cudaGetDeviceCount(&dev) != cudaSuccess || dev < 1) {
