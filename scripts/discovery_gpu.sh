@@ -142,5 +142,5 @@ for r in "${RUNS[@]}"; do
 done
 # logs, status, results and config of every run (no checkpoints, no replay.h5)
 (cd "$DIR" && tar czf "$OUTD/runs.tar.gz" --exclude='*/checkpoints' --exclude='*/replay.h5' \
-    --exclude='*/journal*' --exclude='*/tb' . 2>/dev/null)
+    --exclude='*/replay.wal.*' --exclude='*/tb' . 2>/dev/null)
 ls -la "$OUTD"
