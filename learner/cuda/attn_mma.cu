@@ -20,6 +20,7 @@
  * permutation makes each thread's outputs 8 contiguous dims of a row again (one 16-byte store).
  * Probability and dS tiles go from accumulator to A fragments as in flash-attention 2, and to
  * transposed A fragments (for P^T, dS^T) through movmatrix.trans as well. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -138,39 +139,43 @@ __device__ __forceinline__ void acc_to_at(uint32_t a[4], const float lo[4], cons
 
 /* ------------------------------------------------------------------ packed self-attention */
 
-/* where the rows of a packed tile live: row r of the tile is row (r % L) of pair p0 + r / L */
+/* where the rows of a packed tile live: row r of the tile is row (r % L) of pair p0 + r / L.
+ * Index arithmetic in 32 bits (the host checks N H < 2^31); r / L for r < 32 as (r lm) >> 16
+ * with lm = 65536 / L + 1, exact there. */
 struct pk_row {
     long qo, ko, oo;   /* element offsets of the row's head slice in q (dq), k/v (dk/dv), o */
     int pw, i, valid;  /* pair within the tile, index within the sequence */
-    long pair;
+    int pair;
 };
 
-__device__ __forceinline__ pk_row pk_locate(const tgc_attn_shape &s, long p0, int G, int L,
-                                            long npairs, int r)
+__device__ __forceinline__ int div_small(int r, int lm) { return (r * lm) >> 16; }
+
+__device__ __forceinline__ pk_row pk_locate(const tgc_attn_shape &s, int p0, int G, int L, int lm,
+                                            int npairs, int r)
 {
     pk_row w;
-    w.pw = r / L;
+    w.pw = div_small(r, lm);
     w.i = r - w.pw * L;
     w.pair = p0 + w.pw;
     w.valid = w.pw < G && w.pair < npairs;
-    long n = w.valid ? w.pair / s.H : 0;
-    int h = w.valid ? (int)(w.pair % s.H) : 0;
-    w.qo = n * s.sq + (long)w.i * s.ldq + (long)h * s.D;
-    w.ko = n * s.sk + (long)w.i * s.ldk + (long)h * s.D;
-    w.oo = n * s.so + (long)w.i * s.ldo + (long)h * s.D;
+    int n = w.valid ? w.pair / s.H : 0;
+    int h = w.valid ? w.pair - n * s.H : 0;
+    w.qo = (long)n * s.sq + (long)w.i * s.ldq + (long)h * s.D;
+    w.ko = (long)n * s.sk + (long)w.i * s.ldk + (long)h * s.D;
+    w.oo = (long)n * s.so + (long)w.i * s.ldo + (long)h * s.D;
     return w;
 }
 
 /* MT m16 tiles: tile of TR = 16 MT rows (queries) and as many keys (the same rows) */
 template <int DC, int MT>
 __global__ void __launch_bounds__(MMA_THREADS)
-k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
+k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, int lm, const bf16 *__restrict__ q,
                   const bf16 *__restrict__ k, const bf16 *__restrict__ v, bf16 *o, float *lse)
 {
     constexpr int NB = 2 * MT; /* 8-row blocks of the tile */
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long npairs = (long)s.N * s.H, p0 = warp * G;
+    const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    const int npairs = s.N * s.H, p0 = warp * G;
     if (p0 >= npairs)
         return;
     pk_row rw[NB];
@@ -178,7 +183,7 @@ k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
     const uint4 z = make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int b = 0; b < NB; b++) {
-        rw[b] = pk_locate(s, p0, G, L, npairs, 8 * b + g);
+        rw[b] = pk_locate(s, p0, G, L, lm, npairs, 8 * b + g);
 #pragma unroll
         for (int ch = 0; ch < DC; ch++) {
             int d = 32 * ch + 8 * t;
@@ -194,7 +199,7 @@ k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
 #pragma unroll
         for (int e = 0; e < 2; e++) {
             int key = 8 * nb + 2 * t + e;
-            kp[nb][e] = key / L;
+            kp[nb][e] = div_small(key, lm);
             ki[nb][e] = key - kp[nb][e] * L;
         }
     const float sl = s.scale * LOG2E_F;
@@ -242,7 +247,7 @@ k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
                 S[mt][nb][2 * hr + 1] *= inv;
             }
             if (lse && t == 0 && w.valid)
-                lse[w.pair * s.Lx + w.i] = (mx + log2f(sum)) * LN2_F;
+                lse[(long)w.pair * s.Lx + w.i] = (mx + log2f(sum)) * LN2_F;
         }
     /* O = P V: contraction over the tile's keys, 16 at a time */
     uint32_t vt[NB][DC][4];
@@ -279,17 +284,18 @@ k_attn_mma_pk_fwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
     }
 }
 
+/* 3 blocks per SM for the torso's 32-row tiles (173 registers would allow only 2) */
 template <int DC, int MT>
-__global__ void __launch_bounds__(MMA_THREADS)
-k_attn_mma_pk_bwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
+__global__ void __launch_bounds__(MMA_THREADS, DC == 1 && MT == 2 ? 3 : 1)
+k_attn_mma_pk_bwd(tgc_attn_shape s, int L, int G, int lm, const bf16 *__restrict__ q,
                   const bf16 *__restrict__ k, const bf16 *__restrict__ v,
                   const bf16 *__restrict__ o, const bf16 *__restrict__ dout,
                   const float *__restrict__ lse, bf16 *dq, bf16 *dk, bf16 *dv)
 {
     constexpr int NB = 2 * MT;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long npairs = (long)s.N * s.H, p0 = warp * G;
+    const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    const int npairs = s.N * s.H, p0 = warp * G;
     if (p0 >= npairs)
         return;
     pk_row rw[NB];
@@ -298,7 +304,7 @@ k_attn_mma_pk_bwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
     const uint4 z = make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int b = 0; b < NB; b++) {
-        rw[b] = pk_locate(s, p0, G, L, npairs, 8 * b + g);
+        rw[b] = pk_locate(s, p0, G, L, lm, npairs, 8 * b + g);
         uint4 orow[DC];
 #pragma unroll
         for (int ch = 0; ch < DC; ch++) {
@@ -309,7 +315,7 @@ k_attn_mma_pk_bwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
             dr[b][ch] = rw[b].valid ? ld16(dout + rw[b].oo + d) : z;
             orow[ch] = rw[b].valid ? ld16(o + rw[b].oo + d) : z;
         }
-        l2[b] = rw[b].valid ? lse[rw[b].pair * s.Lx + rw[b].i] * LOG2E_F : 0.f;
+        l2[b] = rw[b].valid ? lse[(long)rw[b].pair * s.Lx + rw[b].i] * LOG2E_F : 0.f;
         /* delta_i = dO_i . O_i */
         float a = 0.f;
 #pragma unroll
@@ -327,7 +333,7 @@ k_attn_mma_pk_bwd(tgc_attn_shape s, int L, int G, const bf16 *__restrict__ q,
 #pragma unroll
         for (int e = 0; e < 2; e++) {
             int key = 8 * nb + 2 * t + e;
-            kp[nb][e] = key / L;
+            kp[nb][e] = div_small(key, lm);
             ki[nb][e] = key - kp[nb][e] * L;
         }
     const float sl = s.scale * LOG2E_F;
@@ -441,14 +447,14 @@ struct st_row_t {
     int i, valid;
 };
 
-__device__ __forceinline__ st_row_t st_locate(const tgc_attn_shape &s, long nkv, int h, int R,
+__device__ __forceinline__ st_row_t st_locate(const tgc_attn_shape &s, int nkv, int h, int R,
                                               int r)
 {
     st_row_t w;
     w.valid = r < R;
-    int rr = w.valid ? r : 0;
-    long n = nkv * s.kv_div + rr / s.Lx;
-    w.i = rr % s.Lx;
+    int rr = w.valid ? r : 0, sq = rr / s.Lx;
+    long n = (long)nkv * s.kv_div + sq;
+    w.i = rr - sq * s.Lx;
     w.qo = n * s.sq + (long)w.i * s.ldq + (long)h * s.D;
     w.oo = n * s.so + (long)w.i * s.ldo + (long)h * s.D;
     w.lrow = (n * s.H + h) * s.Lx + w.i;
@@ -481,14 +487,12 @@ k_attn_mma_st_fwd(tgc_attn_shape s, int R, int tiles, const bf16 *__restrict__ q
 {
     constexpr int NB = 2 * MT;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long nkv = (long)s.N / s.kv_div;
+    const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    const int nkv = s.N / s.kv_div;
     if (warp >= nkv * s.H * tiles)
         return;
-    const int tile = (int)(warp % tiles);
-    const long grp = warp / tiles;
-    const int h = (int)(grp % s.H);
-    const long kvn = grp / s.H;
+    const int grp = warp / tiles, tile = warp - grp * tiles;
+    const int kvn = grp / s.H, h = grp - kvn * s.H;
     st_row_t rw[NB];
     uint4 qr[NB][DC];
     const uint4 z = make_uint4(0, 0, 0, 0);
@@ -499,7 +503,8 @@ k_attn_mma_st_fwd(tgc_attn_shape s, int R, int tiles, const bf16 *__restrict__ q
         for (int ch = 0; ch < DC; ch++)
             qr[b][ch] = rw[b].valid ? ld16(q + rw[b].qo + 32 * ch + 8 * t) : z;
     }
-    const bf16 *kb = k + kvn * s.sk + (long)h * s.D, *vb = v + kvn * s.sk + (long)h * s.D;
+    const long ko = (long)kvn * s.sk + (long)h * s.D;
+    const bf16 *kb = k + ko, *vb = v + ko;
     const int nblk = (s.Ly + 15) / 16;
     const float sl = s.scale * LOG2E_F;
     float m[NB], l[NB], O[MT][DC][4][4];
@@ -613,11 +618,10 @@ k_attn_mma_st_bwd(tgc_attn_shape s, const bf16 *__restrict__ q, const bf16 *__re
 {
     constexpr int NB = 2 * MT;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (warp >= (long)s.N * s.H)
+    const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    if (warp >= s.N * s.H)
         return;
-    const int h = (int)(warp % s.H);
-    const long n = warp / s.H;
+    const int n = warp / s.H, h = warp - n * s.H;
     st_row_t rw[NB];
     uint4 qr[NB][DC], dr[NB][DC];
     float delta[NB], l2[NB];
@@ -644,8 +648,9 @@ k_attn_mma_st_bwd(tgc_attn_shape s, const bf16 *__restrict__ q, const bf16 *__re
             }
         delta[b] = quad_sum(a);
     }
-    const bf16 *kb = k + n * s.sk + (long)h * s.D, *vb = v + n * s.sk + (long)h * s.D;
-    bf16 *dkb = dk + n * s.sk + (long)h * s.D, *dvb = dv + n * s.sk + (long)h * s.D;
+    const long ko = (long)n * s.sk + (long)h * s.D;
+    const bf16 *kb = k + ko, *vb = v + ko;
+    bf16 *dkb = dk + ko, *dvb = dv + ko;
     const int nblk = (s.Ly + 15) / 16;
     const float sl = s.scale * LOG2E_F;
     float AQ[MT][DC][4][4];
@@ -821,11 +826,13 @@ int tgc_attn_fwd_mma(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, co
     long np = (long)s->N * s->H;
     if (np <= 0 || s->Lx <= 0)
         return 0;
+    if (np * 32 >= INT_MAX)
+        return 1; /* the kernels index pairs and warps in 32 bits */
     int tr = mma_pk_rows(s);
     if (tr) {
         int G = tr / s->Lx, mt = tr / 16;
-        MMA_LAUNCH(k_attn_mma_pk_fwd, dc, mt, mma_blocks(cdiv(np, G)), *s, s->Lx, G, q, k, v, o,
-                   lse);
+        MMA_LAUNCH(k_attn_mma_pk_fwd, dc, mt, mma_blocks(cdiv(np, G)), *s, s->Lx, G,
+                   65536 / s->Lx + 1, q, k, v, o, lse);
         return 0;
     }
     if (s->Ly <= 0)
@@ -847,11 +854,13 @@ int tgc_attn_bwd_mma(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, co
     long np = (long)s->N * s->H;
     if (np <= 0 || s->Lx <= 0)
         return 0;
+    if (np * 32 >= INT_MAX)
+        return 1;
     int tr = mma_pk_rows(s);
     if (tr) {
         int G = tr / s->Lx, mt = tr / 16;
-        MMA_LAUNCH(k_attn_mma_pk_bwd, dc, mt, mma_blocks(cdiv(np, G)), *s, s->Lx, G, q, k, v, o,
-                   dout, lse, dq, dk, dv);
+        MMA_LAUNCH(k_attn_mma_pk_bwd, dc, mt, mma_blocks(cdiv(np, G)), *s, s->Lx, G,
+                   65536 / s->Lx + 1, q, k, v, o, dout, lse, dq, dk, dv);
         return 0;
     }
     if (s->Lx > 32 || s->Ly <= 0)
