@@ -974,6 +974,9 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
 }
 
+static int rel_diff_f32(fastmm_cuda *c, long M, long N, const float *C, long ldc, const float *R,
+                        long ldr, double *err);
+
 // Times one configuration: a warm-up run (which in fp32 also picks the products' GEMM kernels
 // for shapes not seen yet: not timed, as it measures candidates), then the best of two runs.
 static int time_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
@@ -1055,6 +1058,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
     float ms[FASTMM_TUNE_CAND];
+    float *ref = NULL;
     int best = -1, rc = -1, added = 0;
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
         if (i == nc) { // direct operands on the fastest configuration so far
@@ -1066,6 +1070,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             cand[nc].direct = 1;
             nc++;
             added = 1;
+            // keep the packed result to check the direct one against (below)
+            if (cudaMalloc(&ref, sizeof(float) * M * N) != cudaSuccess) {
+                cudaGetLastError();
+                ref = NULL; // no room: the direct path goes unchecked, as in fastmm_gemm_cuda
+            } else if (gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, b) ||
+                       cudaMemcpy2DAsync(ref, sizeof(float) * N, C, sizeof(float) * ldc,
+                                         sizeof(float) * N, M, cudaMemcpyDeviceToDevice,
+                                         c->s) != cudaSuccess)
+                goto out;
         }
         if (time_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[i], e0, e1, &ms[i])) {
             // the tried-afterwards direct candidate may fail alone (e.g. a library refusing the
@@ -1075,6 +1088,19 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             tg_err_clear();
             ms[i] = 1e30f;
             continue;
+        }
+        if (added && i == nc - 1 && ref) {
+            // the two differ by rounding only (the GEMM kernels may differ): anything more is a
+            // fault of the direct path on this machine, which must never be chosen
+            double d = 0;
+            if (rel_diff_f32(c, M, N, C, ldc, ref, N, &d)) goto out;
+            double tol = p->opts.prec == FASTMM_FP32 ? 1e-4 : 3e-2;
+            if (!(d <= tol)) {
+                fprintf(stderr, "fastmm: tuning: direct operands disagree with the packed path "
+                        "(%.2e), not used\n", d);
+                ms[i] = 1e30f;
+                continue;
+            }
         }
         if (best < 0 || ms[i] < ms[best]) best = i;
     }
@@ -1099,6 +1125,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     }
     rc = 0;
 out:
+    cudaFree(ref);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return rc;
@@ -1221,17 +1248,19 @@ out:
 
 // max |C - R| and max |R| as the bit patterns of non-negative doubles (ordered like the values);
 // NaN counts as infinity so that it can never pass.
-__global__ void err_kernel(long M, long N, const float *C, long ldc, const double *R,
+template <typename TR>
+__global__ void err_kernel(long M, long N, const float *C, long ldc, const TR *R, long ldr,
                            unsigned long long *out)
 {
     double e = 0, r = 0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)M * N;
          i += (size_t)gridDim.x * blockDim.x) {
         long row = (long)(i / N), col = (long)(i % N);
-        double d = fabs((double)C[row * ldc + col] - R[i]);
+        double x = (double)R[row * ldr + col];
+        double d = fabs((double)C[row * ldc + col] - x);
         if (isnan(d)) d = INFINITY;
         e = fmax(e, d);
-        r = fmax(r, fabs(R[i]));
+        r = fmax(r, fabs(x));
     }
     for (int o = 16; o > 0; o /= 2) {
         e = fmax(e, __shfl_down_sync(0xffffffffu, e, o));
@@ -1243,14 +1272,15 @@ __global__ void err_kernel(long M, long N, const float *C, long ldc, const doubl
     }
 }
 
-extern "C" int fastmm_cuda_max_rel_err(fastmm_cuda *c, long M, long N, const float *C, long ldc,
-                                       const double *R, double *err)
+template <typename TR>
+static int rel_err(fastmm_cuda *c, long M, long N, const float *C, long ldc, const TR *R, long ldr,
+                   double *err)
 {
     unsigned long long *d = NULL, h[2];
     CK(cudaMalloc(&d, sizeof h));
     cudaError_t e = cudaMemsetAsync(d, 0, sizeof h, c->s);
     if (e == cudaSuccess) {
-        err_kernel<<<1024, 256, 0, c->s>>>(M, N, C, ldc, R, d);
+        err_kernel<TR><<<1024, 256, 0, c->s>>>(M, N, C, ldc, R, ldr, d);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) e = cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, c->s);
@@ -1262,4 +1292,16 @@ extern "C" int fastmm_cuda_max_rel_err(fastmm_cuda *c, long M, long N, const flo
     memcpy(&den, &h[1], 8);
     *err = den > 0 ? num / den : num;
     return 0;
+}
+
+extern "C" int fastmm_cuda_max_rel_err(fastmm_cuda *c, long M, long N, const float *C, long ldc,
+                                       const double *R, double *err)
+{
+    return rel_err<double>(c, M, N, C, ldc, R, N, err);
+}
+
+static int rel_diff_f32(fastmm_cuda *c, long M, long N, const float *C, long ldc, const float *R,
+                        long ldr, double *err)
+{
+    return rel_err<float>(c, M, N, C, ldc, R, ldr, err);
 }
