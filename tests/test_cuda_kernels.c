@@ -82,9 +82,12 @@ static void test_layernorm(void **state)
     (void)state;
     SKIP_NO_GPU();
     /* widths of 128..512 take the float4 kernels (the torso's), the others the per-warp ones;
-     * odd shapes accumulate into dx and write its bf16 copy, as the network does */
+     * odd shapes accumulate into dx and write its bf16 copy, as the network does; the backward's
+     * grid is what fits on the device, each warp taking every (grid size)-th row */
     int shapes[][2] = {{1, 7},    {37, 32},  {300, 512}, {64, 2048}, {5, 33},
-                       {3, 2500}, {700, 256}, {129, 384}, {70, 128}, {1000, 512}};
+                       {3, 2500}, {700, 256}, {129, 384}, {70, 128}, {1000, 512},
+                       /* more rows than warps the device holds: several rows a warp */
+                       {20000, 256}, {3000, 2048}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         long rows = shapes[s][0];
         int n = shapes[s][1], acc = s % 2;

@@ -269,6 +269,17 @@ __global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__r
     }
 }
 
+/* The rows of a backward block: LN_ROWS consecutive rows (blocked), or, with a grid of as many
+ * blocks as fit on the device at once, every (gridDim.x nw)-th row from blockIdx.x nw + wid
+ * (strided: no second, mostly idle wave of blocks when rows / LN_ROWS is a little above the
+ * device's block slots, as for the torso at S = 9 and B = 256: 648 blocks on 528 slots, and
+ * enough blocks for the policy's few wide rows, which got 36) */
+#define LN_ROW_LOOP(r)                                                                         \
+    const long lr0_ = strided ? (long)blockIdx.x * nw + wid : (long)blockIdx.x * LN_ROWS + wid; \
+    const long lstep_ = strided ? (long)gridDim.x * nw : nw;                                   \
+    const long lend_ = strided ? rows : min(rows, (long)blockIdx.x * LN_ROWS + LN_ROWS);       \
+    for (long r = lr0_; r < lend_; r += lstep_)
+
 /* Register-held rows; each warp keeps its dw/db partial sums in registers over its rows and
  * adds them to shared memory once, the block then once per column to global memory. dxb: an
  * optional bf16 copy of the final dx (the next GEMM's input). */
@@ -276,7 +287,7 @@ template <int NPL>
 __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                            const float *__restrict__ mean, const float *__restrict__ rstd,
                            const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
-                           bf16 *dxb, float *dw, float *db, long rows, int n)
+                           bf16 *dxb, float *dw, float *db, long rows, int n, int strided)
 {
     extern __shared__ float sm[];
     float *sdw = sm, *sdb = sm + n;
@@ -291,8 +302,8 @@ __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *_
         pw[t] = pb[t] = 0.f;
         wv[t] = i < n ? w[i] : 0.f;
     }
-    long r0 = (long)blockIdx.x * LN_ROWS;
-    for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
+    LN_ROW_LOOP(r)
+    {
         const float *xr = x + r * ldx, *dr = dy + r * ldy;
         float mu = mean[r], rs = rstd[r];
         float xh[NPL], g[NPL];
@@ -345,7 +356,7 @@ template <int NV>
 __global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                            const float *__restrict__ mean, const float *__restrict__ rstd,
                            const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
-                           bf16 *dxb, float *dw, float *db, long rows, int n)
+                           bf16 *dxb, float *dw, float *db, long rows, int n, int strided)
 {
     extern __shared__ float sm[];
     float *sdw = sm, *sdb = sm + n;
@@ -359,8 +370,8 @@ __global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *_
         pw[t] = pb[t] = make_float4(0.f, 0.f, 0.f, 0.f);
         wv[t] = ((const float4 *)w)[lane + 32 * t];
     }
-    long r0 = (long)blockIdx.x * LN_ROWS;
-    for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
+    LN_ROW_LOOP(r)
+    {
         const float4 *xr = (const float4 *)(x + r * ldx), *dr = (const float4 *)(dy + r * ldy);
         float4 *o = (float4 *)(dx + r * lddx);
         float4 xv[NV], dv[NV], ov[NV];
@@ -429,18 +440,49 @@ __global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *_
     }
 }
 
+/* blocks of a strided backward launch: what fits on the device at once (occupancy of the kernel
+ * at 256 threads and smem bytes), at most one per 8 rows. TG_CUDA_LN_BLOCKED=1: LN_ROWS rows a
+ * block as before (comparisons). */
+static unsigned ln_bwd_grid(const void *kernel, size_t smem, long rows, int *strided)
+{
+    static int blocked = -1, sms = 0;
+    if (blocked < 0) {
+        blocked = getenv("TG_CUDA_LN_BLOCKED") != NULL;
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            sms = 0;
+    }
+    int per = 0;
+    if (!blocked && sms > 0) {
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kernel, 256, smem) != cudaSuccess)
+            cudaGetLastError(); /* not sticky: clear it, and launch blocked */
+        else if (per > 0) {
+            long g = (long)sms * per, need = (rows + 7) / 8;
+            *strided = 1;
+            return (unsigned)(g < need ? g : need);
+        }
+    }
+    *strided = 0;
+    return cdiv(rows, LN_ROWS);
+}
+
 int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
                       const float *rstd, const float *dy, long ldy, float *dx, long lddx,
                       int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n)
 {
     if (rows <= 0)
         return 0;
+    int strided = 0;
     if (ln_vec_ok(n, x, ldx, dy, ldy, dx, lddx) && ((uintptr_t)w & 15) == 0 &&
         ((uintptr_t)dxb & 7) == 0 && !ln_generic()) {
         size_t sm2 = 2 * (size_t)n * sizeof(float);
 #define LNV_B(NV)                                                                              \
-    k_ln_bwd_v<NV><<<cdiv(rows, LN_ROWS), 256, sm2, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx,   \
-                                                          lddx, accumulate, dxb, dw, db, rows, n)
+    do {                                                                                       \
+        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_v<NV>, sm2, rows, &strided);          \
+        k_ln_bwd_v<NV><<<g_, 256, sm2, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,          \
+                                             accumulate, dxb, dw, db, rows, n, strided);       \
+    } while (0)
         if (n == 128)
             LNV_B(1);
         else if (n == 256)
@@ -462,10 +504,30 @@ int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w,
             raised = 1;
         }
     }
-    if (n <= 64 * 32)
-        LN_NPL_DISPATCH(k_ln_bwd_r, cdiv(rows, LN_ROWS), 256, smem, x, ldx, w, mean, rstd, dy, ldy,
-                        dx, lddx, accumulate, dxb, dw, db, rows, n);
-    else {
+    if (n <= 64 * 32) {
+#define LNR_B(NPL)                                                                             \
+    do {                                                                                       \
+        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_r<NPL>, smem, rows, &strided);        \
+        k_ln_bwd_r<NPL><<<g_, 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,        \
+                                               accumulate, dxb, dw, db, rows, n, strided);     \
+    } while (0)
+        int npl = (n + 31) / 32;
+        if (npl <= 1)
+            LNR_B(1);
+        else if (npl <= 2)
+            LNR_B(2);
+        else if (npl <= 4)
+            LNR_B(4);
+        else if (npl <= 8)
+            LNR_B(8);
+        else if (npl <= 16)
+            LNR_B(16);
+        else if (npl <= 32)
+            LNR_B(32);
+        else
+            LNR_B(64);
+#undef LNR_B
+    } else {
         if (dxb)
             return tg_fail("LayerNorm backward: bf16 copy needs n <= 2048");
         k_ln_bwd<<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,
