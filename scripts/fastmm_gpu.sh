@@ -2,7 +2,6 @@
 # fastmm on the GPU machine (device tool): CUDA tests, then `tg bench matmul` and the JAX peer
 # (../shared/bench/jax_peer.py) on the same algorithms and sizes. Prepared here by
 #   make B=fastmm && scripts/fastmm_gpu.sh prepare
-# which copies binaries, data and runtime libraries into .gpu/fastmm (git-ignored; carry it).
 # which copies binaries, data and the runtime libraries they link (a tarball of this machine's
 # copies, put on the loader path of these binaries only) into .gpu/fastmm (git-ignored; carry it).
 # On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary [SIZES] [...]   (output in $OUT)
