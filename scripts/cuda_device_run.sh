@@ -21,7 +21,7 @@
 # and waitwarm before bench (it waits for them, up to WARM_MAX seconds into the run, default
 # 200, then stops them).
 # AB_ENV (default TG_CUDA_ATTN_MMA=0): the environment of the ab runs; TEST_ENV (default none):
-# extra environment of the test programs.
+# extra environment of the test programs; PEER_CONFIGS: the peer's configs (default all).
 # DEADLINE=seconds (default 540): sections that would start after it are skipped, and the peer
 # is stopped at it (it prints each config as it finishes). Logs go to $OUT (when set) as well as
 # stdout (at most 8 files: the device tool's limit), with the GPU, each section's wall time and
@@ -32,6 +32,7 @@ OUTD=${OUT:-/tmp/tgout}
 DEADLINE=${DEADLINE:-540}
 AB_ENV=${AB_ENV:-TG_CUDA_ATTN_MMA=0}
 TEST_ENV=${TEST_ENV:-}
+PEER_CONFIGS=${PEER_CONFIGS:-} # e.g. small-S9 (torch_peer.py's argument): only those
 T0=$(date +%s)
 mkdir -p "$OUTD"
 ORIG_LD=${LD_LIBRARY_PATH:-}
@@ -202,7 +203,7 @@ for sec in "${ARGS[@]}"; do
     peer)
         echo "== torch_peer.py (stopped after $(left) s)"
         LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 timeout "$(left)" python3 \
-            .gpu/bench/torch_peer.py 2>&1 | tee "$OUTD/peer.log" | grep -v Warning
+            .gpu/bench/torch_peer.py $PEER_CONFIGS 2>&1 | tee "$OUTD/peer.log" | grep -v Warning
         ;;
     summary) summary "$AB_ENV" | tee "$OUTD/summary.log" ;;
     *) echo "unknown section $sec" ;;

@@ -218,6 +218,58 @@ static void test_stage(void **state)
     }
 }
 
+/* stage to stage in one kernel equals a scatter of the stage's output into the grids and a
+ * gather of the next stage's input (and its bf16 copy), for every pair of consecutive stages,
+ * forward and backward order, at vector and generic widths */
+static void test_stage_next(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    static const int stages[3][2] = {{0, 1}, {2, 0}, {1, 2}}, widths[4] = {512, 256, 64, 36};
+    for (int i = 0; i < 8; i++) {
+        int B = 1 + tg_rng_below(&R, 3), S = 2 + tg_rng_below(&R, 8), c = widths[i % 4];
+        int s0 = tg_rng_below(&R, 3), s1 = i < 4 ? (s0 + 1) % 3 : (s0 + 2) % 3;
+        int a1 = stages[s0][0], a2 = stages[s0][1], b1 = stages[s1][0], b2 = stages[s1][1];
+        long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+        float *g = rnd(ng, 1.0), *xs = rnd(nx, 1.0), *xn = malloc(nx * 4), *xnb = malloc(nx * 4),
+              *gs = malloc(ng * 4), *rg = malloc(ng * 4), *rx = malloc(nx * 4);
+        assert_int_equal(tg_cuda_test_stage_next(B, S, c, a1, a2, b1, b2, g, xs, xn, xnb, gs), 0);
+        /* reference: scatter xs into a copy of g, gather the next stage from it */
+        memcpy(rg, g, ng * 4);
+        for (int pass = 0; pass < 2; pass++)
+            for (int b = 0; b < B; b++)
+                for (int r = 0; r < S; r++)
+                    for (int t = 0; t < 2 * S; t++) {
+                        int m1 = pass ? b1 : a1, m2 = pass ? b2 : a2;
+                        long cell = t < S ? (((long)b * 3 + m1) * S + r) * S + t
+                                          : (((long)b * 3 + m2) * S + (t - S)) * S + r;
+                        long row = ((long)b * S + r) * 2 * S + t;
+                        if (pass)
+                            memcpy(rx + row * c, rg + cell * c, c * 4);
+                        else
+                            memcpy(rg + cell * c, xs + row * c, c * 4);
+                    }
+        if (memcmp(xn, rx, nx * 4))
+            fail_msg("stage_next B %d S %d c %d (%d,%d)->(%d,%d): sequences differ", B, S, c, a1,
+                     a2, b1, b2);
+        for (long k = 0; k < nx; k++)
+            if (xnb[k] != bfr(rx[k]))
+                fail_msg("stage_next: bf16 copy differs at %ld", k);
+        /* the grid shared by both stages is not written back: compare the others */
+        int shared = (a1 == b1 || a1 == b2) ? a1 : a2;
+        for (int b = 0; b < B; b++)
+            for (int gr = 0; gr < 3; gr++) {
+                if (gr == shared)
+                    continue;
+                long o = ((long)b * 3 + gr) * S * S * c;
+                if (memcmp(gs + o, rg + o, (size_t)S * S * c * 4))
+                    fail_msg("stage_next B %d S %d c %d (%d,%d)->(%d,%d): grid %d differs", B, S,
+                             c, a1, a2, b1, b2, gr);
+            }
+        free(g), free(xs), free(xn), free(xnb), free(gs), free(rg), free(rx);
+    }
+}
+
 static void test_losses(void **state)
 {
     (void)state;
@@ -581,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_describe),       cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),           cmocka_unit_test(test_losses),
         cmocka_unit_test(test_f2bf_pad),       cmocka_unit_test(test_stage),
+        cmocka_unit_test(test_stage_next),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_attention_warp), cmocka_unit_test(test_attention_short),
         cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),

@@ -31,6 +31,10 @@ int tg_cuda_test_f2bf_pad(long rows, int n, int ldy, const float *x, float *y);
  * g with x scattered into it. */
 int tg_cuda_test_stage(int B, int S, int c, int m1, int m2, const float *g, const float *x,
                        float *xg, float *xgb, float *gs);
+/* From stage (a1, a2) with output sequences xs to stage (b1, b2): xn (and xnb) its input
+ * sequences, gs = g with the grid leaving written back from xs. */
+int tg_cuda_test_stage_next(int B, int S, int c, int a1, int a2, int b1, int b2, const float *g,
+                            const float *xs, float *xn, float *xnb, float *gs);
 /* Softmax cross-entropy rows: loss [rows], dlogits [rows, n] (scaled by gscale). */
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits);

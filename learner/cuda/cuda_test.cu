@@ -189,6 +189,26 @@ out:
     return rc;
 }
 
+int tg_cuda_test_stage_next(int B, int S, int c, int a1, int a2, int b1, int b2, const float *g,
+                            const float *xs, float *xn, float *xnb, float *gs)
+{
+    long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+    tbuf t;
+    if (tb_open(&t, (size_t)(ng + 2 * nx) * 4 + nx * 2 + 65536))
+        return -1;
+    int rc = 0;
+    float *G = up_f(&t, g, ng), *XS = up_f(&t, xs, nx), *XN = up_f(&t, NULL, nx);
+    bf16 *XB = (bf16 *)tb_take(&t, (size_t)nx * 2);
+    NEED(G && XS && XN && XB);
+    if (tgc_stage_next(0, G, XS, XN, XB, B, S, c, a1, a2, b1, b2) ||
+        cudaDeviceSynchronize() != cudaSuccess || down_f(xn, XN, nx) || down_bf(xnb, XB, nx) ||
+        down_f(gs, G, ng))
+        rc = tg_fail("stage_next test failed: %s", tg_errmsg());
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits)
 {

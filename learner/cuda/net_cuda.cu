@@ -27,7 +27,7 @@ extern "C" {
 }
 
 /* tensor-core attention unless TG_CUDA_ATTN_MMA=0 (TG_CUDA_ATTN_MMA=1 forces it on) */
-#define ATTN_MMA_DEFAULT 0
+#define ATTN_MMA_DEFAULT 1
 
 /* ------------------------------------------------------------------ structures */
 
@@ -73,6 +73,8 @@ typedef struct cuda_net {
     cudaStream_t st;
     tgc_gemm *gemm;
     int attn_mode;
+    int stage_fuse;          /* torso stage to stage in one copy kernel (TG_CUDA_STAGE_FUSE=0:
+                                scatter then gather, comparisons) */
     int pout_pad;            /* the policy output's weight gradient over padded rows
                                 (TG_CUDA_POUT_PAD=0: over the n_logits rows, comparisons) */
     int attn_mma;            /* tensor-core attention where it takes the shape (TG_CUDA_ATTN_MMA=0:
@@ -110,7 +112,8 @@ typedef struct cuda_net {
     float *embS;             /* embedding-gradient buckets [n_logits + 1, P] */
     float *red;              /* [4]: policy sum, value sum, grad sumsq */
     /* backward scratch */
-    float *DX, *dh, *dxn, *dyn, *dtmpf, *delta, *dvf, *dvf2;
+    float *DX, *DX2, *dh, *dxn, *dyn, *dtmpf, *delta, *dvf, *dvf2; /* DX2: the torso backward's
+                                                   other DX (stage transitions ping-pong) */
     bf16 *dxb, *dact, *da, *dqkv, *dtmpb; /* dqkv: attention's dq, dk, dv (strides as q, k, v) */
     void *ascratch;
     size_t ascratch_size;
@@ -434,6 +437,7 @@ static void carve(cuda_net *n, arena *a, int B)
         minner = Mp * c->p_heads * c->p_feat;
     long myc = Me * c->c;
     n->DX = TAKE(a, float, mx);
+    n->DX2 = TAKE(a, float, mx);
     n->dh = TAKE(a, float, mx);
     n->dxn = TAKE(a, float, mx);
     n->dyn = TAKE(a, float, myc);
@@ -826,15 +830,21 @@ static int torso_fwd(cuda_net *n, int B)
             PROF(n, PR_ELEM, tgc_grid_copy(n->st, n->G, n->dense, B, S, c->c, g, 1)))
             return -1;
     }
-    for (int l = 0; l < c->layers; l++)
-        for (int s = 0; s < 3; s++) {
-            int i = l * 3 + s;
-            bsave *sv = &n->ts[i];
-            if (PROF(n, PR_ELEM, tgc_stage(n->st, n->G, sv->xin, B, S, c->c, STAGES[s][0], STAGES[s][1], 0)) ||
-                block_fwd(n, &n->torso[i], sv, NULL, B * S, 2 * S, 2 * S, n->dh) ||
-                PROF(n, PR_ELEM, tgc_stage(n->st, n->G, n->dh, B, S, c->c, STAGES[s][0], STAGES[s][1], 1)))
-                return -1;
-        }
+    /* stage i's output goes straight into stage i + 1's input (and the grid leaving into G) */
+    const int nst = c->layers * 3;
+    for (int i = 0; i < nst; i++) {
+        const int *cur = STAGES[i % 3], *nx = STAGES[(i + 1) % 3];
+        bsave *sv = &n->ts[i];
+        int fused = n->stage_fuse && i + 1 < nst;
+        if (((i == 0 || !n->stage_fuse) &&
+             PROF(n, PR_ELEM, tgc_stage(n->st, n->G, sv->xin, B, S, c->c, cur[0], cur[1], 0))) ||
+            block_fwd(n, &n->torso[i], sv, NULL, B * S, 2 * S, 2 * S, n->dh) ||
+            (fused && PROF(n, PR_ELEM, tgc_stage_next(n->st, n->G, n->dh, n->ts[i + 1].xin, NULL, B,
+                                                      S, c->c, cur[0], cur[1], nx[0], nx[1]))) ||
+            (!fused &&
+             PROF(n, PR_ELEM, tgc_stage(n->st, n->G, n->dh, B, S, c->c, cur[0], cur[1], 1))))
+            return -1;
+    }
     return 0;
 }
 
@@ -952,15 +962,24 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
                       n->gpos, n->embS)))
         return -1;
     /* torso, last stage first: G must be the stage input again for nothing (inputs are saved) */
-    for (int l = c->layers - 1; l >= 0; l--)
-        for (int s = 2; s >= 0; s--) {
-            int i = l * 3 + s;
-            if (PROF(n, PR_ELEM, tgc_stage_bf(st, n->dG, n->DX, n->dxb, B, S, c->c, STAGES[s][0],
-                                              STAGES[s][1])) ||
-                block_bwd(n, &n->torso[i], &n->ts[i], NULL, NULL, B * S, 2 * S, 2 * S, 1, 0) ||
-                PROF(n, PR_ELEM, tgc_stage(st, n->dG, n->DX, B, S, c->c, STAGES[s][0], STAGES[s][1], 1)))
-                return -1;
+    /* stage i's input gradient goes straight into stage i - 1's (DX and DX2 alternate) */
+    for (int i = c->layers * 3 - 1; i >= 0; i--) {
+        const int *sg = STAGES[i % 3], *pv = STAGES[(i + 2) % 3];
+        int fused = n->stage_fuse && i > 0;
+        if (((i == c->layers * 3 - 1 || !n->stage_fuse) &&
+             PROF(n, PR_ELEM,
+                  tgc_stage_bf(st, n->dG, n->DX, n->dxb, B, S, c->c, sg[0], sg[1]))) ||
+            block_bwd(n, &n->torso[i], &n->ts[i], NULL, NULL, B * S, 2 * S, 2 * S, 1, 0) ||
+            (fused && PROF(n, PR_ELEM, tgc_stage_next(st, n->dG, n->DX, n->DX2, n->dxb, B, S,
+                                                      c->c, sg[0], sg[1], pv[0], pv[1]))) ||
+            (!fused && PROF(n, PR_ELEM, tgc_stage(st, n->dG, n->DX, B, S, c->c, sg[0], sg[1], 1))))
+            return -1;
+        if (fused) {
+            float *t = n->DX;
+            n->DX = n->DX2;
+            n->DX2 = t;
         }
+    }
     int F = S * c->T + 1;
     long Mg = (long)B * S * S;
     for (int g = 0; g < 3; g++) {
@@ -1285,6 +1304,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
                                                 : TGC_ATTN_WARP;
     const char *mm = getenv("TG_CUDA_ATTN_MMA");
     n->attn_mma = mm ? strcmp(mm, "0") != 0 : ATTN_MMA_DEFAULT;
+    const char *sf = getenv("TG_CUDA_STAGE_FUSE");
+    n->stage_fuse = !(sf && !strcmp(sf, "0"));
     const char *pp = getenv("TG_CUDA_POUT_PAD");
     n->pout_pad = !(pp && !strcmp(pp, "0"));
     {

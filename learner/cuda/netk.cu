@@ -180,6 +180,85 @@ __global__ void k_stage_v(float *G, float *X, bf16 *Xb, int B, int S, int m1, in
     }
 }
 
+/* One stage to the next (a1, a2) -> (b1, b2), which share one grid: rows of the next stage's
+ * sequences come from Xs (the shared grid, as the stage left it) or from G (the grid entering);
+ * the grid leaving goes from Xs back to G. Rows r < B S 2 S: the next layout; after that, the
+ * B S S rows of the leaving grid. NV > 0: float4 rows of c = 128 NV, else generic rows. */
+static __device__ __forceinline__ long stage_row(int S, long b, int a1, int a2, int g, int i,
+                                                 int j)
+{
+    /* row of grid g's cell (i, j) in stage (a1, a2)'s layout (g is a1 or a2) */
+    return g == a1 ? (b * S + i) * 2 * S + j : (b * S + j) * 2 * S + S + i;
+}
+
+template <int NV>
+__global__ void k_stage_next(float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S, int c,
+                             int a1, int a2, int b1, int b2)
+{
+    if constexpr (NV > 0)
+        c = 128 * NV;
+    const int lane = threadIdx.x % 32;
+    const long nrows = (long)B * S * 2 * S, wrows = (long)B * S * S;
+    const int leave = (a1 != b1 && a1 != b2) ? a1 : a2;
+    for (long row = (long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < nrows + wrows;
+         row += (long)gridDim.x * (blockDim.x / 32)) {
+        const float *src;
+        float *dst;
+        bf16 *dstb = NULL;
+        if (row < nrows) {
+            int t = (int)(row % (2 * S));
+            long n = row / (2 * S), b = n / S;
+            int r = (int)(n % S);
+            int g = t < S ? b1 : b2, i = t < S ? r : t - S, j = t < S ? t : r;
+            if (g == a1 || g == a2)
+                src = Xs + stage_row(S, b, a1, a2, g, i, j) * c;
+            else
+                src = G + (((b * 3 + g) * S + i) * S + j) * c;
+            dst = Xn + row * c;
+            dstb = Xnb ? Xnb + row * c : NULL;
+        } else {
+            long w = row - nrows, b = w / ((long)S * S);
+            int i = (int)(w / S % S), j = (int)(w % S);
+            src = Xs + stage_row(S, b, a1, a2, leave, i, j) * c;
+            dst = G + (((b * 3 + leave) * S + i) * S + j) * c;
+        }
+        if constexpr (NV > 0)
+            row_copy_v<NV>(dst, src, lane, dstb);
+        else
+            row_copy(dst, src, c, lane, dstb);
+    }
+}
+
+int tgc_stage_next(cudaStream_t st, float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S,
+                   int c, int a1, int a2, int b1, int b2)
+{
+    int shared = (a1 == b1 || a1 == b2) + (a2 == b1 || a2 == b2);
+    if (shared != 1)
+        return tg_fail("stage_next: stages (%d, %d) and (%d, %d) must share one grid", a1, a2, b1,
+                       b2);
+    long rows = (long)B * S * 2 * S + (long)B * S * S;
+    if (rows <= 0)
+        return 0;
+    int nv = c % 128 == 0 && c <= 512 ? c / 128 : 0;
+    if (((uintptr_t)G | (uintptr_t)Xs | (uintptr_t)Xn) & 15 || ((uintptr_t)Xnb & 7))
+        nv = 0;
+#define SN_LAUNCH(NV)                                                                          \
+    k_stage_next<NV><<<rowgrid(rows), 256, 0, st>>>(G, Xs, Xn, Xnb, B, S, c, a1, a2, b1, b2)
+    if (nv == 1)
+        SN_LAUNCH(1);
+    else if (nv == 2)
+        SN_LAUNCH(2);
+    else if (nv == 3)
+        SN_LAUNCH(3);
+    else if (nv == 4)
+        SN_LAUNCH(4);
+    else
+        SN_LAUNCH(0);
+#undef SN_LAUNCH
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
 /* TG_CUDA_STAGE_GENERIC=1: the generic row copies for every width (comparisons) */
 static int stage_launch(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c,
                         int m1, int m2, int dir)

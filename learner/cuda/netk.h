@@ -14,6 +14,12 @@ int tgc_stage(cudaStream_t st, float *G, float *X, int B, int S, int c, int m1, 
 /* gather (G -> X) that also writes a dense bf16 copy Xb */
 int tgc_stage_bf(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, int c, int m1,
                  int m2);
+/* From stage (a1, a2), whose output sequences are Xs, to the next stage (b1, b2) (one grid
+ * shared): Xn (and its bf16 copy Xnb when given) = the next stage's sequences, the shared grid
+ * taken from Xs and the entering one from G; the grid leaving goes from Xs to G. Equals a
+ * scatter of Xs into G and a gather from G, with a quarter less traffic. */
+int tgc_stage_next(cudaStream_t st, float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S,
+                   int c, int a1, int a2, int b1, int b2);
 int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
               const float *W, const float *b, const float *pos, float *x);
 /* scratch: [nin, P] floats */
