@@ -4,8 +4,8 @@
 # ../shared/device/bundle-debs.sh, build-cuda/bin/tg and build-cuda/tests/test_cuda_* (the whole
 # build tree is over the carry limit), and .gpu/{spec,bench} copied from ../shared).
 #
-#   scripts/cuda_device_run.sh [prewarm] [test] [golden] [waitwarm] [bench] [ab] [peer] [profile]
-#                              [quick] [notune] [abold] [summary]
+#   scripts/cuda_device_run.sh [prewarm] [test] [golden] [waitwarm] [bench] [ab] [peer] [peer2]
+#                              [profile] [quick] [notune] [abold] [summary]
 #
 # Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda;
 # bench: tg bench net --backend cuda on the peer's configs and batches; ab: training and greedy
@@ -21,7 +21,9 @@
 # and waitwarm before bench (it waits for them, up to WARM_MAX seconds into the run, default
 # 200, then stops them).
 # AB_ENV (default TG_CUDA_ATTN_MMA=0): the environment of the ab runs; TEST_ENV (default none):
-# extra environment of the test programs; PEER_CONFIGS: the peer's configs (default all).
+# extra environment of the test programs; PEER_CONFIGS: the peer's configs (default all), and
+# PEER_CONFIGS2 those of a second peer section, peer2 (the peer runs its configs in a fixed order:
+# two sections put one config first); PROFILE_ONLY: config:what pairs to profile (default all).
 # DEADLINE=seconds (default 540): sections that would start after it are skipped, and the peer
 # is stopped at it (it prints each config as it finishes). Logs go to $OUT (when set) as well as
 # stdout (at most 8 files: the device tool's limit), with the GPU, each section's wall time and
@@ -33,6 +35,8 @@ DEADLINE=${DEADLINE:-540}
 AB_ENV=${AB_ENV:-TG_CUDA_ATTN_MMA=0}
 TEST_ENV=${TEST_ENV:-}
 PEER_CONFIGS=${PEER_CONFIGS:-} # e.g. small-S9 (torch_peer.py's argument): only those
+PEER_CONFIGS2=${PEER_CONFIGS2:-} # the configs of a second peer section (peer2)
+PROFILE_ONLY=${PROFILE_ONLY:-}   # e.g. "paper-S9:train paper-S4:greedy": only those profiles
 T0=$(date +%s)
 mkdir -p "$OUTD"
 ORIG_LD=${LD_LIBRARY_PATH:-}
@@ -192,6 +196,7 @@ for sec in "${ARGS[@]}"; do
             b=${cb##*:}
             for what in train greedy; do
                 [ "$(left)" -le 10 ] && echo "== profile $c $what skipped: deadline" && continue
+                [ -n "$PROFILE_ONLY" ] && [[ " $PROFILE_ONLY " != *" $c:$what "* ]] && continue
                 echo "== profile: tg bench net --backend cuda --config $c --batch $b --only $what" |
                     tee -a "$OUTD/profile.log"
                 TG_CUDA_PROFILE=1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda \
@@ -200,10 +205,12 @@ for sec in "${ARGS[@]}"; do
             done
         done
         ;;
-    peer)
-        echo "== torch_peer.py (stopped after $(left) s)"
+    peer | peer2)
+        pc=$PEER_CONFIGS
+        [ $sec = peer2 ] && pc=$PEER_CONFIGS2
+        echo "== torch_peer.py $pc (stopped after $(left) s)"
         LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 timeout "$(left)" python3 \
-            .gpu/bench/torch_peer.py $PEER_CONFIGS 2>&1 | tee "$OUTD/peer.log" | grep -v Warning
+            .gpu/bench/torch_peer.py $pc 2>&1 | tee -a "$OUTD/peer.log" | grep -v Warning
         ;;
     summary) summary "$AB_ENV" | tee "$OUTD/summary.log" ;;
     *) echo "unknown section $sec" ;;
