@@ -40,21 +40,7 @@ cleanup() { [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true; wait
 trap 'cleanup; exit 130' INT TERM
 
 # "T rank R" lines: every new best rank, T in seconds after the replay server's first log line
-best_ranks() {
-    /usr/bin/python3 - "$1" <<'EOF'
-import datetime, glob, re, sys
-d = sys.argv[1]
-ts = lambda l: datetime.datetime.strptime(l[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
-t0 = ts(open(d + "/logs/replay.out").readline())
-ev = sorted((ts(l) - t0, int(m.group(1))) for f in glob.glob(d + "/logs/actor*.out")
-            for l in open(f) for m in [re.search(r"found T\(\S+\) rank (\d+)", l)] if m)
-best = 1 << 30
-for t, r in ev:
-    if r < best:
-        best = r
-        print("%.0f rank %d" % (t, r))
-EOF
-}
+best_ranks() { /usr/bin/python3 "$(dirname "$0")/best_ranks.py" "$1"; }
 
 echo "discovery bench: $CONFIG ${OVR[*]:-}, ${SECONDS_MAX}s per seed, seeds $SEEDS, $ACTORS actor(s), $(nproc) cores"
 for seed in $SEEDS; do

@@ -66,23 +66,7 @@ command -v nvidia-smi >/dev/null &&
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 # "T rank R" lines: every new best rank, T in seconds after the replay server's first log line
-best_ranks() {
-    python3 - "$1" <<'EOF'
-import datetime, glob, re, sys
-d = sys.argv[1]
-if not glob.glob(d + "/logs/replay.out"):
-    sys.exit(0)
-ts = lambda l: datetime.datetime.strptime(l[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
-t0 = ts(open(d + "/logs/replay.out").readline())
-ev = sorted((ts(l) - t0, int(m.group(1))) for f in glob.glob(d + "/logs/actor*.out")
-            for l in open(f) for m in [re.search(r"found T\(\S+\) rank (\d+)", l)] if m)
-best = 1 << 30
-for t, r in ev:
-    if r < best:
-        best = r
-        print("%.0f s: rank %d" % (t, r))
-EOF
-}
+best_ranks() { python3 "$(dirname "$0")/best_ranks.py" "$1"; }
 
 # a status screen (and the GPU's load) every 60 s while a run goes, for rates mid-run
 snapshots() {

@@ -1,6 +1,6 @@
 /* fastmm CPU path: Kronecker composition, level choice, and every released factorization up to
  * 5x5x5 multiplying random matrices (even and odd sizes) against an fp64 reference. */
-#include "tests/test_util.h"
+#include "tests/released.h"
 
 #include <math.h>
 
@@ -9,18 +9,6 @@
 #include "common/factio.h"
 #include "common/rng.h"
 #include "fastmm/fastmm.h"
-
-/* The sources and the Python with numpy + h5py (overridable where the tree was copied). */
-static const char *src_dir(void)
-{
-    const char *s = getenv("TG_SOURCE_DIR");
-    return s ? s : TG_SOURCE_DIR;
-}
-static const char *python(void)
-{
-    const char *s = getenv("TG_PYTHON");
-    return s ? s : "/usr/bin/python3";
-}
 
 #define EPS32 1.1920929e-7
 
@@ -165,16 +153,8 @@ static void test_strassen_sizes(void **state)
 static void test_released(void **state)
 {
     (void)state;
-    char dir[256], cmd[1024], path[300];
-    tg_test_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    snprintf(cmd, sizeof cmd,
-             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
-             src_dir(), tg_test_shared(), path);
-    assert_int_equal(system(cmd), 0);
     tg_fact_list l = {0};
-    if (tg_factio_read(path, &l))
-        fail_msg("%s", tg_errmsg());
+    tg_test_read_released(&l);
     int tested = 0;
     double worst = 0;
     for (int i = 0; i < l.n; i++) {
@@ -280,15 +260,8 @@ static void test_direct(void **state)
     tg_fact_free(nv);
     tg_fact_free(s);
 
-    char dir[256], cmd[1024], path[300];
-    tg_test_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    snprintf(cmd, sizeof cmd,
-             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
-             src_dir(), tg_test_shared(), path);
-    assert_int_equal(system(cmd), 0);
     tg_fact_list l = {0};
-    if (tg_factio_read(path, &l)) fail_msg("%s", tg_errmsg());
+    tg_test_read_released(&l);
     int with = 0;
     for (int i = 0; i < l.n; i++) {
         tg_dims d = tg_fact_dims(l.facts[i]);

@@ -1,7 +1,7 @@
 /* fastmm CUDA path against the CPU path and fp64 (skipped where there is no GPU): Strassen at
  * 1-3 levels, released algorithms, odd sizes, leading dimensions, small workspaces (several
  * chunks of terms), TF32 and bf16 precisions. */
-#include "tests/test_util.h"
+#include "tests/released.h"
 
 #include <math.h>
 
@@ -13,18 +13,6 @@
 
 #ifdef TG_HAVE_CUDA
 #include <cuda_runtime.h>
-
-/* The sources and the Python with numpy + h5py (overridable where the tree was copied). */
-static const char *src_dir(void)
-{
-    const char *s = getenv("TG_SOURCE_DIR");
-    return s ? s : TG_SOURCE_DIR;
-}
-static const char *python(void)
-{
-    const char *s = getenv("TG_PYTHON");
-    return s ? s : "/usr/bin/python3";
-}
 
 #define EPS32 1.1920929e-7
 
@@ -326,15 +314,8 @@ static void test_released(void **state)
 {
     (void)state;
     if (!ctx) skip();
-    char dir[256], cmd[1024], path[300];
-    tg_test_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    snprintf(cmd, sizeof cmd,
-             "%s %s/scripts/npz2h5.py %s/data/factorizations_r.npz %s >/dev/null", python(),
-             src_dir(), tg_test_shared(), path);
-    assert_int_equal(system(cmd), 0);
     tg_fact_list l = {0};
-    if (tg_factio_read(path, &l)) fail_msg("%s", tg_errmsg());
+    tg_test_read_released(&l);
     int tested = 0;
     for (int i = 0; i < l.n; i++) {
         tg_dims d = tg_fact_dims(l.facts[i]);
