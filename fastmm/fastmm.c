@@ -33,7 +33,7 @@ fastmm_opts fastmm_opts_default(void)
 {
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
-                     .gemm_search = 4, .direct = -1, .priority = -1};
+                     .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1};
     return o;
 }
 
@@ -426,6 +426,15 @@ int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N)
     return t ? t->prio : 1;
 }
 
+int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.comb >= 0) return p->opts.comb > 0;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->comb : 0;
+}
+
+const char *fastmm_comb_name(int comb) { return comb ? "stream" : "staged"; }
+
 int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N)
 {
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
@@ -444,15 +453,16 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
     for (int i = 0; i < t->ncand && at < len; i++) {
         const fastmm_cfg *c = &t->cand[i];
         int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
-                     c->direct == t->direct;
+                     c->direct == t->direct && c->comb == t->comb;
         int n;
         if (c->levels == 0)
             n = snprintf(buf + at, len - at, "%splain %.2f%s", i ? " | " : "", t->cand_ms[i],
                          chosen ? "*" : "");
         else
-            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s %.2f%s", i ? " | " : "", c->levels,
-                         c->panels, c->prio && c->panels > 1 ? "h" : "", c->direct ? " D" : "",
-                         t->cand_ms[i], chosen ? "*" : "");
+            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s %.2f%s", i ? " | " : "",
+                         c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
+                         c->direct ? " D" : "", c->comb ? " S" : "", t->cand_ms[i],
+                         chosen ? "*" : "");
         if (n < 0) break;
         at += (size_t)n;
     }

@@ -65,10 +65,16 @@ typedef struct fastmm_opts {
      * so that they get multiprocessors ahead of the products' remaining thread blocks instead
      * of after them. -1 = the tuned choice (on where not tuned), 0 = off, 1 = on. */
     int priority;
+    /* CUDA path: the block combination kernel. 0 = staged (a tile of every input block in
+     * shared memory, CSR coefficients); 1 = streaming (the small side of the map in registers,
+     * vector loads on the read-only path, evict-first stores; where the small side has at most
+     * 32 blocks, else staged); -1 = the tuned choice (fastmm_tune_cuda times streaming on the
+     * fastest staged configuration and checks its product; staged where not tuned). */
+    int comb;
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4, direct -1, priority -1. */
+ * gemm_search 4, direct -1, priority -1, comb -1. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -104,11 +110,16 @@ int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N);
  * shape (the options, else the tuned choices; direct also needs the geometry to allow it). */
 int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N);
 int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N);
+/* The combination kernel the CUDA path uses for this shape (opts.comb, else the tuned choice,
+ * else 0): 0 staged, 1 streaming. */
+int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
+const char *fastmm_comb_name(int comb); /* "staged" / "stream" */
 /* Terms of the applied level (levels >= 1) whose A / B operand is read in place when direct
  * operands are used; -1 with a message if the level cannot be built. */
 int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb);
 /* One line describing what tuning measured for this shape: every candidate configuration and
- * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h D 18.52 ..."); 0, or -1 if not tuned. */
+ * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h D 18.52 | L1 P2h S 18.10 ...";
+ * S: the streaming combination kernel); 0, or -1 if not tuned. */
 int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides
@@ -195,6 +206,11 @@ void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);
 int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                        long lda, const void *B, long ldb, float *C, long ldc, double ms[4],
                        double bytes[4]);
+/* The same with the combination kernel given (0 staged, 1 streaming, -1 the plan's), so that a
+ * benchmark can show both kernels' bandwidth whichever tuning chose. */
+int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb, long M, long N, long K,
+                            const void *A, long lda, const void *B, long ldb, float *C, long ldc,
+                            double ms[4], double bytes[4]);
 /* Device helpers for benchmarks and tests: fp32 -> bf16 conversion, fp64 reference GEMM of fp32
  * (or bf16-valued, when bf16 != 0) inputs, and max |C - R| / max |R| computed on the device. */
 int fastmm_cuda_fill_normal(fastmm_cuda *c, float *x, size_t n, uint64_t seed); /* N(0,1) */

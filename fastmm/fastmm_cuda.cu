@@ -92,11 +92,14 @@ struct fastmm_cuda {
 static void lt_entry_release(lt_entry *e);
 
 // Device copy of a level's three maps (one allocation), and for direct operands the blocks
-// read in place (da, db; NULL otherwise).
+// read in place (da, db; NULL otherwise). dn[t]: map t as a dense row-major [nout][nin] matrix
+// (the streaming combination kernel's coefficients).
 struct dev_level {
     void *mem;
     const int *ptr[3], *idx[3];
     const float *val[3];
+    const float *dn[3];
+    int nin[3], nout[3];
     const int *da, *db;
 };
 
@@ -112,7 +115,8 @@ static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, cons
     if (*devp) return 0;
     size_t tot = 2 * (sizeof(int) * (size_t)R + 16);
     for (int t = 0; t < 3; t++)
-        tot += sizeof(int) * (cs[t]->nout + 1 + cs[t]->nnz) + sizeof(float) * cs[t]->nnz + 64;
+        tot += sizeof(int) * (cs[t]->nout + 1 + cs[t]->nnz) + sizeof(float) * cs[t]->nnz +
+               sizeof(float) * (size_t)cs[t]->nout * cs[t]->nin + 80;
     dev_level *d = (dev_level *)calloc(1, sizeof *d);
     if (!d) return tg_fail("out of memory");
     char *host = (char *)malloc(tot);
@@ -134,6 +138,16 @@ static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, cons
         memcpy(host + off, cs[t]->val, c);
         d->val[t] = (const float *)((char *)d->mem + off);
         off += (c + 15) / 16 * 16;
+        size_t dn = sizeof(float) * (size_t)cs[t]->nout * cs[t]->nin;
+        float *D = (float *)(host + off);
+        memset(D, 0, dn);
+        for (int o = 0; o < cs[t]->nout; o++)
+            for (int e = cs[t]->ptr[o]; e < cs[t]->ptr[o + 1]; e++)
+                D[(size_t)o * cs[t]->nin + cs[t]->idx[e]] = cs[t]->val[e];
+        d->dn[t] = (const float *)((char *)d->mem + off);
+        d->nin[t] = cs[t]->nin;
+        d->nout[t] = cs[t]->nout;
+        off += (dn + 15) / 16 * 16;
     }
     const int *dd[2] = {da, db};
     const int **dst[2] = {&d->da, &d->db};
@@ -298,9 +312,9 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
 }
 
 template <typename Tin, typename Tout>
-static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, long bw, int nin,
-                   int i0, int nout, int o0, const int *ptr, const int *idx, const float *val,
-                   int mode, long xb, long xe)
+static int combine_staged(cudaStream_t s, const bset &in, const bset &out, long bh, long bw,
+                          int nin, int i0, int nout, int o0, const int *ptr, const int *idx,
+                          const float *val, int mode, long xb, long xe)
 {
     // Tile width: 128 columns when nin tiles fit in 48 KB of shared memory, narrower otherwise;
     // rows per tile so that a tile stages about 16 KB (enough loads in flight per block).
@@ -317,6 +331,321 @@ static int combine(cudaStream_t s, const bset &in, const bset &out, long bh, lon
         in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, mode, ntc, xb, xe);
     CK(cudaGetLastError());
     return 0;
+}
+
+// ---- streaming combination kernel (opts.comb 1) ----
+//
+// The staged kernel above spends most of its issue slots on index arithmetic: per 16 bytes
+// moved, runtime divisions (tile, block grid cell, 64-bit element offsets) and a CSR walk with
+// dependent global loads; it runs at the same speed on the H100 and the H200 (2.0-2.5 TB/s),
+// i.e. it is bound by instructions and latency, not by DRAM. This one keeps the small side of
+// the map in registers: a thread owns one column vector (4 elements, or 1 where alignment,
+// leading dimension or size forbid vectors) of a block row and walks rows with a fixed stride;
+//   expand (A, B: n*m inputs -> the chunk's operands): the K inputs are loaded at once
+//     (read-only path), then every output is a dense K-term sum stored at once (evict-first);
+//   contract (C: the chunk's products -> n*p C blocks): K accumulators, the inputs streamed in
+//     groups of 8 loads in flight.
+// Coefficients (dense, zero-padded to K), block offsets and bounds are staged in shared memory
+// once per thread block, so the per-element work is an address add, the loads, the FMAs and a
+// store. The sums run over the same terms in the same order as the staged kernel's (zero terms
+// add nothing), so both give the same result up to the sign of zeros.
+
+#define SK_THREADS 256
+#define SK_RPT 4 // rows per thread (amortizes the prologue)
+#define SK_U 8   // contract: inputs loaded per group
+#define SK_SMEM (48 * 1024)
+
+struct sk_args {
+    bset in, out;
+    long bh, bw;
+    int nsmall, nbig;  // expand: nin, nout; contract: nout, nin (this launch)
+    int i0, o0;        // first input / output of the launch in the map's numbering
+    const float *dn;   // the map, dense [nout_total][ld_dn]
+    int ld_dn;
+    int mode;
+    long xb, xe;
+    long ncv;          // column vectors per block row
+    int lgtx;          // log2 of the threads per row
+};
+
+template <typename T> __device__ __forceinline__ float4 sk_ld(const T *p, int w)
+{
+    if (w == 4) {
+        if (sizeof(T) == 4) return __ldg((const float4 *)p);
+        uint2 u = __ldg((const uint2 *)p);
+        __nv_bfloat162 a = *(__nv_bfloat162 *)&u.x, b = *(__nv_bfloat162 *)&u.y;
+        float2 fa = __bfloat1622float2(a), fb = __bfloat1622float2(b);
+        return make_float4(fa.x, fa.y, fb.x, fb.y);
+    }
+    float x = sizeof(T) == 4 ? __ldg((const float *)p)
+                             : __bfloat162float(__ldg((const __nv_bfloat16 *)p));
+    return make_float4(x, 0.f, 0.f, 0.f);
+}
+
+__device__ __forceinline__ void sk_st(float *p, float4 v, int w)
+{
+    if (w == 4) __stcs((float4 *)p, v);
+    else __stcs(p, v.x);
+}
+__device__ __forceinline__ void sk_st(__nv_bfloat16 *p, float4 v, int w)
+{
+    if (w == 4) {
+        __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+        uint2 u;
+        u.x = *(unsigned *)&a;
+        u.y = *(unsigned *)&b;
+        __stcs((uint2 *)p, u);
+    } else *p = __float2bfloat16_rn(v.x);
+}
+
+// Offset of block b of a set and how many rows / columns of it hold data (stacks: all).
+__device__ __forceinline__ void sk_block(const bset &s, int b, long bh, long bw, long *off,
+                                         int *rl, int *cl)
+{
+    if (s.gw == 0) {
+        *off = (long)b * s.bstride;
+        *rl = (int)bh;
+        *cl = (int)bw;
+        return;
+    }
+    long r0 = (long)(b / s.gw) * bh, c0 = (long)(b % s.gw) * bw;
+    long nr = s.rows - r0, nc = s.cols - c0;
+    *off = r0 * s.ld + c0;
+    *rl = nr < 0 ? 0 : nr > bh ? (int)bh : (int)nr;
+    *cl = nc < 0 ? 0 : nc > bw ? (int)bw : (int)nc;
+}
+
+__device__ __forceinline__ void fma4(float4 &acc, float c, const float4 &v)
+{
+    acc.x = fmaf(c, v.x, acc.x);
+    acc.y = fmaf(c, v.y, acc.y);
+    acc.z = fmaf(c, v.z, acc.z);
+    acc.w = fmaf(c, v.w, acc.w);
+}
+
+// Shared memory: long boff[nbp], soff[K]; float cf[nbp][K]; int brl, bcl, bany [nbp],
+// srl, scl, sany [K] (b: the big side, s: the small side; nbp = nbig rounded up to SK_U).
+static size_t sk_smem(int K, int nbig)
+{
+    size_t nbp = (size_t)(nbig + SK_U - 1) / SK_U * SK_U;
+    return (nbp + K) * 8 + nbp * K * 4 + (3 * nbp + 3 * K) * 4;
+}
+
+// EXPAND: inputs small (in registers), outputs big; else the reverse. W: elements per thread.
+template <int K, int W, bool EXPAND, typename Tin, typename Tout>
+__global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
+{
+    extern __shared__ float4 sk_sm[];
+    const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
+    long *boff = (long *)sk_sm, *soff = boff + nbp;
+    float *cf = (float *)(soff + K);
+    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bany = bcl + nbp;
+    int *srl = bany + nbp, *scl = srl + K, *sany = scl + K;
+    const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
+    // coefficients: cf[j][k] for big j, small k (zero outside the launch's range)
+    for (int t = threadIdx.x; t < nbp * K; t += blockDim.x) {
+        int j = t / K, k = t % K;
+        float v = 0.f;
+        if (j < a.nbig && k < a.nsmall)
+            v = EXPAND ? a.dn[(size_t)(a.o0 + j) * a.ld_dn + a.i0 + k]
+                       : a.dn[(size_t)(a.o0 + k) * a.ld_dn + a.i0 + j];
+        cf[t] = v;
+    }
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        if (j < a.nbig) sk_block(bs, j, a.bh, a.bw, &boff[j], &brl[j], &bcl[j]);
+        else boff[j] = 0, brl[j] = 0, bcl[j] = 0; // padding: never loaded
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &soff[k], &srl[k], &scl[k]);
+        else soff[k] = 0, srl[k] = 0, scl[k] = 0;
+    }
+    __syncthreads();
+    // output flags: an output without terms is zeroed in mode 0 and left alone otherwise
+    if (EXPAND) {
+        for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+            int any = 0;
+            for (int k = 0; k < K; k++) any |= cf[j * K + k] != 0.f;
+            bany[j] = any;
+        }
+    } else {
+        for (int k = threadIdx.x; k < K; k += blockDim.x) {
+            int any = 0;
+            for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
+            sany[k] = any;
+        }
+    }
+    __syncthreads();
+
+    const int tx = threadIdx.x & ((1 << a.lgtx) - 1), ty = threadIdx.x >> a.lgtx;
+    const int ty_n = SK_THREADS >> a.lgtx;
+    const long cv = (long)blockIdx.x * (1 << a.lgtx) + tx;
+    if (cv >= a.ncv) return;
+    const long y = cv * W;
+    const Tin *ib = (const Tin *)a.in.base;
+    Tout *ob = (Tout *)a.out.base;
+    const long xstep = (long)gridDim.y * ty_n;
+    for (long x = a.xb + (long)blockIdx.y * ty_n + ty; x < a.xe; x += xstep) {
+        const long rin = x * a.in.ld, rout = x * a.out.ld;
+        if (EXPAND) {
+            float4 v[K];
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                v[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (x < srl[k] && y < scl[k]) v[k] = sk_ld<Tin>(ib + soff[k] + rin + y, W);
+            }
+            for (int j = 0; j < a.nbig; j++) {
+                if (a.mode != 0 && !bany[j]) continue;
+                if (!(x < brl[j] && y < bcl[j])) continue;
+                float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+                const float4 *c4 = (const float4 *)(cf + j * K);
+#pragma unroll
+                for (int k = 0; k < K; k += 4) {
+                    float4 c = c4[k / 4];
+                    fma4(acc, c.x, v[k]);
+                    fma4(acc, c.y, v[k + 1]);
+                    fma4(acc, c.z, v[k + 2]);
+                    fma4(acc, c.w, v[k + 3]);
+                }
+                Tout *p = ob + boff[j] + rout + y;
+                if (a.mode == 1) { // accumulate into what earlier chunks wrote
+                    float4 o = W == 4 ? ld4(p) : make_float4(ld1(p), 0.f, 0.f, 0.f);
+                    acc.x += o.x;
+                    acc.y += o.y;
+                    acc.z += o.z;
+                    acc.w += o.w;
+                }
+                sk_st(p, acc, W);
+            }
+        } else {
+            float4 acc[K];
+#pragma unroll
+            for (int k = 0; k < K; k++) acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int j0 = 0; j0 < a.nbig; j0 += SK_U) {
+                float4 v[SK_U];
+#pragma unroll
+                for (int u = 0; u < SK_U; u++) {
+                    int j = j0 + u;
+                    v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+                    if (j < a.nbig && x < brl[j] && y < bcl[j])
+                        v[u] = sk_ld<Tin>(ib + boff[j] + rin + y, W);
+                }
+#pragma unroll
+                for (int u = 0; u < SK_U; u++) {
+                    const float4 *c4 = (const float4 *)(cf + (j0 + u) * K);
+#pragma unroll
+                    for (int k = 0; k < K; k += 4) {
+                        float4 c = c4[k / 4];
+                        fma4(acc[k], c.x, v[u]);
+                        fma4(acc[k + 1], c.y, v[u]);
+                        fma4(acc[k + 2], c.z, v[u]);
+                        fma4(acc[k + 3], c.w, v[u]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                if (k >= a.nsmall) break;
+                if (a.mode != 0 && !sany[k]) continue;
+                if (!(x < srl[k] && y < scl[k])) continue;
+                Tout *p = ob + soff[k] + rout + y;
+                float4 r = acc[k];
+                if (a.mode == 1) { // accumulate into what earlier chunks wrote
+                    float4 o = W == 4 ? ld4(p) : make_float4(ld1(p), 0.f, 0.f, 0.f);
+                    r.x += o.x;
+                    r.y += o.y;
+                    r.z += o.z;
+                    r.w += o.w;
+                }
+                sk_st(p, r, W);
+            }
+        }
+    }
+}
+
+template <int K, int W, bool EXPAND, typename Tin, typename Tout>
+static int stream_launch(cudaStream_t s, const sk_args &a, dim3 grid, size_t smem)
+{
+    stream_kernel<K, W, EXPAND, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+template <int W, bool EXPAND, typename Tin, typename Tout>
+static int stream_k(cudaStream_t s, int K, const sk_args &a, dim3 grid, size_t smem)
+{
+    switch (K) {
+    case 4: return stream_launch<4, W, EXPAND, Tin, Tout>(s, a, grid, smem);
+    case 8: return stream_launch<8, W, EXPAND, Tin, Tout>(s, a, grid, smem);
+    case 16: return stream_launch<16, W, EXPAND, Tin, Tout>(s, a, grid, smem);
+    default: return stream_launch<32, W, EXPAND, Tin, Tout>(s, a, grid, smem);
+    }
+}
+
+// The set's blocks can be read / written 4 elements at a time with no element of a vector
+// outside the data (a grid over a matrix whose columns are a multiple of 4; vec already says
+// alignment, leading dimension and block width allow vectors).
+static bool sk_vec(const bset &s) { return s.vec && (s.gw == 0 || s.cols % 4 == 0); }
+
+// A map of a level as the combinations see it: CSR (staged kernel), dense (streaming kernel).
+struct cmap {
+    const int *ptr, *idx;
+    const float *val, *dn;
+    int ld_dn;
+};
+
+// Whether the streaming kernel takes a launch with this small side and big side.
+static int sk_small(int nsmall)
+{
+    return nsmall <= 4 ? 4 : nsmall <= 8 ? 8 : nsmall <= 16 ? 16 : nsmall <= 32 ? 32 : 0;
+}
+static bool sk_fits(int nsmall, int nbig)
+{
+    int K = sk_small(nsmall);
+    return K > 0 && sk_smem(K, nbig) <= SK_SMEM;
+}
+
+// One combination: out o (o < nout) = sum over in-range inputs of the map's row o0 + o; see
+// combine_kernel for the modes. kind 1: the streaming kernel where it applies (small side of at
+// most 32 blocks, coefficients in 48 KB), else (and kind 0) the staged one.
+template <typename Tin, typename Tout>
+static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, long bh, long bw,
+                   int nin, int i0, int nout, int o0, const cmap &m, int mode, long xb, long xe)
+{
+    bool expand = nin <= nout;
+    int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
+    if (kind != 1 || !m.dn || !sk_fits(nsmall, nbig) || xe <= xb)
+        return combine_staged<Tin, Tout>(s, in, out, bh, bw, nin, i0, nout, o0, m.ptr, m.idx,
+                                         m.val, mode, xb, xe);
+    sk_args a;
+    a.in = in;
+    a.out = out;
+    a.bh = bh;
+    a.bw = bw;
+    a.nsmall = nsmall;
+    a.nbig = nbig;
+    a.i0 = i0;
+    a.o0 = o0;
+    a.dn = m.dn;
+    a.ld_dn = m.ld_dn;
+    a.mode = mode;
+    a.xb = xb;
+    a.xe = xe;
+    int W = sk_vec(in) && sk_vec(out) && bw % 4 == 0 ? 4 : 1;
+    a.ncv = (bw + W - 1) / W;
+    int lg = 0;
+    while (lg < 6 && (1L << lg) < a.ncv) lg++; // up to 64 threads along a row
+    a.lgtx = lg;
+    long rows = xe - xb, ty = SK_THREADS >> lg;
+    long gy = (rows + ty * SK_RPT - 1) / (ty * SK_RPT);
+    if (gy > 65535) gy = 65535;
+    dim3 grid((unsigned)((a.ncv + (1L << lg) - 1) >> lg), (unsigned)gy);
+    int K = sk_small(nsmall);
+    size_t smem = sk_smem(K, nbig);
+    if (expand)
+        return W == 4 ? stream_k<4, true, Tin, Tout>(s, K, a, grid, smem)
+                      : stream_k<1, true, Tin, Tout>(s, K, a, grid, smem);
+    return W == 4 ? stream_k<4, false, Tin, Tout>(s, K, a, grid, smem)
+                  : stream_k<1, false, Tin, Tout>(s, K, a, grid, smem);
 }
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
@@ -832,6 +1161,15 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     if (c->prof && (nch != 1 || P != 1))
         return tg_fail("fastmm: phase timing needs one chunk of terms and one panel");
     const dev_level *d = (const dev_level *)(dir ? l->dir->dev : l->dev);
+    cmap mp[3];
+    for (int t = 0; t < 3; t++) {
+        mp[t].ptr = d->ptr[t];
+        mp[t].idx = d->idx[t];
+        mp[t].val = d->val[t];
+        mp[t].dn = d->dn[t];
+        mp[t].ld_dn = d->nin[t];
+    }
+    const int kind = cfg->comb;
     Ts *S = (Ts *)c->ws;
     Ts *T = (Ts *)((char *)c->ws + (dir ? dS : sS * esz * chunk));
     float *P_ = (float *)((char *)c->ws + (dir ? dS + dT : (sS + sT) * esz * chunk));
@@ -902,16 +1240,15 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         bset Pst = stack_set(P_, g.bm, g.bn);
         Pst.bstride = sM;
         // cs: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
-        if (nB > 0 && combine<Ts, Ts>(cs, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0,
-                                      d->ptr[1], d->idx[1], d->val[1], mode, 0, g.bk))
+        if (nB > 0 && combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
+                                      (int)r0, mp[1], mode, 0, g.bk))
             return -1;
         if (c->prof) CK(cudaEventRecord(c->tev[1], cs));
         for (int q = -1; q < P; q++) {
             if (q + 1 < P) {
                 long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
-                if (nA > 0 && combine<Ts, Ts>(cs, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0, gc,
-                                              (int)r0, d->ptr[0], d->idx[0], d->val[0], mode, xb,
-                                              xe))
+                if (nA > 0 && combine<Ts, Ts>(cs, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
+                                              gc, (int)r0, mp[0], mode, xb, xe))
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], cs));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
@@ -929,8 +1266,8 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             CK(cudaEventRecord(evG[q], c->s));
             if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
             CK(cudaStreamWaitEvent(cs, evG[q], 0));
-            if (combine<float, float>(cs, Pst, Cout, g.bm, g.bn, gc, (int)r0, dm.n * dm.p, 0,
-                                      d->ptr[2], d->idx[2], d->val[2], r0 > 0, xb, xe))
+            if (combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, gc, (int)r0,
+                                      dm.n * dm.p, 0, mp[2], r0 > 0, xb, xe))
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }
@@ -960,6 +1297,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.panels = fastmm_plan_panels(p, M, K, N);
     cfg.prio = fastmm_plan_priority(p, M, K, N);
     cfg.direct = fastmm_plan_direct(p, M, K, N);
+    cfg.comb = fastmm_plan_comb(p, M, K, N);
     return cfg;
 }
 
@@ -1050,6 +1388,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
                 cand[nc].prio = P > 1 ? pv : 0;
                 cand[nc].direct = dir;
+                cand[nc].comb = p->opts.comb == 1;
                 nc++;
             }
         }
@@ -1059,45 +1398,60 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     CK(cudaEventCreate(&e1));
     float ms[FASTMM_TUNE_CAND];
     float *ref = NULL;
-    int best = -1, rc = -1, added = 0;
+    // after the grid, on the fastest configuration so far: the streaming combination kernel
+    // (stage 0), then direct operands (stage 1); each checked against the grid's fastest
+    int best = -1, rc = -1, nbase = nc, stage = 0;
+    const char *what[FASTMM_TUNE_CAND] = {NULL};
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
-        if (i == nc) { // direct operands on the fastest configuration so far
+        if (i == nc) {
             const fastmm_cfg *b = &cand[best];
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
-            if (added || p->opts.direct != -1 || b->direct || !l || !fastmm_direct_fits(l, M, K, N))
-                break;
-            cand[nc] = *b;
-            cand[nc].direct = 1;
-            nc++;
-            added = 1;
-            // keep the packed result to check the direct one against (below)
-            if (cudaMalloc(&ref, sizeof(float) * M * N) != cudaSuccess) {
-                cudaGetLastError();
-                ref = NULL; // no room: the direct path goes unchecked, as in fastmm_gemm_cuda
-            } else if (gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, b) ||
-                       cudaMemcpy2DAsync(ref, sizeof(float) * N, C, sizeof(float) * ldc,
-                                         sizeof(float) * N, M, cudaMemcpyDeviceToDevice,
-                                         c->s) != cudaSuccess)
-                goto out;
+            fastmm_cfg x = *b;
+            int ok = 0;
+            for (; !ok && stage < 2; stage++) {
+                x = *b;
+                if (stage == 0) {
+                    ok = p->opts.comb == -1 && l && !b->comb;
+                    x.comb = 1;
+                    what[nc] = "streaming combinations";
+                } else {
+                    ok = p->opts.direct == -1 && l && !b->direct && fastmm_direct_fits(l, M, K, N);
+                    x.direct = 1;
+                    what[nc] = "direct operands";
+                }
+            }
+            if (!ok) break;
+            cand[nc++] = x;
+            // the first added one: keep the grid's fastest result to check them against (below)
+            if (nc - 1 == nbase) {
+                if (cudaMalloc(&ref, sizeof(float) * M * N) != cudaSuccess) {
+                    cudaGetLastError();
+                    ref = NULL; // no room: they go unchecked, as in fastmm_gemm_cuda
+                } else if (gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, b) ||
+                           cudaMemcpy2DAsync(ref, sizeof(float) * N, C, sizeof(float) * ldc,
+                                             sizeof(float) * N, M, cudaMemcpyDeviceToDevice,
+                                             c->s) != cudaSuccess)
+                    goto out;
+            }
         }
         if (time_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[i], e0, e1, &ms[i])) {
-            // the tried-afterwards direct candidate may fail alone (e.g. a library refusing the
-            // pointer-array batch): report, let the work queued so far drain, keep the rest
-            if (!(added && i == nc - 1) || cudaDeviceSynchronize() != cudaSuccess) goto out;
-            fprintf(stderr, "fastmm: tuning: direct operands failed, not used: %s\n", tg_errmsg());
+            // an added candidate may fail alone (e.g. a library refusing the pointer-array
+            // batch): report, let the work queued so far drain, keep the rest
+            if (i < nbase || cudaDeviceSynchronize() != cudaSuccess) goto out;
+            fprintf(stderr, "fastmm: tuning: %s failed, not used: %s\n", what[i], tg_errmsg());
             tg_err_clear();
             ms[i] = 1e30f;
             continue;
         }
-        if (added && i == nc - 1 && ref) {
+        if (i >= nbase && ref) {
             // the two differ by rounding only (the GEMM kernels may differ): anything more is a
-            // fault of the direct path on this machine, which must never be chosen
+            // fault of the added path on this machine, which must never be chosen
             double d = 0;
             if (rel_diff_f32(c, M, N, C, ldc, ref, N, &d)) goto out;
             double tol = p->opts.prec == FASTMM_FP32 ? 1e-4 : 3e-2;
             if (!(d <= tol)) {
-                fprintf(stderr, "fastmm: tuning: direct operands disagree with the packed path "
-                        "(%.2e), not used\n", d);
+                fprintf(stderr, "fastmm: tuning: %s disagree with the grid's fastest (%.2e), "
+                        "not used\n", what[i], d);
                 ms[i] = 1e30f;
                 continue;
             }
@@ -1117,6 +1471,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->panels = cand[best].panels;
         t->prio = cand[best].prio;
         t->direct = cand[best].direct;
+        t->comb = cand[best].comb;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];
@@ -1135,10 +1490,18 @@ extern "C" int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N
                                   const void *A, long lda, const void *B, long ldb, float *C,
                                   long ldc, double ms[4], double bytes[4])
 {
+    return fastmm_cuda_phases_comb(c, p, -1, M, N, K, A, lda, B, ldb, C, ldc, ms, bytes);
+}
+
+extern "C" int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb, long M, long N,
+                                       long K, const void *A, long lda, const void *B, long ldb,
+                                       float *C, long ldc, double ms[4], double bytes[4])
+{
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     if (cfg.levels == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
+    if (comb >= 0) cfg.comb = comb > 0;
     cfg.panels = 1;
     cfg.prio = 0;
     for (int i = 0; i < 4; i++) ms[i] = 1e30;

@@ -46,9 +46,9 @@ typedef struct fastmm_level {
 #define FASTMM_LEVELS_MAX 4
 
 /* A configuration: levels, row panels, combinations on the high-priority stream, direct
- * operands. */
+ * operands, combination kernel (0 staged, 1 streaming; fastmm_cuda.cu). */
 typedef struct fastmm_cfg {
-    int levels, panels, prio, direct;
+    int levels, panels, prio, direct, comb;
 } fastmm_cfg;
 
 /* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
@@ -56,7 +56,7 @@ typedef struct fastmm_cfg {
 #define FASTMM_TUNE_CAND 24
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct;
+    int levels, panels, prio, direct, comb;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];

@@ -217,6 +217,200 @@ static void test_direct(void **state)
     tg_fact_free(s);
 }
 
+/* The GPU-tailored rank-49 4x4x4 (../shared/data/runtime_gpu_4x4x4.npz), or NULL where the data
+ * is not there (the test then covers the released rank-49 only). */
+static tg_fact *read_rt_gpu49(void)
+{
+    char npz[512], dir[256], h5[300], cmd[1400];
+    snprintf(npz, sizeof npz, "%s/data/runtime_gpu_4x4x4.npz", tg_test_shared());
+    FILE *f = fopen(npz, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    const char *py = getenv("TG_PYTHON");
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/rt.h5", dir);
+    snprintf(cmd, sizeof cmd, "%s %s/scripts/npz2h5.py %s %s >/dev/null",
+             py ? py : "/usr/bin/python3", tg_test_src_dir(), npz, h5);
+    assert_int_equal(system(cmd), 0);
+    tg_fact *r = tg_factio_read_key(h5, "4,4,4");
+    if (!r) fail_msg("%s", tg_errmsg());
+    return r;
+}
+
+/* One product with the staged (p0) and the streaming (p1) combination kernels, given leading
+ * dimensions, against the CPU path and fp64: both within tol of the CPU path and fp64, the two
+ * GPU results equal up to the order-preserving differences their sums can have (the same terms
+ * in the same order: none beyond zero signs; 1e-6 of max|R| allowed), padding columns of C
+ * untouched by both. */
+static void comb_pair(fastmm_plan *p0, fastmm_plan *p1, long M, long K, long N, long lda,
+                      long ldb, long ldc, uint64_t seed, double tol)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed, 3);
+    fastmm_prec prec = fastmm_plan_opts(p0)->prec;
+    float *A = malloc(sizeof(float) * M * lda), *B = malloc(sizeof(float) * K * ldb);
+    float *C[2] = {malloc(sizeof(float) * M * ldc), malloc(sizeof(float) * M * ldc)};
+    float *Cc = malloc(sizeof(float) * M * ldc);
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    double *R = malloc(sizeof(double) * M * N);
+    assert_true(A && B && C[0] && C[1] && Cc && a && b && R);
+    for (long i = 0; i < M * lda; i++) A[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    for (long i = 0; i < K * ldb; i++) B[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    if (prec == FASTMM_BF16) { /* bf16-valued inputs: the fp64 reference sees what the GPU sees */
+        for (long i = 0; i < M * lda; i++) A[i] = (float)(int)(A[i] * 64) / 64;
+        for (long i = 0; i < K * ldb; i++) B[i] = (float)(int)(B[i] * 64) / 64;
+    }
+    for (long i = 0; i < M; i++) memcpy(a + i * K, A + i * lda, sizeof(float) * K);
+    for (long i = 0; i < K; i++) memcpy(b + i * N, B + i * ldb, sizeof(float) * N);
+    float *dA = dev_copy(A, sizeof(float) * M * lda), *dB = dev_copy(B, sizeof(float) * K * ldb);
+    void *xA = dA, *xB = dB, *hA = NULL, *hB = NULL;
+    if (prec == FASTMM_BF16) {
+        hA = dev_copy(NULL, 2 * M * lda);
+        hB = dev_copy(NULL, 2 * K * ldb);
+        assert_int_equal(fastmm_cuda_f32_to_bf16(ctx, dA, hA, M * lda), 0);
+        assert_int_equal(fastmm_cuda_f32_to_bf16(ctx, dB, hB, K * ldb), 0);
+        xA = hA;
+        xB = hB;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (long i = 0; i < M * ldc; i++) C[k][i] = NAN;
+        float *dC = dev_copy(C[k], sizeof(float) * M * ldc);
+        if (fastmm_gemm_cuda(ctx, k ? p1 : p0, M, N, K, xA, lda, xB, ldb, dC, ldc) ||
+            fastmm_cuda_sync(ctx))
+            fail_msg("%s", tg_errmsg());
+        assert_int_equal(cudaMemcpy(C[k], dC, sizeof(float) * M * ldc, cudaMemcpyDeviceToHost),
+                         cudaSuccess);
+        cudaFree(dC);
+    }
+    assert_int_equal(fastmm_sgemm_cpu(p0, M, N, K, A, lda, B, ldb, Cc, ldc), 0);
+    assert_int_equal(fastmm_ref_dgemm(M, N, K, a, b, R), 0);
+    double den = 0, d01 = 0, dc[2] = {0, 0};
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double x = fabs(R[i * N + j]), e01 = fabs((double)C[0][i * ldc + j] - C[1][i * ldc + j]);
+            if (x > den) den = x;
+            if (!(e01 <= d01)) d01 = e01;
+            for (int k = 0; k < 2; k++) {
+                double e = fabs((double)C[k][i * ldc + j] - Cc[i * ldc + j]);
+                if (!(e <= dc[k])) dc[k] = e;
+            }
+        }
+    for (int k = 0; k < 2; k++)
+        for (long i = 0; i < M; i++)
+            for (long j = N; j < ldc; j++) assert_true(isnan(C[k][i * ldc + j]));
+    double e0 = fastmm_max_rel_err(M, N, C[0], ldc, R), e1 = fastmm_max_rel_err(M, N, C[1], ldc, R);
+    if (!(dc[0] / den <= tol) || !(dc[1] / den <= tol) || !(e0 <= tol) || !(e1 <= tol) ||
+        !(d01 / den <= 1e-6))
+        fail_msg("%ldx%ldx%ld ld %ld,%ld,%ld %s: staged-CPU %.3g, stream-CPU %.3g, staged %.3g, "
+                 "stream %.3g, stream-staged %.3g (tolerance %.3g)",
+                 M, K, N, lda, ldb, ldc, fastmm_prec_name(prec), dc[0] / den, dc[1] / den, e0, e1,
+                 d01 / den, tol);
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(hA);
+    cudaFree(hB);
+    free(A);
+    free(B);
+    free(C[0]);
+    free(C[1]);
+    free(Cc);
+    free(a);
+    free(b);
+    free(R);
+}
+
+/* The streaming combination kernel (opts.comb 1) against the staged one and the CPU path, on the
+ * coefficient patterns of one-level Strassen (2x2 grids, 7 terms), two-level Strassen (4x4, 49)
+ * and the rank-49 4x4x4 algorithms (released; GPU-tailored where the data is there): vector
+ * access (sizes and leading dimensions multiples of 4), scalar access (odd leading dimensions,
+ * sizes not multiples of 4), virtually padded blocks, random shapes; chunks of terms (C
+ * accumulated; chunks smaller than the grid, so that A and B contract and C expands), direct
+ * operands (untouched operands), uneven row panels on both streams, TF32 and bf16. */
+static void test_comb_stream(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact_list rel = {0};
+    tg_test_read_released(&rel);
+    tg_fact *algs[4] = {tg_fact_strassen(), tg_fact_strassen(), NULL, read_rt_gpu49()};
+    int levels[4] = {1, 2, 1, 1};
+    for (int i = 0; i < rel.n; i++) {
+        tg_dims d = tg_fact_dims(rel.facts[i]);
+        if (d.n == 4 && d.m == 4 && d.p == 4) algs[2] = rel.facts[i];
+    }
+    assert_non_null(algs[2]);
+    if (!algs[3]) print_message("runtime_gpu_4x4x4.npz not found: GPU-tailored rank 49 skipped\n");
+    /* M, K, N, lda - K, ldb - N, ldc - N */
+    static const long shapes[][6] = {
+        {256, 256, 256, 0, 4, 8},   /* vectors everywhere */
+        {256, 256, 256, 1, 3, 5},   /* odd leading dimensions: scalar */
+        {264, 200, 328, 4, 0, 4},   /* vectors, 4x4 grids divide */
+        {131, 256, 264, 0, 8, 0},   /* rows padded virtually, columns vectors */
+        {130, 258, 126, 2, 2, 2},   /* sizes not multiples of 4 */
+        {67, 45, 93, 3, 1, 0},      /* odd everything, tiny blocks */
+    };
+    tg_rng r;
+    tg_rng_seed(&r, 4242, 0);
+    int runs = 0;
+    for (int ai = 0; ai < 4; ai++) {
+        if (!algs[ai]) continue;
+        const tg_fact *f = algs[ai];
+        for (int t = 0; t < 9; t++) {
+            long M, K, N, pa, pb, pc;
+            if (t < 6) {
+                M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
+                pa = shapes[t][3], pb = shapes[t][4], pc = shapes[t][5];
+            } else { /* random shapes and paddings */
+                M = 8 + (long)(tg_rng_uniform(&r) * 300), K = 8 + (long)(tg_rng_uniform(&r) * 300);
+                N = 8 + (long)(tg_rng_uniform(&r) * 300);
+                pa = (long)(tg_rng_uniform(&r) * 6), pb = (long)(tg_rng_uniform(&r) * 6);
+                pc = (long)(tg_rng_uniform(&r) * 6);
+            }
+            /* variants: plain, small workspace (chunks), direct + panels, tf32/bf16 */
+            for (int v = 0; v < 4; v++) {
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = levels[ai];
+                o.panels = 1;
+                o.direct = 0;
+                if (v == 1) { /* room for 3 terms: chunks of 3 (fewer than the 4 or 16 blocks) */
+                    tg_dims d = tg_fact_dims(f);
+                    if (levels[ai] == 2) d = (tg_dims){2 * d.n, 2 * d.m, 2 * d.p};
+                    fastmm_geom g = fastmm_geometry(d, M, K, N);
+                    long bytes[3] = {g.bm * g.bk, g.bk * g.bn, g.bm * g.bn};
+                    size_t per = 0;
+                    for (int q = 0; q < 3; q++) per += (size_t)(4 * bytes[q] + 255) / 256 * 256;
+                    o.workspace = 3 * per;
+                }
+                if (v == 2) {
+                    o.direct = 1;
+                    o.panels = 3;
+                    o.priority = t % 2;
+                }
+                if (v == 3) o.prec = t % 2 ? FASTMM_BF16 : FASTMM_TF32;
+                fastmm_opts o1 = o;
+                o.comb = 0;
+                o1.comb = 1;
+                fastmm_plan *p0 = fastmm_plan_new(f, &o), *p1 = fastmm_plan_new(f, &o1);
+                assert_non_null(p0);
+                assert_non_null(p1);
+                const tg_fact *lf = fastmm_plan_level_fact(p0, levels[ai]);
+                assert_int_equal(fastmm_plan_comb(p0, M, K, N), 0);
+                assert_int_equal(fastmm_plan_comb(p1, M, K, N), 1);
+                comb_pair(p0, p1, M, K, N, K + pa, N + pb, N + pc, 7000 + 100 * ai + 10 * t + v,
+                          tol_for(lf, K, o.prec));
+                fastmm_plan_free(p0);
+                fastmm_plan_free(p1);
+                runs++;
+            }
+        }
+    }
+    print_message("%d stream/staged pairs\n", runs);
+    tg_fact_free(algs[0]);
+    tg_fact_free(algs[1]);
+    tg_fact_free(algs[3]);
+    tg_fact_list_free(&rel);
+}
+
 /* Tuning picks a valid configuration and the tuned plan still computes the product. */
 static void test_tune(void **state)
 {
@@ -241,6 +435,9 @@ static void test_tune(void **state)
     assert_non_null(strchr(rep, '*'));
     print_message("tuned: %s\n", rep);
     if (L > 0) assert_non_null(strstr(rep, " D "));
+    /* the streaming combination kernel was tried (and checked) on the grid's fastest */
+    if (L > 0) assert_non_null(strstr(rep, " S "));
+    assert_true(fastmm_plan_comb(p, n, n, n) == 0 || fastmm_plan_comb(p, n, n, n) == 1);
     cudaFree(A);
     cudaFree(B);
     cudaFree(C);
@@ -295,6 +492,16 @@ static void test_best_gemm_and_phases(void **state)
     /* the phases' result is the product too */
     assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
     assert_true(e2 < 4e-5);
+    /* either combination kernel on request: the same traffic, the product again */
+    for (int k = 0; k < 2; k++) {
+        double ms2[4], by2[4];
+        assert_int_equal(cudaMemset(C2, 0xff, 4 * M * N), cudaSuccess);
+        if (fastmm_cuda_phases_comb(ctx, p, k, M, N, K, A, K, B, N, C2, N, ms2, by2))
+            fail_msg("%s", tg_errmsg());
+        for (int i = 0; i < 4; i++) assert_true(ms2[i] >= 0 && ms2[i] < 1e3 && by2[i] == by[i]);
+        assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
+        assert_true(e2 < 4e-5);
+    }
     /* plain GEMM has no phases */
     fastmm_opts o0 = fastmm_opts_default();
     o0.levels = 0;
@@ -347,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_strassen),
         cmocka_unit_test(test_chunks_and_precisions),
         cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_comb_stream),
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),

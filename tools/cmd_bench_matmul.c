@@ -40,12 +40,16 @@ static const char *use =
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
-    "                   memory bandwidth (combinations) and FLOP rate (products)\n"
+    "                   memory bandwidth (combinations) and FLOP rate (products), with the\n"
+    "                   chosen combination kernel and the other one\n"
     "  --direct N       operands that are one block times +-2^k read in place: -1 tuned\n"
     "                   (default), 0 never, 1 wherever the grid divides the sizes\n"
     "  --priority N     GPU: pipelined combinations on a high-priority stream: -1 tuned\n"
     "                   (default), 0 never, 1 always\n"
+    "  --comb N         GPU: block combination kernel: -1 tuned (default: staged, then streaming\n"
+    "                   tried on the fastest and checked), 0 staged, 1 streaming\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
+    "                   (S: streaming combinations, D: direct operands, h: high priority)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -125,10 +129,11 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
     tg_dims d = tg_fact_dims(f);
     (void)a;
     int P = fastmm_plan_panels(p, s, s, s);
-    /* h: combinations on the high-priority stream; D: direct operands */
-    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
+    /* h: combinations on the high-priority stream; D: direct operands; S: streaming
+     * combination kernel */
+    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "",
-             fastmm_plan_direct(p, s, s, s) ? " D" : "");
+             fastmm_plan_direct(p, s, s, s) ? " D" : "", fastmm_plan_comb(p, s, s, s) ? " S" : "");
 }
 
 #ifdef TG_HAVE_CUDA
@@ -262,18 +267,23 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                     if (!fastmm_plan_tune_report(al[a].plan[pr], s, s, s, rep, sizeof rep))
                         printf("    tuned (ms, * chosen): %s\n", rep);
                 }
-                if (phases) {
+                /* the chosen combination kernel first, then the other one (its bandwidth
+                 * whether or not tuning chose it) */
+                int ck = fastmm_plan_comb(al[a].plan[pr], s, s, s);
+                for (int k = 0; phases && k < 2; k++) {
                     double pm[4], pb[4];
-                    if (fastmm_cuda_phases(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s, pm,
-                                           pb))
+                    int kind = k ? !ck : ck;
+                    if (fastmm_cuda_phases_comb(c, al[a].plan[pr], kind, s, s, s, xa, s, xb, s,
+                                                C2, s, pm, pb)) {
                         printf("    phases: %s\n", tg_errmsg());
-                    else
-                        printf("    phases (1 panel): A %.2f ms %.2f TB/s, B %.2f ms %.2f TB/s, "
-                               "products %.2f ms %.1f TFLOP/s, C %.2f ms %.2f TB/s; sum %.2f ms\n",
-                               pm[0], pb[0] / pm[0] / 1e9, pm[1], pb[1] / pm[1] / 1e9, pm[2],
-                               pb[2] / pm[2] / 1e9, pm[3], pb[3] / pm[3] / 1e9,
-                               pm[0] + pm[1] + pm[2] + pm[3]);
-                    tg_err_clear();
+                        tg_err_clear();
+                        break;
+                    }
+                    printf("    phases (1 panel, %s%s): A %.2f ms %.2f TB/s, B %.2f ms %.2f TB/s, "
+                           "products %.2f ms %.1f TFLOP/s, C %.2f ms %.2f TB/s; sum %.2f ms\n",
+                           fastmm_comb_name(kind), k ? "" : ", chosen", pm[0], pb[0] / pm[0] / 1e9,
+                           pm[1], pb[1] / pm[1] / 1e9, pm[2], pb[2] / pm[2] / 1e9, pm[3],
+                           pb[3] / pm[3] / 1e9, pm[0] + pm[1] + pm[2] + pm[3]);
                 }
                 if (csv)
                     fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
@@ -389,11 +399,13 @@ int tg_bench_matmul(int argc, char **argv)
         {"gemm-search", required_argument, 0, 'g'}, {"best-gemm", no_argument, 0, 'b'},
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
+        {"comb", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
+    int comb = -1;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
@@ -457,6 +469,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'D': direct = atoi(optarg); break;
         case 'Q': priority = atoi(optarg); break;
         case 'R': tune_report = 1; break;
+        case 'K': comb = atoi(optarg); break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -477,6 +490,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.gemm_search = search;
             op.direct = direct < -1 ? -1 : direct > 1 ? 1 : direct;
             op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
+            op.comb = comb < -1 ? -1 : comb > 1 ? 1 : comb;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
