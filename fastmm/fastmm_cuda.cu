@@ -423,7 +423,7 @@ __device__ __forceinline__ void fma4(float4 &acc, float c, const float4 &v)
     acc.w = fmaf(c, v.w, acc.w);
 }
 
-// Shared memory: long boff[nbp], soff[K]; float cf[nbp][K]; int brl, bcl, bany [nbp],
+// Shared memory: long boff[nbp], soff[K]; float cf[nbp][K]; int brl, bcl, bmask [nbp],
 // srl, scl, sany [K] (b: the big side, s: the small side; nbp = nbig rounded up to SK_U).
 static size_t sk_smem(int K, int nbig)
 {
@@ -439,8 +439,8 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
     const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
     long *boff = (long *)sk_sm, *soff = boff + nbp;
     float *cf = (float *)(soff + K);
-    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bany = bcl + nbp;
-    int *srl = bany + nbp, *scl = srl + K, *sany = scl + K;
+    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bmask = bcl + nbp;
+    int *srl = bmask + nbp, *scl = srl + K, *sany = scl + K;
     const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
     // coefficients: cf[j][k] for big j, small k (zero outside the launch's range)
     for (int t = threadIdx.x; t < nbp * K; t += blockDim.x) {
@@ -460,19 +460,19 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
         else soff[k] = 0, srl[k] = 0, scl[k] = 0;
     }
     __syncthreads();
-    // output flags: an output without terms is zeroed in mode 0 and left alone otherwise
-    if (EXPAND) {
-        for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
-            int any = 0;
-            for (int k = 0; k < K; k++) any |= cf[j * K + k] != 0.f;
-            bany[j] = any;
-        }
-    } else {
-        for (int k = threadIdx.x; k < K; k += blockDim.x) {
-            int any = 0;
-            for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
-            sany[k] = any;
-        }
+    // bmask[j]: the groups of 4 small-side blocks with a non-zero coefficient for big j (all-zero
+    // groups are skipped: a uniform branch instead of 16 FMAs); sany[k]: whether small k has a
+    // term. An output without terms is zeroed in mode 0 and left alone otherwise.
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        int m = 0;
+        for (int k = 0; k < K; k++)
+            if (cf[j * K + k] != 0.f) m |= 1 << (k / 4);
+        bmask[j] = m;
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        int any = 0;
+        for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
+        sany[k] = any;
     }
     __syncthreads();
 
@@ -494,12 +494,14 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
                 if (x < srl[k] && y < scl[k]) v[k] = sk_ld<Tin>(ib + soff[k] + rin + y, W);
             }
             for (int j = 0; j < a.nbig; j++) {
-                if (a.mode != 0 && !bany[j]) continue;
+                const int m = bmask[j];
+                if (a.mode != 0 && !m) continue;
                 if (!(x < brl[j] && y < bcl[j])) continue;
                 float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
                 const float4 *c4 = (const float4 *)(cf + j * K);
 #pragma unroll
                 for (int k = 0; k < K; k += 4) {
+                    if (!(m & 1 << (k / 4))) continue;
                     float4 c = c4[k / 4];
                     fma4(acc, c.x, v[k]);
                     fma4(acc, c.y, v[k + 1]);
@@ -532,8 +534,10 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
 #pragma unroll
                 for (int u = 0; u < SK_U; u++) {
                     const float4 *c4 = (const float4 *)(cf + (j0 + u) * K);
+                    const int m = bmask[j0 + u];
 #pragma unroll
                     for (int k = 0; k < K; k += 4) {
+                        if (!(m & 1 << (k / 4))) continue;
                         float4 c = c4[k / 4];
                         fma4(acc[k], c.x, v[u]);
                         fma4(acc[k + 1], c.y, v[u]);
