@@ -318,6 +318,36 @@ static void test_bad_input(void **state)
     tg_fact_free(s);
 }
 
+/* The combination-kernel option: staged where nothing is tuned or forced, the option otherwise;
+ * the CPU path computes the same product whatever it says (it has one way to combine). */
+static void test_comb_option(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    assert_int_equal(o.comb, -1);
+    o.levels = 1;
+    float A[64 * 64], B[64 * 64], C0[64 * 64], C1[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) {
+        A[i] = (float)((i * 37) % 11) - 5;
+        B[i] = (float)((i * 53) % 7) - 3;
+    }
+    for (int k = -1; k <= 1; k++) {
+        o.comb = k;
+        fastmm_plan *p = fastmm_plan_new(s, &o);
+        assert_non_null(p);
+        assert_int_equal(fastmm_plan_comb(p, 64, 64, 64), k == 1);
+        assert_int_equal(fastmm_sgemm_cpu(p, 64, 64, 64, A, 64, B, 64, k == 1 ? C1 : C0, 64), 0);
+        char rep[64];
+        assert_int_equal(fastmm_plan_tune_report(p, 64, 64, 64, rep, sizeof rep), -1); /* untuned */
+        fastmm_plan_free(p);
+    }
+    assert_memory_equal(C0, C1, sizeof C0); /* small integers: exact either way */
+    assert_string_equal(fastmm_comb_name(0), "staged");
+    assert_string_equal(fastmm_comb_name(1), "stream");
+    tg_fact_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_released),
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_comb_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
