@@ -7,8 +7,10 @@
 # On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary [SIZES] [...]   (output in $OUT)
 #   check                                     CUDA and CPU tests (exit status: theirs)
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
+#                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those)
 #   peer SIZES [ALGO...]                      the JAX peer for those algorithms (default all four)
-#   summary                                   ours against the peer, from $OUT's bench and peer logs
+#   summary                                   ours against the peer, from $OUT's bench and peer logs,
+#                                             and the combination kernels' phases (--phases)
 # FASTMM_DEADLINE (seconds since the epoch): a peer run is cut off (timeout) 15 s before it, so
 # that a device call ends inside its limit with everything printed so far in $OUT.
 set -uo pipefail
@@ -38,7 +40,8 @@ if [ "$mode" = prepare ]; then
     /usr/bin/python3 scripts/npz2h5.py ../shared/data/runtime_gpu_4x4x4.npz "$G/data/rt_gpu.h5"
     cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz ../shared/bench/jax_peer.py "$G/data/"
     scripts/fastmm_peer_algos.py "$G/data"
-    mkdir -p "$G/shared/data" && cp ../shared/data/factorizations_r.npz "$G/shared/data/"
+    mkdir -p "$G/shared/data" &&
+        cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz "$G/shared/data/"
     exit 0
 fi
 # runtime libraries (this machine's copies; never unpacked into /), for our binaries only
@@ -56,8 +59,13 @@ run() { LD_LIBRARY_PATH=$LIBS "$@"; }
 export TG_SOURCE_DIR=$root TG_SHARED=$G/shared TG_PYTHON=${TG_PYTHON:-python3} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/fastmm-out}
 mkdir -p "$OUT"
-algos=(--algo strassen1=builtin:strassen@1 --algo strassen2=builtin:strassen@2
-       --algo rt_gpu49=$G/data/rt_gpu.h5:4,4,4@1 --algo released49=$G/data/r.h5:4,4,4@1)
+declare -A spec=([strassen1]=builtin:strassen@1 [strassen2]=builtin:strassen@2
+                [rt_gpu49]=$G/data/rt_gpu.h5:4,4,4@1 [released49]=$G/data/r.h5:4,4,4@1)
+algos=()
+for a in ${FASTMM_ALGOS:-strassen1 strassen2 rt_gpu49 released49}; do
+    [ -n "${spec[$a]:-}" ] || { echo "unknown algorithm $a" >&2; exit 2; }
+    algos+=(--algo "$a=${spec[$a]}")
+done
 stamp() { echo "== $(date -u +%T) $*"; }
 case $mode in
 check)
@@ -130,6 +138,25 @@ for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
         else "%8s" % "-" for s in sizes))
 for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
     print(a, " ".join("%d:%s" % (s, desc.get((a, s), "-").split(" ", 2)[-1]) for s in sizes))
+# phases (--phases): each combination kernel's A / B / C bandwidth, * the chosen one
+ph, cur, n = {}, None, None
+for line in open(sys.argv[1]):
+    m = re.match(r"fp32 n=(\d+):", line)
+    if m: n = int(m.group(1)); continue
+    m = re.match(r"  (\S+)\s+.* ms  speedup", line)
+    if m: cur = m.group(1); continue
+    m = re.match(r"    phases \(1 panel, (\w+)(, chosen)?\): A ([\d.]+) ms ([\d.]+) TB/s, "
+                 r"B ([\d.]+) ms ([\d.]+) TB/s, .*C ([\d.]+) ms ([\d.]+) TB/s", line)
+    if m and cur and n:
+        ph[(cur, n, m.group(1))] = "%s%s/%s/%s" % ("*" if m.group(2) else "", m.group(4),
+                                                  m.group(6), m.group(8))
+if ph:
+    print("combination phases A/B/C TB/s (1 panel; * chosen by tuning), staged | stream")
+    for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
+        for s in sizes:
+            if (a, s, "staged") in ph or (a, s, "stream") in ph:
+                print("  %-11s %6d  %-16s | %s" % (a, s, ph.get((a, s, "staged"), "-"),
+                                                   ph.get((a, s, "stream"), "-")))
 PY
     ;;
 esac
