@@ -287,7 +287,8 @@ static void comb_pair(fastmm_plan *p0, fastmm_plan *p1, long M, long K, long N, 
     double den = 0, d01 = 0, dc[2] = {0, 0};
     for (long i = 0; i < M; i++)
         for (long j = 0; j < N; j++) {
-            double x = fabs(R[i * N + j]), e01 = fabs((double)C[0][i * ldc + j] - C[1][i * ldc + j]);
+            double x = fabs(R[i * N + j]);
+            double e01 = fabs((double)C[0][i * ldc + j] - C[1][i * ldc + j]);
             if (x > den) den = x;
             if (!(e01 <= d01)) d01 = e01;
             for (int k = 0; k < 2; k++) {

@@ -118,7 +118,7 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
+static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t len)
 {
     int L = fastmm_plan_levels(p, s, s, s);
     const tg_fact *f = L ? fastmm_plan_level_fact(p, L) : NULL;
@@ -133,7 +133,8 @@ static void describe(algo *a, fastmm_plan *p, long s, char *buf, size_t len)
      * combination kernel */
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "",
-             fastmm_plan_direct(p, s, s, s) ? " D" : "", fastmm_plan_comb(p, s, s, s) ? " S" : "");
+             fastmm_plan_direct(p, s, s, s) ? " D" : "",
+             gpu && fastmm_plan_comb(p, s, s, s) ? " S" : ""); /* the CPU path has one way */
 }
 
 #ifdef TG_HAVE_CUDA
@@ -257,7 +258,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 }
                 double m = median(ta[a], reps);
                 char desc[64];
-                describe(&al[a], al[a].plan[pr], s, desc, sizeof desc);
+                describe(&al[a], al[a].plan[pr], s, 1, desc, sizeof desc);
                 printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)",
                        al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
                 if (best_gemm) printf("  vs best-GEMM %+6.1f%%", 100.0 * ml / m - 100.0);
@@ -367,7 +368,7 @@ static int bench_cpu(algo *al, int na, const long *sizes, int ns, int reps_opt, 
             double ea = accuracy ? fastmm_max_rel_err(s, s, C2, s, R) : NAN;
             double m = median(ta[a], reps);
             char desc[64];
-            describe(&al[a], al[a].plan[0], s, desc, sizeof desc);
+            describe(&al[a], al[a].plan[0], s, 0, desc, sizeof desc);
             printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (GEMM %.1e)\n",
                    al[a].label, desc, m, 100.0 * mb / m - 100.0, ea, eb);
             if (csv)
