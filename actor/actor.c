@@ -29,6 +29,9 @@ typedef struct target {
     int32_t *tensor;        /* canonical T(n,m,p) padded to S */
     tg_basis_pool *bases;   /* entry 0 is the identity */
     tg_bandit *basis_choice; /* over the non-canonical bases (arm i = basis i + 1) */
+    int *basis_live;        /* [pool] games in play per basis */
+    int *basis_at_best;     /* [pool] games solved at no better than the best rank known */
+    char *basis_retiring;   /* [pool] out of the choice; replaced once its games are over */
     tg_sperm *perms, *inv;  /* [n_perms]; entry 0 is the identity */
     int n_perms;
 } target;
@@ -63,6 +66,10 @@ struct tg_actor {
     tg_tb *tb;              /* run.dir/tb/actor-<name>/ scalars, with status_dir */
     uint64_t int_games, int_solved, int_moves; /* since the last stats line */
     double int_return;
+    uint64_t int_root_n, int_root_moves, int_first_n, int_first_moves; /* distinct root children */
+    uint64_t int_solved_rank_sum, int_basis_top; /* solved games' ranks; games in the top basis */
+    int *basis_games;       /* [basis_pool] this interval's finished games per basis (target 0) */
+    int n_basis_games;
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
     target targets[TG_MAX_TARGETS];
@@ -119,6 +126,11 @@ static int target_init(tg_actor *a, target *t, tg_dims d)
      * judged by the returns of the agent's own games in each basis. */
     if (nb > 1 && !(t->basis_choice = tg_bandit_new(nb - 1, c->game.basis_explore)))
         return -1;
+    t->basis_live = calloc((size_t)nb, sizeof *t->basis_live);
+    t->basis_at_best = calloc((size_t)nb, sizeof *t->basis_at_best);
+    t->basis_retiring = calloc((size_t)nb, 1);
+    if (!t->basis_live || !t->basis_at_best || !t->basis_retiring)
+        return tg_fail("out of memory");
     t->n_perms = c->game.signed_perms ? (c->game.perm_pool > 1 ? c->game.perm_pool : 2) : 1;
     t->perms = calloc((size_t)t->n_perms, sizeof *t->perms);
     t->inv = calloc((size_t)t->n_perms, sizeof *t->inv);
@@ -138,6 +150,9 @@ static void target_free(target *t)
     free(t->tensor);
     tg_basis_pool_free(t->bases);
     tg_bandit_free(t->basis_choice);
+    free(t->basis_live);
+    free(t->basis_at_best);
+    free(t->basis_retiring);
     free(t->perms);
     free(t->inv);
 }
@@ -259,7 +274,9 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
     a->q = malloc((size_t)a->K * sizeof *a->q);
     a->pi = malloc((size_t)a->K * sizeof *a->pi);
     a->actp = malloc((size_t)a->K * sizeof *a->actp);
-    if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp)
+    a->n_basis_games = tg_basis_pool_size(a->targets[0].bases);
+    a->basis_games = calloc((size_t)a->n_basis_games, sizeof *a->basis_games);
+    if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp || !a->basis_games)
         goto nomem;
     a->dec = tg_decoder_new(&c->game.F, a->S, a->n_steps, !c->game.mod2 && tg_coeffs_symmetric(&c->game.F));
     if (!a->dec)
@@ -295,6 +312,7 @@ void tg_actor_free(tg_actor *a)
             free(s->rewards);
         }
     free(a->slots);
+    free(a->basis_games);
     if (a->leaves)
         for (int i = 0; i < a->n_leaves; i++)
             tg_path_free(&a->leaves[i].path);
@@ -348,6 +366,7 @@ static int new_game(tg_actor *a, slot *s)
     s->basis = 0;
     if (c->game.change_of_basis && nb > 1 && tg_rng_uniform(&a->rng) < c->game.basis_prob)
         s->basis = 1 + tg_bandit_pick(t->basis_choice, &a->rng);
+    t->basis_live[s->basis]++;
     const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
     if (tg_basis_is_identity(b))
         memcpy(s->initial, t->tensor, (size_t)a->S3 * sizeof(int32_t));
@@ -481,6 +500,36 @@ static int send_game(tg_actor *a, slot *s)
     return rc;
 }
 
+/* The game of slot s leaves its basis. A changed basis whose games keep ending at the best rank
+ * known (game.basis_retire of them) only reproduces what is known: it leaves the choice and, once
+ * its last game is over, is replaced by a fresh random basis, a new arm of the choice. The policy
+ * collapses onto the line it found in a basis; in a new one it searches afresh. */
+static int release_basis(tg_actor *a, slot *s, int at_best)
+{
+    target *t = &a->targets[s->target];
+    int b = s->basis, lim = a->cfg.game.basis_retire;
+    t->basis_live[b]--;
+    if (b == 0 || lim <= 0)
+        return 0;
+    if (at_best && ++t->basis_at_best[b] >= lim && !t->basis_retiring[b]) {
+        t->basis_retiring[b] = 1;
+        tg_bandit_set_enabled(t->basis_choice, b - 1, 0);
+    }
+    if (!t->basis_retiring[b] || t->basis_live[b] > 0)
+        return 0;
+    if (tg_basis_pool_replace(t->bases, b, a->cfg.game.basis_max_entry > 0 ? a->cfg.game.basis_max_entry : 1,
+                              &a->rng) != 0)
+        return -1;
+    tg_bandit_reset_arm(t->basis_choice, b - 1);
+    tg_bandit_set_enabled(t->basis_choice, b - 1, 1);
+    t->basis_at_best[b] = 0;
+    t->basis_retiring[b] = 0;
+    a->st.bases_retired++;
+    tg_debug("T(%s): basis %d retired after %d games at rank %d or more; a new one in its place",
+             a->cfg.game.targets[s->target], b, lim, a->st.best_rank[s->target]);
+    return 0;
+}
+
 static int finish_game(tg_actor *a, slot *s)
 {
     a->st.games++;
@@ -491,15 +540,23 @@ static int finish_game(tg_actor *a, slot *s)
         G += s->rewards[i];
     a->int_return += G;
     a->int_solved += tg_game_solved(s->game) ? 1 : 0;
+    if (tg_game_solved(s->game))
+        a->int_solved_rank_sum += (uint64_t)s->moves;
+    if (s->target == 0 && s->basis < a->n_basis_games)
+        a->basis_games[s->basis]++;
     if (s->basis > 0)
         tg_bandit_update(a->targets[s->target].basis_choice, s->basis - 1, G);
     tg_debug("game over: T(%s) return %g in %d moves%s", a->cfg.game.targets[s->target], G, s->moves,
              tg_game_solved(s->game) ? ", solved" : "");
+    int best = a->st.best_rank[s->target]; /* before this game: a new best is not "at best" */
+    int at_best = tg_game_solved(s->game) && best > 0 && s->moves >= best;
     if (tg_game_solved(s->game)) {
         a->st.solved++;
         report_solved(a, s);
     }
     if (a->link && send_game(a, s) != 0)
+        return -1;
+    if (release_basis(a, s, at_best) != 0)
         return -1;
     return new_game(a, s);
 }
@@ -516,7 +573,17 @@ static int make_move(tg_actor *a, slot *s)
         total += visits[i];
     if (n == 0 || total == 0) { /* no valid action was ever proposed here */
         a->st.dropped_games++;
+        if (release_basis(a, s, 0) != 0)
+            return -1;
         return new_game(a, s);
+    }
+    /* The search's breadth: a policy that has collapsed onto one line samples the same action K
+     * times, and a root with one child explores nothing. */
+    a->int_root_n += (uint64_t)n;
+    a->int_root_moves++;
+    if (s->moves == 0) {
+        a->int_first_n += (uint64_t)n;
+        a->int_first_moves++;
     }
     tg_mcts_improved_policy(visits, n, a->mp.n_bar, pi);
     int mv = s->moves, K = a->K, A = a->A;
@@ -712,6 +779,7 @@ static void write_status(tg_actor *a, double sims_rate, double evals_rate, const
     json_object_set_new(o, "unacked", json_integer(a->link ? tg_replay_link_unacked(a->link) : 0));
     json_object_set_new(o, "model_version", json_integer((json_int_t)a->version));
     json_object_set_new(o, "verify_failed", json_integer((json_int_t)a->st.verify_failed));
+    json_object_set_new(o, "bases_retired", json_integer((json_int_t)a->st.bases_retired));
     json_object_set_new(o, "best_rank", best);
     process_name(a, proc, sizeof proc);
     if (tg_runinfo_write_status(a->status_dir, proc, o) != 0)
@@ -730,7 +798,15 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
         tg_tb_scalar(a->tb, "actor/solved_fraction", step, (double)a->int_solved / (double)a->int_games);
         tg_tb_scalar(a->tb, "actor/mean_return", step, a->int_return / (double)a->int_games);
         tg_tb_scalar(a->tb, "actor/mean_moves", step, (double)a->int_moves / (double)a->int_games);
+        tg_tb_scalar(a->tb, "actor/top_basis_share", step, (double)a->int_basis_top / (double)a->int_games);
     }
+    if (a->int_solved > 0)
+        tg_tb_scalar(a->tb, "actor/solved_mean_rank", step, (double)a->int_solved_rank_sum / (double)a->int_solved);
+    if (a->int_root_moves > 0)
+        tg_tb_scalar(a->tb, "actor/root_children", step, (double)a->int_root_n / (double)a->int_root_moves);
+    if (a->int_first_moves > 0)
+        tg_tb_scalar(a->tb, "actor/root_children_first_move", step,
+                     (double)a->int_first_n / (double)a->int_first_moves);
     for (int i = 0; i < a->n_targets; i++)
         if (a->st.best_rank[i] > 0) {
             char tag[64];
@@ -748,12 +824,30 @@ static void log_stats(tg_actor *a, double now, const char *state)
         dt = 1e-9;
     double sims_rate = (double)(a->st.simulations - a->last_sims) / dt;
     double evals_rate = (double)(a->ev->positions - a->last_pos) / dt;
+    int top = 0; /* the most played basis of target 0 in this interval */
+    for (int i = 1; i < a->n_basis_games; i++)
+        if (a->basis_games[i] > a->basis_games[top])
+            top = i;
+    a->int_basis_top = a->n_basis_games ? (uint64_t)a->basis_games[top] : 0;
     if (a->status_dir[0])
         write_status(a, sims_rate, evals_rate, state);
     if (a->tb)
         write_tb(a, dt, sims_rate, evals_rate);
+    char breadth[160];
+    snprintf(breadth, sizeof breadth,
+             "; last %.0f s: %llu games, solved %llu (mean rank %.2f), basis %d has %llu, root children %.1f "
+             "(first move %.1f); %llu bases retired",
+             dt, (unsigned long long)a->int_games, (unsigned long long)a->int_solved,
+             a->int_solved ? (double)a->int_solved_rank_sum / (double)a->int_solved : 0.0, top,
+             (unsigned long long)a->int_basis_top,
+             a->int_root_moves ? (double)a->int_root_n / (double)a->int_root_moves : 0.0,
+             a->int_first_moves ? (double)a->int_first_n / (double)a->int_first_moves : 0.0,
+             (unsigned long long)a->st.bases_retired);
     a->int_games = a->int_solved = a->int_moves = 0;
     a->int_return = 0;
+    a->int_root_n = a->int_root_moves = a->int_first_n = a->int_first_moves = 0;
+    a->int_solved_rank_sum = a->int_basis_top = 0;
+    memset(a->basis_games, 0, (size_t)a->n_basis_games * sizeof *a->basis_games);
     a->last_stats = now;
     a->last_sims = a->st.simulations;
     a->last_pos = a->ev->positions;
@@ -765,10 +859,10 @@ static void log_stats(tg_actor *a, double now, const char *state)
         off += (size_t)snprintf(best + off, sizeof best - off, "%s%s:%d", i ? " " : "", a->cfg.game.targets[i],
                                 a->st.best_rank[i]);
     tg_info("games %llu (solved %llu, best %s), %.0f simulations/s, %.0f evaluations/s, %d requests in flight, "
-            "%llu re-issued, %d games unacked, model version %llu",
+            "%llu re-issued, %d games unacked, model version %llu%s",
             (unsigned long long)a->st.games, (unsigned long long)a->st.solved, best, sims_rate, evals_rate,
             a->ev->inflight(a->ev), (unsigned long long)a->ev->reissued,
-            a->link ? tg_replay_link_unacked(a->link) : 0, (unsigned long long)a->version);
+            a->link ? tg_replay_link_unacked(a->link) : 0, (unsigned long long)a->version, breadth);
 }
 
 int tg_actor_run(tg_actor *a, volatile int *stop)

@@ -27,7 +27,7 @@ typedef struct tg_actor_opts {
 
 typedef struct tg_actor_stats {
     uint64_t games, solved, moves, simulations, positions, batches;
-    uint64_t reissued, dropped_games, discoveries, verify_failed, acked, resent;
+    uint64_t reissued, dropped_games, bases_retired, discoveries, verify_failed, acked, resent;
     uint64_t arena_full, reused_nodes, busy;
     int best_rank[TG_MAX_TARGETS];      /* best solved rank per target index (0 = none yet) */
     double seconds;           /* time spent in tg_actor_run */

@@ -11,6 +11,8 @@ struct tg_bandit {
     double *sum;  /* [n] rewards received */
     int *ended;   /* [n] rewards received */
     int *started; /* [n] pulls chosen */
+    char *off;    /* [n] out of play */
+    int n_off;
     long total;
 };
 
@@ -24,7 +26,8 @@ tg_bandit *tg_bandit_new(int n, double c)
     b->sum = calloc((size_t)n, sizeof *b->sum);
     b->ended = calloc((size_t)n, sizeof *b->ended);
     b->started = calloc((size_t)n, sizeof *b->started);
-    if (!b->sum || !b->ended || !b->started)
+    b->off = calloc((size_t)n, 1);
+    if (!b->sum || !b->ended || !b->started || !b->off)
         goto fail;
     return b;
 fail:
@@ -40,6 +43,7 @@ void tg_bandit_free(tg_bandit *b)
     free(b->sum);
     free(b->ended);
     free(b->started);
+    free(b->off);
     free(b);
 }
 
@@ -48,17 +52,28 @@ int tg_bandit_started(const tg_bandit *b, int arm) { return b->started[arm]; }
 
 int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
 {
+    int skip = b->n_off < b->n; /* with every arm out of play, pick among all */
     int best = (int)tg_rng_below(rng, (uint32_t)b->n);
+    if (skip && b->off[best]) { /* uniform among the arms in play */
+        int k = (int)tg_rng_below(rng, (uint32_t)(b->n - b->n_off));
+        for (int i = 0; i < b->n; i++)
+            if (!b->off[i] && k-- == 0) {
+                best = i;
+                break;
+            }
+    }
     if (b->c > 0) {
         int off = best;
         double top = -INFINITY, best_s = -INFINITY, lg = log((double)b->total + 1.0);
         for (int i = 0; i < b->n; i++)
-            if (b->ended[i] && b->sum[i] / b->ended[i] > top)
+            if (b->ended[i] && !(skip && b->off[i]) && b->sum[i] / b->ended[i] > top)
                 top = b->sum[i] / b->ended[i];
         if (top == -INFINITY)
             top = 0.0;
         for (int j = 0; j < b->n; j++) {
             int i = (off + j) % b->n;
+            if (skip && b->off[i])
+                continue;
             if (!b->started[i]) { /* untried: the first from a random offset */
                 best = i;
                 break;
@@ -74,6 +89,23 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
     b->started[best]++;
     b->total++;
     return best;
+}
+
+void tg_bandit_set_enabled(tg_bandit *b, int arm, int enabled)
+{
+    TG_ASSERT(arm >= 0 && arm < b->n);
+    if ((!enabled) != b->off[arm]) {
+        b->off[arm] = (char)!enabled;
+        b->n_off += enabled ? -1 : 1;
+    }
+}
+
+void tg_bandit_reset_arm(tg_bandit *b, int arm)
+{
+    TG_ASSERT(arm >= 0 && arm < b->n);
+    b->total -= b->started[arm];
+    b->sum[arm] = 0;
+    b->ended[arm] = b->started[arm] = 0;
 }
 
 void tg_bandit_update(tg_bandit *b, int arm, double reward)

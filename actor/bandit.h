@@ -2,7 +2,8 @@
  * basis, game.basis_explore): arms never tried go first, in random order; then
  * mean + c * sqrt(ln(total started) / started). Pulls are counted when an arm is chosen (many games
  * start before the first one ends), rewards when they arrive; an arm in play without a reward yet
- * counts as good as the best mean so far. c <= 0: uniform choice. */
+ * counts as good as the best mean so far. c <= 0: uniform choice. Disabled arms are skipped (if
+ * every arm is disabled, any may be picked). */
 #ifndef TG_BANDIT_H
 #define TG_BANDIT_H
 #include "common/rng.h"
@@ -15,6 +16,10 @@ void tg_bandit_free(tg_bandit *b);
 int tg_bandit_pick(tg_bandit *b, tg_rng *rng);
 /* A finished pull's reward. */
 void tg_bandit_update(tg_bandit *b, int arm, double reward);
+/* An arm out of play (never picked) or back in play. */
+void tg_bandit_set_enabled(tg_bandit *b, int arm, int enabled);
+/* Forgets an arm's pulls and rewards: it is a new arm (tried first), e.g. a replaced basis. */
+void tg_bandit_reset_arm(tg_bandit *b, int arm);
 /* Started pulls and mean reward of an arm (0 if none ended), for logs and tests. */
 int tg_bandit_started(const tg_bandit *b, int arm);
 double tg_bandit_mean(const tg_bandit *b, int arm);

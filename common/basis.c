@@ -301,6 +301,17 @@ void tg_basis_pool_free(tg_basis_pool *p)
 
 int tg_basis_pool_size(const tg_basis_pool *p) { return p->n; }
 
+int tg_basis_pool_replace(tg_basis_pool *p, int i, int max_entry, tg_rng *rng)
+{
+    TG_ASSERT(i > 0 && i < p->n);
+    tg_basis *b = tg_basis_sample(tg_basis_dims(p->b[i]), max_entry, rng);
+    if (!b)
+        return -1;
+    tg_basis_free(p->b[i]);
+    p->b[i] = b;
+    return 0;
+}
+
 const tg_basis *tg_basis_pool_get(const tg_basis_pool *p, int i)
 {
     TG_ASSERT(i >= 0 && i < p->n);

@@ -35,5 +35,8 @@ tg_basis_pool *tg_basis_pool_new(tg_dims d, int n, int max_entry, tg_rng *rng);
 void tg_basis_pool_free(tg_basis_pool *p);
 int tg_basis_pool_size(const tg_basis_pool *p);
 const tg_basis *tg_basis_pool_get(const tg_basis_pool *p, int i);
+/* Replaces entry i (not 0, the identity) by a freshly sampled basis; the old one is freed, so no
+ * game may still use it. -1 with a message if sampling fails (the entry is kept). */
+int tg_basis_pool_replace(tg_basis_pool *p, int i, int max_entry, tg_rng *rng);
 
 #endif

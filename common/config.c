@@ -67,6 +67,8 @@ static const key_def keys[] = {
     KINT("game.basis_pool", game.basis_pool, 1, 1000000, "1000", "bases sampled at start per target"),
     KDBL("game.basis_explore", game.basis_explore, 0, 1e6, "0",
          "choice of a game's basis: 0 = uniform over the pool; c > 0 = upper confidence bound on the mean return of each basis's games, exploration weight c (plays more the bases where games go well)"),
+    KINT("game.basis_retire", game.basis_retire, 0, INT_MAX, "0",
+         "replace a changed basis by a fresh random one after this many of its games end solved at no better than the best rank found (it only reproduces what is known); 0 = never"),
     KINT("game.basis_max_entry", game.basis_max_entry, 1, 100, "1", "largest |entry| of a sampled change-of-basis matrix"),
     KBOOL("game.signed_perms", game.signed_perms, "true", "augment with signed permutations"),
     KINT("game.perm_pool", game.perm_pool, 1, 100000, "100", "signed permutations in the pool"),
@@ -109,6 +111,9 @@ static const key_def keys[] = {
     KINT("infer.max_batch", infer.max_batch, 1, 1 << 20, "256", "positions per evaluation batch"),
     KDBL("infer.max_wait_ms", infer.max_wait_ms, 0, 1e6, "2", "longest a request waits for a fuller batch (ms)"),
     KDBL("infer.share", infer.share, 0, 1, "0.5", "fraction of learner time for inference when both compete"),
+    KINT("infer.threads", infer.threads, 0, 4096, "0",
+         "CPU backend: > 0 runs inference on this many threads of its own alongside training (no time-sharing; "
+         "give train.threads + infer.threads <= the cores); 0 = time-share the training threads by infer.share"),
     KINT("infer.samples", infer.samples, 1, 4096, "32", "K: actions sampled per position"),
     KDBL("infer.temperature", infer.temperature, 1e-6, 100, "1", "sampling temperature"),
 

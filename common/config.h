@@ -39,6 +39,7 @@ typedef struct tg_config {
         double basis_prob;       /* probability that a game uses a non-canonical basis */
         int basis_pool;          /* bases sampled at start per target */
         double basis_explore;    /* 0: uniform choice of basis; > 0: UCB weight on returns per basis */
+        int basis_retire;        /* replace a basis after this many games at the best rank (0 = never) */
         int basis_max_entry;
         int signed_perms;        /* ablation switch */
         int perm_pool;           /* signed permutations in the pool (100 in the paper) */
@@ -77,6 +78,7 @@ typedef struct tg_config {
         int max_batch;           /* positions per evaluation */
         double max_wait_ms;      /* longest a request waits for a fuller batch */
         double share;            /* fraction of learner time for inference when both compete */
+        int threads;             /* CPU backend: own inference threads, concurrent with training (0 = share) */
         int samples;             /* K: actions sampled per position */
         double temperature;      /* sampling temperature */
     } infer;

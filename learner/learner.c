@@ -1,5 +1,6 @@
 #include "learner/learner.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -638,7 +639,7 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     tg_info("%s: %zu parameters, %s", o->serve_only ? "inference replica" : "learner",
             L->n_params, nc);
 
-    int resumed = 0;
+    int resumed = 0, concurrent = 0;
     if (!o->serve_only) {
         tg_opt_config opt;
         tg_opt_config_from_run(cfg, &opt);
@@ -658,8 +659,11 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
         } else {
             tg_info("no checkpoint in %s/checkpoints: starting from scratch", cfg->run.dir);
         }
-        L->share = tg_share_new(cfg->infer.share);
-        if (!L->share) {
+        /* On the CPU backend with infer.threads > 0 inference has cores of its own: a small network's
+         * training and inference each run fastest on one thread (a pool of two is slower than one at
+         * batch 64), so on 2 cores they run side by side instead of taking turns on both. */
+        concurrent = cfg->infer.threads > 0 && strcmp(tg_net_backend(L->net), "cpu") == 0;
+        if (!concurrent && !(L->share = tg_share_new(cfg->infer.share))) {
             tg_fail("out of memory");
             goto fail;
         }
@@ -667,7 +671,7 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
 
     tg_infer_opts io = {.ncfg = &L->ncfg,
                         .backend = L->net ? tg_net_backend(L->net) : cfg->train.backend,
-                        .threads = cfg->train.threads,
+                        .threads = cfg->infer.threads > 0 ? cfg->infer.threads : cfg->train.threads,
                         .max_batch = cfg->infer.max_batch,
                         .max_wait_ms = cfg->infer.max_wait_ms,
                         .samples = cfg->infer.samples,
@@ -681,8 +685,10 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     L->infer = tg_infer_start(&io);
     if (!L->infer)
         goto fail;
-    tg_info("backend %s; inference service on %s%s%s", tg_infer_backend(L->infer),
-            tg_infer_endpoint(L->infer),
+    const char *blas = getenv("OPENBLAS_CORETYPE");
+    tg_info("backend %s (OpenBLAS core %s%s%s); inference service on %s%s%s", tg_infer_backend(L->infer),
+            openblas_get_corename(), blas && blas[0] ? ", set by OPENBLAS_CORETYPE" : "",
+            concurrent ? "; inference on its own threads, alongside training" : "", tg_infer_endpoint(L->infer),
             o->serve_only ? "" : ", weights announced on ", tg_infer_pub_endpoint(L->infer));
 
     char tbname[300];

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/blas_core.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -40,6 +41,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    tg_blas_core_fix(argv); /* before any BLAS call: see common/blas_core.h */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);

@@ -49,6 +49,12 @@ wait_step $((S + 10))
 kill -TERM $LP; wait $LP || fail "learner exit status $?"
 kill -TERM $RP; wait $RP
 grep -q "replay tcp://127.0.0.1:$PR is back" "$TMP/logs/tg-learner.log" || fail "no reconnection logged"
+# OpenBLAS 0.3.21 takes recent Intel CPUs for a Prescott (SSE3): the learner restarts itself with
+# the AVX2/AVX-512 kernels (common/blas_core.h)
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    grep -q "OpenBLAS core Prescott" "$TMP/logs/tg-learner.log" && fail "the learner runs OpenBLAS's SSE3 kernels on an AVX2 CPU"
+    grep -q "OpenBLAS core" "$TMP/logs/tg-learner.log" || fail "the learner did not log its OpenBLAS core"
+fi
 LAST=$(step)
 [ -f "$TMP/checkpoints/step-$(printf %08d "$LAST").h5" ] || fail "no checkpoint at the last step $LAST"
 rm -rf "$TMP"

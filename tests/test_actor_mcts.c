@@ -321,6 +321,34 @@ static void test_bandit(void **state)
         assert_true(counts[i] > 850 && counts[i] < 1150);
     tg_bandit_free(b);
     assert_null(tg_bandit_new(0, 1.0));
+
+    /* arms out of play (a basis being retired) are never picked, by UCB or uniformly; a reset arm
+     * is new again and tried first */
+    for (int c = 0; c <= 1; c++) {
+        b = tg_bandit_new(6, c ? 2.0 : 0.0);
+        for (int i = 0; i < 6; i++)
+            tg_bandit_update(b, tg_bandit_pick(b, &rng), -9.0);
+        tg_bandit_update(b, 2, 100.0); /* the best arm by far */
+        tg_bandit_set_enabled(b, 2, 0);
+        tg_bandit_set_enabled(b, 4, 0);
+        tg_bandit_set_enabled(b, 4, 0); /* twice: still one arm off */
+        for (int i = 0; i < 600; i++) {
+            int a = tg_bandit_pick(b, &rng);
+            assert_true(a != 2 && a != 4);
+            tg_bandit_update(b, a, -9.0);
+        }
+        tg_bandit_reset_arm(b, 2);
+        assert_int_equal(tg_bandit_started(b, 2), 0);
+        assert_true(tg_bandit_mean(b, 2) == 0.0);
+        tg_bandit_set_enabled(b, 2, 1);
+        if (c) /* UCB: the new arm first */
+            assert_int_equal(tg_bandit_pick(b, &rng), 2);
+        for (int i = 0; i < 6; i++)
+            tg_bandit_set_enabled(b, i, 0);
+        int a = tg_bandit_pick(b, &rng); /* every arm off: any may be picked */
+        assert_true(a >= 0 && a < 6);
+        tg_bandit_free(b);
+    }
 }
 
 /* Exploring moves sample from pi over every child, the acting rule's Q filter aside. */

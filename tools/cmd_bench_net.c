@@ -1,4 +1,5 @@
 /* tg bench net: network training and evaluation throughput on random data. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,8 +129,8 @@ int tg_bench_net(int argc, char **argv)
     tg_net_set_opt(net, &opt);
     char cs[512];
     tg_net_config_format(&cfg, cs, sizeof cs);
-    printf("net bench: backend %s, threads %d, config %s (%s), %zu parameters\n",
-           tg_net_backend(net), threads, preset, cs, tg_net_n_params(net));
+    printf("net bench: backend %s, threads %d, OpenBLAS core %s, config %s (%s), %zu parameters\n",
+           tg_net_backend(net), threads, openblas_get_corename(), preset, cs, tg_net_n_params(net));
     tg_batch_view bv = {.B = batch, .tensors = tensors, .scalars = scalars, .tokens = tokens,
                         .returns = returns};
     tg_train_stats st;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/blas_core.h"
 #include "tools/cmds.h"
 
 typedef struct tg_command {
@@ -47,6 +48,7 @@ static const tg_command *find(const char *name)
 
 int main(int argc, char **argv)
 {
+    tg_blas_core_fix(argv); /* before any BLAS call: see common/blas_core.h */
     if (argc < 2) {
         usage(stderr);
         return 2;
