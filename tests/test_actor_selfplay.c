@@ -329,6 +329,34 @@ static void test_change_of_basis_mod2(void **state)
     assert_true(res.basis >= 1);
 }
 
+/* game.basis_retire: bases whose games keep ending at the best rank are replaced by fresh ones
+ * once their last game is over; games in every basis, old and new, are mapped back and verified. */
+static void test_basis_retire(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,1,3", "mod2", "0,1", 3);
+    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_pool=3"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_explore=2"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_retire=2"), 0);
+    finish(&c);
+    run_result res;
+    run(&c, 64, 0, 0, 1, &res);
+    expect_optimum(&res, 3, 64);
+    assert_true(res.st.bases_retired >= 2);
+    /* without the key nothing is retired */
+    config(&c, "1,1,3", "mod2", "0,1", 3);
+    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_pool=3"), 0);
+    finish(&c);
+    run(&c, 32, 0, 0, 1, &res);
+    expect_optimum(&res, 3, 32);
+    assert_int_equal(res.st.bases_retired, 0);
+}
+
 /* Lost evaluation requests are re-issued; games the replay server does not acknowledge are
  * resent until it does. */
 static void test_lost_messages(void **state)
@@ -511,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_optimum_221),
         cmocka_unit_test(test_optimum_113),
         cmocka_unit_test(test_change_of_basis_mod2),
+        cmocka_unit_test(test_basis_retire),
         cmocka_unit_test(test_lost_messages),
         cmocka_unit_test(test_evaluator_restart),
         cmocka_unit_test(test_two_services),
