@@ -67,7 +67,7 @@ struct tg_actor {
     uint64_t int_games, int_solved, int_moves; /* since the last stats line */
     double int_return;
     uint64_t int_root_n, int_root_moves, int_first_n, int_first_moves; /* distinct root children */
-    uint64_t int_solved_rank_sum, int_basis_top; /* solved games' ranks; games in the top basis */
+    uint64_t int_solved_rank_sum; /* solved games' ranks */
     int *basis_games;       /* [basis_pool] this interval's finished games per basis (target 0) */
     int n_basis_games;
     int S, S3, A, K, T, ns, n_steps;
@@ -542,7 +542,7 @@ static int finish_game(tg_actor *a, slot *s)
     a->int_solved += tg_game_solved(s->game) ? 1 : 0;
     if (tg_game_solved(s->game))
         a->int_solved_rank_sum += (uint64_t)s->moves;
-    if (s->target == 0 && s->basis < a->n_basis_games)
+    if (s->target == 0)
         a->basis_games[s->basis]++;
     if (s->basis > 0)
         tg_bandit_update(a->targets[s->target].basis_choice, s->basis - 1, G);
@@ -787,7 +787,7 @@ static void write_status(tg_actor *a, double sims_rate, double evals_rate, const
     json_decref(o);
 }
 
-static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate)
+static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate, int top_games)
 {
     int64_t step = (int64_t)a->st.games;
     tg_tb_scalar(a->tb, "actor/simulations_per_s", step, sims_rate);
@@ -798,7 +798,7 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
         tg_tb_scalar(a->tb, "actor/solved_fraction", step, (double)a->int_solved / (double)a->int_games);
         tg_tb_scalar(a->tb, "actor/mean_return", step, a->int_return / (double)a->int_games);
         tg_tb_scalar(a->tb, "actor/mean_moves", step, (double)a->int_moves / (double)a->int_games);
-        tg_tb_scalar(a->tb, "actor/top_basis_share", step, (double)a->int_basis_top / (double)a->int_games);
+        tg_tb_scalar(a->tb, "actor/top_basis_share", step, (double)top_games / (double)a->int_games);
     }
     if (a->int_solved > 0)
         tg_tb_scalar(a->tb, "actor/solved_mean_rank", step, (double)a->int_solved_rank_sum / (double)a->int_solved);
@@ -828,25 +828,24 @@ static void log_stats(tg_actor *a, double now, const char *state)
     for (int i = 1; i < a->n_basis_games; i++)
         if (a->basis_games[i] > a->basis_games[top])
             top = i;
-    a->int_basis_top = a->n_basis_games ? (uint64_t)a->basis_games[top] : 0;
     if (a->status_dir[0])
         write_status(a, sims_rate, evals_rate, state);
     if (a->tb)
-        write_tb(a, dt, sims_rate, evals_rate);
+        write_tb(a, dt, sims_rate, evals_rate, a->basis_games[top]);
     char breadth[160];
     snprintf(breadth, sizeof breadth,
-             "; last %.0f s: %llu games, solved %llu (mean rank %.2f), basis %d has %llu, root children %.1f "
+             "; last %.0f s: %llu games, solved %llu (mean rank %.2f), basis %d has %d, root children %.1f "
              "(first move %.1f); %llu bases retired",
              dt, (unsigned long long)a->int_games, (unsigned long long)a->int_solved,
              a->int_solved ? (double)a->int_solved_rank_sum / (double)a->int_solved : 0.0, top,
-             (unsigned long long)a->int_basis_top,
+             a->basis_games[top],
              a->int_root_moves ? (double)a->int_root_n / (double)a->int_root_moves : 0.0,
              a->int_first_moves ? (double)a->int_first_n / (double)a->int_first_moves : 0.0,
              (unsigned long long)a->st.bases_retired);
     a->int_games = a->int_solved = a->int_moves = 0;
     a->int_return = 0;
     a->int_root_n = a->int_root_moves = a->int_first_n = a->int_first_moves = 0;
-    a->int_solved_rank_sum = a->int_basis_top = 0;
+    a->int_solved_rank_sum = 0;
     memset(a->basis_games, 0, (size_t)a->n_basis_games * sizeof *a->basis_games);
     a->last_stats = now;
     a->last_sims = a->st.simulations;

@@ -397,6 +397,19 @@ __device__ __forceinline__ void sk_st(__nv_bfloat16 *p, float4 v, int w)
         __stcs((uint2 *)p, u);
     } else *p = __float2bfloat16_rn(v.x);
 }
+/* Stores v, or v plus what earlier chunks of terms wrote there (accumulate: mode 1). */
+template <typename T>
+__device__ __forceinline__ void sk_st_acc(T *p, float4 v, int w, bool accumulate)
+{
+    if (accumulate) {
+        float4 o = w == 4 ? ld4(p) : make_float4(ld1(p), 0.f, 0.f, 0.f);
+        v.x += o.x;
+        v.y += o.y;
+        v.z += o.z;
+        v.w += o.w;
+    }
+    sk_st(p, v, w);
+}
 
 // Offset of block b of a set and how many rows / columns of it hold data (stacks: all).
 __device__ __forceinline__ void sk_block(const bset &s, int b, long bh, long bw, long *off,
@@ -508,15 +521,7 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
                     fma4(acc, c.z, v[k + 2]);
                     fma4(acc, c.w, v[k + 3]);
                 }
-                Tout *p = ob + boff[j] + rout + y;
-                if (a.mode == 1) { // accumulate into what earlier chunks wrote
-                    float4 o = W == 4 ? ld4(p) : make_float4(ld1(p), 0.f, 0.f, 0.f);
-                    acc.x += o.x;
-                    acc.y += o.y;
-                    acc.z += o.z;
-                    acc.w += o.w;
-                }
-                sk_st(p, acc, W);
+                sk_st_acc(ob + boff[j] + rout + y, acc, W, a.mode == 1);
             }
         } else {
             float4 acc[K];
@@ -551,16 +556,7 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
                 if (k >= a.nsmall) break;
                 if (a.mode != 0 && !sany[k]) continue;
                 if (!(x < srl[k] && y < scl[k])) continue;
-                Tout *p = ob + soff[k] + rout + y;
-                float4 r = acc[k];
-                if (a.mode == 1) { // accumulate into what earlier chunks wrote
-                    float4 o = W == 4 ? ld4(p) : make_float4(ld1(p), 0.f, 0.f, 0.f);
-                    r.x += o.x;
-                    r.y += o.y;
-                    r.z += o.z;
-                    r.w += o.w;
-                }
-                sk_st(p, r, W);
+                sk_st_acc(ob + soff[k] + rout + y, acc[k], W, a.mode == 1);
             }
         }
     }

@@ -312,16 +312,24 @@ static void test_optimum_113(void **state)
     expect_optimum(&res, 3, 16);
 }
 
+/* T(1,1,3) mod 2, every game in one of a pool of changed bases. */
+static void config_bases(tg_config *c, int pool)
+{
+    char buf[64];
+    config(c, "1,1,3", "mod2", "0,1", 3);
+    assert_int_equal(tg_config_set(c, "game.change_of_basis=true"), 0);
+    assert_int_equal(tg_config_set(c, "game.basis_prob=1"), 0);
+    snprintf(buf, sizeof buf, "game.basis_pool=%d", pool);
+    assert_int_equal(tg_config_set(c, buf), 0);
+}
+
 /* Changed bases (mod 2, where every fiber is a valid action): found factors are mapped back to
  * the canonical basis and verified there before they are reported. */
 static void test_change_of_basis_mod2(void **state)
 {
     (void)state;
     tg_config c;
-    config(&c, "1,1,3", "mod2", "0,1", 3);
-    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_pool=8"), 0);
+    config_bases(&c, 8);
     finish(&c);
     run_result res;
     run(&c, 16, 0, 0, 1, &res); /* acks without Game.seq, like tg-replay today */
@@ -335,10 +343,7 @@ static void test_basis_retire(void **state)
 {
     (void)state;
     tg_config c;
-    config(&c, "1,1,3", "mod2", "0,1", 3);
-    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_pool=3"), 0);
+    config_bases(&c, 3);
     assert_int_equal(tg_config_set(&c, "game.basis_explore=2"), 0);
     assert_int_equal(tg_config_set(&c, "game.basis_retire=2"), 0);
     finish(&c);
@@ -347,10 +352,7 @@ static void test_basis_retire(void **state)
     expect_optimum(&res, 3, 64);
     assert_true(res.st.bases_retired >= 2);
     /* without the key nothing is retired */
-    config(&c, "1,1,3", "mod2", "0,1", 3);
-    assert_int_equal(tg_config_set(&c, "game.change_of_basis=true"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_prob=1"), 0);
-    assert_int_equal(tg_config_set(&c, "game.basis_pool=3"), 0);
+    config_bases(&c, 3);
     finish(&c);
     run(&c, 32, 0, 0, 1, &res);
     expect_optimum(&res, 3, 32);
