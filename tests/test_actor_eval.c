@@ -335,5 +335,5 @@ int main(void)
         cmocka_unit_test(test_fake_rejects_malformed),
         cmocka_unit_test(test_decoder_matches_reference),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -389,5 +389,5 @@ int main(void)
         cmocka_unit_test(test_bandit),
         cmocka_unit_test(test_explore_sample),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -548,5 +548,5 @@ int main(void)
         cmocka_unit_test(test_replay_restart),
         cmocka_unit_test(test_memory_bound_in_play),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -247,5 +247,5 @@ int main(void)
         cmocka_unit_test(test_nonzero),           cmocka_unit_test(test_tokens_roundtrip),
         cmocka_unit_test(test_tokens_known_and_errors), cmocka_unit_test(test_add_action),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

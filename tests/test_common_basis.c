@@ -358,5 +358,5 @@ int main(void)
         cmocka_unit_test(test_basis_pool),      cmocka_unit_test(test_basis_game_pipeline),      cmocka_unit_test(test_sperm_roundtrip),
         cmocka_unit_test(test_sperm_strassen),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -67,5 +67,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_choice),
         cmocka_unit_test(test_restart),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -286,5 +286,5 @@ int main(void)
         cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_finish_errors),
         cmocka_unit_test(test_write_read),   cmocka_unit_test(test_doc),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

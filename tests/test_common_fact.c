@@ -256,5 +256,5 @@ int main(void)
         cmocka_unit_test(test_denominator),        cmocka_unit_test(test_overflow_reported),
         cmocka_unit_test(test_equations_large_indices),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -177,5 +177,5 @@ int main(void)
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -558,5 +558,5 @@ int main(void)
         cmocka_unit_test(test_rank_bound_brute),    cmocka_unit_test(test_random_play_consistent),
         cmocka_unit_test(test_rank_bound_large),    cmocka_unit_test(test_matrix_rank_float),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -162,5 +162,5 @@ int main(void)
         cmocka_unit_test(test_synth_asymmetric),
         cmocka_unit_test(test_synth_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

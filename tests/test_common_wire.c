@@ -262,5 +262,5 @@ int main(void)
         cmocka_unit_test(test_oversize),         cmocka_unit_test(test_version_and_body),
         cmocka_unit_test(test_array_checks),     cmocka_unit_test(test_zmq_send),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -640,7 +640,7 @@ int main(void)
         cmocka_unit_test(test_attention_mma),
         cmocka_unit_test(test_attention_cudnn),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, setup, NULL));
 }
 
 #else /* built without CUDA: nothing to run, say so */
@@ -654,6 +654,6 @@ static void test_no_cuda(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_cuda)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
 #endif

@@ -407,7 +407,7 @@ int main(void)
         cmocka_unit_test(test_attention_paths_agree),
         cmocka_unit_test(test_training_matches),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
 
 #else
@@ -421,6 +421,6 @@ static void test_no_cuda(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_cuda)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
 #endif

@@ -359,5 +359,5 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_comb_option),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -560,7 +560,7 @@ int main(void)
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tg_test_done(cmocka_run_group_tests(tests, setup, teardown));
 }
 #else
 static void test_no_cuda(void **state)
@@ -572,6 +572,6 @@ static void test_no_cuda(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_cuda)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
 #endif

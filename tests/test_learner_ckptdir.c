@@ -140,5 +140,5 @@ int main(void)
         cmocka_unit_test(test_save_list_prune),
         cmocka_unit_test(test_resume_fallback),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

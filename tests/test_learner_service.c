@@ -892,5 +892,5 @@ int main(void)
         cmocka_unit_test_teardown(test_replica_checks_crc, teardown),
     };
     /* the context is not terminated: a failed test may leave sockets open */
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

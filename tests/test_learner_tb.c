@@ -156,5 +156,5 @@ int main(void)
         cmocka_unit_test(test_events_roundtrip_and_corruption),
         cmocka_unit_test(test_open_fails_cleanly),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

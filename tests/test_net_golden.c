@@ -132,5 +132,5 @@ int main(void)
         cmocka_unit_test(test_golden_small),
         cmocka_unit_test(test_golden_refuses_bad_files),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

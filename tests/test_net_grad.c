@@ -200,5 +200,5 @@ int main(void)
         cmocka_unit_test(test_grad_tiny),
         cmocka_unit_test(test_grad_other_shapes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

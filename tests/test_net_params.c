@@ -157,5 +157,5 @@ int main(void)
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_config_from_run),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

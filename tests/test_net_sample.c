@@ -251,5 +251,5 @@ int main(void)
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

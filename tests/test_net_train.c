@@ -137,5 +137,5 @@ int main(void)
         cmocka_unit_test(test_grad_norm_clip_decay),
         cmocka_unit_test(test_loss_falls_tenfold),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -397,7 +397,7 @@ int main(void)
         cmocka_unit_test(test_batches),      cmocka_unit_test(test_rate_limiter),
         cmocka_unit_test(test_discoveries),  cmocka_unit_test(test_fuzz),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
     fflush(stdout);
     if (rc) /* a failed test may leave a server thread and sockets behind: do not hang in exit */
         _exit(rc);

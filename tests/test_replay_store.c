@@ -353,5 +353,5 @@ int main(void)
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target), cmocka_unit_test(test_split),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
