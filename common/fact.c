@@ -356,6 +356,21 @@ static void write_coef(FILE *o, int64_t x, int64_t D, int first)
     }
 }
 
+/* The linear form of one factor: x[e] times entry (e / cols + 1, e % cols + 1) of matrix `mat`. */
+static void write_factor(FILE *o, const int64_t *x, int len, int cols, char mat, int64_t D)
+{
+    int first = 1;
+    for (int e = 0; e < len; e++) {
+        if (!x[e])
+            continue;
+        write_coef(o, x[e], D, first);
+        name_entry(o, mat, e / cols + 1, e % cols + 1);
+        first = 0;
+    }
+    if (first)
+        fputs("0", o);
+}
+
 char *tg_fact_equations(const tg_fact *f)
 {
     char *buf = NULL;
@@ -370,29 +385,9 @@ char *tg_fact_equations(const tg_fact *f)
     const int64_t D = f->denom;
     for (int r = 0; r < f->rank; r++) {
         fprintf(o, "m%d = (", r + 1);
-        int first = 1;
-        for (int a = 0; a < A; a++) {
-            int64_t x = f->u[(size_t)r * A + a];
-            if (!x)
-                continue;
-            write_coef(o, x, D, first);
-            name_entry(o, 'a', a / m + 1, a % m + 1);
-            first = 0;
-        }
-        if (first)
-            fputs("0", o);
+        write_factor(o, f->u + (size_t)r * A, A, m, 'a', D);
         fputs(")(", o);
-        first = 1;
-        for (int b = 0; b < B; b++) {
-            int64_t x = f->v[(size_t)r * B + b];
-            if (!x)
-                continue;
-            write_coef(o, x, D, first);
-            name_entry(o, 'b', b / p + 1, b % p + 1);
-            first = 0;
-        }
-        if (first)
-            fputs("0", o);
+        write_factor(o, f->v + (size_t)r * B, B, p, 'b', D);
         fputs(")\n", o);
     }
     /* c_ik is entry k*n+i of w */

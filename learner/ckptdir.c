@@ -23,34 +23,30 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
-static int attr_write_double(hid_t loc, const char *name, double v)
+/* A scalar attribute of file type ft from memory type mt, replacing one of that name. */
+static int attr_write(hid_t loc, const char *name, hid_t ft, hid_t mt, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
     if (sp < 0)
         return tg_fail("H5Screate failed");
     if (H5Aexists(loc, name) > 0)
         H5Adelete(loc, name);
-    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0 ? 0 : -1;
+    hid_t a = H5Acreate2(loc, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && H5Awrite(a, mt, v) >= 0 ? 0 : -1;
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
     return rc ? tg_fail("writing attribute %s failed", name) : 0;
 }
 
+static int attr_write_double(hid_t loc, const char *name, double v)
+{
+    return attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
 static int attr_write_i64(hid_t loc, const char *name, int64_t v)
 {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    if (sp < 0)
-        return tg_fail("H5Screate failed");
-    if (H5Aexists(loc, name) > 0)
-        H5Adelete(loc, name);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0 ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc ? tg_fail("writing attribute %s failed", name) : 0;
+    return attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
 
 /* NAN if missing or unreadable (older files, files of other tools). */
