@@ -124,7 +124,7 @@ static int target_init(tg_actor *a, target *t, tg_dims d)
     /* The same target is easier to factorise in some bases than in others (where its low-rank
      * factorizations are sparse, like the demonstrations): game.basis_explore plays those more,
      * judged by the returns of the agent's own games in each basis. */
-    if (nb > 1 && !(t->basis_choice = tg_bandit_new(nb - 1, c->game.basis_explore)))
+    if (nb > 1 && !(t->basis_choice = tg_bandit_new(nb - 1, c->game.basis_explore, c->game.basis_discount)))
         return -1;
     t->basis_live = calloc((size_t)nb, sizeof *t->basis_live);
     t->basis_at_best = calloc((size_t)nb, sizeof *t->basis_at_best);

@@ -7,22 +7,23 @@
 
 struct tg_bandit {
     int n;
-    double c;
-    double *sum;  /* [n] rewards received */
-    int *ended;   /* [n] rewards received */
-    int *started; /* [n] pulls chosen */
-    char *off;    /* [n] out of play */
+    double c, discount;
+    double *sum;     /* [n] rewards received (discounted) */
+    double *ended;   /* [n] rewards received (discounted count) */
+    double *started; /* [n] pulls chosen (discounted count); exactly 0 for an untried arm */
+    char *off;       /* [n] out of play */
     int n_off;
-    long total;
+    double total;
 };
 
-tg_bandit *tg_bandit_new(int n, double c)
+tg_bandit *tg_bandit_new(int n, double c, double discount)
 {
     tg_bandit *b = calloc(1, sizeof *b);
-    if (n < 1 || !b)
+    if (n < 1 || !(discount > 0 && discount <= 1) || !b)
         goto fail;
     b->n = n;
     b->c = c;
+    b->discount = discount;
     b->sum = calloc((size_t)n, sizeof *b->sum);
     b->ended = calloc((size_t)n, sizeof *b->ended);
     b->started = calloc((size_t)n, sizeof *b->started);
@@ -32,7 +33,10 @@ tg_bandit *tg_bandit_new(int n, double c)
     return b;
 fail:
     tg_bandit_free(b);
-    tg_fail(n < 1 ? "bandit: %d arms" : "out of memory for a bandit of %d arms", n);
+    if (n < 1 || !(discount > 0 && discount <= 1))
+        tg_fail("bandit: %d arms, discount %g (want >= 1 arm, discount in (0, 1])", n, discount);
+    else
+        tg_fail("out of memory for a bandit of %d arms", n);
     return NULL;
 }
 
@@ -47,11 +51,19 @@ void tg_bandit_free(tg_bandit *b)
     free(b);
 }
 
-double tg_bandit_mean(const tg_bandit *b, int arm) { return b->ended[arm] ? b->sum[arm] / b->ended[arm] : 0.0; }
-int tg_bandit_started(const tg_bandit *b, int arm) { return b->started[arm]; }
+double tg_bandit_mean(const tg_bandit *b, int arm) { return b->ended[arm] > 0 ? b->sum[arm] / b->ended[arm] : 0.0; }
+double tg_bandit_started(const tg_bandit *b, int arm) { return b->started[arm]; }
 
 int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
 {
+    if (b->discount < 1) { /* every pick ages all that was learnt: old returns fade */
+        for (int i = 0; i < b->n; i++) {
+            b->sum[i] *= b->discount;
+            b->ended[i] *= b->discount;
+            b->started[i] *= b->discount;
+        }
+        b->total *= b->discount;
+    }
     int skip = b->n_off < b->n; /* with every arm out of play, pick among all */
     int best = (int)tg_rng_below(rng, (uint32_t)b->n);
     if (skip && b->off[best]) { /* uniform among the arms in play */
@@ -66,7 +78,7 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
         int off = best;
         double top = -INFINITY, best_s = -INFINITY, lg = log((double)b->total + 1.0);
         for (int i = 0; i < b->n; i++)
-            if (b->ended[i] && !(skip && b->off[i]) && b->sum[i] / b->ended[i] > top)
+            if (b->ended[i] > 0 && !(skip && b->off[i]) && b->sum[i] / b->ended[i] > top)
                 top = b->sum[i] / b->ended[i];
         if (top == -INFINITY)
             top = 0.0;
@@ -74,11 +86,11 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
             int i = (off + j) % b->n;
             if (skip && b->off[i])
                 continue;
-            if (!b->started[i]) { /* untried: the first from a random offset */
+            if (b->started[i] == 0) { /* untried: the first from a random offset */
                 best = i;
                 break;
             }
-            double mean = b->ended[i] ? b->sum[i] / b->ended[i] : top;
+            double mean = b->ended[i] > 0 ? b->sum[i] / b->ended[i] : top;
             double s = mean + b->c * sqrt(lg / b->started[i]);
             if (s > best_s) {
                 best_s = s;
@@ -104,6 +116,8 @@ void tg_bandit_reset_arm(tg_bandit *b, int arm)
 {
     TG_ASSERT(arm >= 0 && arm < b->n);
     b->total -= b->started[arm];
+    if (b->total < 0)
+        b->total = 0;
     b->sum[arm] = 0;
     b->ended[arm] = b->started[arm] = 0;
 }

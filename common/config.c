@@ -67,6 +67,8 @@ static const key_def keys[] = {
     KINT("game.basis_pool", game.basis_pool, 1, 1000000, "1000", "bases sampled at start per target"),
     KDBL("game.basis_explore", game.basis_explore, 0, 1e6, "0",
          "choice of a game's basis: 0 = uniform over the pool; c > 0 = upper confidence bound on the mean return of each basis's games, exploration weight c (plays more the bases where games go well)"),
+    KDBL("game.basis_discount", game.basis_discount, 0.5, 1, "1",
+         "forgetting in the choice of basis (basis_explore > 0): each game started multiplies every basis's counts and return sums by this factor, so judgements made while the network was untrained fade and a basis left alone is tried again; 1 = remember everything"),
     KINT("game.basis_retire", game.basis_retire, 0, INT_MAX, "0",
          "replace a changed basis by a fresh random one after this many of its games end solved at no better than the best rank found (it only reproduces what is known); 0 = never"),
     KINT("game.basis_max_entry", game.basis_max_entry, 1, 100, "1", "largest |entry| of a sampled change-of-basis matrix"),

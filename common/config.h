@@ -39,6 +39,7 @@ typedef struct tg_config {
         double basis_prob;       /* probability that a game uses a non-canonical basis */
         int basis_pool;          /* bases sampled at start per target */
         double basis_explore;    /* 0: uniform choice of basis; > 0: UCB weight on returns per basis */
+        double basis_discount;   /* UCB forgetting factor per game started (1 = none) */
         int basis_retire;        /* replace a basis after this many games at the best rank (0 = never) */
         int basis_max_entry;
         int signed_perms;        /* ablation switch */

@@ -282,7 +282,7 @@ static void test_bandit(void **state)
     (void)state;
     tg_rng rng;
     tg_rng_seed(&rng, 3, 4);
-    tg_bandit *b = tg_bandit_new(8, 2.0);
+    tg_bandit *b = tg_bandit_new(8, 2.0, 1.0);
     assert_non_null(b);
     int seen[8] = {0};
     for (int i = 0; i < 8; i++) /* started, none ended: still each arm once */
@@ -303,14 +303,14 @@ static void test_bandit(void **state)
         }
     tg_bandit_free(b);
     /* pulls in flight without rewards (more games than arms): all arms stay reachable */
-    b = tg_bandit_new(4, 2.0);
+    b = tg_bandit_new(4, 2.0, 1.0);
     int counts[4] = {0};
     for (int i = 0; i < 64; i++)
         counts[tg_bandit_pick(b, &rng)]++;
     for (int i = 0; i < 4; i++)
         assert_int_equal(counts[i], 16);
     tg_bandit_free(b);
-    b = tg_bandit_new(4, 0.0); /* uniform */
+    b = tg_bandit_new(4, 0.0, 1.0); /* uniform */
     memset(counts, 0, sizeof counts);
     for (int i = 0; i < 4000; i++) {
         int a = tg_bandit_pick(b, &rng);
@@ -320,12 +320,14 @@ static void test_bandit(void **state)
     for (int i = 0; i < 4; i++)
         assert_true(counts[i] > 850 && counts[i] < 1150);
     tg_bandit_free(b);
-    assert_null(tg_bandit_new(0, 1.0));
+    assert_null(tg_bandit_new(0, 1.0, 1.0));
+    assert_null(tg_bandit_new(4, 1.0, 0.0));
+    assert_null(tg_bandit_new(4, 1.0, 1.5));
 
     /* arms out of play (a basis being retired) are never picked, by UCB or uniformly; a reset arm
      * is new again and tried first */
     for (int c = 0; c <= 1; c++) {
-        b = tg_bandit_new(6, c ? 2.0 : 0.0);
+        b = tg_bandit_new(6, c ? 2.0 : 0.0, 1.0);
         for (int i = 0; i < 6; i++)
             tg_bandit_update(b, tg_bandit_pick(b, &rng), -9.0);
         tg_bandit_update(b, 2, 100.0); /* the best arm by far */
@@ -338,7 +340,7 @@ static void test_bandit(void **state)
             tg_bandit_update(b, a, -9.0);
         }
         tg_bandit_reset_arm(b, 2);
-        assert_int_equal(tg_bandit_started(b, 2), 0);
+        assert_true(tg_bandit_started(b, 2) == 0.0);
         assert_true(tg_bandit_mean(b, 2) == 0.0);
         tg_bandit_set_enabled(b, 2, 1);
         if (c) /* UCB: the new arm first */
@@ -349,6 +351,39 @@ static void test_bandit(void **state)
         assert_true(a >= 0 && a < 6);
         tg_bandit_free(b);
     }
+}
+
+/* Rewards that change over time (the network learns): 8 arms judged early at -20, while arm 6
+ * was the best (-9); then every arm but 6 turns to -8 and arm 6 to -12. Remembering
+ * everything, the early judgements stand and arm 6 keeps most games; with forgetting (0.99 per
+ * pick) the others are tried again, found better, and take over. */
+static int bandit_late_share(double discount)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 5, 4);
+    tg_bandit *b = tg_bandit_new(8, 2.0, discount);
+    assert_non_null(b);
+    for (int it = 0; it < 300; it++) {
+        int a = tg_bandit_pick(b, &rng);
+        tg_bandit_update(b, a, a == 6 ? -9.0 : -20.0);
+    }
+    int six = 0;
+    for (int it = 0; it < 1000; it++) {
+        int a = tg_bandit_pick(b, &rng);
+        tg_bandit_update(b, a, a == 6 ? -12.0 : -8.0);
+        six += it >= 500 && a == 6;
+    }
+    tg_bandit_free(b);
+    return six; /* of the last 500 picks */
+}
+
+static void test_bandit_discount(void **state)
+{
+    (void)state;
+    int keep = bandit_late_share(1.0), forget = bandit_late_share(0.99);
+    print_message("arm 6's share of the last 500 picks: %d remembering, %d forgetting\n", keep, forget);
+    assert_true(keep > 350);
+    assert_true(forget < 100);
 }
 
 /* Exploring moves sample from pi over every child, the acting rule's Q filter aside. */
@@ -387,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_transpositions_and_reuse),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_bandit),
+        cmocka_unit_test(test_bandit_discount),
         cmocka_unit_test(test_explore_sample),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
