@@ -461,34 +461,117 @@ static inline __attribute__((always_inline)) void scores_softmax(const float *q,
         p[j] *= inv;
 }
 
+/* out_i = sum_j p_ij v_j for one row: the D-wide sum runs in a local accumulator (registers when
+ * D is a constant of the call), not in the output row, which could alias v as far as the
+ * compiler knows. */
+static inline __attribute__((always_inline)) void att_weighted_sum(const float *p, const float *V, int stride, int n,
+                                                                   float *out, const int D)
+{
+    float acc[D];
+    for (int d = 0; d < D; d++)
+        acc[d] = 0;
+    for (int j = 0; j < n; j++) {
+        const float *vv = V + (size_t)j * stride;
+        float pj = p[j];
+        for (int d = 0; d < D; d++)
+            acc[d] += pj * vv[d];
+    }
+    for (int d = 0; d < D; d++)
+        out[d] = acc[d];
+}
+
+/* Forward of one (sequence, head): Q rows [Lx] and K, V rows [Ly] at stride `inner`; P [Lx, Ly]. */
+static inline __attribute__((always_inline)) void att_fwd_head(const float *Q, const float *K, const float *V, float *P,
+                                                               float *out, float *kT, int Lx, int Ly, int inner,
+                                                               int causal, const int D)
+{
+    float scale = 1.0f / sqrtf((float)D);
+    transpose_keys(K, inner, Ly, D, kT, Ly);
+    for (int i = 0; i < Lx; i++) {
+        float *p = P + (size_t)i * Ly;
+        int jn = causal ? i + 1 : Ly;
+        scores_softmax(Q + (size_t)i * inner, kT, Ly, jn, D, scale, p);
+        for (int j = jn; j < Ly; j++)
+            p[j] = 0;
+        att_weighted_sum(p, V, inner, jn, out + (size_t)i * inner, D);
+    }
+}
+
+/* Backward of one (sequence, head), given P and dOut (= da). G [Lx, Ly] holds the scores'
+ * gradients; dQ, dK, dV rows are each written once (=), their sums kept in local accumulators. */
+static inline __attribute__((always_inline)) void att_bwd_head(const float *Q, const float *K, const float *V,
+                                                               const float *P, const float *dA, float *dQ, float *dK,
+                                                               float *dV, float *vT, float *G, int Lx, int Ly,
+                                                               int inner, int causal, const int D)
+{
+    float scale = 1.0f / sqrtf((float)D);
+    transpose_keys(V, inner, Ly, D, vT, Ly);
+    for (int i = 0; i < Lx; i++) {
+        const float *p = P + (size_t)i * Ly, *da = dA + (size_t)i * inner;
+        float *g = G + (size_t)i * Ly;
+        int jn = causal ? i + 1 : Ly;
+        for (int j = 0; j < Ly; j++) /* masked keys keep g = 0 */
+            g[j] = 0;
+        for (int d = 0; d < D; d++) { /* g_j = da . v_j */
+            float gd = da[d];
+            const float *vr = vT + (size_t)d * Ly;
+            for (int j = 0; j < jn; j++)
+                g[j] += gd * vr[j];
+        }
+        float dot = 0;
+        for (int j = 0; j < jn; j++)
+            dot += p[j] * g[j];
+        for (int j = 0; j < jn; j++)
+            g[j] = p[j] * (g[j] - dot) * scale;
+        att_weighted_sum(g, K, inner, jn, dQ + (size_t)i * inner, D);
+    }
+    for (int j = 0; j < Ly; j++) { /* dk_j = sum_i g_ij q_i, dv_j = sum_i p_ij da_i */
+        float ak[D], av[D];
+        for (int d = 0; d < D; d++)
+            ak[d] = av[d] = 0;
+        for (int i = causal ? j : 0; i < Lx; i++) { /* causal: g_ij = p_ij = 0 for i < j */
+            float gij = G[(size_t)i * Ly + j], pij = P[(size_t)i * Ly + j];
+            const float *q = Q + (size_t)i * inner, *da = dA + (size_t)i * inner;
+            for (int d = 0; d < D; d++) {
+                ak[d] += gij * q[d];
+                av[d] += pij * da[d];
+            }
+        }
+        for (int d = 0; d < D; d++) {
+            dK[(size_t)j * inner + d] = ak[d];
+            dV[(size_t)j * inner + d] = av[d];
+        }
+    }
+}
+
+/* The usual head widths as constants, so the compiler unrolls the D-wide loops. */
+#define ATT_WITH_D(D, call)                                                                                            \
+    do {                                                                                                               \
+        if ((D) == 16)                                                                                                 \
+            call(16);                                                                                                  \
+        else if ((D) == 32)                                                                                            \
+            call(32);                                                                                                  \
+        else if ((D) == 64)                                                                                            \
+            call(64);                                                                                                  \
+        else                                                                                                           \
+            call(D);                                                                                                   \
+    } while (0)
+
 TG_HOT static void att_fwd_seq(void *vctx, int lo, int hi, int tid)
 {
     att_ctx *k = vctx;
     const tg_block_off *bo = k->bo;
     blk_act *A = k->A;
     int H = bo->heads, D = bo->head_dim, inner = H * D, Lx = A->Lx, Ly = A->Ly;
-    float scale = 1.0f / sqrtf((float)D);
     float *kT = k->c->tscr + (size_t)tid * k->c->tscr_n; /* [D, Ly] */
     for (int n = lo; n < hi; n++)
         for (int h = 0; h < H; h++) {
-            transpose_keys(A->k + (size_t)n * Ly * inner + h * D, inner, Ly, D, kT, Ly);
-            for (int i = 0; i < Lx; i++) {
-                const float *q = A->q + ((size_t)n * Lx + i) * inner + h * D;
-                float *p = A->p + (((size_t)n * H + h) * Lx + i) * Ly;
-                int jn = bo->causal ? i + 1 : Ly;
-                scores_softmax(q, kT, Ly, jn, D, scale, p);
-                for (int j = jn; j < Ly; j++)
-                    p[j] = 0;
-                float *a = A->a + ((size_t)n * Lx + i) * inner + h * D;
-                for (int d = 0; d < D; d++)
-                    a[d] = 0;
-                for (int j = 0; j < jn; j++) {
-                    const float *vv = A->v + ((size_t)n * Ly + j) * inner + h * D;
-                    float pj = p[j];
-                    for (int d = 0; d < D; d++)
-                        a[d] += pj * vv[d];
-                }
-            }
+            size_t x0 = (size_t)n * Lx * inner + h * D, y0 = (size_t)n * Ly * inner + h * D;
+#define ATT_FWD(DD)                                                                                                    \
+    att_fwd_head(A->q + x0, A->k + y0, A->v + y0, A->p + ((size_t)n * H + h) * Lx * Ly, A->a + x0, kT, Lx, Ly, inner, \
+                 bo->causal, DD)
+            ATT_WITH_D(D, ATT_FWD);
+#undef ATT_FWD
         }
 }
 
@@ -498,48 +581,17 @@ TG_HOT static void att_bwd_seq(void *vctx, int lo, int hi, int tid)
     const tg_block_off *bo = k->bo;
     blk_act *A = k->A;
     int H = bo->heads, D = bo->head_dim, inner = H * D, Lx = A->Lx, Ly = A->Ly;
-    float scale = 1.0f / sqrtf((float)D);
     float *vT = k->c->tscr + (size_t)tid * k->c->tscr_n; /* [D, Ly] */
-    float *ds = vT + (size_t)D * Ly;                    /* [Ly] */
-    for (int n = lo; n < hi; n++) {
-        memset(k->dk + (size_t)n * Ly * inner, 0, (size_t)Ly * inner * sizeof(float));
-        memset(k->dv + (size_t)n * Ly * inner, 0, (size_t)Ly * inner * sizeof(float));
+    float *G = vT + (size_t)D * Ly;                     /* [Lx, Ly] */
+    for (int n = lo; n < hi; n++)
         for (int h = 0; h < H; h++) {
-            transpose_keys(A->v + (size_t)n * Ly * inner + h * D, inner, Ly, D, vT, Ly);
-            for (int i = 0; i < Lx; i++) {
-                const float *p = A->p + (((size_t)n * H + h) * Lx + i) * Ly;
-                const float *da = k->da + ((size_t)n * Lx + i) * inner + h * D;
-                const float *q = A->q + ((size_t)n * Lx + i) * inner + h * D;
-                float *dq = k->dq + ((size_t)n * Lx + i) * inner + h * D;
-                int jn = bo->causal ? i + 1 : Ly;
-                /* ds_j = da . v_j */
-                for (int j = 0; j < jn; j++)
-                    ds[j] = 0;
-                for (int d = 0; d < D; d++) {
-                    float g = da[d];
-                    const float *vr = vT + (size_t)d * Ly;
-                    for (int j = 0; j < jn; j++)
-                        ds[j] += g * vr[j];
-                }
-                float dot = 0;
-                for (int j = 0; j < jn; j++)
-                    dot += p[j] * ds[j];
-                for (int d = 0; d < D; d++)
-                    dq[d] = 0;
-                for (int j = 0; j < jn; j++) {
-                    float pj = p[j], g = pj * (ds[j] - dot) * scale;
-                    const float *kk = A->k + ((size_t)n * Ly + j) * inner + h * D;
-                    float *dkk = k->dk + ((size_t)n * Ly + j) * inner + h * D;
-                    float *dvv = k->dv + ((size_t)n * Ly + j) * inner + h * D;
-                    for (int d = 0; d < D; d++) {
-                        dq[d] += g * kk[d];
-                        dkk[d] += g * q[d];
-                        dvv[d] += pj * da[d];
-                    }
-                }
-            }
+            size_t x0 = (size_t)n * Lx * inner + h * D, y0 = (size_t)n * Ly * inner + h * D;
+#define ATT_BWD(DD)                                                                                                    \
+    att_bwd_head(A->q + x0, A->k + y0, A->v + y0, A->p + ((size_t)n * H + h) * Lx * Ly, k->da + x0, k->dq + x0,       \
+                 k->dk + y0, k->dv + y0, vT, G, Lx, Ly, inner, bo->causal, DD)
+            ATT_WITH_D(D, ATT_BWD);
+#undef ATT_BWD
         }
-    }
 }
 
 /* ---------------------------------------------------------------- one attention block */
@@ -864,14 +916,15 @@ static size_t layout_base(cpu *c, float *base)
         blk_act_take(&a, &c->tact_inf, &c->lay->torso[0], B * S, 2 * S, 2 * S);
     c->tout = take(&a, Mt * C);
     size_t wmax = (size_t)(C > P ? C : P);
-    /* per-thread scratch: transposed keys [head_dim, keys] + a row of scores, a row of logits,
-     * or LayerNorm partials [2 width] */
+    /* per-thread scratch: transposed keys [head_dim, keys] + scores [rows, keys], a row of
+     * logits, or LayerNorm partials [2 width] */
     size_t keys = (size_t)(Ly > 2 * S ? Ly : 2 * S), hd = (size_t)f->head_dim;
     if (keys < (size_t)L)
         keys = (size_t)L;
     if (hd < (size_t)f->p_feat)
         hd = (size_t)f->p_feat;
-    size_t ts = (hd + 2) * keys;
+    size_t lx = (size_t)(2 * S > L ? 2 * S : L); /* attention backward: [head_dim + Lx, keys] */
+    size_t ts = (hd + 2 + lx) * keys;
     if (ts < (size_t)CROSS_ROWS * Ly)
         ts = (size_t)CROSS_ROWS * Ly;
     if (ts < (size_t)c->NL)
@@ -1253,15 +1306,9 @@ TG_HOT static void dec_self_rows(void *vctx, int lo, int hi, int tid)
         for (int h = 0; h < H; h++) {
             transpose_keys(Kb + h * D, P, nk, D, kT, L);
             scores_softmax(k->q + (size_t)r * P + h * D, kT, L, nk, D, scale, p);
-            float *a = k->a + (size_t)r * P + h * D;
-            for (int d = 0; d < D; d++)
-                a[d] = 0;
-            for (int j = 0; j < nk; j++) {
-                const float *vv = Vb + (size_t)j * P + h * D;
-                float pj = p[j];
-                for (int d = 0; d < D; d++)
-                    a[d] += pj * vv[d];
-            }
+#define DEC_SUM(DD) att_weighted_sum(p, Vb + h * D, P, nk, k->a + (size_t)r * P + h * D, DD)
+            ATT_WITH_D(D, DEC_SUM);
+#undef DEC_SUM
         }
     }
 }

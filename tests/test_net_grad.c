@@ -1,6 +1,7 @@
 /* Backward pass against central finite differences on tiny configs: a few entries of every
  * parameter tensor (so every group: torso, policy self/cross blocks, embedding, positions,
- * value head) and configs other than the golden one (odd S, n_steps, several layers). */
+ * value head) and configs other than the golden one (odd S, n_steps, several layers, the head
+ * widths the attention unrolls). */
 #include "tests/test_util.h"
 
 #include <math.h>
@@ -148,6 +149,18 @@ static void test_grad_other_shapes(void **state)
     check_config(&cfg, 2, 3, 2);
 }
 
+static void test_grad_wide_heads(void **state)
+{
+    (void)state;
+    /* head widths 16 (torso) and 32 (policy): the attention's unrolled paths (the others above
+     * run its general one) */
+    tg_net_config cfg = {.S = 2, .T = 2, .n_scalars = 1, .c = 16, .layers = 1, .heads = 2,
+                         .head_dim = 16, .widen = 2, .n_steps = 3, .n_logits = 5, .p_feat = 32,
+                         .p_heads = 1, .p_layers = 1, .v_hidden = 8, .v_layers = 1,
+                         .quantiles = 3};
+    check_config(&cfg, 2, 3, 3);
+}
+
 /* The thread pool's chunking (GEMM rows, LayerNorm partial sums, attention by sequence) gives
  * the single-threaded results: 3 threads over batch sizes that do not divide evenly. */
 static void test_threads_agree(void **state)
@@ -199,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_grad_tiny),
         cmocka_unit_test(test_grad_other_shapes),
+        cmocka_unit_test(test_grad_wide_heads),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
