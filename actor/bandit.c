@@ -13,13 +13,13 @@ struct tg_bandit {
     double *started; /* [n] pulls chosen (discounted count); exactly 0 for an untried arm */
     char *off;       /* [n] out of play */
     int n_off;
-    double total;
 };
 
 tg_bandit *tg_bandit_new(int n, double c, double discount)
 {
-    tg_bandit *b = calloc(1, sizeof *b);
-    if (n < 1 || !(discount > 0 && discount <= 1) || !b)
+    int bad = n < 1 || !(discount > 0 && discount <= 1);
+    tg_bandit *b = bad ? NULL : calloc(1, sizeof *b);
+    if (!b)
         goto fail;
     b->n = n;
     b->c = c;
@@ -33,7 +33,7 @@ tg_bandit *tg_bandit_new(int n, double c, double discount)
     return b;
 fail:
     tg_bandit_free(b);
-    if (n < 1 || !(discount > 0 && discount <= 1))
+    if (bad)
         tg_fail("bandit: %d arms, discount %g (want >= 1 arm, discount in (0, 1])", n, discount);
     else
         tg_fail("out of memory for a bandit of %d arms", n);
@@ -62,7 +62,6 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
             b->ended[i] *= b->discount;
             b->started[i] *= b->discount;
         }
-        b->total *= b->discount;
     }
     int skip = b->n_off < b->n; /* with every arm out of play, pick among all */
     int best = (int)tg_rng_below(rng, (uint32_t)b->n);
@@ -76,10 +75,13 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
     }
     if (b->c > 0) {
         int off = best;
-        double top = -INFINITY, best_s = -INFINITY, lg = log((double)b->total + 1.0);
-        for (int i = 0; i < b->n; i++)
+        double top = -INFINITY, best_s = -INFINITY, total = 0;
+        for (int i = 0; i < b->n; i++) {
+            total += b->started[i];
             if (b->ended[i] > 0 && !(skip && b->off[i]) && b->sum[i] / b->ended[i] > top)
                 top = b->sum[i] / b->ended[i];
+        }
+        double lg = log(total + 1.0);
         if (top == -INFINITY)
             top = 0.0;
         for (int j = 0; j < b->n; j++) {
@@ -99,7 +101,6 @@ int tg_bandit_pick(tg_bandit *b, tg_rng *rng)
         }
     }
     b->started[best]++;
-    b->total++;
     return best;
 }
 
@@ -115,9 +116,6 @@ void tg_bandit_set_enabled(tg_bandit *b, int arm, int enabled)
 void tg_bandit_reset_arm(tg_bandit *b, int arm)
 {
     TG_ASSERT(arm >= 0 && arm < b->n);
-    b->total -= b->started[arm];
-    if (b->total < 0)
-        b->total = 0;
     b->sum[arm] = 0;
     b->ended[arm] = b->started[arm] = 0;
 }
