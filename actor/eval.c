@@ -186,7 +186,7 @@ typedef struct remote_eval {
     double last_warn;
     int bad_in_row;  /* invalid answers since the last valid one */
     void *mon;       /* connection events: re-issue at once after a reconnection */
-    int dropped;     /* disconnections not yet followed by a connection */
+    int down;        /* a disconnection not yet followed by a connection */
     char last_bad[512];
 } remote_eval;
 
@@ -292,7 +292,7 @@ static int remote_poll(tg_evaluator *ev, int timeout_ms, tg_eval_batch **out)
     double deadline = tg_now() + timeout_ms / 1000.0;
     for (;;) {
         double now = tg_now();
-        if (tg_zmon_connected(r->mon, &r->dropped) > 0 && r->dropped > 0) {
+        if (tg_zmon_reconnected(r->mon, &r->down) > 0) {
             /* a service came back after a disconnection: what was sent before may be lost */
             int n = 0;
             for (int i = 0; i < r->n; i++)
@@ -301,7 +301,6 @@ static int remote_poll(tg_evaluator *ev, int timeout_ms, tg_eval_batch **out)
                     n++;
                 }
             ev->reissued += (uint64_t)n;
-            r->dropped = 0;
             if (n)
                 tg_info("inference reconnected: re-issuing %d request%s", n, n > 1 ? "s" : "");
         }

@@ -25,7 +25,7 @@ typedef struct unacked {
 typedef struct channel {
     void *sock;
     void *mon;       /* connection events: resend at once after a reconnection */
-    int disconnects; /* disconnections not yet followed by a connection */
+    int down;        /* a disconnection not yet followed by a connection */
     const char *what;
     unacked *q; /* oldest first */
     int n, cap;
@@ -147,7 +147,7 @@ static void channel_ack(channel *ch, uint64_t seq)
 static int channel_poll(channel *ch, double timeout, int wait_ms)
 {
     double now = tg_now();
-    if (tg_zmon_connected(ch->mon, &ch->disconnects) > 0 && ch->disconnects > 0) {
+    if (tg_zmon_reconnected(ch->mon, &ch->down) > 0) {
         /* the server came back (restarted?): what it has not acknowledged may be lost */
         int n = 0;
         for (int i = 0; i < ch->n; i++)
@@ -156,7 +156,6 @@ static int channel_poll(channel *ch, double timeout, int wait_ms)
                 n++;
             }
         ch->resent += (uint64_t)n;
-        ch->disconnects = 0;
         if (n)
             tg_info("replay reconnected: sending %d unacknowledged %s%s again", n, ch->what, n > 1 ? "s" : "");
     }

@@ -35,7 +35,7 @@ void *tg_zmon_new(void *sock)
     return mon;
 }
 
-int tg_zmon_connected(void *mon, int *dropped)
+int tg_zmon_reconnected(void *mon, int *down)
 {
     int n = 0;
     if (!mon)
@@ -62,10 +62,12 @@ int tg_zmon_connected(void *mon, int *dropped)
             more = zmq_msg_more(&m);
             zmq_msg_close(&m);
         }
-        if (ev == ZMQ_EVENT_CONNECTED)
+        if (ev == ZMQ_EVENT_CONNECTED && *down) {
             n++;
-        else if (ev == ZMQ_EVENT_DISCONNECTED && dropped)
-            (*dropped)++;
+            *down = 0;
+        } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+            *down = 1;
+        }
     }
 }
 

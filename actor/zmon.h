@@ -6,9 +6,11 @@
 /* Starts monitoring sock's connections (call before zmq_connect, so the first one is seen).
  * Returns the monitor, or NULL with a message. */
 void *tg_zmon_new(void *sock);
-/* Drains pending events without blocking; returns how many connections were (re-)established
- * since the last call, and adds the disconnections to *dropped when non-NULL. */
-int tg_zmon_connected(void *mon, int *dropped);
+/* Drains pending events without blocking, in order; returns how many connections were
+ * established after a disconnection (re-connections). *down carries, from call to call, whether a
+ * disconnection is still waiting for its connection: the first connection and a disconnection
+ * drained in one call are not a re-connection (what is sent next may still be lost). */
+int tg_zmon_reconnected(void *mon, int *down);
 void tg_zmon_free(void *mon);
 
 #endif
