@@ -361,12 +361,18 @@ static void paths_agree(const tg_net_config *cfg)
                   "forward %.6f (%.2e) older fused kernels %.6f (%.2e)\n", c.head_dim, c.p_feat,
                   l1.total, l2.total, rel(g2, g1, np), l3.total, rel(g3, g1, np), l4.total,
                   rel(g4, g1, np));
+    /* The batched-GEMM and tensor-core paths round the probabilities and dS to bf16 before their
+     * products (as cuDNN and flash-attention do); the older fused kernels keep them in fp32. Each is
+     * within 3e-2 of an fp64 reference kernel by kernel (test_cuda_kernels), but through the whole
+     * network two paths of different rounding differ by up to ~4e-2 in the gradients (H100,
+     * 2026-12-05: 2.6e-2 at head width 16, 4.3e-2 at 32 where the default is the tensor-core path),
+     * so those pairs get the golden test's bf16 gradient tolerance; a broken path is off by O(1). */
     assert_true(fabs(l1.total - l2.total) < 1e-2 * fabs(l1.total));
-    assert_true(rel(g2, g1, np) < 3e-2);
+    assert_true(rel(g2, g1, np) < 6e-2);
     assert_true(fabs(l1.total - l3.total) < 1e-2 * fabs(l1.total));
     assert_true(rel(g3, g1, np) < 3e-2);
     assert_true(fabs(l1.total - l4.total) < 1e-2 * fabs(l1.total));
-    assert_true(rel(g4, g1, np) < 3e-2);
+    assert_true(rel(g4, g1, np) < 6e-2);
     /* greedy decoding through either attention gives the same tokens for most positions */
     int L = c.n_steps;
     int32_t *t1 = malloc(8 * L * 4), *t2 = malloc(8 * L * 4);

@@ -420,7 +420,9 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
     long nq = (long)N * Lx * H * D, nk = (long)(N / kv_div) * Ly * H * D;
     tbuf t;
     size_t sc = tgc_attn_gemm_scratch(&s);
-    if (tb_open(&t, (size_t)(nq * 3 + nk * 4) * 2 + (size_t)N * H * Lx * Ly * 2 +
+    /* Q, O, dO, dQ and K, V, dK, dV in bf16; P; lse and delta in fp32; the GEMM path's scratch;
+     * 256-byte alignment of each piece */
+    if (tb_open(&t, (size_t)(nq * 4 + nk * 4) * 2 + (size_t)N * H * Lx * Ly * 2 +
                         (size_t)N * H * Lx * 8 + sc + 65536))
         return -1;
     int rc = 0;
