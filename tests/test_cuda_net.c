@@ -345,9 +345,13 @@ static void paths_agree(const tg_net_config *cfg)
         setenv("TG_CUDA_ATTN_MMA", keep, 1);
     else
         unsetenv("TG_CUDA_ATTN_MMA");
+    setenv("TG_CUDA_STAGE_FUSE", "0", 1); /* a scatter and a gather between torso stages */
+    tg_net *sg = tg_net_new(&c, "cuda", 8, 0, 3);
+    unsetenv("TG_CUDA_STAGE_FUSE");
     assert_non_null(w);
     assert_non_null(g);
     assert_non_null(o);
+    assert_non_null(sg);
     if (!d)
         fail_msg("cudnn attention: %s", tg_errmsg());
     size_t np = tg_net_n_params(w);
@@ -357,6 +361,16 @@ static void paths_agree(const tg_net_config *cfg)
     assert_int_equal(tg_net_loss_grad(g, &bv, &l2, g2), 0);
     assert_int_equal(tg_net_loss_grad(d, &bv, &l3, g3), 0);
     assert_int_equal(tg_net_loss_grad(o, &bv, &l4, g4), 0);
+    /* the stage copies are exact: only the GEMM tuner's choices may differ between the two nets */
+    float *g5 = malloc(np * 4);
+    tg_losses l5;
+    assert_int_equal(tg_net_loss_grad(sg, &bv, &l5, g5), 0);
+    print_message("stage copies: one transition %.6f, scatter and gather %.6f (gradients %.2e)\n",
+                  l1.total, l5.total, rel(g5, g1, np));
+    assert_true(fabs(l1.total - l5.total) < 1e-3 * fabs(l1.total));
+    assert_true(rel(g5, g1, np) < 3e-2);
+    free(g5);
+    tg_net_free(sg);
     print_message("head width %d/%d: default %.6f batched-GEMM %.6f (gradients %.2e) cuDNN "
                   "forward %.6f (%.2e) older fused kernels %.6f (%.2e)\n", c.head_dim, c.p_feat,
                   l1.total, l2.total, rel(g2, g1, np), l3.total, rel(g3, g1, np), l4.total,
