@@ -228,6 +228,13 @@ supervise_once() {
             wait "$w" 2>/dev/null || true
             local code
             code=$(cat "$RUN_DIR/status/$n.exit" 2>/dev/null || echo "?")
+            if [ "$n" = learner ] && [ "$code" = 0 ]; then
+                # a clean exit: its own run.budget_s or train.max_steps ended it, so the run is over
+                LEARNER_DONE=1
+                PID[$n]=0
+                WRAP[$n]=0
+                continue
+            fi
             case "$code" in
             137) code="$code, killed" ;;
             143) code="$code, terminated" ;;
@@ -307,8 +314,13 @@ done
 T0=$SECONDS
 LAST_PROGRESS=-1000
 REACHED=0
+LEARNER_DONE=0
 while :; do
     supervise_once
+    if [ "$LEARNER_DONE" = 1 ]; then
+        say "the learner finished (its run.budget_s or train.max_steps)"
+        break
+    fi
     elapsed=$((SECONDS - T0))
     if [ $((SECONDS - LAST_PROGRESS)) -ge "$PROGRESS_EVERY" ]; then
         LAST_PROGRESS=$SECONDS

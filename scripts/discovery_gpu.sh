@@ -2,16 +2,21 @@
 # GPU discovery (issue 8): on a one-GPU machine, deploy/run_cluster.sh with each CONFIG in turn
 # (learner on the GPU, ACTORS actors), each stopping at its target rank or when the time left to
 # the deadline is used up; a later config runs only if at least --min-run seconds remain. Prints,
-# per run, the time of every new best rank (seconds since the replay server started), the
+# per run, the time of every new best rank (seconds of the run's own time), the
 # learner's steps and samples/s, games and games/s, and the best algorithm found; the runs' logs
 # and results go to OUT (default $OUT, as the device tool sets it) as one tarball.
 #
 # usage: scripts/discovery_gpu.sh [--deadline S] [--min-run S] [--actors N] [--backend B]
-#            [--max-run S] [--bin DIR] [--dir DIR] [--libs TARBALL] "CONFIG [key=value ...]" ...
+#            [--max-run S] [--bin DIR] [--dir DIR] [--libs TARBALL] [--resume]
+#            "CONFIG [key=value ...]" ...
 #   --deadline S   every run ends within S seconds of this script's start (default 470)
 #   --max-run S    no run longer than S seconds (default: no cap but the deadline)
 #   --libs FILE    a tarball of runtime libraries (a folder of .so files) the machine lacks,
 #                  unpacked to /tmp and put on the loader path of the project's binaries only
+#   --resume       continue the runs of an earlier call on the same (still warm) machine: a run
+#                  directory that exists (DIR/<config>-<index>) is resumed from its checkpoint and
+#                  replay file instead of started afresh, so one run can span several calls of at
+#                  most 10 minutes each; times of best ranks leave out the time between calls
 # e.g. scripts/discovery_gpu.sh --libs .tgdisc/libs.tar.xz deploy/configs/gpu-2x2x3.yaml \
 #          deploy/configs/gpu-2x3x3.yaml
 set -uo pipefail
@@ -24,6 +29,7 @@ BACKEND=""
 BIN=$ROOT/bin
 DIR=${TMPDIR:-/tmp}/tg-gpu-discovery
 LIBS=""
+RESUME=0
 OUTD=${OUT:-${TMPDIR:-/tmp}/tg-gpu-out}
 CONFIGS=()
 while [ $# -gt 0 ]; do
@@ -36,7 +42,8 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$(cd "$2" && pwd); shift 2 ;;
     --dir) DIR=$2; shift 2 ;;
     --libs) LIBS=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --resume) RESUME=1; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "discovery_gpu: unknown option $1" >&2; exit 2 ;;
     *) CONFIGS+=("$1"); shift ;;
     esac
@@ -91,12 +98,18 @@ for spec in "${CONFIGS[@]}"; do
     fi
     name=$(basename "$cfg" .yaml)-$i
     rd=$DIR/$name
-    rm -rf "$rd"
-    say "run $name: $cfg ${ovr[*]:-} budget ${left}s"
+    how="run"
+    if [ "$RESUME" = 1 ] && [ -e "$rd/checkpoints/latest" ]; then
+        how="resume"
+    else
+        rm -rf "$rd"
+    fi
+    say "$how $name: $cfg ${ovr[*]:-} budget ${left}s"
     args=(--config "$cfg" --run-dir "$rd" --budget "$left" --actors "$ACTORS" --quiet)
     [ -z "$BACKEND" ] || args+=(--backend "$BACKEND")
     mkdir -p "$rd"
-    snapshots "$rd" &
+    # (not on our stdout: its sleep would hold a reader's pipe open up to a minute after we exit)
+    snapshots "$rd" >/dev/null 2>&1 &
     snap=$!
     # GEMM plans per exact shape: inference batches come in many sizes, and timing candidates for
     # every new one would cost more than the few percent it gains
@@ -119,7 +132,7 @@ for r in "${RUNS[@]}"; do
     echo "-- last status while running:"
     awk '/^=== /{b=""} {b=b $0 "\n"} END{printf "%s", b}' "$rd/snapshots.txt" 2>/dev/null |
         grep -E "^===|step|inference|games|%"
-    echo "-- best ranks (s since replay start):"
+    echo "-- best ranks (s of the run's own time, calls resumed included):"
     best_ranks "$rd" 2>&1 | sed 's/^/   /'
     best=$(tg status "$rd" --results 2>/dev/null | head -60)
     echo "$best"

@@ -3,7 +3,8 @@
 # half: games flow into the replay server, weight versions advance, a checkpoint is written. Mid
 # run an actor, the learner and the replay server are each killed with SIGKILL; the supervisor
 # restarts them and the run recovers: acknowledged games are still there after the replay
-# server's restart, and the learner resumes from its checkpoint.
+# server's restart, and the learner resumes from its checkpoint. Then the run directory is
+# started again (resumed) with a step limit: the learner's clean exit ends the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TG_BIN:-$ROOT/bin}
@@ -89,4 +90,17 @@ kill -TERM "$CPID"
 wait "$CPID" || true
 CPID=
 grep -q "run directory" "$T/cluster.out" || fail "run_cluster.sh did not report the run directory"
+
+# the same run directory again (resumed), with a step limit the learner reaches: its clean exit
+# ends the run (no restart), well before the budget
+steps=$(learner_field 'd["step"]')
+limit=$((steps + 30))
+timeout 120 "$ROOT/deploy/run_cluster.sh" --run-dir "$RUN" --budget 100 --actors 1 --backend cpu \
+    --no-stop train.max_steps=$limit >"$T/cluster2.out" 2>&1 || fail "resumed run: exit status $?"
+grep -q "resuming the run" "$T/cluster2.out" || fail "the run directory was not resumed"
+grep -q "the learner finished" "$T/cluster2.out" || fail "the learner's clean exit did not end the run"
+! grep -q "learner exited" "$T/cluster2.out" || fail "a learner that finished was restarted"
+final=$(learner_field 'd["step"]')
+[ "$final" -ge "$limit" ] || fail "learner stopped at step $final, before its limit $limit"
+echo "resumed at step $steps; the learner finished at step $final and the run ended by itself"
 echo "PASS t_cluster_local"
