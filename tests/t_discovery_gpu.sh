@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# scripts/discovery_gpu.sh as a device call runs it, here on the CPU backend with a tiny run: a
+# first call starts the run and leaves its logs, status and results in OUT's tarball; a second
+# call with --resume continues the same run from its checkpoint (learner steps go on, the
+# replay's games stay) instead of starting afresh.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${TG_BIN:-$ROOT/bin}
+T=$(mktemp -d /tmp/tg-dgpu.XXXXXX)
+cleanup() { pkill -KILL -f "config $T/runs/" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT
+fail() { echo "FAIL t_discovery_gpu: $*"; tail -30 "$T"/call*.out; exit 1; }
+SPEC="$ROOT/deploy/configs/strassen-2x2x2.yaml replay.demos_size=2000 replay.min_size=0 \
+actor.games=4 actor.simulations=10 actor.eval_batch=4 train.batch=16 train.checkpoint_every=10 \
+train.publish_every=2"
+call() { # n, extra options
+    local n=$1; shift
+    mkdir -p "$T/out$n"
+    OUT=$T/out$n timeout 120 "$ROOT/scripts/discovery_gpu.sh" "$@" --deadline 45 --min-run 10 \
+        --actors 1 --backend cpu --bin "$BIN" --dir "$T/runs" "$SPEC" >"$T/call$n.out" 2>&1 ||
+        fail "call $n: exit status $?"
+}
+step() { /usr/bin/python3 -c "import json; print(json.load(open('$T/runs/strassen-2x2x2-0/status/tg-learner.json'))['step'])"; }
+
+call 1
+grep -q "run strassen-2x2x2-0" "$T/call1.out" || fail "call 1 did not start the run"
+grep -q -- "-- best ranks" "$T/call1.out" || fail "call 1: no summary"
+tar tzf "$T/out1/runs.tar.gz" >"$T/list1" || fail "call 1: no tarball"
+grep -q "strassen-2x2x2-0/logs/replay.out" "$T/list1" || fail "call 1: no logs in the tarball"
+! grep -q "checkpoints/" "$T/list1" || fail "call 1: checkpoints in the tarball"
+s1=$(step)
+[ "$s1" -gt 0 ] || fail "call 1: the learner made no step"
+
+call 2 --resume
+grep -q "resume strassen-2x2x2-0" "$T/call2.out" || fail "call 2 did not resume the run"
+grep -q "resuming the run" "$T/call2.out" || fail "call 2: run_cluster.sh did not resume"
+s2=$(step)
+[ "$s2" -gt "$s1" ] || fail "call 2: learner step $s2, not past call 1's $s1"
+grep -q "resumed from .*step-" "$T/runs/strassen-2x2x2-0/logs/learner.out" || fail "the learner did not load its checkpoint"
+echo "call 1: learner step $s1; call 2 (--resume): step $s2"
+echo "PASS t_discovery_gpu"
