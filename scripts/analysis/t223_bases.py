@@ -11,8 +11,11 @@ sign flips and swaps, entries of M and M^-1 in {-1,0,1}); modes of equal size sh
 
 usage: scripts/analysis/t223_bases.py [--pkl /tmp/t222_family.pkl] [--bases 1000]
 This is a one-off analysis tool: nothing here is an input of any run."""
-import argparse, itertools, pickle
+import argparse, itertools, os, pickle, sys
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basis_walk  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--pkl", default="/tmp/t222_family.pkl")
@@ -86,21 +89,7 @@ print("rank-11 family: %d column splits x %d Strassen blocks x %d..%d T(2,2,1) f
       (p, len(decs), min(len(r) for _, r in parts), max(len(r) for _, r in parts)))
 
 rng = np.random.default_rng(1)
-def walk(nn):
-    M, Mi = np.eye(nn, dtype=int), np.eye(nn, dtype=int)
-    for _ in range(4 * nn + 8):
-        i = rng.integers(nn); j = rng.integers(nn - 1); j += j >= i
-        kind = rng.integers(8)
-        if kind == 0:
-            M[i] *= -1; Mi[:, i] *= -1; continue
-        if kind == 1:
-            M[[i, j]] = M[[j, i]]; Mi[:, [i, j]] = Mi[:, [j, i]]; continue
-        s = rng.choice([-1, 1])
-        M2, Mi2 = M.copy(), Mi.copy()
-        M2[i] += s * M[j]; Mi2[:, j] -= s * Mi[:, i]
-        if abs(M2).max() <= 1 and abs(Mi2).max() <= 1:
-            M, Mi = M2, Mi2
-    return M
+walk = lambda nn: basis_walk.walk(rng, nn)
 
 def tr(F, Am, Bm):
     return np.concatenate([F[:, :A_] @ Am.T, F[:, A_:A_ + B_] @ Bm.T, F[:, A_ + B_:] @ Bm.T], axis=1)
