@@ -229,7 +229,8 @@ supervise_once() {
             local code
             code=$(cat "$RUN_DIR/status/$n.exit" 2>/dev/null || echo "?")
             if [ "$n" = learner ] && [ "$code" = 0 ]; then
-                # a clean exit: its own run.budget_s or train.max_steps ended it, so the run is over
+                # a clean exit (run.budget_s, train.max_steps or a stop request such as SIGTERM):
+                # the learner was told to stop, not crashed, so the run is over
                 LEARNER_DONE=1
                 PID[$n]=0
                 WRAP[$n]=0
@@ -318,7 +319,7 @@ LEARNER_DONE=0
 while :; do
     supervise_once
     if [ "$LEARNER_DONE" = 1 ]; then
-        say "the learner finished (its run.budget_s or train.max_steps)"
+        say "the learner finished (exit status 0: run.budget_s, train.max_steps or a stop request)"
         break
     fi
     elapsed=$((SECONDS - T0))

@@ -91,12 +91,13 @@ def bases():
     return [by.setdefault(k, basis_walk.walk(rng, k)) for k in (A_, B_, C_)]
 
 
-def nnz_in_f(F, Ms, lim=1):
+def nnz_in_f(Fs, Ms, lim=1):
+    """per factorization of Fs [count, R, n m + m p + p n] moved into the basis Ms: its non-zeros,
+    or 1 << 30 where an entry leaves F"""
     Am, Bm, Cm = Ms
-    X = np.concatenate([F[..., :A_] @ Am.T, F[..., A_:A_ + B_] @ Bm.T, F[..., A_ + B_:] @ Cm.T], axis=-1)
-    ok = (abs(X) <= lim).reshape(X.shape[0], -1).all(axis=1) if X.ndim == 3 else np.array([abs(X).max() <= lim])
-    nz = (X != 0).reshape(X.shape[0], -1).sum(axis=1) if X.ndim == 3 else np.array([(X != 0).sum()])
-    return np.where(ok, nz, 1 << 30)
+    X = np.concatenate([Fs[..., :A_] @ Am.T, Fs[..., A_:A_ + B_] @ Bm.T, Fs[..., A_ + B_:] @ Cm.T], axis=-1)
+    X = X.reshape(len(Fs), -1)
+    return np.where((abs(X) <= lim).all(axis=1), (X != 0).sum(axis=1), 1 << 30)
 
 
 eye = [np.eye(k, dtype=int) for k in (A_, B_, C_)]
@@ -106,7 +107,7 @@ sparser = naive_in_f = fam_in_f = 0
 margins = []
 for _ in range(args.bases):
     Ms = bases()
-    nn = int(nnz_in_f(naive, Ms, args.max_coeff)[0])
+    nn = int(nnz_in_f(naive[None], Ms, args.max_coeff)[0])
     naive_in_f += nn < (1 << 30)
     best = int(nnz_in_f(fam, Ms, args.max_coeff).min())
     sparser += best < nn
