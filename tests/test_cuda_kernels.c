@@ -81,16 +81,20 @@ static void test_layernorm(void **state)
 {
     (void)state;
     SKIP_NO_GPU();
-    /* widths of 128..512 take the float4 kernels (the torso's), the others the per-warp ones;
-     * odd shapes accumulate into dx and write its bf16 copy, as the network does; the backward's
-     * grid is what fits on the device, each warp taking every (grid size)-th row */
+    /* widths of 128..512 take the float4 kernels (the torso's), the others up to 2048 the
+     * register-row ones, wider the per-warp one; odd shapes accumulate into dx and write its bf16
+     * copy, as the network does; the backward's grid is what fits on the device, each warp taking
+     * every (grid size)-th row. Every shape runs with an fp32 dy and with a bf16 one (as the
+     * network's data-gradient GEMMs write it), the reference on the bf16-rounded values. */
     int shapes[][2] = {{1, 7},    {37, 32},  {300, 512}, {64, 2048}, {5, 33},
                        {3, 2500}, {700, 256}, {129, 384}, {70, 128}, {1000, 512},
                        /* more rows than warps the device holds: several rows a warp */
-                       {20000, 256}, {3000, 2048}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        long rows = shapes[s][0];
-        int n = shapes[s][1], acc = s % 2;
+                       {20000, 256}, {3000, 2048},
+                       /* a multiple of 128 above 512 (register rows), a wide one (per warp) */
+                       {50, 640}, {41, 3000}};
+    for (size_t s = 0; s < 2 * sizeof shapes / sizeof *shapes; s++) {
+        long rows = shapes[s / 2][0];
+        int n = shapes[s / 2][1], acc = (s / 2) % 2, dyb = s % 2;
         float *x = rnd(rows * n, 2.0), *w = rnd(n, 1.0), *b = rnd(n, 0.5), *dy = rnd(rows * n, 1.0);
         float *dx0 = acc ? rnd(rows * n, 1.0) : NULL;
         for (long i = 0; i < rows * n; i++)
@@ -99,7 +103,11 @@ static void test_layernorm(void **state)
               *db = malloc(n * 4), *dxb = acc && n <= 2048 ? malloc(rows * n * 4) : NULL;
         double *ry = calloc(rows * n, 8), *rdx = calloc(rows * n, 8), *rdw = calloc(n, 8),
                *rdb = calloc(n, 8);
-        assert_int_equal(tg_cuda_test_layernorm(rows, n, x, w, b, dy, dx0, y, dx, dxb, dw, db), 0);
+        assert_int_equal(
+            tg_cuda_test_layernorm(rows, n, x, w, b, dy, dyb, dx0, y, dx, dxb, dw, db), 0);
+        if (dyb) /* what the kernel read */
+            for (long i = 0; i < rows * n; i++)
+                dy[i] = bfr(dy[i]);
         for (long r = 0; r < rows; r++) {
             const float *xr = x + r * n, *d = dy + r * n;
             double mu = 0, var = 0;
@@ -126,13 +134,16 @@ static void test_layernorm(void **state)
             }
         }
         char what[64];
-        snprintf(what, sizeof what, "layernorm %ldx%d", rows, n);
+        snprintf(what, sizeof what, "layernorm %ldx%d dy %s", rows, n, dyb ? "bf16" : "fp32");
         CHECK_ERR(y, ry, rows * n, 1e-2, what);
         CHECK_ERR(dx, rdx, rows * n, 1e-4, what);
         if (dxb)
             CHECK_ERR(dxb, rdx, rows * n, 1e-2, what);
-        CHECK_ERR(dw, rdw, n, 1e-4, "layernorm dw");
-        CHECK_ERR(db, rdb, n, 1e-4, "layernorm db");
+        char wb[80];
+        snprintf(wb, sizeof wb, "%s: dw", what);
+        CHECK_ERR(dw, rdw, n, 1e-4, wb);
+        snprintf(wb, sizeof wb, "%s: db", what);
+        CHECK_ERR(db, rdb, n, 1e-4, wb);
         free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
         free(ry), free(rdx), free(rdw), free(rdb), free(dx0), free(dxb);
     }
@@ -352,19 +363,30 @@ static void test_adamw(void **state)
     free(p), free(g), free(m), free(v), free(dec), free(rp), free(rm), free(rv), free(p16);
 }
 
-static void gemm_case(int ta, int tb, long M, long N, long K, int epi, int epilogues, float beta)
+/* splitk < 0: the environment's split-K setting; 0 off, 1 on, 2 forced (the tuner takes its
+ * fastest split-K algorithm where one runs), reported with the K splits the GEMM ran with, which
+ * are returned (0 when splitk < 0). */
+static int gemm_case_sk(int ta, int tb, long M, long N, long K, int epi, int epilogues, float beta,
+                        int splitk)
 {
     float *A = rnd(M * K, 1.0), *B = rnd(K * N, 1.0), *bias = rnd(N, 1.0), *D = rnd(M * N, 1.0);
     float *bg = calloc(M + 1, 4);
     double *ref = calloc(M * N, 8), *rbg = calloc(M + 1, 8);
+    /* op(A) rows and op(B) columns bf16-rounded, contiguous in k: the long-K cases need the speed */
+    float *ar = malloc(M * K * 4 + 4), *br = malloc(N * K * 4 + 4);
+    assert_non_null(ar);
+    assert_non_null(br);
+    for (long i = 0; i < M; i++)
+        for (long k = 0; k < K; k++)
+            ar[i * K + k] = bfr(ta ? A[k * M + i] : A[i * K + k]);
+    for (long j = 0; j < N; j++)
+        for (long k = 0; k < K; k++)
+            br[j * K + k] = bfr(tb ? B[j * K + k] : B[k * N + j]);
     for (long i = 0; i < M; i++)
         for (long j = 0; j < N; j++) {
             double s = 0;
-            for (long k = 0; k < K; k++) {
-                double a = bfr(ta ? A[k * M + i] : A[i * K + k]);
-                double b = bfr(tb ? B[j * K + k] : B[k * N + j]);
-                s += a * b;
-            }
+            for (long k = 0; k < K; k++)
+                s += (double)ar[i * K + k] * br[j * K + k];
             if (epi == 1)
                 s += bias[j];
             ref[i * N + j] = s + beta * D[i * N + j];
@@ -372,16 +394,31 @@ static void gemm_case(int ta, int tb, long M, long N, long K, int epi, int epilo
     if (epi == 3)
         for (long i = 0; i < M; i++)
             for (long k = 0; k < K; k++)
-                rbg[i] += bfr(A[k * M + i]);
-    assert_int_equal(tg_cuda_test_gemm(ta, tb, M, N, K, A, B, bias, beta, epi, epilogues, D, bg),
-                     0);
+                rbg[i] += ar[i * K + k];
+    int sk = 0;
+    if (splitk < 0)
+        assert_int_equal(
+            tg_cuda_test_gemm(ta, tb, M, N, K, A, B, bias, beta, epi, epilogues, D, bg), 0);
+    else
+        assert_int_equal(tg_cuda_test_gemm_splitk(ta, tb, M, N, K, A, B, bias, beta, epi, splitk,
+                                                  D, bg, &sk),
+                         0);
     char what[128];
     snprintf(what, sizeof what, "gemm ta %d tb %d %ldx%ldx%ld epi %d (epilogues %d) beta %g", ta,
              tb, M, N, K, epi, epilogues, beta);
+    if (splitk >= 0)
+        print_message("%s: split-K %s, ran with %d K split%s\n", what,
+                      splitk == 2 ? "forced" : splitk ? "on" : "off", sk, sk == 1 ? "" : "s");
     CHECK_ERR(D, ref, M * N, 2e-3, what);
     if (epi == 3)
         CHECK_ERR(bg, rbg, M, 1e-3, what);
-    free(A), free(B), free(bias), free(D), free(bg), free(ref), free(rbg);
+    free(A), free(B), free(bias), free(D), free(bg), free(ref), free(rbg), free(ar), free(br);
+    return sk;
+}
+
+static void gemm_case(int ta, int tb, long M, long N, long K, int epi, int epilogues, float beta)
+{
+    gemm_case_sk(ta, tb, M, N, K, epi, epilogues, beta, -1);
 }
 
 /* The data gradient through an MLP's GELU: (A B) * gelu'(pre), epilogue and fallback. */
@@ -444,6 +481,24 @@ static void test_gemm(void **state)
         int epi = ta ? (tg_rng_below(&R, 2) ? 3 : 0) : (tg_rng_below(&R, 2) ? 1 : 0);
         gemm_case(ta, tb, M, N, K, epi, tg_rng_below(&R, 2), tg_rng_below(&R, 2) ? 1.f : 0.f);
     }
+}
+
+/* Long reductions into small outputs (the network's weight gradients), where the tuner adds
+ * split-K variants: forced, so that split-K algorithms meet the reference (with the bias-gradient
+ * and bias epilogues where cuBLASLt allows them, onto an in-place residual), and timed with the
+ * rest. Prints the K splits each ran with; cuBLASLt offering none is reported, not failed. */
+static void test_gemm_splitk(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    int n = 0;
+    n += gemm_case_sk(1, 0, 128, 128, 8192, 0, 1, 0.f, 2) > 1;
+    n += gemm_case_sk(1, 0, 256, 64, 16384, 0, 1, 1.f, 2) > 1;  /* onto a residual, in place */
+    n += gemm_case_sk(1, 0, 192, 128, 12288, 3, 1, 0.f, 2) > 1; /* with the bias gradient */
+    n += gemm_case_sk(0, 1, 64, 128, 8192, 1, 1, 0.f, 2) > 1;   /* with the bias epilogue */
+    gemm_case_sk(1, 0, 128, 256, 8192, 0, 1, 0.f, 1);           /* timed with the others */
+    print_message("gemm split-K: %d of 4 forced cases ran a split-K algorithm%s\n", n,
+                  n ? "" : " (none: split-K was not exercised)");
 }
 
 /* Reference attention in double over bf16-rounded inputs. */
@@ -639,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),
         cmocka_unit_test(test_attention_mma),
         cmocka_unit_test(test_attention_cudnn),
+        cmocka_unit_test(test_gemm_splitk), /* last: the others' random shapes stay as they were */
     };
     return tg_test_done(cmocka_run_group_tests(tests, setup, NULL));
 }

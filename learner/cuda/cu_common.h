@@ -43,10 +43,11 @@ enum { TGC_F32 = 0, TGC_BF16 = 1 };
 int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *b,
                       void *y, int ydt, long ldy, float *mean, float *rstd, long rows, int n);
 /* Backward of LayerNorm: dx (+)= dLN/dx * dy, dw/db partial sums accumulated with atomics into
- * dw, db (which the caller zeroes). dy fp32. accumulate: dx += instead of =. dxb (may be NULL):
- * also a dense bf16 copy [rows, n] of the final dx. */
+ * dw, db (which the caller zeroes). dy fp32 or bf16 (dydt; row stride ldy in elements).
+ * accumulate: dx += instead of =. dxb (may be NULL): also a dense bf16 copy [rows, n] of the
+ * final dx. */
 int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
-                      const float *rstd, const float *dy, long ldy, float *dx, long lddx,
+                      const float *rstd, const void *dy, int dydt, long ldy, float *dx, long lddx,
                       int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n);
 /* y (bf16) = gelu_tanh(pre + bias) and pre (bf16) = pre + bias, in place on pre when bias != NULL */
 int tgc_bias_gelu(cudaStream_t st, bf16 *pre, const bf16 *bias, bf16 *y, long rows, int n);

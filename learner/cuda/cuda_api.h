@@ -16,11 +16,13 @@ int tg_cuda_devices(void);
 /* "NVIDIA H100 80GB HBM3, cc 9.0, cuDNN 91400, cuBLASLt 130100" into buf. */
 int tg_cuda_describe(char *buf, int len);
 
-/* LayerNorm forward (bf16 output returned as float) and backward; dx0 != NULL: the backward
- * accumulates into dx = dx0; dxb != NULL: its bf16 copy of dx, returned as float. */
+/* LayerNorm forward (bf16 output returned as float) and backward; dy_bf16: dy goes to the
+ * backward rounded to bf16 (nearest even), as the network's data-gradient GEMMs write it;
+ * dx0 != NULL: the backward accumulates into dx = dx0; dxb != NULL: its bf16 copy of dx,
+ * returned as float. */
 int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
-                           const float *dy, const float *dx0, float *y, float *dx, float *dxb,
-                           float *dw, float *db);
+                           const float *dy, int dy_bf16, const float *dx0, float *y, float *dx,
+                           float *dxb, float *dw, float *db);
 /* GELU (tanh) with bias: pre = x + bias (bf16), y = gelu(pre); dx = dy * gelu'(pre). */
 int tg_cuda_test_gelu(long rows, int n, const float *x, const float *bias, const float *dy,
                       float *y, float *dx);
@@ -51,6 +53,12 @@ int tg_cuda_test_adamw(long n, float *p, float *p16, const float *g, float *m, f
 int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
                       const float *bias, float beta, int epi, int epilogues, float *D,
                       float *bgrad);
+/* The same with the epilogues on and the tuner's split-K variants set by splitk (0 off, 1 timed
+ * with the rest, 2 forced: the fastest split-K algorithm wherever one runs); *sk: the K splits of
+ * the algorithm that ran (1 none, 0 unknown). */
+int tg_cuda_test_gemm_splitk(int ta, int tb, long M, long N, long K, const float *A,
+                             const float *B, const float *bias, float beta, int epi, int splitk,
+                             float *D, float *bgrad, int *sk);
 /* D [M, N] (bf16, returned as float) = (A [M, K] B [K, N]) * gelu'(pre [M, N]): the GEMM's
  * GELU-gradient epilogue (epilogues 1) or its kernel fallback (0), inputs bf16-rounded. */
 int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float *B,

@@ -104,15 +104,17 @@ int tg_cuda_describe(char *buf, int len)
 }
 
 int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, const float *b,
-                           const float *dy, const float *dx0, float *y, float *dx, float *dxb,
-                           float *dw, float *db)
+                           const float *dy, int dy_bf16, const float *dx0, float *y, float *dx,
+                           float *dxb, float *dw, float *db)
 {
     tbuf t;
     if (tb_open(&t, (size_t)rows * n * 20 + (size_t)n * 32 + rows * 16 + 65536))
         return -1;
     int rc = 0;
     float *dX = up_f(&t, x, rows * n), *dW = up_f(&t, w, n), *dB = up_f(&t, b, n);
-    float *dDY = up_f(&t, dy, rows * n), *dDX = up_f(&t, dx0, rows * n);
+    const void *dDY = dy_bf16 ? (const void *)up_bf(&t, dy, rows * n)
+                              : (const void *)up_f(&t, dy, rows * n);
+    float *dDX = up_f(&t, dx0, rows * n);
     bf16 *DXB = dxb ? (bf16 *)tb_take(&t, rows * n * 2) : NULL;
     float *mean = up_f(&t, NULL, rows), *rstd = up_f(&t, NULL, rows);
     float *gw = up_f(&t, NULL, n), *gb = up_f(&t, NULL, n);
@@ -121,8 +123,8 @@ int tg_cuda_test_layernorm(long rows, int n, const float *x, const float *w, con
     cudaMemset(gw, 0, n * 4);
     cudaMemset(gb, 0, n * 4);
     if (tgc_layernorm_fwd(0, dX, n, dW, dB, Y, TGC_BF16, n, mean, rstd, rows, n) ||
-        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, n, dDX, n, dx0 != NULL, DXB, gw, gb,
-                          rows, n) ||
+        tgc_layernorm_bwd(0, dX, n, dW, mean, rstd, dDY, dy_bf16 ? TGC_BF16 : TGC_F32, n, dDX, n,
+                          dx0 != NULL, DXB, gw, gb, rows, n) ||
         down_bf(y, Y, rows * n) || down_f(dx, dDX, rows * n) || down_f(dw, gw, n) ||
         (dxb && down_bf(dxb, DXB, rows * n)) ||
         down_f(db, gb, n))
@@ -277,10 +279,13 @@ out:
     return rc;
 }
 
-int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
-                      const float *bias, float beta, int epi, int epilogues, float *D,
-                      float *bgrad)
+/* splitk < 0 keeps TG_CUDA_GEMM_SPLITK's setting; sk (if given): K splits of the GEMM run. */
+static int gemm_test(int ta, int tb, long M, long N, long K, const float *A, const float *B,
+                     const float *bias, float beta, int epi, int epilogues, int splitk, float *D,
+                     float *bgrad, int *sk)
 {
+    if (sk)
+        *sk = 0;
     tbuf t;
     if (tb_open(&t, (size_t)(M * K + K * N) * 2 + (size_t)M * N * 4 + (M + N) * 4 + 65536))
         return -1;
@@ -290,6 +295,8 @@ int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, co
     float *dD = up_f(&t, D, M * N), *db = up_f(&t, bias, N), *bg = up_f(&t, NULL, M);
     NEED(g && dA && dB && dD && db && bg);
     tgc_gemm_set_epilogues(g, epilogues);
+    if (splitk >= 0)
+        tgc_gemm_set_splitk(g, splitk);
     {
         tgc_mm m;
         memset(&m, 0, sizeof m);
@@ -313,11 +320,27 @@ int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, co
         if (tgc_gemm_run(g, 0, &m) || down_f(D, dD, M * N) ||
             (epi == TGC_EPI_BGRAD && down_f(bgrad, bg, M)))
             rc = -1;
+        if (sk)
+            *sk = tgc_gemm_last_splitk(g);
     }
 out:
     tgc_gemm_free(g);
     cudaFree(t.base);
     return rc;
+}
+
+int tg_cuda_test_gemm(int ta, int tb, long M, long N, long K, const float *A, const float *B,
+                      const float *bias, float beta, int epi, int epilogues, float *D,
+                      float *bgrad)
+{
+    return gemm_test(ta, tb, M, N, K, A, B, bias, beta, epi, epilogues, -1, D, bgrad, NULL);
+}
+
+int tg_cuda_test_gemm_splitk(int ta, int tb, long M, long N, long K, const float *A,
+                             const float *B, const float *bias, float beta, int epi, int splitk,
+                             float *D, float *bgrad, int *sk)
+{
+    return gemm_test(ta, tb, M, N, K, A, B, bias, beta, epi, 1, splitk, D, bgrad, sk);
 }
 
 int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float *B,

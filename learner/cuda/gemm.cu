@@ -21,15 +21,19 @@ typedef struct plan {
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
     /* tuning record (heuristic's first choice vs the one taken) and profile */
-    int n_cand, pick;
+    int n_cand, n_sk, pick; /* heuristic candidates, split-K variants added, index timed fastest */
     float ms_first, ms_pick;
+    int sk; /* K splits of the algorithm taken (1 none; 0 unknown) */
     int split; /* BGRAD: 0 undecided, 1 the epilogue, 2 a plain GEMM plus the column-sum kernel
                   (faster where the epilogue rules out split-K on these long reductions) */
     double prof_ms;
     long prof_calls;
 } plan;
 
-#define TUNE_CAND 16
+#define TUNE_CAND 16 /* heuristic candidates asked for */
+#define TUNE_MAX 48  /* candidates timed in all, split-K variants included */
+#define SK_MIN_K 256 /* split-K: each part keeps at least this much of the reduction */
+#define SK_MIN_LONG 8192 /* split-K variants only for reductions at least this long */
 #define PROF_EV 8192
 
 struct tgc_gemm {
@@ -42,6 +46,8 @@ struct tgc_gemm {
     long fallbacks, fb_epi[8];
     /* autotuning: scratch outputs the candidates write (grown on demand, plan building only) */
     int tune;
+    int splitk; /* split-K variants: 0 off, 1 timed with the rest, 2 forced (see gemm.h) */
+    int n_sm, last_sk;
     void *tscratch;
     size_t tscratch_size;
     cudaEvent_t tev[2];
@@ -62,6 +68,9 @@ tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
     {
         const char *t = getenv("TG_CUDA_GEMM_TUNE");
         g->tune = !(t && !strcmp(t, "0"));
+        t = getenv("TG_CUDA_GEMM_SPLITK");
+        g->splitk = t && !strcmp(t, "0") ? TGC_SPLITK_OFF
+                    : t && !strcmp(t, "force") ? TGC_SPLITK_FORCE : TGC_SPLITK_ON;
     }
     g->plans = (plan *)calloc(PLAN_CAP, sizeof(plan));
     cublasStatus_t s = cublasLtCreate(&g->lt);
@@ -81,6 +90,15 @@ tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
     }
     if (cudaEventCreate(&g->tev[0]) != cudaSuccess || cudaEventCreate(&g->tev[1]) != cudaSuccess) {
         tg_fail("cudaEventCreate failed");
+        tgc_gemm_free(g);
+        return NULL;
+    }
+    /* the SM count decides which shapes are offered split-K variants */
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&g->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        g->n_sm < 1) {
+        tg_fail("cannot read the device's SM count");
         tgc_gemm_free(g);
         return NULL;
     }
@@ -128,6 +146,15 @@ int tgc_gemm_set_epilogues(tgc_gemm *g, int on)
     g->epilogues = on;
     return old;
 }
+
+int tgc_gemm_set_splitk(tgc_gemm *g, int mode)
+{
+    int old = g->splitk;
+    g->splitk = mode;
+    return old;
+}
+
+int tgc_gemm_last_splitk(const tgc_gemm *g) { return g->last_sk; }
 
 long tgc_gemm_fallbacks(const tgc_gemm *g) { return g->fallbacks; }
 long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi) { return g->fb_epi[epi & 7]; }
@@ -218,9 +245,92 @@ static int time_algo(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m,
     return 0;
 }
 
+/* K splits an algorithm is configured with: 1 none, 0 when the library cannot tell. */
+static int algo_splitk(const cublasLtMatmulAlgo_t *a)
+{
+    int32_t s = 1;
+    size_t w = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &s, sizeof s, &w) !=
+        CUBLAS_STATUS_SUCCESS)
+        return 0;
+    return s > 1 ? (int)s : 1;
+}
+
+/* Split-K copies of the heuristic's candidates c[0, n), for outputs too small to fill the GPU:
+ * fewer 128 x 128 tiles (batches included) than two waves of the SMs, e.g. a 512 x 512 weight
+ * gradient over K = 41472 (16 tiles on 132 SMs), where the heuristic's few candidates leave most
+ * SMs idle. Splits 2, 4, .. 32 while each part keeps SK_MIN_K of the reduction and the tiles stay
+ * within four waves. Reductions with a fixed order (deterministic) and fp32 partial sums only:
+ * COMPUTE_TYPE; for fp32 outputs also INPLACE (sequenced by counters in the workspace), and
+ * OUTPUT_TYPE where COMPUTE_TYPE is missing (the same fp32 partials then). Each copy must pass
+ * cublasLtMatmulAlgoCheck with a workspace that fits; epilogues that rule split-K out fail it.
+ * Appended to c up to cap entries; returns the new count. */
+static int add_splitk(const tgc_gemm *g, const plan *p, cublasLtMatmulHeuristicResult_t *c, int n,
+                      int cap)
+{
+    static const int32_t SPLITS[] = {2, 4, 8, 16, 32};
+    const plan_key *k = &p->key;
+    long tiles = ((k->M + 127) / 128) * ((k->N + 127) / 128) * (k->batched ? k->batch : 1);
+    /* long reductions only (the weight gradients over a batch's rows): on the H100 a variant
+     * was picked and won there (512 x 2048 over K = 41472, -3%); inference, whose GEMMs reduce
+     * over K <= 4096, was 2.4% slower with variants on (one same-call A/B of greedy paper-S4) */
+    if (tiles >= 2L * g->n_sm || k->K < SK_MIN_LONG)
+        return n;
+    int nh = n;
+    for (int i = 0; i < nh && n < cap; i++) {
+        int32_t sup = 0;
+        uint32_t mask = 0;
+        size_t w = 0;
+        if (cublasLtMatmulAlgoCapGetAttribute(&c[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &sup,
+                                              sizeof sup, &w) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoCapGetAttribute(&c[i].algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK,
+                                              &mask, sizeof mask, &w) != CUBLAS_STATUS_SUCCESS ||
+            !sup || algo_splitk(&c[i].algo) != 1)
+            continue; /* no split-K, or the heuristic split this one already */
+        uint32_t red[2];
+        int nr = 0;
+        if (mask & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)
+            red[nr++] = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        else if (k->ddt == TGC_F32 && (mask & CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE))
+            red[nr++] = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+        if (k->ddt == TGC_F32 && (mask & CUBLASLT_REDUCTION_SCHEME_INPLACE))
+            red[nr++] = CUBLASLT_REDUCTION_SCHEME_INPLACE;
+        for (size_t j = 0; j < sizeof SPLITS / sizeof SPLITS[0] && n < cap; j++) {
+            int32_t sp = SPLITS[j];
+            if (k->K / sp < SK_MIN_K || tiles * sp > 4L * g->n_sm)
+                break;
+            for (int r = 0; r < nr && n < cap; r++) {
+                cublasLtMatmulHeuristicResult_t v = c[i], chk;
+                memset(&chk, 0, sizeof chk);
+                if (cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                                                         &sp, sizeof sp) != CUBLAS_STATUS_SUCCESS ||
+                    cublasLtMatmulAlgoConfigSetAttribute(&v.algo,
+                                                         CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                                         &red[r], sizeof red[r]) !=
+                        CUBLAS_STATUS_SUCCESS ||
+                    cublasLtMatmulAlgoCheck(g->lt, p->desc, p->la, p->lb, p->ld, p->ld, &v.algo,
+                                            &chk) != CUBLAS_STATUS_SUCCESS ||
+                    chk.workspaceSize > g->ws_size)
+                    continue; /* unsupported here (shape, epilogue, device) or too much workspace */
+                int dup = 0; /* the heuristic may have offered this very configuration */
+                for (int q = 0; q < n && !dup; q++)
+                    dup = !memcmp(&c[q].algo, &v.algo, sizeof v.algo);
+                if (dup)
+                    continue;
+                v.workspaceSize = chk.workspaceSize;
+                v.wavesCount = chk.wavesCount;
+                v.state = CUBLAS_STATUS_SUCCESS;
+                c[n++] = v;
+            }
+        }
+    }
+    return n;
+}
+
 /* Builds descriptors and asks the heuristic; p->ok = 0 if no algorithm fits. With tuning on and
- * the operands at hand (m), the heuristic's first TUNE_CAND candidates are timed on them and the
- * fastest is kept: its first choice is often not the fastest for these skinny shapes. */
+ * the operands at hand (m), the heuristic's first TUNE_CAND candidates, plus split-K variants for
+ * small outputs over long reductions (add_splitk), are timed on them and the fastest is kept: the
+ * heuristic's first choice is often not the fastest for these skinny shapes. */
 static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, cudaStream_t st)
 {
     memset(p, 0, sizeof *p);
@@ -268,7 +378,7 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &aB, sizeof aB);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &aD, sizeof aD);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &aD, sizeof aD);
-    cublasLtMatmulHeuristicResult_t res[TUNE_CAND];
+    cublasLtMatmulHeuristicResult_t res[TUNE_MAX];
     int found = 0, want = g->tune && m ? TUNE_CAND : 1;
     cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g->lt, p->desc, p->la, p->lb, p->ld, p->ld,
                                                       pref, want, res, &found);
@@ -283,12 +393,31 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
         return 0;
     p->algo = res[0].algo;
     p->n_cand = nv;
-    if (nv < 2)
+    p->sk = algo_splitk(&p->algo);
+    if (!(g->tune && m))
         return 0;
-    /* tuning scratch: D, the GELU pre-activation, the bias gradient */
+    int nt = nv;
+    if (g->splitk != TGC_SPLITK_OFF) {
+        /* the epilogue's pointers set, so that the check sees the descriptor as it will run */
+        if (set_ptrs(p, k->epi, m->bias, m->aux, m->bgrad)) {
+            plan_release(p);
+            return -1;
+        }
+        nt = add_splitk(g, p, res, nv, TUNE_MAX);
+    }
+    p->n_sk = nt - nv;
+    /* one candidate needs no timing, except under the bias-gradient epilogue with split-K on:
+     * decide_split weighs its time against a plain GEMM, which may split K where it cannot */
+    if (nt < 2 && !(k->epi == TGC_EPI_BGRAD && g->splitk != TGC_SPLITK_OFF))
+        return 0;
+    /* tuning scratch: D, the GELU pre-activation, the bias gradient; each as aligned as the real
+     * one (dofs, xofs below 256 bytes), so that what runs on the scratch also runs on the real
+     * buffers (cublasLtMatmulAlgoCheck cannot see pointers) */
     size_t es = k->ddt == TGC_BF16 ? 2 : 4, oe = out_elems(k);
-    size_t offx = (oe * es + 255) & ~(size_t)255, offg = offx + ((oe * 2 + 255) & ~(size_t)255);
-    size_t need = offg + (size_t)k->M * 4 + 256;
+    size_t dofs = k->alD < 256 ? (size_t)k->alD : 0, xofs = k->alX < 256 ? (size_t)k->alX : 0;
+    size_t offx = (dofs + oe * es + 255) & ~(size_t)255;
+    size_t offg = offx + ((xofs + oe * 2 + 255) & ~(size_t)255);
+    size_t need = offg + xofs + (size_t)k->M * 4 + 256;
     if (need > g->tscratch_size) {
         cudaFree(g->tscratch);
         g->tscratch = NULL;
@@ -300,25 +429,37 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
         g->tscratch_size = need;
     }
     char *sb = (char *)g->tscratch;
-    int best = -1;
-    float bms = 0.f;
-    for (int i = 0; i < nv; i++) {
+    int best = -1, bsk = -1; /* fastest of all, fastest that splits K */
+    float bms = 0.f, bskms = 0.f;
+    for (int i = 0; i < nt; i++) {
         float ms;
-        if (time_algo(g, st, p, m, &res[i].algo, sb, sb + offx, (float *)(sb + offg), &ms)) {
+        if (time_algo(g, st, p, m, &res[i].algo, sb + dofs, sb + offx + xofs,
+                      (float *)(sb + offg + xofs), &ms)) {
             plan_release(p);
             return -1;
         }
         if (i == 0)
             p->ms_first = ms;
-        if (ms > 0.f && (best < 0 || ms < bms)) {
+        if (ms <= 0.f)
+            continue;
+        if (best < 0 || ms < bms) {
             best = i;
             bms = ms;
         }
+        if (algo_splitk(&res[i].algo) > 1 && (bsk < 0 || ms < bskms)) {
+            bsk = i;
+            bskms = ms;
+        }
+    }
+    if (g->splitk == TGC_SPLITK_FORCE && bsk >= 0) { /* tests: make sure split-K runs */
+        best = bsk;
+        bms = bskms;
     }
     if (best >= 0) {
         p->algo = res[best].algo;
         p->pick = best;
         p->ms_pick = bms;
+        p->sk = algo_splitk(&p->algo);
     }
     return 0;
 }
@@ -354,6 +495,7 @@ static int run_plan(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m)
     }
     CUBLAS_CHECK(cublasLtMatmul(g->lt, p->desc, &alpha, m->B, p->la, m->A, p->lb, &beta, C,
                                 p->ld, m->D, p->ld, &p->algo, g->ws, g->ws_size, st));
+    g->last_sk = p->sk;
     if (pi >= 0)
         CU_CHECK(cudaEventRecord(g->pev[2 * pi + 1], st));
     return 0;
@@ -404,15 +546,18 @@ void tgc_gemm_prof_report(const tgc_gemm *g, FILE *f, double per)
         }
     static const char *const EN[8] = {"-", "bias", "gelu", "bgrad", "dgelu", "gelu0", "?", "?"};
     fprintf(f, "cuda gemm profile (per step; %.2f ms in GEMMs): M N K ta tb epi out beta batch | "
-            "calls ms TFLOP/s | candidates pick first-ms pick-ms (bgrad: split)\n", tot / per);
+            "calls ms TFLOP/s | candidates(+split-K) pick first-ms pick-ms sk (bgrad: split)\n",
+            tot / per);
     for (int r = 0; r < n && r < 48; r++) {
         const plan *p = &g->plans[idx[r]];
         const plan_key *k = &p->key;
         double fl = 2.0 * k->M * k->N * k->K * (k->batched ? k->batch : 1) * p->prof_calls;
-        fprintf(f, "  %6ld %5ld %5ld %d %d %-5s %s %d %4ld | %5.1f %7.3f %6.1f | %d %d %.4f %.4f %d\n",
+        fprintf(f, "  %6ld %5ld %5ld %d %d %-5s %s %d %4ld | %5.1f %7.3f %6.1f | %d+%d %d %.4f %.4f "
+                "%d %d\n",
                 k->M, k->N, k->K, k->ta, k->tb, EN[k->epi & 7], k->ddt == TGC_BF16 ? "bf16" : "f32 ",
                 k->has_beta, k->batched ? k->batch : 1, p->prof_calls / per, p->prof_ms / per,
-                fl / (p->prof_ms * 1e9), p->n_cand, p->pick, p->ms_first, p->ms_pick, p->split);
+                fl / (p->prof_ms * 1e9), p->n_cand, p->n_sk, p->pick, p->ms_first, p->ms_pick,
+                p->sk, p->split);
     }
 }
 

@@ -45,11 +45,21 @@ typedef struct tgc_mm {
 
 /* Autotuning is on unless TG_CUDA_GEMM_TUNE=0: when a shape's plan is built, up to 16 of the
  * heuristic's candidates are timed on the caller's operands (outputs to scratch) and the fastest
- * is kept for the plan's life. */
+ * is kept for the plan's life. Outputs with fewer 128 x 128 tiles than two waves of the SMs (long
+ * reductions into small outputs: weight gradients) also time split-K variants of the candidates
+ * (2..32 parts of at least 256 of K each, deterministic reductions, checked by
+ * cublasLtMatmulAlgoCheck; at most 48 candidates in all). TG_CUDA_GEMM_SPLITK=0 leaves them out
+ * (A/B runs), =force takes the fastest split-K algorithm wherever one runs (tests). */
+enum { TGC_SPLITK_OFF = 0, TGC_SPLITK_ON, TGC_SPLITK_FORCE };
 tgc_gemm *tgc_gemm_new(size_t workspace_bytes);
 void tgc_gemm_free(tgc_gemm *g);
 /* Disables the epilogues (tests compare both paths); returns the previous setting. */
 int tgc_gemm_set_epilogues(tgc_gemm *g, int on);
+/* Split-K variants for plans built from now on (TGC_SPLITK_*, overriding TG_CUDA_GEMM_SPLITK);
+ * returns the previous setting. */
+int tgc_gemm_set_splitk(tgc_gemm *g, int mode);
+/* K splits of the algorithm the last cuBLASLt call ran (1 none, 0 unknown; tests report it). */
+int tgc_gemm_last_splitk(const tgc_gemm *g);
 int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m);
 
 /* Strided batched GEMM (attention's batched-GEMM path), row-major, bf16 in, fp32 or bf16 out. */
@@ -59,7 +69,8 @@ int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long 
 
 /* Profile (TG_CUDA_PROFILE): events around every GEMM, charged to its plan when collected after
  * a synchronisation (keep = 0 drops them: warm-up calls); the report prints per-plan times
- * divided by per (the number of kept steps), with the tuning record of each plan. */
+ * divided by per (the number of kept steps), with the tuning record of each plan (heuristic
+ * candidates + split-K variants, the index taken, times, the K splits of the algorithm taken). */
 int tgc_gemm_set_profile(tgc_gemm *g, int on);
 void tgc_gemm_prof_collect(tgc_gemm *g, int keep);
 void tgc_gemm_prof_report(const tgc_gemm *g, FILE *f, double per);

@@ -161,6 +161,26 @@ static __device__ __forceinline__ void st4(void *y, int ydt, long off, float4 o)
     }
 }
 
+/* LayerNorm backward's upstream gradient dy: fp32, or bf16 (the data-gradient GEMM writes it in
+ * bf16 and this kernel is its only reader: half the bytes each way) */
+static __device__ __forceinline__ float ld_dy(const float *p, long i) { return p[i]; }
+static __device__ __forceinline__ float ld_dy(const bf16 *p, long i)
+{
+    return __bfloat162float(p[i]);
+}
+/* four consecutive elements from p + 4 c: one 16-byte load (fp32) or one 8-byte load (bf16) */
+static __device__ __forceinline__ float4 ld4_dy(const float *p, long c)
+{
+    return ((const float4 *)p)[c];
+}
+static __device__ __forceinline__ float4 ld4_dy(const bf16 *p, long c)
+{
+    uint2 u = ((const uint2 *)p)[c];
+    __nv_bfloat162 lo = *(__nv_bfloat162 *)&u.x, hi = *(__nv_bfloat162 *)&u.y;
+    float2 a = __bfloat1622float2(lo), b = __bfloat1622float2(hi);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
 template <int NV>
 __global__ void k_ln_fwd_v(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                            const float *__restrict__ b, void *y, int ydt, long ldy, float *mean,
@@ -230,9 +250,10 @@ int tgc_layernorm_fwd(cudaStream_t st, const float *x, long ldx, const float *w,
 /* A block of 8 warps handles LN_ROWS rows; dw/db partial sums in shared memory, then one atomic
  * per column per block. */
 #define LN_ROWS 64
+template <typename DY>
 __global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                          const float *__restrict__ mean, const float *__restrict__ rstd,
-                         const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                         const DY *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
                          float *dw, float *db, long rows, int n)
 {
     extern __shared__ float sm[];
@@ -243,21 +264,22 @@ __global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__r
     int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
     long r0 = (long)blockIdx.x * LN_ROWS;
     for (long r = r0 + wid; r < r0 + LN_ROWS && r < rows; r += nw) {
-        const float *xr = x + r * ldx, *dr = dy + r * ldy;
+        const float *xr = x + r * ldx;
+        const DY *dr = dy + r * ldy;
         float mu = mean[r], rs = rstd[r];
         float sg = 0.f, sgx = 0.f;
         for (int i = lane; i < n; i += WARP) {
-            float xh = (xr[i] - mu) * rs, g = dr[i] * w[i];
+            float dv = ld_dy(dr, i), xh = (xr[i] - mu) * rs, g = dv * w[i];
             sg += g;
             sgx += g * xh;
-            atomicAdd(&sdw[i], dr[i] * xh);
-            atomicAdd(&sdb[i], dr[i]);
+            atomicAdd(&sdw[i], dv * xh);
+            atomicAdd(&sdb[i], dv);
         }
         sg = warp_sum(sg) / n;
         sgx = warp_sum(sgx) / n;
         float *o = dx + r * lddx;
         for (int i = lane; i < n; i += WARP) {
-            float xh = (xr[i] - mu) * rs, g = dr[i] * w[i];
+            float xh = (xr[i] - mu) * rs, g = ld_dy(dr, i) * w[i];
             float d = rs * (g - sg - xh * sgx);
             o[i] = acc ? o[i] + d : d;
         }
@@ -283,10 +305,10 @@ __global__ void k_ln_bwd(const float *__restrict__ x, long ldx, const float *__r
 /* Register-held rows; each warp keeps its dw/db partial sums in registers over its rows and
  * adds them to shared memory once, the block then once per column to global memory. dxb: an
  * optional bf16 copy of the final dx (the next GEMM's input). */
-template <int NPL>
+template <int NPL, typename DY>
 __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                            const float *__restrict__ mean, const float *__restrict__ rstd,
-                           const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                           const DY *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
                            bf16 *dxb, float *dw, float *db, long rows, int n, int strided)
 {
     extern __shared__ float sm[];
@@ -304,14 +326,15 @@ __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *_
     }
     LN_ROW_LOOP(r)
     {
-        const float *xr = x + r * ldx, *dr = dy + r * ldy;
+        const float *xr = x + r * ldx;
+        const DY *dr = dy + r * ldy;
         float mu = mean[r], rs = rstd[r];
         float xh[NPL], g[NPL];
         float sg = 0.f, sgx = 0.f;
 #pragma unroll
         for (int t = 0; t < NPL; t++) {
             int i = lane + 32 * t;
-            float xv = i < n ? xr[i] : mu, dv = i < n ? dr[i] : 0.f;
+            float xv = i < n ? xr[i] : mu, dv = i < n ? ld_dy(dr, i) : 0.f;
             xh[t] = (xv - mu) * rs;
             g[t] = dv * wv[t];
             sg += g[t];
@@ -351,11 +374,11 @@ __global__ void k_ln_bwd_r(const float *__restrict__ x, long ldx, const float *_
 }
 
 /* The same for the backward: x, dy and (accumulating) the old dx of a row are all loaded before
- * the first use, as float4. */
-template <int NV>
+ * the first use, as float4 (a bf16 dy as 4 values in 8 bytes). */
+template <int NV, typename DY>
 __global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *__restrict__ w,
                            const float *__restrict__ mean, const float *__restrict__ rstd,
-                           const float *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
+                           const DY *__restrict__ dy, long ldy, float *dx, long lddx, int acc,
                            bf16 *dxb, float *dw, float *db, long rows, int n, int strided)
 {
     extern __shared__ float sm[];
@@ -372,13 +395,14 @@ __global__ void k_ln_bwd_v(const float *__restrict__ x, long ldx, const float *_
     }
     LN_ROW_LOOP(r)
     {
-        const float4 *xr = (const float4 *)(x + r * ldx), *dr = (const float4 *)(dy + r * ldy);
+        const float4 *xr = (const float4 *)(x + r * ldx);
+        const DY *dr = dy + r * ldy;
         float4 *o = (float4 *)(dx + r * lddx);
         float4 xv[NV], dv[NV], ov[NV];
 #pragma unroll
         for (int t = 0; t < NV; t++) {
             xv[t] = xr[lane + 32 * t];
-            dv[t] = dr[lane + 32 * t];
+            dv[t] = ld4_dy(dr, lane + 32 * t);
             ov[t] = acc ? o[lane + 32 * t] : make_float4(0.f, 0.f, 0.f, 0.f);
         }
         float mu = mean[r], rs = rstd[r], sg = 0.f, sgx = 0.f;
@@ -467,21 +491,24 @@ static unsigned ln_bwd_grid(const void *kernel, size_t smem, long rows, int *str
     return cdiv(rows, LN_ROWS);
 }
 
-int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
-                      const float *rstd, const float *dy, long ldy, float *dx, long lddx,
-                      int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n)
+/* the backward for a dy of element type DY (float or bf16) */
+template <typename DY>
+static int ln_bwd_launch(cudaStream_t st, const float *x, long ldx, const float *w,
+                         const float *mean, const float *rstd, const DY *dy, long ldy, float *dx,
+                         long lddx, int accumulate, bf16 *dxb, float *dw, float *db, long rows,
+                         int n)
 {
-    if (rows <= 0)
-        return 0;
     int strided = 0;
-    if (ln_vec_ok(n, x, ldx, dy, ldy, dx, lddx) && ((uintptr_t)w & 15) == 0 &&
+    /* dy's rows as 4-element loads: 16 bytes fp32, 8 bytes bf16 (so 4-element aligned rows) */
+    bool dy_vec = ((uintptr_t)dy % (4 * sizeof(DY))) == 0 && (ldy & 3) == 0;
+    if (ln_vec_ok(n, x, ldx, dx, lddx, NULL, 0) && dy_vec && ((uintptr_t)w & 15) == 0 &&
         ((uintptr_t)dxb & 7) == 0 && !ln_generic()) {
         size_t sm2 = 2 * (size_t)n * sizeof(float);
 #define LNV_B(NV)                                                                              \
     do {                                                                                       \
-        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_v<NV>, sm2, rows, &strided);          \
-        k_ln_bwd_v<NV><<<g_, 256, sm2, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,          \
-                                             accumulate, dxb, dw, db, rows, n, strided);       \
+        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_v<NV, DY>, sm2, rows, &strided);      \
+        k_ln_bwd_v<NV, DY><<<g_, 256, sm2, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,      \
+                                                 accumulate, dxb, dw, db, rows, n, strided);   \
     } while (0)
         if (n == 128)
             LNV_B(1);
@@ -496,20 +523,12 @@ int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w,
         return 0;
     }
     size_t smem = 2 * (size_t)n * sizeof(float);
-    if (smem > 48 * 1024) {
-        static int raised;
-        if (!raised) {
-            CU_CHECK(cudaFuncSetAttribute(k_ln_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          200 * 1024));
-            raised = 1;
-        }
-    }
     if (n <= 64 * 32) {
 #define LNR_B(NPL)                                                                             \
     do {                                                                                       \
-        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_r<NPL>, smem, rows, &strided);        \
-        k_ln_bwd_r<NPL><<<g_, 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,        \
-                                               accumulate, dxb, dw, db, rows, n, strided);     \
+        unsigned g_ = ln_bwd_grid((const void *)k_ln_bwd_r<NPL, DY>, smem, rows, &strided);    \
+        k_ln_bwd_r<NPL, DY><<<g_, 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,    \
+                                                   accumulate, dxb, dw, db, rows, n, strided); \
     } while (0)
         int npl = (n + 31) / 32;
         if (npl <= 1)
@@ -530,11 +549,35 @@ int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w,
     } else {
         if (dxb)
             return tg_fail("LayerNorm backward: bf16 copy needs n <= 2048");
-        k_ln_bwd<<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx, lddx,
-                                                        accumulate, dw, db, rows, n);
+        if (smem > 48 * 1024) {
+            static int raised; /* one per instantiation (DY) */
+            if (!raised) {
+                CU_CHECK(cudaFuncSetAttribute(k_ln_bwd<DY>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              200 * 1024));
+                raised = 1;
+            }
+        }
+        k_ln_bwd<DY><<<cdiv(rows, LN_ROWS), 256, smem, st>>>(x, ldx, w, mean, rstd, dy, ldy, dx,
+                                                            lddx, accumulate, dw, db, rows, n);
     }
     CU_LAUNCH_CHECK();
     return 0;
+}
+
+int tgc_layernorm_bwd(cudaStream_t st, const float *x, long ldx, const float *w, const float *mean,
+                      const float *rstd, const void *dy, int dydt, long ldy, float *dx, long lddx,
+                      int accumulate, bf16 *dxb, float *dw, float *db, long rows, int n)
+{
+    if (rows <= 0)
+        return 0;
+    if (dydt == TGC_BF16)
+        return ln_bwd_launch(st, x, ldx, w, mean, rstd, (const bf16 *)dy, ldy, dx, lddx,
+                             accumulate, dxb, dw, db, rows, n);
+    if (dydt == TGC_F32)
+        return ln_bwd_launch(st, x, ldx, w, mean, rstd, (const float *)dy, ldy, dx, lddx,
+                             accumulate, dxb, dw, db, rows, n);
+    return tg_fail("LayerNorm backward: dy type %d is neither fp32 nor bf16", dydt);
 }
 
 /* ---------------------------------------------------------------- GELU, bias, ReLU, convert */

@@ -79,6 +79,9 @@ typedef struct cuda_net {
                                 (TG_CUDA_POUT_PAD=0: over the n_logits rows, comparisons) */
     int attn_mma;            /* tensor-core attention where it takes the shape (TG_CUDA_ATTN_MMA=0:
                                 the older kernels, for comparisons; =1: on) */
+    int ln_dy;               /* dtype of the blocks' LayerNorm-backward inputs dh, dxn, dyn, as
+                                their data-gradient GEMMs write them: TGC_BF16 (half the bytes
+                                written and read), TGC_F32 with TG_CUDA_LN_DY32=1 (comparisons) */
     tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward through cuDNN where it takes the shape */
     /* parameters, device layout (each tensor 256-byte aligned) */
     size_t *doff; /* per tensor */
@@ -113,7 +116,8 @@ typedef struct cuda_net {
     float *red;              /* [4]: policy sum, value sum, grad sumsq */
     /* backward scratch */
     float *DX, *DX2, *dh, *dxn, *dyn, *dtmpf, *delta, *dvf, *dvf2; /* DX2: the torso backward's
-                                                   other DX (stage transitions ping-pong) */
+                                                   other DX (stage transitions ping-pong); dh,
+                                                   dxn, dyn hold bf16 in block_bwd (ln_dy) */
     bf16 *dxb, *dact, *da, *dqkv, *dtmpb; /* dqkv: attention's dq, dk, dv (strides as q, k, v) */
     void *ascratch;
     size_t ascratch_size;
@@ -765,13 +769,17 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
 {
     long M = (long)N * Lx, My = (long)N * Ly;
     cudaStream_t st = n->st;
+    /* dh, dxn, dyn: written by a data-gradient GEMM and read once by a LayerNorm backward, in
+     * bf16 by default (PyTorch's autocast does the same); the fp32 buffers have room for either,
+     * and their row strides are in elements */
+    const int ldt = n->ln_dy;
     /* MLP (n->dxb: bf16 copy of n->DX, made here unless the producer of DX wrote it) */
     if ((!dxb_ready && PROF(n, PR_ELEM, tgc_f2bf(st, n->DX, n->dxb, M * d->cx))) ||
         wgrad(n, &d->m2, n->dxb, d->cx, sv->act, d->wc, M) ||
         dgrad_gelu(n, &d->m2, n->dxb, d->cx, M, n->dact, sv->pre) ||
         wgrad(n, &d->m1, n->dact, d->wc, sv->hn, d->cx, M) ||
-        dgrad(n, &d->m1, n->dact, d->wc, M, n->dh, TGC_F32, d->cx, 0.f) ||
-        PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xmid, d->cx, d->nm.w, sv->mm, sv->rm, n->dh, d->cx, n->DX, d->cx,
+        dgrad(n, &d->m1, n->dact, d->wc, M, n->dh, ldt, d->cx, 0.f) ||
+        PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xmid, d->cx, d->nm.w, sv->mm, sv->rm, n->dh, ldt, d->cx, n->DX, d->cx,
                           1, n->dxb, d->nm.gw, d->nm.gb, M, d->cx)))
         return -1;
     /* attention (n->dxb: the bf16 copy LayerNorm's backward wrote) */
@@ -789,17 +797,17 @@ static int block_bwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, fl
     if (d->cross) {
         if (wgrad(n, &d->q, dq, d->ldq, sv->xn, d->cx, M) ||
             wgrad(n, &d->kv, dk, d->ldk, sv->yn, d->cy, My) ||
-            dgrad(n, &d->q, dq, d->ldq, M, n->dxn, TGC_F32, d->cx, 0.f) ||
-            dgrad(n, &d->kv, dk, d->ldk, My, n->dyn, TGC_F32, d->cy, 0.f) ||
-            PROF(n, PR_LN, tgc_layernorm_bwd(st, y, d->cy, d->ny.w, sv->my, sv->ry, n->dyn, d->cy, dy, d->cy, 1,
+            dgrad(n, &d->q, dq, d->ldq, M, n->dxn, ldt, d->cx, 0.f) ||
+            dgrad(n, &d->kv, dk, d->ldk, My, n->dyn, ldt, d->cy, 0.f) ||
+            PROF(n, PR_LN, tgc_layernorm_bwd(st, y, d->cy, d->ny.w, sv->my, sv->ry, n->dyn, ldt, d->cy, dy, d->cy, 1,
                               NULL, d->ny.gw, d->ny.gb, My, d->cy)))
             return -1;
     } else {
         if (wgrad(n, &d->qkv, dq, d->ldq, sv->xn, d->cx, M) ||
-            dgrad(n, &d->qkv, dq, d->ldq, M, n->dxn, TGC_F32, d->cx, 0.f))
+            dgrad(n, &d->qkv, dq, d->ldq, M, n->dxn, ldt, d->cx, 0.f))
             return -1;
     }
-    return PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xin, d->cx, d->nx.w, sv->mx, sv->rx, n->dxn, d->cx, n->DX,
+    return PROF(n, PR_LN, tgc_layernorm_bwd(st, sv->xin, d->cx, d->nx.w, sv->mx, sv->rx, n->dxn, ldt, d->cx, n->DX,
                              d->cx, 1, emit_dxb ? n->dxb : NULL, d->nx.gw, d->nx.gb, M, d->cx));
 }
 
@@ -950,7 +958,7 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
         return -1;
     const float *xf = c->p_layers ? n->ps[2 * c->p_layers - 1].xout : n->x0;
     CU_CHECK(cudaMemsetAsync(n->dG, 0, sizeof(float) * (size_t)B * 3 * S * S * c->c, st));
-    if (PROF(n, PR_LN, tgc_layernorm_bwd(st, xf, P, n->pnorm.w, n->hp_m, n->hp_r, n->dh, P, n->DX, P, 0,
+    if (PROF(n, PR_LN, tgc_layernorm_bwd(st, xf, P, n->pnorm.w, n->hp_m, n->hp_r, n->dh, TGC_F32, P, n->DX, P, 0,
                           n->dxb, n->pnorm.gw, n->pnorm.gb, Mp, P)))
         return -1;
     for (int i = 2 * c->p_layers - 1; i >= 0; i--) {
@@ -1309,6 +1317,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     n->stage_fuse = !(sf && !strcmp(sf, "0"));
     const char *pp = getenv("TG_CUDA_POUT_PAD");
     n->pout_pad = !(pp && !strcmp(pp, "0"));
+    const char *ly = getenv("TG_CUDA_LN_DY32");
+    n->ln_dy = ly && strcmp(ly, "0") ? TGC_F32 : TGC_BF16;
     {
         int dev = 0;
         if (cudaGetDeviceCount(&dev) != cudaSuccess || dev < 1) {
