@@ -5,7 +5,7 @@
 # build tree is over the carry limit), and .gpu/{spec,bench} copied from ../shared).
 #
 #   scripts/cuda_device_run.sh [prewarm] [test] [golden] [waitwarm] [bench] [ab] [peer] [peer2]
-#                              [profile] [quick] [notune] [abold] [summary]
+#                              [peereval] [profile] [quick] [notune] [abold] [summary]
 #
 # Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda;
 # bench: tg bench net --backend cuda on the peer's configs and batches; ab: training and greedy
@@ -24,6 +24,9 @@
 # extra environment of the test programs; PEER_CONFIGS: the peer's configs (default all), and
 # PEER_CONFIGS2 those of a second peer section, peer2 (the peer runs its configs in a fixed order:
 # two sections put one config first); PROFILE_ONLY: config:what pairs to profile (default all).
+# peereval: only the peer's eager evaluation (its own time_eval; no torch.compile, seconds) for
+# PEER_CONFIGS. BENCH_CONFIGS (default "paper-S4:1024 paper-S9:256 small-S9:1024"): the
+# config:batch pairs of bench, ab and profile; AB_WHAT (default "train greedy"): what ab runs.
 # DEADLINE=seconds (default 540): sections that would start after it are skipped, and the peer
 # is stopped at it (it prints each config as it finishes). Logs go to $OUT (when set) as well as
 # stdout (at most 8 files: the device tool's limit), with the GPU, each section's wall time and
@@ -50,7 +53,8 @@ ARGS=("$@")
 want() { for a in "${ARGS[@]}"; do [ "$a" = "$1" ] && return 0; done; return 1; }
 elapsed() { echo $(($(date +%s) - T0)); }
 left() { echo $((DEADLINE - $(elapsed))); }
-CONFIGS="paper-S4:1024 paper-S9:256 small-S9:1024"
+CONFIGS=${BENCH_CONFIGS:-"paper-S4:1024 paper-S9:256 small-S9:1024"} # config:batch of bench, ab, profile
+AB_WHAT=${AB_WHAT:-"train greedy"}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.used,temperature.gpu \
     --format=csv | tee "$OUTD/misc.log"
 ldd "$BUILD/bin/tg" | grep "not found" && echo "MISSING LIBRARIES"
@@ -71,7 +75,7 @@ ab_run() { # env-assignment: training and greedy only
     for cb in $CONFIGS; do
         c=${cb%%:*}
         b=${cb##*:}
-        for what in train greedy; do
+        for what in $AB_WHAT; do
             echo "== $1 tg bench net --backend cuda --config $c --batch $b --only $what" |
                 tee -a "$OUTD/ab.log"
             env $1 timeout 120 "$BUILD/bin/tg" bench net --backend cuda --config "$c" \
@@ -211,6 +215,20 @@ for sec in "${ARGS[@]}"; do
         echo "== torch_peer.py $pc (stopped after $(left) s)"
         LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 timeout "$(left)" python3 \
             .gpu/bench/torch_peer.py $pc 2>&1 | tee -a "$OUTD/peer.log" | grep -v Warning
+        ;;
+    peereval) # the peer's own time_eval (eager greedy) only, for PEER_CONFIGS: no compile
+        echo "== torch_peer.py time_eval $PEER_CONFIGS (stopped after $(left) s)"
+        LD_LIBRARY_PATH=$ORIG_LD PYTHONUNBUFFERED=1 timeout "$(left)" python3 - \
+            ${PEER_CONFIGS//,/ } 2>&1 <<'EOF' | tee -a "$OUTD/peer.log" | grep -v Warning
+import json, sys
+sys.path.insert(0, ".gpu/bench")
+import torch, torch_peer as tp
+print(torch.__version__, torch.cuda.get_device_name())
+for name in sys.argv[1:]:
+    cfg, B = tp.CONFIGS[name]
+    print(name, json.dumps({"batch": B, "eval_pos_per_s_eager": round(tp.time_eval(cfg, B), 1)}),
+          flush=True)
+EOF
         ;;
     summary) summary "$AB_ENV" | tee "$OUTD/summary.log" ;;
     *) echo "unknown section $sec" ;;

@@ -231,20 +231,30 @@ static void test_stage(void **state)
 
 /* stage to stage in one kernel equals a scatter of the stage's output into the grids and a
  * gather of the next stage's input (and its bf16 copy), for every pair of consecutive stages,
- * forward and backward order, at vector and generic widths */
+ * forward and backward order, at vector and generic widths; with the next block's LayerNorm
+ * fused in, that LayerNorm equals a double-precision one of the gathered rows */
 static void test_stage_next(void **state)
 {
     (void)state;
     SKIP_NO_GPU();
-    static const int stages[3][2] = {{0, 1}, {2, 0}, {1, 2}}, widths[4] = {512, 256, 64, 36};
+    static const int stages[3][2] = {{0, 1}, {2, 0}, {1, 2}};
+    static const int widths[8] = {512, 256, 64, 36, 128, 384, 512, 36};
     for (int i = 0; i < 8; i++) {
-        int B = 1 + tg_rng_below(&R, 3), S = 2 + tg_rng_below(&R, 8), c = widths[i % 4];
+        int B = 1 + tg_rng_below(&R, 3), S = 2 + tg_rng_below(&R, 8), c = widths[i];
         int s0 = tg_rng_below(&R, 3), s1 = i < 4 ? (s0 + 1) % 3 : (s0 + 2) % 3;
         int a1 = stages[s0][0], a2 = stages[s0][1], b1 = stages[s1][0], b2 = stages[s1][1];
         long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+        long nr = (long)B * S * 2 * S;
         float *g = rnd(ng, 1.0), *xs = rnd(nx, 1.0), *xn = malloc(nx * 4), *xnb = malloc(nx * 4),
               *gs = malloc(ng * 4), *rg = malloc(ng * 4), *rx = malloc(nx * 4);
-        assert_int_equal(tg_cuda_test_stage_next(B, S, c, a1, a2, b1, b2, g, xs, xn, xnb, gs), 0);
+        /* with the next block's LayerNorm on every other case (taken at the vector widths) */
+        int with_ln = i % 2 == 0 || c % 128 == 0;
+        float *lw = with_ln ? rnd(c, 1.0) : NULL, *lb = with_ln ? rnd(c, 1.0) : NULL;
+        float *ly = malloc(nx * 4), *lm = malloc(nr * 4), *lr = malloc(nr * 4);
+        int taken = c % 128 == 0 && c <= 512;
+        int rc = tg_cuda_test_stage_next(B, S, c, a1, a2, b1, b2, g, xs, xn, xnb, gs, lw, lb, ly,
+                                         lm, lr);
+        assert_int_equal(rc, with_ln && !taken ? 1 : 0);
         /* reference: scatter xs into a copy of g, gather the next stage from it */
         memcpy(rg, g, ng * 4);
         for (int pass = 0; pass < 2; pass++)
@@ -266,6 +276,24 @@ static void test_stage_next(void **state)
         for (long k = 0; k < nx; k++)
             if (xnb[k] != bfr(rx[k]))
                 fail_msg("stage_next: bf16 copy differs at %ld", k);
+        if (with_ln && taken) /* LayerNorm in double; y within bf16 rounding (2^-8 relative) */
+            for (long r = 0; r < nr; r++) {
+                double mu = 0, var = 0;
+                for (int k = 0; k < c; k++)
+                    mu += rx[r * c + k] / c;
+                for (int k = 0; k < c; k++)
+                    var += (rx[r * c + k] - mu) * (rx[r * c + k] - mu) / c;
+                double rs = 1 / sqrt(var + 1e-5);
+                if (fabs(lm[r] - mu) > 1e-5 * (1 + fabs(mu)) || fabs(lr[r] - rs) > 1e-4 * rs)
+                    fail_msg("stage_next LayerNorm c %d row %ld: mean %g rstd %g, expected %g %g",
+                             c, r, lm[r], lr[r], mu, rs);
+                for (int k = 0; k < c; k++) {
+                    double y = (rx[r * c + k] - mu) * rs * lw[k] + lb[k];
+                    if (fabs(ly[r * c + k] - y) > 4e-3 * fabs(y) + 1e-4)
+                        fail_msg("stage_next LayerNorm c %d row %ld col %d: %g, expected %g", c,
+                                 r, k, ly[r * c + k], y);
+                }
+            }
         /* the grid shared by both stages is not written back: compare the others */
         int shared = (a1 == b1 || a1 == b2) ? a1 : a2;
         for (int b = 0; b < B; b++)
@@ -278,6 +306,7 @@ static void test_stage_next(void **state)
                              c, a1, a2, b1, b2, gr);
             }
         free(g), free(xs), free(xn), free(xnb), free(gs), free(rg), free(rx);
+        free(lw), free(lb), free(ly), free(lm), free(lr);
     }
 }
 

@@ -34,9 +34,12 @@ int tg_cuda_test_f2bf_pad(long rows, int n, int ldy, const float *x, float *y);
 int tg_cuda_test_stage(int B, int S, int c, int m1, int m2, const float *g, const float *x,
                        float *xg, float *xgb, float *gs);
 /* From stage (a1, a2) with output sequences xs to stage (b1, b2): xn (and xnb) its input
- * sequences, gs = g with the grid leaving written back from xs. */
+ * sequences, gs = g with the grid leaving written back from xs. lnw, lnb (may be NULL): the copy
+ * also writes the LayerNorm of xn (lny, bf16 as float; lnmean, lnrstd per row); returns 1 when the
+ * kernel did not take it (lny etc. then untouched). */
 int tg_cuda_test_stage_next(int B, int S, int c, int a1, int a2, int b1, int b2, const float *g,
-                            const float *xs, float *xn, float *xnb, float *gs);
+                            const float *xs, float *xn, float *xnb, float *gs, const float *lnw,
+                            const float *lnb, float *lny, float *lnmean, float *lnrstd);
 /* Softmax cross-entropy rows: loss [rows], dlogits [rows, n] (scaled by gscale). */
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits);

@@ -192,20 +192,35 @@ out:
 }
 
 int tg_cuda_test_stage_next(int B, int S, int c, int a1, int a2, int b1, int b2, const float *g,
-                            const float *xs, float *xn, float *xnb, float *gs)
+                            const float *xs, float *xn, float *xnb, float *gs, const float *lnw,
+                            const float *lnb, float *lny, float *lnmean, float *lnrstd)
 {
-    long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c;
+    long ng = (long)B * 3 * S * S * c, nx = (long)B * S * 2 * S * c, nr = (long)B * S * 2 * S;
     tbuf t;
-    if (tb_open(&t, (size_t)(ng + 2 * nx) * 4 + nx * 2 + 65536))
+    if (tb_open(&t, (size_t)(ng + 2 * nx + 2 * c + 2 * nr) * 4 + 2 * nx * 2 + 65536))
         return -1;
-    int rc = 0;
+    int rc = 0, r = 0;
     float *G = up_f(&t, g, ng), *XS = up_f(&t, xs, nx), *XN = up_f(&t, NULL, nx);
     bf16 *XB = (bf16 *)tb_take(&t, (size_t)nx * 2);
     NEED(G && XS && XN && XB);
-    if (tgc_stage_next(0, G, XS, XN, XB, B, S, c, a1, a2, b1, b2) ||
-        cudaDeviceSynchronize() != cudaSuccess || down_f(xn, XN, nx) || down_bf(xnb, XB, nx) ||
-        down_f(gs, G, ng))
+    tgc_ln_fuse f;
+    memset(&f, 0, sizeof f);
+    if (lnw) {
+        f.w = up_f(&t, lnw, c);
+        f.b = up_f(&t, lnb, c);
+        f.y = (bf16 *)tb_take(&t, (size_t)nx * 2);
+        f.mean = up_f(&t, NULL, nr);
+        f.rstd = up_f(&t, NULL, nr);
+        NEED(f.w && f.b && f.y && f.mean && f.rstd);
+    }
+    r = tgc_stage_next(0, G, XS, XN, XB, B, S, c, a1, a2, b1, b2, lnw ? &f : NULL);
+    if (r < 0 || cudaDeviceSynchronize() != cudaSuccess || down_f(xn, XN, nx) ||
+        down_bf(xnb, XB, nx) || down_f(gs, G, ng) ||
+        (lnw && r == 0 &&
+         (down_bf(lny, f.y, nx) || down_f(lnmean, f.mean, nr) || down_f(lnrstd, f.rstd, nr))))
         rc = tg_fail("stage_next test failed: %s", tg_errmsg());
+    else
+        rc = r;
 out:
     cudaFree(t.base);
     return rc;

@@ -75,6 +75,9 @@ typedef struct cuda_net {
     int attn_mode;
     int stage_fuse;          /* torso stage to stage in one copy kernel (TG_CUDA_STAGE_FUSE=0:
                                 a scatter then a gather, comparisons) */
+    int stage_ln;            /* that kernel also writes the next stage's first LayerNorm, so the
+                                block skips it (TG_CUDA_STAGE_LN=0: the LayerNorm kernel instead,
+                                comparisons) */
     int pout_pad;            /* the policy output's weight gradient over padded rows
                                 (TG_CUDA_POUT_PAD=0: over the n_logits rows, comparisons) */
     int attn_mma;            /* tensor-core attention where it takes the shape (TG_CUDA_ATTN_MMA=0:
@@ -733,11 +736,13 @@ static int attn_bwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv, bf16 *dq, b
 
 /* x: sv->xin [N Lx, cx] fp32; y (cross): fp32 [N Ly, cy]. Writes sv->xout (or xout_override). */
 static int block_fwd(cuda_net *n, const dblock *d, bsave *sv, const float *y, int N, int Lx,
-                     int Ly, float *xout)
+                     int Ly, float *xout, int xn_ready)
 {
     long M = (long)N * Lx, My = (long)N * Ly;
     cudaStream_t st = n->st;
-    if (PROF(n, PR_LN, tgc_layernorm_fwd(st, sv->xin, d->cx, d->nx.w, d->nx.b, sv->xn, TGC_BF16, d->cx, sv->mx,
+    /* xn_ready: the copy that wrote sv->xin also wrote its LayerNorm (sv->xn, mx, rx) */
+    if (!xn_ready &&
+        PROF(n, PR_LN, tgc_layernorm_fwd(st, sv->xin, d->cx, d->nx.w, d->nx.b, sv->xn, TGC_BF16, d->cx, sv->mx,
                           sv->rx, M, d->cx)))
         return -1;
     if (d->cross &&
@@ -838,20 +843,32 @@ static int torso_fwd(cuda_net *n, int B)
             PROF(n, PR_ELEM, tgc_grid_copy(n->st, n->G, n->dense, B, S, c->c, g, 1)))
             return -1;
     }
-    /* stage i's output goes straight into stage i + 1's input (and the grid leaving into G) */
+    /* stage i's output goes straight into stage i + 1's input (and the grid leaving into G),
+     * with stage i + 1's first LayerNorm computed on the way (stage_ln) */
     const int nst = c->layers * 3;
+    int xn_ready = 0;
     for (int i = 0; i < nst; i++) {
         const int *cur = STAGES[i % 3], *nx = STAGES[(i + 1) % 3];
         bsave *sv = &n->ts[i];
         int fused = n->stage_fuse && i + 1 < nst;
         if (((i == 0 || !n->stage_fuse) &&
              PROF(n, PR_ELEM, tgc_stage(n->st, n->G, sv->xin, B, S, c->c, cur[0], cur[1], 0))) ||
-            block_fwd(n, &n->torso[i], sv, NULL, B * S, 2 * S, 2 * S, n->dh) ||
-            (fused && PROF(n, PR_ELEM, tgc_stage_next(n->st, n->G, n->dh, n->ts[i + 1].xin, NULL, B,
-                                                      S, c->c, cur[0], cur[1], nx[0], nx[1]))) ||
-            (!fused &&
-             PROF(n, PR_ELEM, tgc_stage(n->st, n->G, n->dh, B, S, c->c, cur[0], cur[1], 1))))
+            block_fwd(n, &n->torso[i], sv, NULL, B * S, 2 * S, 2 * S, n->dh, xn_ready))
             return -1;
+        xn_ready = 0;
+        if (fused) {
+            bsave *nv = &n->ts[i + 1];
+            const dblock *nd = &n->torso[i + 1];
+            tgc_ln_fuse f = {nd->nx.w, nd->nx.b, nv->xn, nv->mx, nv->rx};
+            int r = PROF(n, PR_ELEM, tgc_stage_next(n->st, n->G, n->dh, nv->xin, NULL, B, S, c->c,
+                                                    cur[0], cur[1], nx[0], nx[1],
+                                                    n->stage_ln ? &f : NULL));
+            if (r < 0)
+                return -1;
+            xn_ready = n->stage_ln && r == 0;
+        } else if (PROF(n, PR_ELEM, tgc_stage(n->st, n->G, n->dh, B, S, c->c, cur[0], cur[1], 1))) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -868,7 +885,7 @@ static int heads_fwd(cuda_net *n, int B)
     for (int i = 0; i < 2 * c->p_layers; i++) {
         dblock *d = &n->policy[i];
         bsave *sv = &n->ps[i];
-        if (block_fwd(n, d, sv, n->G, B, L, d->cross ? 3 * S * S : L, sv->xout))
+        if (block_fwd(n, d, sv, n->G, B, L, d->cross ? 3 * S * S : L, sv->xout, 0))
             return -1;
     }
     const float *xf = c->p_layers ? n->ps[2 * c->p_layers - 1].xout : n->x0;
@@ -979,7 +996,7 @@ static int backward_all(cuda_net *n, const tg_batch_view *b, double vw)
                   tgc_stage_bf(st, n->dG, n->DX, n->dxb, B, S, c->c, sg[0], sg[1]))) ||
             block_bwd(n, &n->torso[i], &n->ts[i], NULL, NULL, B * S, 2 * S, 2 * S, 1, 0) ||
             (fused && PROF(n, PR_ELEM, tgc_stage_next(st, n->dG, n->DX, n->DX2, n->dxb, B, S,
-                                                      c->c, sg[0], sg[1], pv[0], pv[1]))) ||
+                                                      c->c, sg[0], sg[1], pv[0], pv[1], NULL))) ||
             (!fused && PROF(n, PR_ELEM, tgc_stage(st, n->dG, n->DX, B, S, c->c, sg[0], sg[1], 1))))
             return -1;
         if (fused) {
@@ -1315,6 +1332,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     /* on since its kernel test passed on the H100 and it took ~1 ms off a train step (2026-12-05) */
     const char *sf = getenv("TG_CUDA_STAGE_FUSE");
     n->stage_fuse = !(sf && !strcmp(sf, "0"));
+    const char *sl = getenv("TG_CUDA_STAGE_LN");
+    n->stage_ln = !(sl && !strcmp(sl, "0"));
     const char *pp = getenv("TG_CUDA_POUT_PAD");
     n->pout_pad = !(pp && !strcmp(pp, "0"));
     const char *ly = getenv("TG_CUDA_LN_DY32");

@@ -3,6 +3,7 @@
  * and token sampling. Checked end to end against the CPU backend (tests/test_cuda_net.c); the
  * stage copies also against a CPU reference (tests/test_cuda_kernels.c). */
 #include <float.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "learner/cuda/netk.h"
@@ -84,6 +85,16 @@ static __device__ __forceinline__ void row_copy(float *dst, const float *src, in
                 dstb[i] = __float2bfloat16(src[i]);
         }
     }
+}
+
+/* 4 floats to 4 bf16 in one 8-byte store */
+static __device__ __forceinline__ void st_bf4(bf16 *p, float4 v)
+{
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    uint2 u;
+    u.x = *(uint32_t *)&lo;
+    u.y = *(uint32_t *)&hi;
+    *(uint2 *)p = u;
 }
 
 /* The same for widths c = 128 NV (the torso's) with 16-byte aligned rows: a lane's NV float4
@@ -191,9 +202,60 @@ static __device__ __forceinline__ long stage_row(int S, long b, int a1, int a2, 
     return g == a1 ? (b * S + i) * 2 * S + j : (b * S + j) * 2 * S + S + i;
 }
 
+/* row_copy_v<NV> that also writes the LayerNorm of the row (the next block's first operation)
+ * in bf16, with its mean and rstd: the LayerNorm then needs no read of its own. The arithmetic
+ * is kernels.cu's k_ln_fwd_v's (same lane mapping and order of sums, eps 1e-5). */
+template <int NV>
+static __device__ __forceinline__ void row_copy_ln_v(float *__restrict__ dst,
+                                                     const float *__restrict__ src, int lane,
+                                                     bf16 *__restrict__ dstb,
+                                                     const tgc_ln_fuse &ln, long row)
+{
+    const int n = 128 * NV;
+    float4 v[NV];
+    float s = 0.f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        v[t] = ((const float4 *)src)[lane + 32 * t];
+        s += (v[t].x + v[t].y) + (v[t].z + v[t].w);
+    }
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        ((float4 *)dst)[lane + 32 * t] = v[t];
+        if (dstb)
+            st_bf4(dstb + 4 * (lane + 32 * t), v[t]);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(FULL, s, o);
+    float mu = s / n, q = 0.f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        float a = v[t].x - mu, bb = v[t].y - mu, c = v[t].z - mu, d = v[t].w - mu;
+        q += a * a + bb * bb + c * c + d * d;
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        q += __shfl_xor_sync(FULL, q, o);
+    float rs = rsqrtf(q / n + 1e-5f);
+    bf16 *y = ln.y + row * n;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        int c = lane + 32 * t;
+        float4 ww = ((const float4 *)ln.w)[c], bb = ((const float4 *)ln.b)[c], o;
+        o.x = (v[t].x - mu) * rs * ww.x + bb.x;
+        o.y = (v[t].y - mu) * rs * ww.y + bb.y;
+        o.z = (v[t].z - mu) * rs * ww.z + bb.z;
+        o.w = (v[t].w - mu) * rs * ww.w + bb.w;
+        st_bf4(y + 4 * c, o);
+    }
+    if (lane == 0 && ln.mean) {
+        ln.mean[row] = mu;
+        ln.rstd[row] = rs;
+    }
+}
+
 template <int NV>
 __global__ void k_stage_next(float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S, int c,
-                             int a1, int a2, int b1, int b2)
+                             int a1, int a2, int b1, int b2, tgc_ln_fuse ln)
 {
     if constexpr (NV > 0)
         c = 128 * NV;
@@ -222,28 +284,37 @@ __global__ void k_stage_next(float *G, const float *Xs, float *Xn, bf16 *Xnb, in
             src = Xs + stage_row(S, b, a1, a2, leave, i, j) * c;
             dst = G + (((b * 3 + leave) * S + i) * S + j) * c;
         }
-        if constexpr (NV > 0)
-            row_copy_v<NV>(dst, src, lane, dstb);
-        else
+        if constexpr (NV > 0) {
+            if (ln.y && row < nrows) /* the warp's lanes share the row: the shuffles are safe */
+                row_copy_ln_v<NV>(dst, src, lane, dstb, ln, row);
+            else
+                row_copy_v<NV>(dst, src, lane, dstb);
+        } else {
             row_copy(dst, src, c, lane, dstb);
+        }
     }
 }
 
 int tgc_stage_next(cudaStream_t st, float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S,
-                   int c, int a1, int a2, int b1, int b2)
+                   int c, int a1, int a2, int b1, int b2, const tgc_ln_fuse *ln)
 {
     int shared = (a1 == b1 || a1 == b2) + (a2 == b1 || a2 == b2);
     if (shared != 1)
         return tg_fail("stage_next: stages (%d, %d) and (%d, %d) must share one grid", a1, a2, b1,
                        b2);
     long rows = (long)B * S * 2 * S + (long)B * S * S;
-    if (rows <= 0)
-        return 0;
     int nv = c % 128 == 0 && c <= 512 ? c / 128 : 0;
     if (((uintptr_t)G | (uintptr_t)Xs | (uintptr_t)Xn) & 15 || ((uintptr_t)Xnb & 7))
         nv = 0;
+    tgc_ln_fuse f;
+    memset(&f, 0, sizeof f);
+    if (ln && ln->y && nv > 0 && !(((uintptr_t)ln->w | (uintptr_t)ln->b) & 15) &&
+        !((uintptr_t)ln->y & 7) && (!ln->mean) == (!ln->rstd))
+        f = *ln;
+    if (rows <= 0)
+        return ln && ln->y && !f.y ? 1 : 0;
 #define SN_LAUNCH(NV)                                                                          \
-    k_stage_next<NV><<<rowgrid(rows), 256, 0, st>>>(G, Xs, Xn, Xnb, B, S, c, a1, a2, b1, b2)
+    k_stage_next<NV><<<rowgrid(rows), 256, 0, st>>>(G, Xs, Xn, Xnb, B, S, c, a1, a2, b1, b2, f)
     if (nv == 1)
         SN_LAUNCH(1);
     else if (nv == 2)
@@ -256,7 +327,7 @@ int tgc_stage_next(cudaStream_t st, float *G, const float *Xs, float *Xn, bf16 *
         SN_LAUNCH(0);
 #undef SN_LAUNCH
     CU_LAUNCH_CHECK();
-    return 0;
+    return ln && ln->y && !f.y ? 1 : 0; /* 1: copied, the LayerNorm is the caller's to do */
 }
 
 /* TG_CUDA_STAGE_GENERIC=1: the generic row copies for every width (comparisons) */

@@ -18,8 +18,17 @@ int tgc_stage_bf(cudaStream_t st, float *G, float *X, bf16 *Xb, int B, int S, in
  * shared): Xn (and its bf16 copy Xnb when given) = the next stage's sequences, the shared grid
  * taken from Xs and the entering one from G; the grid leaving goes from Xs to G. Equals a
  * scatter of Xs into G and a gather from G, with a quarter less traffic. */
+/* ln (may be NULL): also y = LayerNorm(Xn row) * w + b in bf16 [rows, c] and each row's mean and
+ * rstd (both or neither), the next block's first operation, from the values in registers; taken
+ * for the vector widths (c = 128 .. 512, 16-byte aligned w, b; 8-byte aligned y). Returns 1 when
+ * ln was asked for but not taken (the copy is done; the caller runs the LayerNorm). */
+typedef struct tgc_ln_fuse {
+    const float *w, *b;
+    bf16 *y;
+    float *mean, *rstd;
+} tgc_ln_fuse;
 int tgc_stage_next(cudaStream_t st, float *G, const float *Xs, float *Xn, bf16 *Xnb, int B, int S,
-                   int c, int a1, int a2, int b1, int b2);
+                   int c, int a1, int a2, int b1, int b2, const tgc_ln_fuse *ln);
 int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off, int P, int nin,
               const float *W, const float *b, const float *pos, float *x);
 /* scratch: [nin, P] floats */
