@@ -424,7 +424,9 @@ static void paths_agree(const tg_net_config *cfg)
     assert_true(fabs(l1.total - l2.total) < 1e-2 * fabs(l1.total));
     assert_true(rel(g2, g1, np) < 6e-2);
     assert_true(fabs(l1.total - l3.total) < 1e-2 * fabs(l1.total));
-    assert_true(rel(g3, g1, np) < 3e-2);
+    /* cuDNN's forward (its P rounded to bf16 before P V, like the batched-GEMM path) under the
+     * default backward: 2.7e-2 / 2.8e-2 on the H100 once cuDNN took the graphs (2026-12-05) */
+    assert_true(rel(g3, g1, np) < 6e-2);
     assert_true(fabs(l1.total - l4.total) < 1e-2 * fabs(l1.total));
     assert_true(rel(g4, g1, np) < 6e-2);
     /* greedy decoding through either attention gives the same tokens for most positions */

@@ -232,7 +232,7 @@ static int build(tgc_sdpa *sd, sdpa_plan *p, const tgc_attn_shape *s)
     T(tExp, vid++, CUDNN_DATA_FLOAT, dS, sS, 1, 0);
     T(tSum, vid++, CUDNN_DATA_FLOAT, dR, sR, 1, 0);
     T(tLog, vid++, CUDNN_DATA_FLOAT, dR, sR, 1, 0);
-    T(tP, vid++, CUDNN_DATA_FLOAT, dS, sS, 1, 0);
+    T(tP, vid++, CUDNN_DATA_BFLOAT16, dS, sS, 1, 0); /* P V: both operands bf16 */
     tS3 = tS2;
     tNeg = tRow = tCol = tMask = NULL;
     if (s->causal) {
