@@ -112,14 +112,8 @@ static __device__ __forceinline__ void row_copy_v(float *__restrict__ dst,
 #pragma unroll
     for (int t = 0; t < NV; t++) {
         ((float4 *)dst)[lane + 32 * t] = v[t];
-        if (dstb) {
-            __nv_bfloat162 lo = __floats2bfloat162_rn(v[t].x, v[t].y);
-            __nv_bfloat162 hi = __floats2bfloat162_rn(v[t].z, v[t].w);
-            uint2 u;
-            u.x = *(uint32_t *)&lo;
-            u.y = *(uint32_t *)&hi;
-            *(uint2 *)(dstb + 4 * (lane + 32 * t)) = u;
-        }
+        if (dstb)
+            st_bf4(dstb + 4 * (lane + 32 * t), v[t]);
     }
 }
 
