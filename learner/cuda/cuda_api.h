@@ -72,11 +72,14 @@ int tg_cuda_test_gemm_gelu(long M, long N, long K, const float *A, const float *
                            const float *bias, int epilogues, float *D);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
- * 2 cuDNN SDPA, 3 short-sequence kernels, 4 shared-key kernel (forward only), 5 tensor-core
- * kernels (outputs poisoned first) (returns 1 when the path rejects the shape). */
+ * 2 cuDNN SDPA (forward through cuDNN; backward through cuDNN's graph where it takes the shape,
+ * outputs poisoned first, else the short-sequence or warp kernels), 3 short-sequence kernels,
+ * 4 shared-key kernel (forward only), 5 tensor-core kernels (outputs poisoned first) (returns 1
+ * when the path rejects the shape). bwd_lib (may be NULL): 1 when the backward ran in the library
+ * (path 2: cuDNN's backward graph), else 0. */
 int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
                            const float *q, const float *k, const float *v, const float *dout,
-                           float *o, float *dq, float *dk, float *dv);
+                           float *o, float *dq, float *dk, float *dv, int *bwd_lib);
 
 #ifdef __cplusplus
 }

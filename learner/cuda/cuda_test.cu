@@ -435,13 +435,15 @@ out:
 }
 
 int tgc_sdpa_test(int N, int Lx, int Ly, int H, int D, int causal, const bf16 *q, const bf16 *k,
-                  const bf16 *v, const bf16 *dout, bf16 *o, bf16 *dq, bf16 *dk, bf16 *dv)
-    __attribute__((weak));
+                  const bf16 *v, const bf16 *dout, bf16 *o, bf16 *dq, bf16 *dk, bf16 *dv,
+                  int *bwd_cudnn) __attribute__((weak));
 
 int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,
                            const float *q, const float *k, const float *v, const float *dout,
-                           float *o, float *dq, float *dk, float *dv)
+                           float *o, float *dq, float *dk, float *dv, int *bwd_lib)
 {
+    if (bwd_lib)
+        *bwd_lib = 0;
     tgc_attn_shape s;
     memset(&s, 0, sizeof s);
     s.N = N;
@@ -511,7 +513,7 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
             rc = 1;
             goto out;
         }
-        rc = tgc_sdpa_test(N, Lx, Ly, H, D, causal, Q, Kd, V, DO, O, DQ, DK, DV);
+        rc = tgc_sdpa_test(N, Lx, Ly, H, D, causal, Q, Kd, V, DO, O, DQ, DK, DV, bwd_lib);
         if (rc)
             goto out;
     }

@@ -85,7 +85,8 @@ typedef struct cuda_net {
     int ln_dy;               /* dtype of the blocks' LayerNorm-backward inputs dh, dxn, dyn, as
                                 their data-gradient GEMMs write them: TGC_BF16 (half the bytes
                                 written and read), TGC_F32 with TG_CUDA_LN_DY32=1 (comparisons) */
-    tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward through cuDNN where it takes the shape */
+    tgc_sdpa *sdpa;          /* TG_CUDA_ATTN=cudnn: forward and backward through cuDNN where it
+                                takes the shape (the kernels otherwise) */
     /* parameters, device layout (each tensor 256-byte aligned) */
     size_t *doff; /* per tensor */
     size_t dtotal;
@@ -715,6 +716,13 @@ static int attn_bwd(cuda_net *n, const tgc_attn_shape *s, bsave *sv, bf16 *dq, b
                     bf16 *dv)
 {
     int cat = attn_cat(s, 1);
+    if (n->attn_mode == TGC_ATTN_CUDNN && tgc_sdpa_fwd_took(n->sdpa, s)) {
+        int r = PROF(n, cat, tgc_sdpa_bwd(n->sdpa, n->st, s, sv->q, sv->k, sv->v, sv->a, n->da,
+                                          sv->lse, dq, dk, dv));
+        if (r <= 0)
+            return r;
+        /* rejected: the kernels below, on cuDNN's statistics */
+    }
     if (n->attn_mode == TGC_ATTN_GEMM)
         return PROF(n, cat, tgc_attn_bwd_gemm(n->gemm, n->st, s, sv->q, sv->k, sv->v, sv->P,
                                               n->da, dq, dk, dv, n->ascratch));
