@@ -631,6 +631,30 @@ static int ws_reserve(tgc_sdpa *sd, size_t bytes)
 
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
+/* Runs plan p on stream st with the nu (unique id, pointer) pairs and the shared workspace. */
+static int execute(tgc_sdpa *sd, cudaStream_t st, const sdpa_plan *p, int nu, int64_t *uids,
+                   void **ptrs, const char *what)
+{
+    cudnnStatus_t st_ = CUDNN_STATUS_SUCCESS;
+    const char *where_ = "";
+    cudnnBackendDescriptor_t vp = NULL;
+    DN(cudnnSetStream(sd->h, st));
+    DN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
+    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nu, uids));
+    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nu,
+                                ptrs));
+    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
+                                &sd->ws));
+    DN(cudnnBackendFinalize(vp));
+    DN(cudnnBackendExecute(sd->h, p->plan, vp));
+out:
+    if (vp)
+        cudnnBackendDestroyDescriptor(vp);
+    if (st_ != CUDNN_STATUS_SUCCESS)
+        return tg_fail("%s: %s: %s", what, where_, cudnnGetErrorString(st_));
+    return 0;
+}
+
 int tgc_sdpa_fwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const bf16 *q,
                  const bf16 *k, const bf16 *v, bf16 *o, float *lse)
 {
@@ -647,28 +671,10 @@ int tgc_sdpa_fwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
         return 1;
     if (ws_reserve(sd, (size_t)p->ws))
         return -1;
-    cudnnStatus_t st_ = CUDNN_STATUS_SUCCESS;
-    const char *where_ = "";
-    cudnnBackendDescriptor_t vp = NULL;
     float scale = s->scale, neg = -INFINITY;
     int64_t uids[7] = {U_Q, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEGINF};
     void *ptrs[7] = {(void *)q, (void *)k, (void *)v, (void *)o, (void *)lse, &scale, &neg};
-    int nu = s->causal ? 7 : 6;
-    DN(cudnnSetStream(sd->h, st));
-    DN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nu, uids));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nu,
-                                ptrs));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
-                                &sd->ws));
-    DN(cudnnBackendFinalize(vp));
-    DN(cudnnBackendExecute(sd->h, p->plan, vp));
-out:
-    if (vp)
-        cudnnBackendDestroyDescriptor(vp);
-    if (st_ != CUDNN_STATUS_SUCCESS)
-        return tg_fail("cuDNN SDPA: %s: %s", where_, cudnnGetErrorString(st_));
-    return 0;
+    return execute(sd, st, p, s->causal ? 7 : 6, uids, ptrs, "cuDNN SDPA");
 }
 
 int tgc_sdpa_fwd_took(const tgc_sdpa *sd, const tgc_attn_shape *s)
@@ -729,9 +735,6 @@ int tgc_sdpa_bwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
     /* before 9.6 the engine expects a zeroed accumulator (cudnn-frontend clears it then) */
     if (sd->ver < 90600)
         CU_CHECK(cudaMemsetAsync(acc, 0, acc_bytes, st));
-    cudnnStatus_t st_ = CUDNN_STATUS_SUCCESS;
-    const char *where_ = "";
-    cudnnBackendDescriptor_t vp = NULL;
     float scale = s->scale, one = 1.f, low = -FLT_MAX;
     int64_t uids[16] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_SCALE, U_ONE, U_DQ, U_DK, U_DV, U_SUM,
                         U_DQACC};
@@ -749,21 +752,7 @@ int tgc_sdpa_bwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
         uids[nu] = U_SEQKV;
         ptrs[nu++] = p->seqlen + kv_off;
     }
-    DN(cudnnSetStream(sd->h, st));
-    DN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nu, uids));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nu,
-                                ptrs));
-    DN(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
-                                &sd->ws));
-    DN(cudnnBackendFinalize(vp));
-    DN(cudnnBackendExecute(sd->h, p->plan, vp));
-out:
-    if (vp)
-        cudnnBackendDestroyDescriptor(vp);
-    if (st_ != CUDNN_STATUS_SUCCESS)
-        return tg_fail("cuDNN SDPA backward: %s: %s", where_, cudnnGetErrorString(st_));
-    return 0;
+    return execute(sd, st, p, nu, uids, ptrs, "cuDNN SDPA backward");
 }
 
 /* test hook (cuda_test.cu): forward through cuDNN, backward through cuDNN's graph where it takes
