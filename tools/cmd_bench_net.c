@@ -155,8 +155,9 @@ eval:;
     tg_eval_out eo = {.tokens = stok, .value = value};
     if (only && strcmp(only, "eval"))
         goto greedy;
-    if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, 1, &eo))
-        goto fail;
+    for (int i = 0; i < 2; i++) /* warm-up (the second captures a CUDA graph, TG_CUDA_GRAPH=1) */
+        if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, 1, &eo))
+            goto fail;
     t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, (uint64_t)i, &eo))
@@ -168,8 +169,9 @@ eval:;
     if (only)
         goto done;
 greedy:
-    if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))
-        goto fail;
+    for (int i = 0; i < 2; i++) /* warm-up, as above */
+        if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))
+            goto fail;
     t0 = tg_now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++)
         if (tg_net_greedy(net, tensors, scalars, ebatch, stok, NULL))

@@ -66,6 +66,20 @@ typedef struct bsave {
     float *mx, *rx, *my, *ry, *mm, *rm, *lse;
 } bsave;
 
+/* One captured decoding: what its kernels' arguments depend on (the shape, the temperature,
+ * whether uniforms come, the output and the decoder buffers' place and layout), and the graph.
+ * state 0: seen once (that call ran plain, so that GEMM plans, workspaces and caches exist
+ * before any capture); 1: captured (exec); 2: the capture failed, plain from then on. */
+#define DG_CAP 8
+typedef struct dgraph {
+    int N, K, has_u, state;
+    float temp;
+    const float *quant;
+    const void *dec;
+    long dec_rows;
+    cudaGraphExec_t exec;
+} dgraph;
+
 typedef struct cuda_net {
     const tg_params *tab;
     tg_net_config cfg;
@@ -129,6 +143,10 @@ typedef struct cuda_net {
     void *dec;
     size_t dec_size;
     long dec_rows;
+    /* TG_CUDA_GRAPH=1: decoding (greedy, sampling) replayed from CUDA graphs, one per call shape */
+    int use_graph;
+    dgraph graphs[DG_CAP];
+    int n_graphs;
     bf16 *dec_ptrs[4][64];   /* per policy layer: self K/V caches, cross K/V */
     /* host staging */
     float *h_stage;
@@ -1131,22 +1149,19 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
     return 0;
 }
 
-/* Torso once per position, then K actions per position token by token with KV caches. u:
- * device uniforms [N K, n_steps] or NULL for greedy. Results stay in the decbuf. */
-static int decode_run(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
-                      float temp, const float *h_uniforms, decbuf *db, float *quant_out)
+/* Torso once per position, then K actions per position token by token with KV caches, on the
+ * inputs upload_inputs put on the device; has_u: uniforms [N K, n_steps] in db->u (sampling),
+ * else greedy. Results stay in the decbuf. Device work only (no host transfers, no
+ * synchronisation), so that it can be captured into a CUDA graph. */
+static int decode_run(cuda_net *n, int N, int K, float temp, int has_u, decbuf *db,
+                      float *quant_out)
 {
     const tg_net_config *c = &n->cfg;
     int P = tg_net_config_P(c), L = c->n_steps, S = c->S;
     long R = (long)N * K, E = (long)N * 3 * S * S;
     cudaStream_t st = n->st;
-    if (upload_inputs(n, tensors, scalars, N))
-        return -1;
     if (torso_fwd(n, N))
         return -1;
-    if (h_uniforms)
-        CU_CHECK(cudaMemcpyAsync(db->u, h_uniforms, sizeof(float) * R * L, cudaMemcpyHostToDevice,
-                                 st));
     /* cross keys/values once per position */
     for (int l = 0; l < c->p_layers; l++) {
         const dblock *d = &n->policy[2 * l + 1];
@@ -1195,23 +1210,98 @@ static int decode_run(cuda_net *n, const float *tensors, const float *scalars, i
         }
         if (PROF(n, PR_ELEM, tgc_relu_bf(st, db->hp, P, db->hrelu, P, R, P)) ||
             linear(n, &n->pout, db->hrelu, P, R, db->logits, TGC_F32, c->n_logits, 0.f, NULL) ||
-            PROF(n, PR_ELEM, tgc_sample(st, db->logits, R, c->n_logits, temp, h_uniforms ? db->u + t : NULL, L,
+            PROF(n, PR_ELEM, tgc_sample(st, db->logits, R, c->n_logits, temp, has_u ? db->u + t : NULL, L,
                        db->tok, db->tok_out + t, L, db->logp, NULL, 0)))
             return -1;
     }
     return 0;
 }
 
+static long g_graph_launches; /* decodings replayed from a graph (tests) */
+
+static void graphs_clear(cuda_net *n)
+{
+    for (int i = 0; i < n->n_graphs; i++)
+        if (n->graphs[i].exec)
+            cudaGraphExecDestroy(n->graphs[i].exec);
+    n->n_graphs = 0;
+}
+
+/* decode_run through a CUDA graph: one launch instead of hundreds of kernels and GEMMs, whose
+ * launch gaps are a fifth of a greedy call of the small configs (small-S9: 24.5 ms of kernels in
+ * a 30 ms call). The first call of a shape runs plain, the second is captured, later ones
+ * replay it; a failed capture leaves that shape plain. */
+static int decode_graph(cuda_net *n, int N, int K, float temp, int has_u, decbuf *db,
+                        float *quant_out)
+{
+    dgraph *g = NULL;
+    for (int i = 0; i < n->n_graphs && !g; i++) {
+        dgraph *e = &n->graphs[i];
+        if (e->N == N && e->K == K && e->has_u == has_u && e->temp == temp &&
+            e->quant == quant_out && e->dec == n->dec && e->dec_rows == n->dec_rows)
+            g = e;
+    }
+    if (!g) {
+        if (n->n_graphs == DG_CAP)
+            graphs_clear(n);
+        g = &n->graphs[n->n_graphs++];
+        memset(g, 0, sizeof *g);
+        g->N = N;
+        g->K = K;
+        g->has_u = has_u;
+        g->temp = temp;
+        g->quant = quant_out;
+        g->dec = n->dec;
+        g->dec_rows = n->dec_rows;
+        return decode_run(n, N, K, temp, has_u, db, quant_out);
+    }
+    if (g->state == 2)
+        return decode_run(n, N, K, temp, has_u, db, quant_out);
+    if (!g->exec) {
+        cudaGraph_t graph = NULL;
+        /* relaxed: a workspace that grows during the capture may still be allocated */
+        CU_CHECK(cudaStreamBeginCapture(n->st, cudaStreamCaptureModeRelaxed));
+        int rc = decode_run(n, N, K, temp, has_u, db, quant_out);
+        cudaError_t e = cudaStreamEndCapture(n->st, &graph);
+        if (rc == 0 && e == cudaSuccess && graph)
+            e = cudaGraphInstantiate(&g->exec, graph, 0);
+        if (graph)
+            cudaGraphDestroy(graph);
+        if (rc || e != cudaSuccess || !g->exec) {
+            if (getenv("TG_CUDA_VERBOSE"))
+                fprintf(stderr, "cuda: decoding N %d K %d not captured (%s; %s): plain launches\n",
+                        N, K, rc ? tg_errmsg() : "", cudaGetErrorString(e));
+            cudaGetLastError(); /* capture errors are not sticky: clear the last one */
+            g->exec = NULL;
+            g->state = 2;
+            return decode_run(n, N, K, temp, has_u, db, quant_out);
+        }
+        g->state = 1;
+    }
+    CU_CHECK(cudaGraphLaunch(g->exec, n->st));
+    g_graph_launches++;
+    return 0;
+}
+
 /* Torso once per position, then K actions per position (decode_run), with n->infer set so that
- * nothing is kept for a backward. */
+ * nothing is kept for a backward. The inputs and uniforms go up first, outside any graph. */
 static int decode(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
                   float temp, const float *h_uniforms, decbuf *db, float *quant_out)
 {
+    if (upload_inputs(n, tensors, scalars, N))
+        return -1;
+    if (h_uniforms)
+        CU_CHECK(cudaMemcpyAsync(db->u, h_uniforms, sizeof(float) * (size_t)N * K * n->cfg.n_steps,
+                                 cudaMemcpyHostToDevice, n->st));
     n->infer = 1;
-    int rc = decode_run(n, tensors, scalars, N, K, temp, h_uniforms, db, quant_out);
+    int has_u = h_uniforms != NULL;
+    int rc = n->use_graph && !n->prof ? decode_graph(n, N, K, temp, has_u, db, quant_out)
+                                      : decode_run(n, N, K, temp, has_u, db, quant_out);
     n->infer = 0;
     return rc;
 }
+
+extern "C" long tg_cuda_graph_launches(void) { return g_graph_launches; }
 
 static int dec_prepare(cuda_net *n, long N, long R, decbuf *db)
 {
@@ -1340,6 +1430,8 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     /* on since its kernel test passed on the H100 and it took ~1 ms off a train step (2026-12-05) */
     const char *sf = getenv("TG_CUDA_STAGE_FUSE");
     n->stage_fuse = !(sf && !strcmp(sf, "0"));
+    const char *ug = getenv("TG_CUDA_GRAPH");
+    n->use_graph = ug && !strcmp(ug, "1");
     const char *sl = getenv("TG_CUDA_STAGE_LN");
     n->stage_ln = !(sl && !strcmp(sl, "0"));
     const char *pp = getenv("TG_CUDA_POUT_PAD");
@@ -1447,6 +1539,7 @@ static void cn_destroy(void *impl)
         return;
     if (n->st)
         cudaStreamSynchronize(n->st);
+    graphs_clear(n);
     if (n->prof) {
         prof_report(n);
         for (int i = 0; i < 2 * 8192; i++)
