@@ -44,7 +44,7 @@ extern "C" {
 // GEMM kernel selection (fp32): cuBLAS's default heuristic picks one kernel per shape, and for
 // the block products' shapes it is not always the fastest; at tuning time the default and a few
 // of cuBLASLt's heuristic candidates are timed on the real operands, the fastest is kept.
-#define LT_MAX_CAND 8
+#define LT_MAX_CAND 16
 #define LT_CACHE 256
 #define LT_WS ((size_t)64 << 20) // split-K candidates need workspace
 

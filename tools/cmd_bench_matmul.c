@@ -36,7 +36,7 @@ static const char *use =
     "  --no-accuracy    skip the fp64 reference\n"
     "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels, GEMM kernels) before timing\n"
     "  --gemm-search N  GPU fp32: cuBLASLt candidates timed per block-product shape when tuning\n"
-    "                   (default 4; 0: cuBLAS's default kernel only)\n"
+    "                   (default 4, at most 16; 0: cuBLAS's default kernel only)\n"
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
