@@ -327,6 +327,19 @@ static void test_graph_decode(void **state)
     for (int i = 0; i < N; i++)
         same += !memcmp(t[3] + i * L, t[4] + i * L, L * 4);
     assert_true(same >= 6);
+    /* new weights (the inference service's publications) go into the same buffers: the replay
+     * follows them */
+    for (size_t i = 0; i < np; i++)
+        w[i] *= 1.25f;
+    assert_int_equal(tg_net_set_params(g, w), 0);
+    assert_int_equal(tg_net_set_params(p, w), 0);
+    assert_int_equal(tg_net_greedy(g, y.t, y.s, N, t[3], q[3]), 0); /* replayed */
+    assert_int_equal(tg_net_greedy(p, y.t, y.s, N, t[4], q[4]), 0);
+    print_message("graph decoding after new weights: quantiles vs no-graph net %.2e, vs the old "
+                  "weights %.2e\n", rel(q[3], q[4], (size_t)N * Q), rel(q[3], q[1], (size_t)N * Q));
+    assert_true(rel(q[3], q[4], (size_t)N * Q) < 3e-2);
+    assert_true(rel(q[3], q[1], (size_t)N * Q) > 1e-3);
+    greedy_launches++;
     /* sampling: new uniforms each call go through the same graph */
     float *u = malloc((size_t)N * K * L * 4), *u2 = malloc((size_t)N * K * L * 4);
     int32_t *st[4];
