@@ -310,6 +310,31 @@ static void test_stage_next(void **state)
     }
 }
 
+/* the device's sampling uniforms are the CPU backend's (common/rng.c), bit for bit */
+static void test_uniforms(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    static const int Ns[3] = {1, 130, 1024};
+    static const long pers[3] = {1, 37, 288};
+    for (int c = 0; c < 3; c++) {
+        int N = Ns[c];
+        long per = pers[c];
+        uint64_t seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(c + 1);
+        float *u = malloc((size_t)N * per * 4), *r = malloc((size_t)N * per * 4);
+        assert_int_equal(tg_cuda_test_uniforms(seed, N, per, u), 0);
+        for (int i = 0; i < N; i++) {
+            tg_rng g;
+            tg_rng_seed(&g, seed, (uint64_t)i);
+            for (long j = 0; j < per; j++)
+                r[(long)i * per + j] = (float)tg_rng_uniform(&g);
+        }
+        if (memcmp(u, r, (size_t)N * per * 4))
+            fail_msg("uniforms N %d per %ld differ from the CPU backend's", N, per);
+        free(u), free(r);
+    }
+}
+
 static void test_losses(void **state)
 {
     (void)state;
@@ -746,7 +771,8 @@ int main(void)
         cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),
         cmocka_unit_test(test_attention_mma),
         cmocka_unit_test(test_attention_cudnn),
-        cmocka_unit_test(test_gemm_splitk), /* last: the others' random shapes stay as they were */
+        cmocka_unit_test(test_gemm_splitk), /* after the others: their random shapes stay */
+        cmocka_unit_test(test_uniforms),
     };
     return tg_test_done(cmocka_run_group_tests(tests, setup, NULL));
 }

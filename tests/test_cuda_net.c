@@ -263,6 +263,21 @@ static void test_sample_consistent(void **state)
         }
         assert_true(fabs(s - lp[r]) < 0.05 + 0.03 * fabs(s));
     }
+    /* without uniforms the device draws the CPU backend's (stream i of the seed for position i):
+     * the same as passing those uniforms */
+    float *u = malloc((size_t)N * K * L * 4), *lp2 = malloc(N * K * 4);
+    int32_t *tok2 = malloc((size_t)N * K * L * 4);
+    for (int i = 0; i < N; i++) {
+        tg_rng r;
+        tg_rng_seed(&r, 3, (uint64_t)i);
+        for (int j = 0; j < K * L; j++)
+            u[(long)i * K * L + j] = (float)tg_rng_uniform(&r);
+    }
+    tg_eval_out o2 = {.tokens = tok2, .logp = lp2};
+    assert_int_equal(tg_net_sample(gpu, b.t, b.s, N, K, 0.7f, u, 99, &o2), 0);
+    assert_memory_equal(tok2, tok, (size_t)N * K * L * 4);
+    assert_memory_equal(lp2, lp, (size_t)N * K * 4);
+    free(u), free(lp2), free(tok2);
     free(lg), free(lp), free(tok);
     free_batch(&b);
     tg_net_free(gpu);
@@ -363,6 +378,27 @@ static void test_graph_decode(void **state)
     assert_memory_equal(lp[2], lp[0], (size_t)N * K * 4);
     assert_memory_equal(st[3], st[1], (size_t)N * K * L * 4);
     assert_true(memcmp(st[0], st[1], (size_t)N * K * L * 4) != 0); /* the uniforms count */
+    /* uniforms drawn on the device from each call's seed (seeds 5, 6, 5: plain, captured,
+     * replayed), against the same uniforms drawn here and passed in (that shape's graph replays) */
+    long l1 = tg_cuda_graph_launches();
+    static const uint64_t seeds[3] = {5, 6, 5};
+    for (int i = 0; i < 3; i++) {
+        tg_eval_out o = {.tokens = st[i], .logp = lp[i]};
+        assert_int_equal(tg_net_sample(g, x.t, x.s, N, K, 0.7f, NULL, seeds[i], &o), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        tg_rng rr;
+        tg_rng_seed(&rr, 6, (uint64_t)i);
+        for (int j = 0; j < K * L; j++)
+            u[(long)i * K * L + j] = (float)tg_rng_uniform(&rr);
+    }
+    tg_eval_out o3 = {.tokens = st[3], .logp = lp[3]};
+    assert_int_equal(tg_net_sample(g, x.t, x.s, N, K, 0.7f, u, 0, &o3), 0);
+    assert_int_equal(tg_cuda_graph_launches() - l1, 3);
+    assert_memory_equal(st[2], st[0], (size_t)N * K * L * 4);
+    assert_memory_equal(st[3], st[1], (size_t)N * K * L * 4);
+    assert_memory_equal(lp[3], lp[1], (size_t)N * K * 4);
+    assert_true(memcmp(st[0], st[1], (size_t)N * K * L * 4) != 0); /* the seed counts */
     for (int i = 0; i < 5; i++)
         free(t[i]), free(q[i]);
     for (int i = 0; i < 4; i++)

@@ -43,6 +43,8 @@ int tg_cuda_test_stage(int B, int S, int c, int m1, int m2, const float *g, cons
 int tg_cuda_test_stage_next(int B, int S, int c, int a1, int a2, int b1, int b2, const float *g,
                             const float *xs, float *xn, float *xnb, float *gs, const float *lnw,
                             const float *lnb, float *lny, float *lnmean, float *lnrstd);
+/* out [N, per]: the sampling uniforms drawn on the device from seed (position i from stream i). */
+int tg_cuda_test_uniforms(uint64_t seed, int N, long per, float *out);
 /* Softmax cross-entropy rows: loss [rows], dlogits [rows, n] (scaled by gscale). */
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits);

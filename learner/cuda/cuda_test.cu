@@ -226,6 +226,24 @@ out:
     return rc;
 }
 
+int tg_cuda_test_uniforms(uint64_t seed, int N, long per, float *out)
+{
+    tbuf t;
+    if (tb_open(&t, (size_t)N * per * 4 + 65536))
+        return -1;
+    int rc = 0;
+    uint64_t *S = (uint64_t *)tb_take(&t, sizeof seed);
+    float *U = up_f(&t, NULL, (size_t)N * per);
+    NEED(S && U);
+    if (cudaMemcpy(S, &seed, sizeof seed, cudaMemcpyHostToDevice) != cudaSuccess ||
+        tgc_uniforms(0, S, N, per, U) || cudaDeviceSynchronize() != cudaSuccess ||
+        down_f(out, U, (size_t)N * per))
+        rc = tg_fail("uniforms test failed: %s", tg_errmsg());
+out:
+    cudaFree(t.base);
+    return rc;
+}
+
 int tg_cuda_test_xent(long rows, int n, const float *logits, const int32_t *tgt, float gscale,
                       float *loss, float *dlogits)
 {

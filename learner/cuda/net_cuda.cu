@@ -130,6 +130,7 @@ typedef struct cuda_net {
     bf16 **va;               /* value activations bf16 */
     float *logits, *quant, *dlogits, *dquant, *loss_rows, *loss_q;
     float *d_in, *d_ret, *d_scal, *d_tens;
+    uint64_t *d_seed; /* sampling's seed, for the uniforms drawn on the device */
     float *embS;             /* embedding-gradient buckets [n_logits + 1, P] */
     float *red;              /* [4]: policy sum, value sum, grad sumsq */
     /* backward scratch */
@@ -449,6 +450,7 @@ static void carve(cuda_net *n, arena *a, int B)
     n->d_tens = TAKE(a, float, (long)B * c->T * S * S * S);
     n->d_scal = TAKE(a, float, (long)B * c->n_scalars);
     n->d_ret = TAKE(a, float, B);
+    n->d_seed = TAKE(a, uint64_t, 1);
     n->red = TAKE(a, float, 8);
     n->embS = TAKE(a, float, (long)(c->n_logits + 1) * P);
     /* backward scratch: the widest of torso and policy */
@@ -1150,9 +1152,10 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
 }
 
 /* Torso once per position, then K actions per position token by token with KV caches, on the
- * inputs upload_inputs put on the device; has_u: uniforms [N K, n_steps] in db->u (sampling),
- * else greedy. Results stay in the decbuf. Device work only (no host transfers, no
- * synchronisation), so that it can be captured into a CUDA graph. */
+ * inputs upload_inputs put on the device; has_u: sampling with uniforms [N K, n_steps] in db->u
+ * (1: uploaded by the caller, 2: drawn here from the seed in n->d_seed), 0: greedy. Results stay
+ * in the decbuf. Device work only (no host transfers, no synchronisation), so that it can be
+ * captured into a CUDA graph. */
 static int decode_run(cuda_net *n, int N, int K, float temp, int has_u, decbuf *db,
                       float *quant_out)
 {
@@ -1160,7 +1163,8 @@ static int decode_run(cuda_net *n, int N, int K, float temp, int has_u, decbuf *
     int P = tg_net_config_P(c), L = c->n_steps, S = c->S;
     long R = (long)N * K, E = (long)N * 3 * S * S;
     cudaStream_t st = n->st;
-    if (torso_fwd(n, N))
+    if (torso_fwd(n, N) ||
+        (has_u == 2 && PROF(n, PR_ELEM, tgc_uniforms(st, n->d_seed, N, (long)K * L, db->u))))
         return -1;
     /* cross keys/values once per position */
     for (int l = 0; l < c->p_layers; l++) {
@@ -1284,17 +1288,21 @@ static int decode_graph(cuda_net *n, int N, int K, float temp, int has_u, decbuf
 }
 
 /* Torso once per position, then K actions per position (decode_run), with n->infer set so that
- * nothing is kept for a backward. The inputs and uniforms go up first, outside any graph. */
+ * nothing is kept for a backward. The inputs and the uniforms (or, with gen_u, the seed they are
+ * drawn from on the device) go up first, outside any graph. */
 static int decode(cuda_net *n, const float *tensors, const float *scalars, int N, int K,
-                  float temp, const float *h_uniforms, decbuf *db, float *quant_out)
+                  float temp, const float *h_uniforms, int gen_u, uint64_t seed, decbuf *db,
+                  float *quant_out)
 {
     if (upload_inputs(n, tensors, scalars, N))
         return -1;
     if (h_uniforms)
         CU_CHECK(cudaMemcpyAsync(db->u, h_uniforms, sizeof(float) * (size_t)N * K * n->cfg.n_steps,
                                  cudaMemcpyHostToDevice, n->st));
+    else if (gen_u) /* pageable source: staged before the call returns */
+        CU_CHECK(cudaMemcpyAsync(n->d_seed, &seed, sizeof seed, cudaMemcpyHostToDevice, n->st));
     n->infer = 1;
-    int has_u = h_uniforms != NULL;
+    int has_u = h_uniforms ? 1 : gen_u ? 2 : 0;
     int rc = n->use_graph && !n->prof ? decode_graph(n, N, K, temp, has_u, db, quant_out)
                                       : decode_run(n, N, K, temp, has_u, db, quant_out);
     n->infer = 0;
@@ -1718,26 +1726,16 @@ static int cn_sample(void *impl, const float *tensors, const float *scalars, int
     const tg_net_config *c = &n->cfg;
     int L = c->n_steps;
     long R = (long)N * K;
-    float *u = (float *)uniforms, *own = NULL;
     prof_enter(n, 1);
-    if (!u) { /* the CPU backend's streams: position i draws from stream i */
-        own = (float *)malloc(sizeof(float) * R * L);
-        if (!own)
-            return tg_fail("out of memory");
-        for (int i = 0; i < N; i++) {
-            tg_rng r;
-            tg_rng_seed(&r, seed, (uint64_t)i);
-            for (long j = 0; j < (long)K * L; j++)
-                own[(long)i * K * L + j] = (float)tg_rng_uniform(&r);
-        }
-        u = own;
-    }
+    /* without uniforms: the CPU backend's streams (position i draws from stream i of the seed),
+     * drawn on the device (tgc_uniforms), the same bits */
     decbuf db;
     memset(&db, 0, sizeof db);
     int rc = -1;
     float *qdev = n->quant; /* [N, Q] fits: N <= max_batch */
     if (dec_prepare(n, N, R, &db) ||
-        decode(n, tensors, scalars, N, K, temperature, u, &db, qdev))
+        decode(n, tensors, scalars, N, K, temperature, uniforms, uniforms == NULL, seed, &db,
+               qdev))
         goto done;
     if (out->tokens &&
         cudaMemcpyAsync(out->tokens, db.tok_out, sizeof(int32_t) * R * L, cudaMemcpyDeviceToHost,
@@ -1795,7 +1793,6 @@ static int cn_sample(void *impl, const float *tensors, const float *scalars, int
     }
     rc = sync_net(n);
 done:
-    free(own);
     return rc;
 }
 
@@ -1808,7 +1805,7 @@ static int cn_greedy(void *impl, const float *tensors, const float *scalars, int
     memset(&db, 0, sizeof db);
     prof_enter(n, 2);
     if (dec_prepare(n, N, N, &db) ||
-        decode(n, tensors, scalars, N, 1, 1.f, NULL, &db, n->quant))
+        decode(n, tensors, scalars, N, 1, 1.f, NULL, 0, 0, &db, n->quant))
         return -1;
     if (tokens)
         CU_CHECK(cudaMemcpyAsync(tokens, db.tok_out, sizeof(int32_t) * N * c->n_steps,

@@ -581,3 +581,49 @@ int tgc_sample(cudaStream_t st, const float *logits, long rows, int n, float tem
     CU_LAUNCH_CHECK();
     return 0;
 }
+
+/* ---------------------------------------------------------------- sampling uniforms */
+
+static __device__ __forceinline__ uint64_t d_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static __device__ __forceinline__ uint64_t d_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* one thread per position: its stream's draws are sequential (the CPU backend's order) */
+__global__ void k_uniforms(const uint64_t *__restrict__ seed, int N, long per, float *u)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N)
+        return;
+    uint64_t x = *seed ^ ((uint64_t)i * 0xd1342543de82ef95ULL + 0x2545f4914f6cdd1dULL);
+    uint64_t s0 = d_splitmix64(&x), s1 = d_splitmix64(&x), s2 = d_splitmix64(&x),
+             s3 = d_splitmix64(&x);
+    float *o = u + (long)i * per;
+    for (long j = 0; j < per; j++) {
+        uint64_t r = d_rotl(s1 * 5, 7) * 9, t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = d_rotl(s3, 45);
+        o[j] = (float)((double)(r >> 11) * 0x1.0p-53);
+    }
+}
+
+int tgc_uniforms(cudaStream_t st, const uint64_t *seed, int N, long per, float *u)
+{
+    if (N <= 0 || per <= 0)
+        return 0;
+    k_uniforms<<<cdiv(N, 128), 128, 0, st>>>(seed, N, per, u);
+    CU_LAUNCH_CHECK();
+    return 0;
+}

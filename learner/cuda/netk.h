@@ -35,6 +35,10 @@ int tgc_embed(cudaStream_t st, const int32_t *tok, long rows, int L, int pos_off
 int tgc_embed_bwd(cudaStream_t st, const int32_t *tok, long rows, int L, int P, int nin,
                   const float *dx, float *dW, float *db, float *dpos, float *scratch);
 int tgc_tokens_in(cudaStream_t st, const int32_t *act, int B, int L, int start, int32_t *in);
+/* u [N, per]: position i's values from tg_rng stream i of *seed (a device pointer, so that a
+ * captured graph takes each call's seed), bit for bit what common/rng.c's tg_rng_uniform gives
+ * the CPU backend (xoshiro256** seeded by SplitMix64; the double rounded to float). */
+int tgc_uniforms(cudaStream_t st, const uint64_t *seed, int N, long per, float *u);
 int tgc_scalar_grad(cudaStream_t st, const float *dX, int F, const float *scal, int B, int SS,
                     int ns, float *dW, float *db);
 int tgc_add_rows(cudaStream_t st, float *dst, long ldd, const float *src, long lds, long rows,
