@@ -123,6 +123,34 @@ static void mid_config_mma(tg_net_config *c)
     c->p_heads = 2;
 }
 
+/* A CUDA net created with var=val in the environment (the backend reads its switches at
+ * creation), the variable restored afterwards. */
+static tg_net *net_with_env(const tg_net_config *c, int B, uint64_t seed, const char *var,
+                            const char *val)
+{
+    const char *old = getenv(var);
+    char keep[64];
+    snprintf(keep, sizeof keep, "%s", old ? old : "");
+    setenv(var, val, 1);
+    tg_net *n = tg_net_new(c, "cuda", B, 0, seed);
+    if (old)
+        setenv(var, keep, 1);
+    else
+        unsetenv(var);
+    return n;
+}
+
+/* The CPU backend's sampling uniforms: position i's per values from stream i of seed. */
+static void host_uniforms(uint64_t seed, int N, long per, float *u)
+{
+    for (int i = 0; i < N; i++) {
+        tg_rng r;
+        tg_rng_seed(&r, seed, (uint64_t)i);
+        for (long j = 0; j < per; j++)
+            u[(long)i * per + j] = (float)tg_rng_uniform(&r);
+    }
+}
+
 static void vs_cpu(const tg_net_config *cfg)
 {
     tg_net_config c = *cfg;
@@ -267,12 +295,7 @@ static void test_sample_consistent(void **state)
      * the same as passing those uniforms */
     float *u = malloc((size_t)N * K * L * 4), *lp2 = malloc(N * K * 4);
     int32_t *tok2 = malloc((size_t)N * K * L * 4);
-    for (int i = 0; i < N; i++) {
-        tg_rng r;
-        tg_rng_seed(&r, 3, (uint64_t)i);
-        for (int j = 0; j < K * L; j++)
-            u[(long)i * K * L + j] = (float)tg_rng_uniform(&r);
-    }
+    host_uniforms(3, N, (long)K * L, u);
     tg_eval_out o2 = {.tokens = tok2, .logp = lp2};
     assert_int_equal(tg_net_sample(gpu, b.t, b.s, N, K, 0.7f, u, 99, &o2), 0);
     assert_memory_equal(tok2, tok, (size_t)N * K * L * 4);
@@ -294,17 +317,8 @@ static void test_graph_decode(void **state)
     tg_net_config c;
     mid_config_mma(&c);
     int N = 8, K = 3, L = c.n_steps, Q = c.quantiles;
-    const char *old = getenv("TG_CUDA_GRAPH");
-    char keep[16];
-    snprintf(keep, sizeof keep, "%s", old ? old : "");
-    setenv("TG_CUDA_GRAPH", "1", 1);
-    tg_net *g = tg_net_new(&c, "cuda", 16, 0, 5);
-    setenv("TG_CUDA_GRAPH", "0", 1);
-    tg_net *p = tg_net_new(&c, "cuda", 16, 0, 6);
-    if (old)
-        setenv("TG_CUDA_GRAPH", keep, 1);
-    else
-        unsetenv("TG_CUDA_GRAPH");
+    tg_net *g = net_with_env(&c, 16, 5, "TG_CUDA_GRAPH", "1");
+    tg_net *p = net_with_env(&c, 16, 6, "TG_CUDA_GRAPH", "0");
     assert_non_null(g);
     assert_non_null(p);
     size_t np = tg_net_n_params(g);
@@ -386,12 +400,7 @@ static void test_graph_decode(void **state)
         tg_eval_out o = {.tokens = st[i], .logp = lp[i]};
         assert_int_equal(tg_net_sample(g, x.t, x.s, N, K, 0.7f, NULL, seeds[i], &o), 0);
     }
-    for (int i = 0; i < N; i++) {
-        tg_rng rr;
-        tg_rng_seed(&rr, 6, (uint64_t)i);
-        for (int j = 0; j < K * L; j++)
-            u[(long)i * K * L + j] = (float)tg_rng_uniform(&rr);
-    }
+    host_uniforms(6, N, (long)K * L, u);
     tg_eval_out o3 = {.tokens = st[3], .logp = lp[3]};
     assert_int_equal(tg_net_sample(g, x.t, x.s, N, K, 0.7f, u, 0, &o3), 0);
     assert_int_equal(tg_cuda_graph_launches() - l1, 3);
@@ -494,32 +503,13 @@ static void paths_agree(const tg_net_config *cfg)
     mk_batch(&c, 8, 5, &b);
     tg_batch_view bv = {8, b.t, b.s, b.a, b.r};
     tg_net *w = tg_net_new(&c, "cuda", 8, 0, 3);
-    setenv("TG_CUDA_ATTN", "gemm", 1);
-    tg_net *g = tg_net_new(&c, "cuda", 8, 0, 3);
-    setenv("TG_CUDA_ATTN", "cudnn", 1);
-    tg_net *d = tg_net_new(&c, "cuda", 8, 0, 3);
-    unsetenv("TG_CUDA_ATTN");
-    const char *mm = getenv("TG_CUDA_ATTN_MMA");
-    char keep[16];
-    snprintf(keep, sizeof keep, "%s", mm ? mm : "");
-    setenv("TG_CUDA_ATTN_MMA", "0", 1);
-    tg_net *o = tg_net_new(&c, "cuda", 8, 0, 3);
-    if (mm)
-        setenv("TG_CUDA_ATTN_MMA", keep, 1);
-    else
-        unsetenv("TG_CUDA_ATTN_MMA");
-    setenv("TG_CUDA_STAGE_FUSE", "0", 1); /* a scatter and a gather between torso stages */
-    tg_net *sg = tg_net_new(&c, "cuda", 8, 0, 3);
-    unsetenv("TG_CUDA_STAGE_FUSE");
-    const char *ly = getenv("TG_CUDA_LN_DY32");
-    char lykeep[16];
-    snprintf(lykeep, sizeof lykeep, "%s", ly ? ly : "");
-    setenv("TG_CUDA_LN_DY32", "1", 1); /* the LayerNorm backwards' dy in fp32 instead of bf16 */
-    tg_net *l32 = tg_net_new(&c, "cuda", 8, 0, 3);
-    if (ly)
-        setenv("TG_CUDA_LN_DY32", lykeep, 1);
-    else
-        unsetenv("TG_CUDA_LN_DY32");
+    tg_net *g = net_with_env(&c, 8, 3, "TG_CUDA_ATTN", "gemm");
+    tg_net *d = net_with_env(&c, 8, 3, "TG_CUDA_ATTN", "cudnn");
+    tg_net *o = net_with_env(&c, 8, 3, "TG_CUDA_ATTN_MMA", "0");
+    /* a scatter and a gather between torso stages */
+    tg_net *sg = net_with_env(&c, 8, 3, "TG_CUDA_STAGE_FUSE", "0");
+    /* the LayerNorm backwards' dy in fp32 instead of bf16 */
+    tg_net *l32 = net_with_env(&c, 8, 3, "TG_CUDA_LN_DY32", "1");
     assert_non_null(w);
     assert_non_null(g);
     assert_non_null(o);
