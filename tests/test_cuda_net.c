@@ -306,10 +306,11 @@ static void test_sample_consistent(void **state)
     tg_net_free(gpu);
 }
 
-/* TG_CUDA_GRAPH=1: the first decoding of a shape runs plain, the second is captured, later ones
- * replay the graph. Replays give the plain run's bits on the same inputs, follow new inputs and
- * uniforms (nothing of a call's data is baked into the graph), and agree with a net without
- * graphs (the same weights; its GEMM tuner may pick other kernels, so within bf16 rounding). */
+/* Graphs (on by default; TG_CUDA_GRAPH=0 off): the first decoding of a shape runs plain, the
+ * second is captured, later ones replay the graph. Replays give the plain run's bits on the same
+ * inputs, follow new inputs and uniforms (nothing of a call's data is baked into the graph), and
+ * agree with a net without graphs (the same weights; its GEMM tuner may pick other kernels, so
+ * within bf16 rounding). */
 static void test_graph_decode(void **state)
 {
     (void)state;

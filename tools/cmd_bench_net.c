@@ -155,7 +155,7 @@ eval:;
     tg_eval_out eo = {.tokens = stok, .value = value};
     if (only && strcmp(only, "eval"))
         goto greedy;
-    for (int i = 0; i < 2; i++) /* warm-up (the second captures a CUDA graph, TG_CUDA_GRAPH=1) */
+    for (int i = 0; i < 2; i++) /* warm-up (the CUDA net captures a graph on the second) */
         if (tg_net_sample(net, tensors, scalars, ebatch, K, 1.0f, NULL, 1, &eo))
             goto fail;
     t0 = tg_now(), c0 = cpu_now();

@@ -14,7 +14,7 @@ extern "C" {
 /* Number of usable CUDA devices (0 without a driver or device; TG_NO_CUDA=1 forces 0). */
 int tg_cuda_devices(void);
 /* decodings (greedy, sampling) replayed from a CUDA graph so far, in this process
- * (TG_CUDA_GRAPH=1; tests) */
+ * (on unless TG_CUDA_GRAPH=0; tests) */
 long tg_cuda_graph_launches(void);
 /* "NVIDIA H100 80GB HBM3, cc 9.0, cuDNN 91400, cuBLASLt 130100" into buf. */
 int tg_cuda_describe(char *buf, int len);
