@@ -7,7 +7,9 @@
 #   scripts/cuda_device_run.sh [prewarm] [test] [golden] [waitwarm] [bench] [ab] [peer] [peer2]
 #                              [peereval] [profile] [quick] [notune] [abold] [summary]
 #
-# Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda;
+# Sections run in the order given. test: tests/test_cuda_*; golden: tg golden --backend cuda on
+# golden_small.h5 and on .gpu/spec/golden_odd.h5 if made here (`python3
+# tests/scripts/net_golden_numpy.py .gpu/spec/golden_odd.h5` with tests/t_net_golden.sh's config);
 # bench: tg bench net --backend cuda on the peer's configs and batches; ab: training and greedy
 # again with the older attention kernels (TG_CUDA_ATTN_MMA=0) for before/after figures from one
 # call; peer: ../shared/bench/torch_peer.py in the same call; profile: again with
@@ -180,9 +182,15 @@ for sec in "${ARGS[@]}"; do
         done
         ;;
     golden)
-        echo "== tg golden --backend cuda"
-        "$BUILD/bin/tg" golden --backend cuda --tol-out 3e-2 --tol-grad 6e-2 \
-            .gpu/spec/golden_small.h5 2>&1 | tee "$OUTD/golden.log" | tail -4
+        # the spec's golden_small.h5, and golden_odd.h5 where it was made here (a config where no
+        # two dimensions coincide, tests/t_net_golden.sh's, written by net_golden_numpy.py)
+        for g in .gpu/spec/golden_small.h5 .gpu/spec/golden_odd.h5; do
+            [ -f "$g" ] || { echo "== $g: not made here, skipped"; continue; }
+            echo "== tg golden --backend cuda $g"
+            "$BUILD/bin/tg" golden --backend cuda --tol-out 3e-2 --tol-grad 6e-2 "$g" 2>&1 |
+                tee -a "$OUTD/golden.log" | tail -4
+            echo "exit ${PIPESTATUS[0]}"
+        done
         ;;
     bench) bench_all "" bench.log ;;
     notune) bench_all TG_CUDA_GEMM_TUNE=0 notune.log ;;
