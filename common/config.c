@@ -116,6 +116,10 @@ static const key_def keys[] = {
     KINT("infer.threads", infer.threads, 0, 4096, "0",
          "CPU backend: > 0 runs inference on this many threads of its own alongside training (no time-sharing; "
          "give train.threads + infer.threads <= the cores); 0 = time-share the training threads by infer.share"),
+    KBOOL("infer.concurrent", infer.concurrent, "false",
+          "run inference alongside training instead of taking turns by infer.share (the CUDA backend: "
+          "each on its own stream, so the GPU overlaps them and fills the gaps of either's host work; "
+          "the CPU backend: give infer.threads too, or the two pools share the cores)"),
     KINT("infer.samples", infer.samples, 1, 4096, "32", "K: actions sampled per position"),
     KDBL("infer.temperature", infer.temperature, 1e-6, 100, "1", "sampling temperature"),
 

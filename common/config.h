@@ -80,6 +80,7 @@ typedef struct tg_config {
         double max_wait_ms;      /* longest a request waits for a fuller batch */
         double share;            /* fraction of learner time for inference when both compete */
         int threads;             /* CPU backend: own inference threads, concurrent with training (0 = share) */
+        int concurrent;          /* inference and training at once, no time-sharing (any backend) */
         int samples;             /* K: actions sampled per position */
         double temperature;      /* sampling temperature */
     } infer;

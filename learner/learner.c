@@ -661,8 +661,11 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
         }
         /* On the CPU backend with infer.threads > 0 inference has cores of its own: a small network's
          * training and inference each run fastest on one thread (a pool of two is slower than one at
-         * batch 64), so on 2 cores they run side by side instead of taking turns on both. */
-        concurrent = cfg->infer.threads > 0 && strcmp(tg_net_backend(L->net), "cpu") == 0;
+         * batch 64), so on 2 cores they run side by side instead of taking turns on both.
+         * infer.concurrent asks for the same on any backend: on the CUDA backend each net has its
+         * own stream, so the GPU can overlap the two and fill the gaps of either's host work. */
+        concurrent = cfg->infer.concurrent ||
+                     (cfg->infer.threads > 0 && strcmp(tg_net_backend(L->net), "cpu") == 0);
         if (!concurrent && !(L->share = tg_share_new(cfg->infer.share))) {
             tg_fail("out of memory");
             goto fail;

@@ -5,7 +5,8 @@
  *  - a run stopped by SIGTERM and resumed gives, step for step, the losses of an uninterrupted
  *    run (checkpoint attributes), and the final weights are identical;
  *  - inference answers equal a direct evaluation of the checkpoint's network (quantiles, values),
- *    with the checkpoint's model version, also when requests are split and batched together;
+ *    with the checkpoint's model version, also when requests are split and batched together, and
+ *    also with infer.concurrent (no time-sharing with training);
  *  - malformed requests get Error replies and the service keeps answering;
  *  - the learner survives replay vanishing and coming back, and actors vanishing mid-request;
  *  - an inference replica (--serve-only) follows the learner's weights and answers alike, and
@@ -474,16 +475,16 @@ static tg_net *make_checkpoint(const char *dir, const tg_net_config *nc, int64_t
     return net;
 }
 
-static void test_inference_equals_forward(void **state)
+/* extra: one more override (NULL: none) */
+static void inference_equals_forward(const char *extra)
 {
-    (void)state;
     tg_config cfg;
     tg_net_config nc;
     test_config(&cfg, &nc);
     char d[64];
     tg_test_tmpdir(d, sizeof d);
     tg_net *net = make_checkpoint(d, &nc, 5);
-    const char *args[] = {"infer.max_batch=4", "infer.max_wait_ms=20", NULL};
+    const char *args[] = {"infer.max_batch=4", "infer.max_wait_ms=20", extra, NULL};
     pid_t p = spawn_learner(d, NULL, args);
     json_t *st = wait_status(d, "tg-learner", p, "", 0, 60, NULL);
     void *a = dealer(infer_endpoint(st)), *b = dealer(infer_endpoint(st));
@@ -531,6 +532,17 @@ static void test_inference_equals_forward(void **state)
     free(w);
     tg_wire_free(e);
 
+    /* the learner says which way inference and training share it */
+    char logp[128], line[1024];
+    snprintf(logp, sizeof logp, "%s/learner.out", d);
+    FILE *lf = fopen(logp, "r");
+    assert_non_null(lf);
+    int alongside = 0;
+    while (fgets(line, sizeof line, lf))
+        alongside |= strstr(line, "alongside training") != NULL;
+    fclose(lf);
+    assert_int_equal(alongside, extra != NULL);
+
     kill(p, SIGTERM);
     assert_int_equal(wait_exit(p, 60, NULL), 0);
     zmq_close(a);
@@ -540,6 +552,19 @@ static void test_inference_equals_forward(void **state)
     free(t2);
     free(s2);
     tg_net_free(net);
+}
+
+static void test_inference_equals_forward(void **state)
+{
+    (void)state;
+    inference_equals_forward(NULL);
+}
+
+/* infer.concurrent: no time-sharing (the service runs without the share lock), same answers */
+static void test_inference_concurrent(void **state)
+{
+    (void)state;
+    inference_equals_forward("infer.concurrent=true");
 }
 
 static void expect_error(void *s, const char *what)
@@ -887,6 +912,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_resume_matches_uninterrupted, teardown),
         cmocka_unit_test_teardown(test_inference_equals_forward, teardown),
+        cmocka_unit_test_teardown(test_inference_concurrent, teardown),
         cmocka_unit_test_teardown(test_malformed_requests, teardown),
         cmocka_unit_test_teardown(test_survives_vanishing_peers_and_replica_follows, teardown),
         cmocka_unit_test_teardown(test_replica_checks_crc, teardown),
