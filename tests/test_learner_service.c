@@ -475,6 +475,19 @@ static tg_net *make_checkpoint(const char *dir, const tg_net_config *nc, int64_t
     return net;
 }
 
+/* Whether a line of the log file at path contains what (the file must exist). */
+static int log_has(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        found |= strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
 /* extra: one more override (NULL: none) */
 static void inference_equals_forward(const char *extra)
 {
@@ -533,15 +546,9 @@ static void inference_equals_forward(const char *extra)
     tg_wire_free(e);
 
     /* the learner says which way inference and training share it */
-    char logp[128], line[1024];
+    char logp[128];
     snprintf(logp, sizeof logp, "%s/learner.out", d);
-    FILE *lf = fopen(logp, "r");
-    assert_non_null(lf);
-    int alongside = 0;
-    while (fgets(line, sizeof line, lf))
-        alongside |= strstr(line, "alongside training") != NULL;
-    fclose(lf);
-    assert_int_equal(alongside, extra != NULL);
+    assert_int_equal(log_has(logp, "alongside training"), extra != NULL);
 
     kill(p, SIGTERM);
     assert_int_equal(wait_exit(p, 60, NULL), 0);
@@ -885,15 +892,9 @@ static void test_replica_checks_crc(void **state)
     assert_non_null(e);
     check_response(e, net, &nc, 5, 7, 3, 2, t, s);
     tg_wire_free(e);
-    char logp[512], line[1024];
+    char logp[512];
     snprintf(logp, sizeof logp, "%s/logs/replica.log", d);
-    FILE *f = fopen(logp, "r");
-    assert_non_null(f);
-    int refused = 0;
-    while (fgets(line, sizeof line, f))
-        refused |= strstr(line, "fail their checksum") != NULL;
-    fclose(f);
-    assert_true(refused);
+    assert_true(log_has(logp, "fail their checksum"));
 
     kill(rp, SIGTERM);
     assert_int_equal(wait_exit(rp, 60, NULL), 0);
