@@ -193,6 +193,11 @@ typedef struct rate {
     double t0, x0, rate;
 } rate;
 
+/* the rates a status file reports; busy: seconds of evaluation calls per second */
+typedef struct status_rates {
+    rate steps, samples, evals, batches, busy;
+} status_rates;
+
 static void rate_update(rate *r, double now, double x)
 {
     if (r->t0 == 0) {
@@ -264,15 +269,16 @@ static int publish(learner *L)
     return tg_infer_publish(L->infer, L->pbuf, L->n_params, (uint64_t)L->step, (uint64_t)L->step);
 }
 
-static void write_status(learner *L, rate *steps_r, rate *samples_r, rate *evals_r, rate *batches_r)
+static void write_status(learner *L, status_rates *r)
 {
     double now = tg_now();
     tg_infer_stats is;
     tg_infer_get_stats(L->infer, &is);
-    rate_update(steps_r, now, (double)L->step);
-    rate_update(samples_r, now, (double)L->samples);
-    rate_update(evals_r, now, (double)is.positions);
-    rate_update(batches_r, now, (double)is.batches);
+    rate_update(&r->steps, now, (double)L->step);
+    rate_update(&r->samples, now, (double)L->samples);
+    rate_update(&r->evals, now, (double)is.positions);
+    rate_update(&r->batches, now, (double)is.batches);
+    rate_update(&r->busy, now, is.busy_s);
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     json_t *o = json_object();
@@ -286,8 +292,8 @@ static void write_status(learner *L, rate *steps_r, rate *samples_r, rate *evals
     json_object_set_new(o, "state", json_string(L->state));
     json_object_set_new(o, "step", json_integer(L->step));
     json_object_set_new(o, "samples", json_integer(L->samples));
-    json_object_set_new(o, "steps_per_s", json_real(steps_r->rate));
-    json_object_set_new(o, "samples_per_s", json_real(samples_r->rate));
+    json_object_set_new(o, "steps_per_s", json_real(r->steps.rate));
+    json_object_set_new(o, "samples_per_s", json_real(r->samples.rate));
     if (L->last.step) {
         json_t *loss = json_object();
         json_object_set_new(loss, "total", jnum(L->last.loss.total));
@@ -308,9 +314,10 @@ static void write_status(learner *L, rate *steps_r, rate *samples_r, rate *evals
     json_object_set_new(inf, "batches", json_integer((json_int_t)is.batches));
     json_object_set_new(inf, "bad_requests", json_integer((json_int_t)is.bad_requests));
     json_object_set_new(inf, "weights_served", json_integer((json_int_t)is.weights_served));
-    json_object_set_new(inf, "evals_per_s", json_real(evals_r->rate));
+    json_object_set_new(inf, "evals_per_s", json_real(r->evals.rate));
     json_object_set_new(inf, "mean_batch",
-                        json_real(batches_r->rate > 0 ? evals_r->rate / batches_r->rate : 0));
+                        json_real(r->batches.rate > 0 ? r->evals.rate / r->batches.rate : 0));
+    json_object_set_new(inf, "busy", json_real(r->busy.rate));
     if (L->share)
         json_object_set_new(inf, "device_share", json_real(tg_share_infer_fraction(L->share)));
     json_object_set_new(o, "inference", inf);
@@ -335,9 +342,10 @@ static void write_status(learner *L, rate *steps_r, rate *samples_r, rate *evals
     json_decref(o);
 
     if (L->tb) {
-        tg_tb_scalar(L->tb, "inference/evaluations_per_s", L->step, evals_r->rate);
+        tg_tb_scalar(L->tb, "inference/evaluations_per_s", L->step, r->evals.rate);
         tg_tb_scalar(L->tb, "inference/mean_batch",
-                     L->step, batches_r->rate > 0 ? evals_r->rate / batches_r->rate : 0);
+                     L->step, r->batches.rate > 0 ? r->evals.rate / r->batches.rate : 0);
+        tg_tb_scalar(L->tb, "inference/busy", L->step, r->busy.rate);
     }
 }
 
@@ -363,7 +371,7 @@ static int run_training(learner *L)
 {
     const tg_config *cfg = L->cfg;
     double last_status = 0, last_tb = tg_now(), last_stats = 0, last_wait_log = tg_now();
-    rate steps_r = {0}, samples_r = {0}, evals_r = {0}, batches_r = {0};
+    status_rates rates = {0};
     /* averages since the last TensorBoard write */
     double acc_total = 0, acc_pol = 0, acc_val = 0, acc_gn = 0;
     int acc_n = 0;
@@ -388,7 +396,7 @@ static int run_training(learner *L)
         }
         if (now - last_status >= STATUS_EVERY_S) {
             last_status = now;
-            write_status(L, &steps_r, &samples_r, &evals_r, &batches_r);
+            write_status(L, &rates);
             if (L->tb)
                 tg_tb_flush(L->tb);
         }
@@ -471,13 +479,13 @@ static int run_replica(learner *L)
     uint64_t have = 0, want = 0;
     int have_any = 0;
     double asked = 0, last_status = 0;
-    rate steps_r = {0}, samples_r = {0}, evals_r = {0}, batches_r = {0};
+    status_rates rates = {0};
     snprintf(L->state, sizeof L->state, "waiting for weights");
     while (!g_stop) {
         double now = tg_now();
         if (now - last_status >= STATUS_EVERY_S) {
             last_status = now;
-            write_status(L, &steps_r, &samples_r, &evals_r, &batches_r);
+            write_status(L, &rates);
         }
         /* ask for the newest weights at start, when an announcement says there are newer
          * ones, and again when an answer is overdue */
@@ -722,8 +730,8 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     }
     snprintf(L->state, sizeof L->state, "stopped");
     if (L->infer) {
-        rate z = {0};
-        write_status(L, &z, &z, &z, &z);
+        status_rates z = {0};
+        write_status(L, &z);
     }
     status = rc == 0 ? 0 : 1;
     goto done;

@@ -109,6 +109,8 @@ grep -q "resumed from .*step-$(printf %08d "$S1").h5" "$RUN/logs/tg-learner.log"
 "$BIN/tg" status "$RUN" > "$TMP/status.out" 2>&1 || fail "tg status: $(cat "$TMP/status.out")"
 cat "$TMP/status.out"
 grep -q "<- latest" "$TMP/status.out" || fail "tg status shows no latest checkpoint"
+grep -q "inference: .*, busy [0-9]*%, device share [0-9]*%" "$TMP/status.out" ||
+    fail "tg status shows no inference busy and device share"
 grep -q "2,2,2 *rank 7, found .* by test-actor, model version 42 *\[target 7: reached\]" "$TMP/status.out" \
     || fail "tg status shows no best rank"
 "$BIN/tg" status "$RUN" --targets-reached || fail "tg status --targets-reached: not reached"
@@ -118,7 +120,7 @@ kill -TERM $RP; wait $RP
 "$TBPY" "$ROOT/tests/scripts/check_tb.py" "$RUN/tb/tg-learner" --session-start --min-points 2 \
     --increasing loss/total --increasing loss/policy --increasing loss/value \
     --scalar train/lr --scalar train/grad_norm --scalar train/samples_per_s \
-    --scalar inference/evaluations_per_s --scalar inference/mean_batch \
+    --scalar inference/evaluations_per_s --scalar inference/mean_batch --scalar inference/busy \
     > "$TMP/check.out" 2>&1 || { cat "$TMP/check.out"; fail "learner events"; }
 "$TBPY" "$ROOT/tests/scripts/check_tb.py" "$RUN/tb/tg-learner" \
     --scalar replay/demos.positions --scalar best_rank/2,2,2/integer \

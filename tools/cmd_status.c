@@ -402,11 +402,19 @@ static void print_full(run_view *v, FILE *out)
             fprintf(out, "  loss %.5g (policy %.5g, value %.5g)   lr %.3g   grad norm %.3g\n",
                     jget(l->j, "loss.total"), jget(l->j, "loss.policy"), jget(l->j, "loss.value"),
                     jget(l->j, "lr"), jget(l->j, "grad_norm"));
+        /* busy: the share of wall time in evaluation calls; device share: of the time the
+         * learner's device was used (absent when inference runs alongside training) */
+        double busy = jget(l->j, "inference.busy"), dshare = jget(l->j, "inference.device_share");
         fprintf(out, "  inference: model version %.0f, %.0f evaluations/s, mean batch %.1f, "
-                     "%.0f requests (%.0f bad), device share %.0f%%\n",
+                     "%.0f requests (%.0f bad)",
                 jget(l->j, "inference.model_version"), jget(l->j, "inference.evals_per_s"),
                 jget(l->j, "inference.mean_batch"), jget(l->j, "inference.requests"),
-                jget(l->j, "inference.bad_requests"), 100 * jget(l->j, "inference.device_share"));
+                jget(l->j, "inference.bad_requests"));
+        if (isfinite(busy))
+            fprintf(out, ", busy %.0f%%", 100 * busy);
+        if (isfinite(dshare))
+            fprintf(out, ", device share %.0f%%", 100 * dshare);
+        fputc('\n', out);
         json_t *rp = json_object_get(l->j, "replay");
         double since = jget(l->j, "replay.seconds_since_reply");
         if (rp && (!isfinite(since) || since > 10))
