@@ -1,7 +1,9 @@
 /* Sharing one compute device between training and inference: both take the device through this
  * scheduler, one at a time. When both wait, the one whose recent share of device time is below
- * its target goes first (inference's target is infer.share); when only one waits, it runs. Recent
- * time is exponentially decayed, so the split follows the last few seconds of load. */
+ * its target goes first (inference's target is infer.share); when only one waits, it runs. A user
+ * that releases the device below its share while the other waits has it kept for a short grace
+ * (its host work between calls), so that the split is the target, not turn for turn. Recent time
+ * is exponentially decayed, so the split follows the last few seconds of load. */
 #ifndef TG_SHARE_H
 #define TG_SHARE_H
 
