@@ -81,7 +81,7 @@ static void test_target_held_despite_host_gaps(void **state)
 {
     (void)state;
     double f = run_pair(0.7, 0.002, 2.0);
-    assert_true(f > 0.58);
+    assert_true(f > 0.52); /* the old alternation: 0.43 */
     assert_true(f < 0.85);
 }
 
