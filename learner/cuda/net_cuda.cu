@@ -1439,7 +1439,7 @@ static void *cn_create(const tg_params *tab, int max_batch, int threads, uint64_
     const char *sf = getenv("TG_CUDA_STAGE_FUSE");
     n->stage_fuse = !(sf && !strcmp(sf, "0"));
     /* on since the H100 (2026-12-05, 16:1x UTC): greedy +1.9% / +2.9% / -0.8% on paper-S4 /
-     * paper-S9 / small-S9, the 3x3x3 discovery net's evaluation +7%, test_graph_decode passed */
+     * paper-S9 / small-S9, a c = 128, S = 3 net's evaluation +7%, test_graph_decode passed */
     const char *ug = getenv("TG_CUDA_GRAPH");
     n->use_graph = !(ug && !strcmp(ug, "0"));
     const char *sl = getenv("TG_CUDA_STAGE_LN");
