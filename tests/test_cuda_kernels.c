@@ -537,6 +537,128 @@ static void test_gemm(void **state)
     }
 }
 
+/* One GEMM of gemm_x_case in one mode (0 as the network, 1 epilogues off, 2 reference kernel),
+ * against a double reference over the bf16-rounded inputs. */
+static void gemm_x_mode(const tg_cuda_gemm_case *cs, int mode, long *nref)
+{
+    tg_cuda_gemm_case c = *cs;
+    c.mode = mode;
+    long M = c.M, N = c.N, K = c.K;
+    float *A = rnd(M * K, 1.0), *B = rnd(K * N, 1.0), *vec = rnd(N, 1.0), *D = rnd(M * N, 1.0);
+    float *pre = rnd(M * N, 2.0), *bg = calloc(M + 1, 4);
+    double *ref = calloc(M * N, 8), *rpre = calloc(M * N, 8), *rbg = calloc(M + 1, 8), h = 1e-4;
+    assert_non_null(bg);
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            double s = 0;
+            for (long k = 0; k < K; k++)
+                s += (double)bfr(c.ta ? A[k * M + i] : A[i * K + k]) *
+                     bfr(c.tb ? B[j * K + k] : B[k * N + j]);
+            double bias = c.d_bf16 ? bfr(vec[j]) : vec[j], x = bfr(pre[i * N + j]);
+            if (c.epi == 1)
+                s += bias;
+            else if (c.epi == 2) {
+                rpre[i * N + j] = s + bias;
+                s = gelu_d(bfr((float)(s + bias)));
+            } else if (c.epi == 4)
+                s *= (gelu_d(x + h) - gelu_d(x - h)) / (2 * h);
+            else if (c.epi == 5)
+                s = gelu_d(s + bias);
+            if (c.beta != 0.f)
+                s += c.beta * (c.d_bf16 ? bfr(D[i * N + j]) : D[i * N + j]);
+            ref[i * N + j] = s;
+        }
+    if (c.epi == 3)
+        for (long i = 0; i < M; i++)
+            for (long k = 0; k < K; k++)
+                rbg[i] += bfr(c.ta ? A[k * M + i] : A[i * K + k]);
+    char what[200];
+    snprintf(what, sizeof what,
+             "gemm ta %d tb %d %ldx%ldx%ld pad %d offsets %d %d %d %d %d %s epi %d beta %g mode %d",
+             c.ta, c.tb, M, N, K, c.pad, c.off[0], c.off[1], c.off[2], c.off[3], c.off[4],
+             c.d_bf16 ? "bf16" : "f32", c.epi, c.beta, mode);
+    if (tg_cuda_test_gemm_ex(&c, A, B, vec, D, pre, bg, nref))
+        fail_msg("%s: %s", what, tg_errmsg());
+    CHECK_ERR(D, ref, M * N, c.d_bf16 ? 2e-2 : 2e-3, what);
+    if (c.epi == 2)
+        CHECK_ERR(pre, rpre, M * N, 1e-2, what);
+    if (c.epi == 3)
+        CHECK_ERR(bg, rbg, M, 1e-3, what);
+    free(A), free(B), free(vec), free(D), free(pre), free(bg), free(ref), free(rpre), free(rbg);
+}
+
+/* gemm_x_mode as the network runs it, with the epilogues off (where there is one), and by the
+ * reference kernel; says when cuBLASLt had no algorithm (the reference kernel ran it) */
+static void gemm_x_case(int ta, int tb, long M, long N, long K, int pad, int o0, int o1, int o2,
+                        int o3, int o4, int d_bf16, int epi, float beta)
+{
+    tg_cuda_gemm_case c = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .pad = pad,
+                           .off = {o0, o1, o2, o3, o4}, .d_bf16 = d_bf16, .epi = epi,
+                           .beta = beta};
+    long n0 = 0, n1 = 0, n2 = 0;
+    gemm_x_mode(&c, 0, &n0);
+    if (epi)
+        gemm_x_mode(&c, 1, &n1);
+    gemm_x_mode(&c, 2, &n2);
+    if (!n2)
+        fail_msg("gemm %ldx%ldx%ld: the reference kernel did not run in mode 2", M, N, K);
+    if (n0 || n1)
+        print_message("gemm ta %d tb %d %ldx%ldx%ld pad %d offsets %d %d %d: cuBLASLt had no "
+                      "algorithm (reference kernel)\n", ta, tb, M, N, K, pad, o0, o1, o2);
+}
+
+/* The GEMMs of the odd-width golden config (S 3, T 2, c 6, heads 2 x head_dim 2, widen 2,
+ * n_steps 5, n_logits 7, P 3 x 3, v_hidden 5, quantiles 3; batch 2: torso stage rows 36, grid
+ * rows 18, torso output rows 54, policy rows 10) as the network lays them out: widths and
+ * leading dimensions that are not multiples of 8, and views at odd element offsets (the fused
+ * projection's k weight at q's + 81 elements and its bias at + 9; cross-attention's dk at dq +
+ * B n_steps P elements, 45 at batch 1; a KV-cache row at t inner), bf16 ones 2-byte aligned; then
+ * random small odd shapes.
+ * Arguments of gemm_x_case: ta tb M N K pad, offsets of A B D vector pre-activation, bf16 D,
+ * epilogue, beta. */
+static void test_gemm_odd(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    gemm_x_case(0, 1, 18, 6, 7, 1, 0, 0, 0, 0, 0, 0, 1, 0.f);    /* input projection */
+    gemm_x_case(0, 1, 36, 12, 6, 0, 0, 0, 0, 0, 0, 1, 1, 0.f);   /* torso q k v */
+    gemm_x_case(0, 1, 10, 27, 9, 0, 0, 0, 0, 0, 0, 1, 1, 0.f);   /* policy self q k v */
+    gemm_x_case(0, 1, 54, 18, 6, 0, 0, 81, 0, 9, 0, 1, 1, 0.f);  /* policy cross k v */
+    gemm_x_case(0, 1, 36, 6, 4, 0, 0, 0, 0, 0, 0, 0, 1, 1.f);    /* attention out + residual */
+    gemm_x_case(0, 1, 36, 12, 6, 0, 0, 0, 0, 0, 0, 1, 2, 0.f);   /* torso MLP in (GELU) */
+    gemm_x_case(0, 1, 10, 18, 9, 0, 0, 0, 0, 0, 0, 1, 2, 0.f);   /* policy MLP in */
+    gemm_x_case(0, 1, 10, 9, 18, 0, 0, 0, 0, 0, 0, 0, 1, 1.f);   /* policy MLP out + residual */
+    gemm_x_case(0, 1, 7, 18, 9, 0, 0, 0, 0, 0, 0, 1, 5, 0.f);    /* decoding MLP in (GELU) */
+    gemm_x_case(0, 1, 7, 9, 9, 36, 0, 81, 9, 9, 0, 1, 1, 0.f);   /* decoding: k into its cache */
+    gemm_x_case(1, 0, 12, 6, 36, 0, 0, 0, 0, 0, 0, 0, 3, 0.f);   /* torso q k v weight gradient */
+    gemm_x_case(1, 0, 18, 6, 54, 0, 45, 0, 0, 9, 0, 0, 3, 0.f);  /* cross k v weight gradient */
+    gemm_x_case(0, 0, 54, 6, 18, 0, 45, 81, 0, 0, 0, 1, 0, 0.f); /* cross k v data gradient */
+    gemm_x_case(0, 0, 36, 12, 6, 0, 0, 0, 0, 0, 0, 1, 4, 0.f);   /* torso MLP data gradient */
+    gemm_x_case(0, 0, 10, 18, 9, 0, 0, 0, 0, 0, 0, 1, 4, 0.f);   /* policy MLP data gradient */
+    gemm_x_case(0, 1, 2, 5, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0.f);     /* value hidden */
+    gemm_x_case(0, 1, 2, 3, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0.f);     /* value out */
+    gemm_x_case(1, 0, 3, 5, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0.f);     /* value out weight gradient */
+    gemm_x_case(0, 0, 2, 5, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0.f);     /* value out data gradient */
+    gemm_x_case(0, 1, 10, 7, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0.f);    /* policy logits */
+    gemm_x_case(1, 0, 8, 9, 10, 0, 0, 0, 0, 0, 0, 0, 3, 0.f);    /* logits weight gradient */
+    gemm_x_case(0, 0, 10, 9, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0.f);    /* logits data gradient */
+    for (int i = 0; i < 12; i++) {
+        static const int odd[] = {1, 2, 3, 5, 6, 7, 9, 12, 13, 18, 27, 33};
+        long M = 1 + tg_rng_below(&R, 70), N = odd[tg_rng_below(&R, 12)],
+             K = odd[tg_rng_below(&R, 12)];
+        int ta = tg_rng_below(&R, 2), tb = tg_rng_below(&R, 2), dbf = tg_rng_below(&R, 2);
+        int epi = ta ? (tg_rng_below(&R, 2) ? 3 : 0) : (int)tg_rng_below(&R, 2);
+        if (epi == 3)
+            dbf = 0; /* weight gradients are fp32 */
+        gemm_x_case(ta, tb, M, N, K, tg_rng_below(&R, 3), tg_rng_below(&R, 9),
+                    tg_rng_below(&R, 9), tg_rng_below(&R, 9), tg_rng_below(&R, 9), 0, dbf, epi,
+                    tg_rng_below(&R, 2) ? 1.f : 0.f);
+    }
+    /* the widths the network already ran, by the reference kernel too (mode 2) */
+    gemm_x_case(0, 1, 64, 128, 64, 0, 0, 0, 0, 0, 0, 0, 1, 1.f);
+    gemm_x_case(1, 0, 64, 48, 300, 0, 0, 0, 0, 0, 0, 0, 3, 0.f);
+}
+
 /* Long reductions into small outputs (the network's weight gradients), where the tuner adds
  * split-K variants: forced, so that split-K algorithms meet the reference (with the bias-gradient
  * and bias epilogues where cuBLASLt allows them, onto an in-place residual), and timed with the
@@ -759,6 +881,31 @@ static void test_attention_cudnn(void **state)
                  "CUDNN_LOGLEVEL_DBG=2 say why)", missed);
 }
 
+/* The odd-width golden config's attention (batch 2): the torso's 6-token sequences of head width
+ * 2, the policy's causal self-attention over 5 steps and cross-attention over 27 keys of head
+ * width 3, and decoding's shared keys (K = 4 samples a position). Head widths the tensor-core
+ * kernels (5) and cuDNN (2) do not take are reported as not taken; every other path must run
+ * them: warp (0), short (3), batched GEMMs (1) and those by the reference GEMM kernel (6). */
+static void test_attention_odd(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    static const int paths[] = {0, 3, 1, 6, 5, 2};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        int p = paths[i], must = p != 5 && p != 2, miss = 0;
+        miss += attn_case(p, 6, 6, 6, 2, 2, 0, 1, 1);  /* torso */
+        miss += attn_case(p, 2, 5, 5, 3, 3, 1, 1, 1);  /* policy self-attention */
+        miss += attn_case(p, 2, 5, 27, 3, 3, 0, 1, 1); /* policy cross-attention */
+        miss += attn_case(p, 3, 4, 4, 3, 1, 1, 1, 1);  /* head width 1 */
+        if (must && miss)
+            fail_msg("attention path %d did not take %d odd-width shapes", p, miss);
+    }
+    attn_case(0, 8, 1, 27, 3, 3, 0, 4, 0); /* decoding: warp per row, shared keys */
+    attn_case(4, 8, 1, 27, 3, 3, 0, 4, 0); /* decoding: shared-key kernel */
+    attn_case(4, 16, 1, 27, 3, 3, 0, 8, 0);
+    attn_case(0, 8, 1, 3, 3, 3, 0, 1, 0);  /* decoding's self-attention (one query row) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -767,9 +914,10 @@ int main(void)
         cmocka_unit_test(test_f2bf_pad),       cmocka_unit_test(test_stage),
         cmocka_unit_test(test_stage_next),
         cmocka_unit_test(test_adamw),          cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_odd),
         cmocka_unit_test(test_attention_warp), cmocka_unit_test(test_attention_short),
         cmocka_unit_test(test_attention_gemm), cmocka_unit_test(test_attention_kvshare),
-        cmocka_unit_test(test_attention_mma),
+        cmocka_unit_test(test_attention_mma),  cmocka_unit_test(test_attention_odd),
         cmocka_unit_test(test_attention_cudnn),
         cmocka_unit_test(test_gemm_splitk), /* after the others: their random shapes stay */
         cmocka_unit_test(test_uniforms),

@@ -151,10 +151,9 @@ static void host_uniforms(uint64_t seed, int N, long per, float *u)
     }
 }
 
-static void vs_cpu(const tg_net_config *cfg)
+static void vs_cpu_b(const tg_net_config *cfg, int B)
 {
     tg_net_config c = *cfg;
-    int B = 24;
     tg_net *cpu, *gpu;
     pair(&c, B, &cpu, &gpu);
     batch b;
@@ -242,6 +241,32 @@ static void vs_cpu(const tg_net_config *cfg)
     tg_net_free(gpu);
 }
 
+static void vs_cpu(const tg_net_config *cfg) { vs_cpu_b(cfg, 24); }
+
+/* t_net_golden.sh's odd config (the NumPy golden file's defaults with its overrides): no width
+ * a multiple of 8 and no two equal, head widths 2 and 3; an odd batch puts cross-attention's dk
+ * view (dq + B n_steps P elements) at a 2-byte offset, as views of the fused projections'
+ * weights are at any batch */
+static void odd_config(tg_net_config *c)
+{
+    *c = (tg_net_config){.S = 3, .T = 2, .n_scalars = 2, .c = 6, .layers = 1, .heads = 2,
+                         .head_dim = 2, .widen = 2, .n_steps = 5, .n_logits = 7, .p_feat = 3,
+                         .p_heads = 3, .p_layers = 1, .v_hidden = 5, .v_layers = 2,
+                         .quantiles = 3};
+}
+
+static void test_vs_cpu_odd(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    tg_net_config c;
+    odd_config(&c);
+    vs_cpu_b(&c, 7);
+    c.layers = 2; /* stage-to-stage transitions across layers, two policy layers */
+    c.p_layers = 2;
+    vs_cpu_b(&c, 2);
+}
+
 static void test_vs_cpu(void **state)
 {
     (void)state;
@@ -261,13 +286,10 @@ static void test_vs_cpu_mma(void **state)
 }
 
 /* KV-cached sampling equals teacher forcing of the sampled tokens (out.logits recomputes). */
-static void test_sample_consistent(void **state)
+static void sample_consistent(const tg_net_config *cfg, int K)
 {
-    (void)state;
-    SKIP_NO_GPU();
-    tg_net_config c;
-    mid_config(&c);
-    int N = 6, K = 3, L = c.n_steps;
+    tg_net_config c = *cfg;
+    int N = 6, L = c.n_steps;
     tg_net *gpu = tg_net_new(&c, "cuda", 16, 0, 11);
     assert_non_null(gpu);
     batch b;
@@ -304,6 +326,18 @@ static void test_sample_consistent(void **state)
     free(lg), free(lp), free(tok);
     free_batch(&b);
     tg_net_free(gpu);
+}
+
+static void test_sample_consistent(void **state)
+{
+    (void)state;
+    SKIP_NO_GPU();
+    tg_net_config c;
+    mid_config(&c);
+    sample_consistent(&c, 3);
+    odd_config(&c);
+    sample_consistent(&c, 3);
+    sample_consistent(&c, 8); /* K >= 8: decoding's cross-attention by the shared-key kernel */
 }
 
 /* Graphs (on by default; TG_CUDA_GRAPH=0 off): the first decoding of a shape runs plain, the
@@ -603,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_vs_cpu),
         cmocka_unit_test(test_vs_cpu_mma),
+        cmocka_unit_test(test_vs_cpu_odd),
         cmocka_unit_test(test_sample_consistent),
         cmocka_unit_test(test_graph_decode),
         cmocka_unit_test(test_attention_paths_agree),

@@ -58,6 +58,13 @@ int tgc_bias_add(cudaStream_t st, void *y, int dt, long ldy, const void *bias, l
 /* out[c] (+)= sum_r x[r, c] (x fp32 or bf16), for bias gradients. */
 int tgc_colsum(cudaStream_t st, const void *x, int dt, long ldx, long rows, int n, float *out,
                int accumulate);
+/* D = alpha op(A) op(B) + beta C (C NULL: D in place) for `batch` GEMMs at strides sA, sB, sD,
+ * in gemm.h's row-major terms (ta/tb: operand stored transposed); bf16 operands, fp32
+ * accumulation, D fp32 or bf16 (ddt). A plain tiled kernel with no alignment or ld
+ * requirements: gemm.cu's fallback where cuBLASLt has no algorithm, and the tests' reference. */
+int tgc_gemm_ref(cudaStream_t st, int ta, int tb, long M, long N, long K, const bf16 *A, long lda,
+                 long sA, const bf16 *B, long ldb, long sB, void *D, int ddt, long ldd, long sD,
+                 const void *C, float alpha, float beta, long batch);
 /* fp32 -> bf16 conversion of n elements; and of a strided matrix */
 int tgc_f2bf(cudaStream_t st, const float *x, bf16 *y, long n);
 /* y [rows, ldy] bf16 = x [rows, n] (row stride ldx) with columns n..ldy-1 zero: aligned rows for

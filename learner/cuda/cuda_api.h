@@ -75,11 +75,35 @@ int tg_cuda_test_gemm_dgelu(long M, long N, long K, const float *A, const float 
  * kept: the inference GELU epilogue (epilogues 1) or its kernel fallback (0). */
 int tg_cuda_test_gemm_gelu(long M, long N, long K, const float *A, const float *B,
                            const float *bias, int epilogues, float *D);
+/* A GEMM laid out as the network's odd widths lay them out (gemm.h's tgc_mm): every operand at
+ * an element offset from a 256-byte aligned buffer (off: A, B, D, the bias or bias-gradient
+ * vector, the GELU pre-activation; odd offsets give 2-byte aligned bf16 rows), leading
+ * dimensions pad elements wider than the dense ones (padding filled with 1000: a GEMM that
+ * reads it is wrong, one that writes into D's is reported as an error). */
+typedef struct tg_cuda_gemm_case {
+    int ta, tb;
+    long M, N, K;
+    int pad;
+    int off[5];
+    int d_bf16; /* D (and C, bias) bf16 instead of fp32 */
+    int epi;    /* 0 none, 1 bias, 2 GELU keeping the pre-activation (bf16 D), 3 bias gradient
+                   (ta 1), 4 GELU gradient (bf16 D, pre read), 5 GELU (bf16 D) */
+    int mode;   /* 0 as the network runs it, 1 epilogues off (kernel fallbacks), 2 every GEMM by
+                   the reference kernel (tgc_gemm_ref) */
+    float beta;
+} tg_cuda_gemm_case;
+/* Host arrays dense: A [M, K] (ta: [K, M]), B [K, N] (tb: [N, K]), vec [N] (bias), D [M, N] (C on
+ * entry when beta != 0, the result on return), pre [M, N] (read for epi 4, written for 2), bgrad
+ * [M] (epi 3). Inputs go up bf16-rounded (D fp32 unless d_bf16). *ref (may be NULL): GEMMs the
+ * reference kernel ran (cuBLASLt had no algorithm, or mode 2). */
+int tg_cuda_test_gemm_ex(const tg_cuda_gemm_case *c, const float *A, const float *B,
+                         const float *vec, float *D, float *pre, float *bgrad, long *ref);
 /* Attention over q [N, Lx, H, D], k/v [N / kv_div, Ly, H, D] (packed), bf16-rounded: o and,
  * when dout != NULL (kv_div 1), dq, dk, dv. path: 0 warp-per-row kernels, 1 batched GEMMs,
  * 2 cuDNN SDPA (forward through cuDNN; backward through cuDNN's graph where it takes the shape,
  * outputs poisoned first, else the short-sequence or warp kernels), 3 short-sequence kernels,
- * 4 shared-key kernel (forward only), 5 tensor-core kernels (outputs poisoned first) (returns 1
+ * 4 shared-key kernel (forward only), 5 tensor-core kernels (outputs poisoned first), 6 batched
+ * GEMMs by the reference GEMM kernel instead of cuBLASLt (returns 1
  * when the path rejects the shape). bwd_lib (may be NULL): 1 when the backward ran in the library
  * (path 2: cuDNN's backward graph), else 0. */
 int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int causal, int kv_div,

@@ -452,6 +452,121 @@ out:
     return rc;
 }
 
+/* rows x cols of host h (dense) to the device at element offset off with row stride ld, the
+ * padding columns (and the elements before off) set to pad; bf16 or fp32 per bf */
+static void *up_ld(tbuf *t, const float *h, long rows, long cols, long ld, int off, int bf,
+                   float pad)
+{
+    size_t n = (size_t)off + (size_t)rows * ld, es = bf ? 2 : 4;
+    char *d = (char *)tb_take(t, n * es + 16);
+    void *tmp = malloc(n * es + 16);
+    if (!d || !tmp) {
+        free(tmp);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long r = i < (size_t)off ? -1 : (long)((i - off) / ld), c = r < 0 ? 0 : (long)(i - off) % ld;
+        float v = r >= 0 && c < cols ? (h ? h[r * cols + c] : 0.f) : pad;
+        if (bf)
+            ((bf16 *)tmp)[i] = __float2bfloat16(v);
+        else
+            ((float *)tmp)[i] = v;
+    }
+    cudaMemcpy(d, tmp, n * es, cudaMemcpyHostToDevice);
+    free(tmp);
+    return d + (size_t)off * es;
+}
+
+/* the device's rows x cols (row stride ld) into dense h; -1 when a padding column of a row no
+ * longer holds pad */
+static int down_ld(float *h, const void *d, long rows, long cols, long ld, int bf, float pad)
+{
+    size_t n = (size_t)rows * ld, es = bf ? 2 : 4;
+    void *tmp = malloc(n * es + 16);
+    if (!tmp)
+        return tg_fail("out of memory");
+    cudaError_t e = cudaMemcpy(tmp, d, n * es, cudaMemcpyDeviceToHost);
+    int bad = 0;
+    for (long r = 0; r < rows && e == cudaSuccess; r++)
+        for (long c = 0; c < ld; c++) {
+            float v = bf ? __bfloat162float(((bf16 *)tmp)[r * ld + c]) : ((float *)tmp)[r * ld + c];
+            if (c < cols)
+                h[r * cols + c] = v;
+            else if (v != pad)
+                bad = 1;
+        }
+    free(tmp);
+    CU_CHECK(e);
+    if (bad)
+        return tg_fail("GEMM test: padding columns of the output were written");
+    return 0;
+}
+
+int tg_cuda_test_gemm_ex(const tg_cuda_gemm_case *c, const float *A, const float *B,
+                         const float *vec, float *D, float *pre, float *bgrad, long *ref)
+{
+    static const int EPI[6] = {TGC_EPI_NONE, TGC_EPI_BIAS, TGC_EPI_GELU_BIAS, TGC_EPI_BGRAD,
+                               TGC_EPI_DGELU, TGC_EPI_GELU};
+    if (c->epi < 0 || c->epi > 5)
+        return tg_fail("GEMM test: epilogue %d", c->epi);
+    const float PAD = 1000.f;
+    long M = c->M, N = c->N, K = c->K;
+    long ar = c->ta ? K : M, ac = c->ta ? M : K, br = c->tb ? N : K, bc = c->tb ? K : N;
+    long lda = ac + c->pad, ldb = bc + c->pad, ldd = N + c->pad;
+    int dbf = c->d_bf16, aux = c->epi == 2 || c->epi == 4;
+    size_t cap = ((size_t)ar * lda + (size_t)br * ldb) * 2 + (size_t)M * ldd * 4 * 2 +
+                 (size_t)(M + N) * 4 + 64 * 6 + 65536;
+    tbuf t;
+    if (tb_open(&t, cap))
+        return -1;
+    int rc = 0;
+    tgc_gemm *g = tgc_gemm_new(32 << 20);
+    bf16 *dA = (bf16 *)up_ld(&t, A, ar, ac, lda, c->off[0], 1, PAD);
+    bf16 *dB = (bf16 *)up_ld(&t, B, br, bc, ldb, c->off[1], 1, PAD);
+    void *dD = up_ld(&t, c->beta != 0.f ? D : NULL, M, N, ldd, c->off[2], dbf, PAD);
+    /* the vector: bias (bf16 for a bf16 D) or bias gradient (fp32, M) */
+    void *dv = c->epi == 3 ? up_ld(&t, NULL, 1, M, M, c->off[3], 0, PAD)
+                           : up_ld(&t, vec, 1, N, N, c->off[3], dbf, PAD);
+    bf16 *dx = aux ? (bf16 *)up_ld(&t, c->epi == 4 ? pre : NULL, M, N, ldd, c->off[4], 1, PAD)
+                   : NULL;
+    NEED(g && dA && dB && dD && dv && (dx || !aux));
+    tgc_gemm_set_epilogues(g, c->mode != 1);
+    tgc_gemm_set_reference(g, c->mode == 2);
+    {
+        tgc_mm m;
+        memset(&m, 0, sizeof m);
+        m.ta = c->ta;
+        m.tb = c->tb;
+        m.M = M;
+        m.N = N;
+        m.K = K;
+        m.A = dA;
+        m.lda = lda;
+        m.B = dB;
+        m.ldb = ldb;
+        m.D = dD;
+        m.ddt = dbf ? TGC_BF16 : TGC_F32;
+        m.ldd = ldd;
+        m.alpha = 1.f;
+        m.beta = c->beta;
+        m.epi = EPI[c->epi];
+        m.bias = c->epi == 3 ? NULL : dv;
+        m.bgrad = c->epi == 3 ? (float *)dv : NULL;
+        m.aux = dx;
+        if (tgc_gemm_run(g, 0, &m) || cudaDeviceSynchronize() != cudaSuccess ||
+            down_ld(D, dD, M, N, ldd, dbf, PAD) ||
+            (c->epi == 2 && down_ld(pre, dx, M, N, ldd, 1, PAD)) ||
+            (c->epi == 3 && down_f(bgrad, (const float *)dv, M)))
+            rc = -1;
+        if (ref)
+            *ref = tgc_gemm_ref_calls(g);
+    }
+out:
+    tgc_gemm_free(g);
+    cudaFree(t.base);
+    return rc;
+}
+
 int tgc_sdpa_test(int N, int Lx, int Ly, int H, int D, int causal, const bf16 *q, const bf16 *k,
                   const bf16 *v, const bf16 *dout, bf16 *o, bf16 *dq, bf16 *dk, bf16 *dv,
                   int *bwd_cudnn) __attribute__((weak));
@@ -522,7 +637,8 @@ int tg_cuda_test_attention(int path, int N, int Lx, int Ly, int H, int D, int ca
         if (tgc_attn_fwd_warp(0, &s, Q, Kd, V, O, lse) ||
             (dout && tgc_attn_bwd_warp(0, &s, Q, Kd, V, O, DO, lse, delta, DQ, DK, DV)))
             rc = -1;
-    } else if (path == TGC_ATTN_GEMM) {
+    } else if (path == TGC_ATTN_GEMM || path == 6) {
+        tgc_gemm_set_reference(g, path == 6);
         if (tgc_attn_fwd_gemm(g, 0, &s, Q, Kd, V, O, P, scr) ||
             (dout && tgc_attn_bwd_gemm(g, 0, &s, Q, Kd, V, P, DO, DQ, DK, DV, scr)))
             rc = -1;

@@ -26,6 +26,7 @@ typedef struct plan {
     int sk; /* K splits of the algorithm taken (1 none; 0 unknown) */
     int split; /* BGRAD: 0 undecided, 1 the epilogue, 2 a plain GEMM plus the column-sum kernel
                   (faster where the epilogue rules out split-K on these long reductions) */
+    int warned; /* !ok: TG_CUDA_VERBOSE said so once */
     double prof_ms;
     long prof_calls;
 } plan;
@@ -44,6 +45,10 @@ struct tgc_gemm {
     int n_plans;
     int epilogues;
     long fallbacks, fb_epi[8];
+    /* plain GEMMs by the reference kernel (kernels.cu's tgc_gemm_ref): where cuBLASLt has no
+     * algorithm, or all of them with ref set (TG_CUDA_GEMM_REF=1, tests) */
+    int ref;
+    long ref_calls;
     /* autotuning: scratch outputs the candidates write (grown on demand, plan building only) */
     int tune;
     int splitk; /* split-K variants: 0 off, 1 timed with the rest, 2 forced (see gemm.h) */
@@ -65,6 +70,10 @@ tgc_gemm *tgc_gemm_new(size_t workspace_bytes)
         return NULL;
     }
     g->epilogues = getenv("TG_CUDA_NO_EPILOGUE") ? 0 : 1;
+    {
+        const char *r = getenv("TG_CUDA_GEMM_REF");
+        g->ref = r && strcmp(r, "0") != 0;
+    }
     {
         const char *t = getenv("TG_CUDA_GEMM_TUNE");
         g->tune = !(t && !strcmp(t, "0"));
@@ -155,6 +164,15 @@ int tgc_gemm_set_splitk(tgc_gemm *g, int mode)
 }
 
 int tgc_gemm_last_splitk(const tgc_gemm *g) { return g->last_sk; }
+
+int tgc_gemm_set_reference(tgc_gemm *g, int on)
+{
+    int old = g->ref;
+    g->ref = on;
+    return old;
+}
+
+long tgc_gemm_ref_calls(const tgc_gemm *g) { return g->ref_calls; }
 
 long tgc_gemm_fallbacks(const tgc_gemm *g) { return g->fallbacks; }
 long tgc_gemm_fallbacks_of(const tgc_gemm *g, int epi) { return g->fb_epi[epi & 7]; }
@@ -430,6 +448,7 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
     }
     char *sb = (char *)g->tscratch;
     int best = -1, bsk = -1; /* fastest of all, fastest that splits K */
+    int ran = 0;             /* candidates cublasLtMatmul accepted */
     float bms = 0.f, bskms = 0.f;
     for (int i = 0; i < nt; i++) {
         float ms;
@@ -440,6 +459,7 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
         }
         if (i == 0)
             p->ms_first = ms;
+        ran += ms >= 0.f;
         if (ms <= 0.f)
             continue;
         if (best < 0 || ms < bms) {
@@ -450,6 +470,10 @@ static int plan_build(tgc_gemm *g, plan *p, const plan_key *k, const tgc_mm *m, 
             bsk = i;
             bskms = ms;
         }
+    }
+    if (!ran) { /* every candidate refused to run: as if there were none (fallbacks) */
+        p->ok = 0;
+        return 0;
     }
     if (g->splitk == TGC_SPLITK_FORCE && bsk >= 0) { /* tests: make sure split-K runs */
         best = bsk;
@@ -618,6 +642,49 @@ static int decide_split(tgc_gemm *g, cudaStream_t st, plan *p, const tgc_mm *m)
     return 0;
 }
 
+/* Whether cuBLASLt's epilogue may be asked for: its bias / bias-gradient vector and GELU
+ * pre-activation 16-byte aligned (the heuristic is told the operands' alignments, not these)
+ * and the pre-activation's ld a multiple of 8 (cuBLASLt's rule for EPILOGUE_AUX_LD). Odd widths
+ * break both (a fused projection's k bias sits at q's bias + inner; an MLP of width 12 or 18):
+ * those GEMMs take the kernel fallback; every width a multiple of 8 passes as before. */
+static int epi_aligned(const tgc_mm *m)
+{
+    const void *vec = m->epi == TGC_EPI_BGRAD ? (const void *)m->bgrad : m->bias;
+    if (m->epi != TGC_EPI_DGELU && vec && align_of(vec) < 16)
+        return 0;
+    if ((m->epi == TGC_EPI_GELU_BIAS || m->epi == TGC_EPI_DGELU) &&
+        (m->ldd % 8 || align_of(m->aux) < 16))
+        return 0;
+    return 1;
+}
+
+/* The plain GEMM m (batch of them at strides sA, sB, sD) by the reference kernel. */
+static int run_ref(tgc_gemm *g, cudaStream_t st, const tgc_mm *m, long sA, long sB, long sD,
+                   long batch)
+{
+    g->ref_calls++;
+    g->last_sk = 1;
+    const void *C = m->C && m->beta != 0.f ? m->C : m->D;
+    return tgc_gemm_ref(st, m->ta, m->tb, m->M, m->N, m->K, m->A, m->lda, sA, m->B, m->ldb, sB,
+                        m->D, m->ddt, m->ldd, sD, C, m->alpha, m->beta, batch);
+}
+
+/* A plan cuBLASLt had no algorithm for: said once under TG_CUDA_VERBOSE (the reference kernel
+ * runs it, correct but slow). */
+static void no_algo_note(plan *p)
+{
+    if (p->warned)
+        return;
+    p->warned = 1;
+    if (getenv("TG_CUDA_VERBOSE"))
+        fprintf(stderr,
+                "cuda: cuBLASLt has no algorithm for GEMM %ldx%ldx%ld (ta %d tb %d, ld %ld %ld "
+                "%ld, alignment %d %d %d, batch %ld): reference kernel\n",
+                p->key.M, p->key.N, p->key.K, p->key.ta, p->key.tb, p->key.lda, p->key.ldb,
+                p->key.ldd, p->key.alA, p->key.alB, p->key.alD,
+                p->key.batched ? p->key.batch : 1);
+}
+
 int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
 {
     if (m->M <= 0 || m->N <= 0)
@@ -626,7 +693,7 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
         return tg_fail("GEMM with K = 0");
     plan_key k;
     int chose_split = 0;
-    if (m->epi != TGC_EPI_NONE && g->epilogues) {
+    if (m->epi != TGC_EPI_NONE && g->epilogues && !g->ref && epi_aligned(m)) {
         key_of(m, m->epi, &k);
         plan *p = plan_get(g, &k, m, st);
         if (!p)
@@ -646,15 +713,19 @@ int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m)
         if (m->beta != 0.f)
             return tg_fail("GELU epilogue with beta != 0");
     }
-    key_of(&plain, TGC_EPI_NONE, &k);
-    plan *p = plan_get(g, &k, &plain, st);
-    if (!p)
-        return -1;
-    if (!p->ok)
-        return tg_fail("cuBLASLt has no algorithm for GEMM %ldx%ldx%ld (ta %d tb %d)", m->M,
-                       m->N, m->K, m->ta, m->tb);
-    if (run_plan(g, st, p, &plain))
-        return -1;
+    if (g->ref) {
+        if (run_ref(g, st, &plain, 0, 0, 0, 1))
+            return -1;
+    } else {
+        key_of(&plain, TGC_EPI_NONE, &k);
+        plan *p = plan_get(g, &k, &plain, st);
+        if (!p)
+            return -1;
+        if (!p->ok)
+            no_algo_note(p);
+        if (p->ok ? run_plan(g, st, p, &plain) : run_ref(g, st, &plain, 0, 0, 0, 1))
+            return -1;
+    }
     if (m->epi != TGC_EPI_NONE && g->epilogues && !chose_split) {
         g->fallbacks++;
         g->fb_epi[m->epi & 7]++;
@@ -708,6 +779,8 @@ int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long 
     m.ldd = ldd;
     m.alpha = alpha;
     m.beta = beta;
+    if (g->ref)
+        return run_ref(g, st, &m, sA, sB, sD, batch);
     plan_key k;
     key_of(&m, TGC_EPI_NONE, &k);
     k.batched = 1;
@@ -718,8 +791,9 @@ int tgc_gemm_batched(tgc_gemm *g, cudaStream_t st, int ta, int tb, long M, long 
     plan *p = plan_get(g, &k, &m, st);
     if (!p)
         return -1;
-    if (!p->ok)
-        return tg_fail("cuBLASLt has no algorithm for batched GEMM %ldx%ldx%ld x %ld", M, N, K,
-                       batch);
+    if (!p->ok) {
+        no_algo_note(p);
+        return run_ref(g, st, &m, sA, sB, sD, batch);
+    }
     return run_plan(g, st, p, &m);
 }

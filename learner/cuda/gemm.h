@@ -58,6 +58,12 @@ int tgc_gemm_set_epilogues(tgc_gemm *g, int on);
 /* Split-K variants for plans built from now on (TGC_SPLITK_*, overriding TG_CUDA_GEMM_SPLITK);
  * returns the previous setting. */
 int tgc_gemm_set_splitk(tgc_gemm *g, int mode);
+/* GEMMs cuBLASLt has no algorithm for (shape, alignment) run on a plain tiled kernel
+ * (kernels.cu's tgc_gemm_ref), as do all of them with this on (tests; TG_CUDA_GEMM_REF=1 at
+ * creation); returns the previous setting. The epilogues then run as kernels. */
+int tgc_gemm_set_reference(tgc_gemm *g, int on);
+/* plain GEMMs the reference kernel ran so far */
+long tgc_gemm_ref_calls(const tgc_gemm *g);
 /* K splits of the algorithm the last cuBLASLt call ran (1 none, 0 unknown; tests report it). */
 int tgc_gemm_last_splitk(const tgc_gemm *g);
 int tgc_gemm_run(tgc_gemm *g, cudaStream_t st, const tgc_mm *m);

@@ -789,6 +789,71 @@ int tgc_relu_bwd(cudaStream_t st, const float *dy, long lddy, const float *x, lo
     return 0;
 }
 
+/* ---------------------------------------------------------------- GEMM fallback */
+
+/* D = alpha op(A) op(B) + beta C in row-major terms (gemm.h's tgc_mm), bf16 operands, fp32
+ * accumulation, fp32 or bf16 D; batches by strides. Only for GEMMs cuBLASLt has no algorithm
+ * for (odd widths: bf16 rows at 2-byte offsets, leading dimensions not multiples of 8) and for
+ * tests: 16 x 16 output tiles, op(A) and op(B) staged through shared memory as fp32. Any
+ * alignment, any ld. */
+#define GR_T 16
+__global__ void k_gemm_ref(int ta, int tb, long M, long N, long K, const bf16 *__restrict__ A,
+                           long lda, long sA, const bf16 *__restrict__ B, long ldb, long sB,
+                           void *D, int ddt, long ldd, long sD, const void *C, float alpha,
+                           float beta, long batch)
+{
+    __shared__ float As[GR_T][GR_T + 1], Bs[GR_T][GR_T + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const long col = (long)blockIdx.x * GR_T + tx;
+    /* rows and batches grid-strided (gridDim.y, .z are capped); the loop bounds are the
+     * block's, so every thread reaches each __syncthreads */
+    for (long z = blockIdx.z; z < batch; z += gridDim.z) {
+        const bf16 *Az = A + z * sA, *Bz = B + z * sB;
+        for (long r0 = (long)blockIdx.y * GR_T; r0 < M; r0 += (long)gridDim.y * GR_T) {
+            const long row = r0 + ty;
+            float acc = 0.f;
+            for (long k0 = 0; k0 < K; k0 += GR_T) {
+                long ka = k0 + tx, kb = k0 + ty;
+                As[ty][tx] = row < M && ka < K
+                                 ? __bfloat162float(ta ? Az[ka * lda + row] : Az[row * lda + ka])
+                                 : 0.f;
+                Bs[ty][tx] = kb < K && col < N
+                                 ? __bfloat162float(tb ? Bz[col * ldb + kb] : Bz[kb * ldb + col])
+                                 : 0.f;
+                __syncthreads();
+#pragma unroll
+                for (int k = 0; k < GR_T; k++)
+                    acc += As[ty][k] * Bs[k][tx];
+                __syncthreads();
+            }
+            if (row < M && col < N) {
+                long o = z * sD + row * ldd + col;
+                float v = alpha * acc;
+                if (beta != 0.f)
+                    v += beta * ld_any(C, ddt, o);
+                st_any(D, ddt, o, v);
+            }
+        }
+    }
+}
+
+int tgc_gemm_ref(cudaStream_t st, int ta, int tb, long M, long N, long K, const bf16 *A, long lda,
+                 long sA, const bf16 *B, long ldb, long sB, void *D, int ddt, long ldd, long sD,
+                 const void *C, float alpha, float beta, long batch)
+{
+    if (M <= 0 || N <= 0 || batch <= 0)
+        return 0;
+    if (beta != 0.f && !C)
+        C = D; /* in place: each element is read by the thread that writes it */
+    long gy = (M + GR_T - 1) / GR_T, gz = batch;
+    dim3 grid(cdiv(N, GR_T), (unsigned)(gy < 65535 ? gy : 65535),
+              (unsigned)(gz < 65535 ? gz : 65535));
+    k_gemm_ref<<<grid, dim3(GR_T, GR_T), 0, st>>>(ta, tb, M, N, K, A, lda, sA, B, ldb, sB, D, ddt,
+                                                  ldd, sD, C, alpha, beta, batch);
+    CU_LAUNCH_CHECK();
+    return 0;
+}
+
 /* ---------------------------------------------------------------- losses */
 
 __global__ void k_xent(const float *logits, const int32_t *tgt, long rows, int n, float *loss,

@@ -213,9 +213,10 @@ static void prof_report(cuda_net *n)
         return;
     const char *ph[2] = {"train step", "inference call"};
     fprintf(stderr, "cuda profile: GEMM epilogues done by kernels instead: bias %ld, gelu %ld, "
-            "bias-grad %ld\n", tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BIAS),
+            "bias-grad %ld; GEMMs cuBLASLt had no algorithm for (reference kernel): %ld\n",
+            tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BIAS),
             tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_GELU_BIAS),
-            tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BGRAD));
+            tgc_gemm_fallbacks_of(n->gemm, TGC_EPI_BGRAD), tgc_gemm_ref_calls(n->gemm));
     for (int p = 0; p < 2; p++) {
         if (!n->prof_calls[p])
             continue;
