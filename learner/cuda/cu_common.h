@@ -99,6 +99,10 @@ typedef struct tgc_attn_shape {
     long sq, ldq, sk, ldk, so, ldo;
     float scale;
 } tgc_attn_shape;
+/* Whether the attention of shape s may use 16-byte accesses: head width and every stride multiples
+ * of 8 elements and the n pointers (NULL ones skipped) 16-byte aligned (kernels.cu's vector
+ * loads; cudnn_sdpa.cu's graphs, which declare that alignment). */
+int tgc_attn_aligned(const tgc_attn_shape *s, const void *const *ptrs, int n);
 int tgc_attn_fwd_warp(cudaStream_t st, const tgc_attn_shape *s, const bf16 *q, const bf16 *k,
                       const bf16 *v, bf16 *o, float *lse);
 /* Backward (flash-attention-2 style, recomputing probabilities from lse): dq, dk, dv written

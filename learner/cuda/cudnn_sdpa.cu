@@ -655,25 +655,14 @@ out:
     return 0;
 }
 
-/* The graphs declare 16-byte aligned tensors (TENSOR_BYTE_ALIGNMENT above), which cuDNN cannot
- * check against the pointers of a call: shapes with head widths or row strides that are not
- * multiples of 8 elements, or tensors at unaligned offsets (odd widths: a fused projection's k at
- * q + inner), stay with the kernels. */
-static int sdpa_aligned(const tgc_attn_shape *s, const void *const *ptrs, int n)
-{
-    if (s->D % 8 || s->sq % 8 || s->ldq % 8 || s->sk % 8 || s->ldk % 8 || s->so % 8 || s->ldo % 8)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (ptrs[i] && (uintptr_t)ptrs[i] % 16)
-            return 0;
-    return 1;
-}
-
 int tgc_sdpa_fwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const bf16 *q,
                  const bf16 *k, const bf16 *v, bf16 *o, float *lse)
 {
+    /* the graphs declare 16-byte aligned tensors (TENSOR_BYTE_ALIGNMENT above), which cuDNN
+     * cannot check against a call's pointers: odd widths (a fused projection's k at q + inner)
+     * stay with the kernels */
     const void *al[4] = {q, k, v, o};
-    if (s->kv_div != 1 || !lse || !sdpa_aligned(s, al, 4))
+    if (s->kv_div != 1 || !lse || !tgc_attn_aligned(s, al, 4))
         return 1;
     sdpa_plan *p = find_cached(sd->plans, sd->n, s);
     if (!p) {
@@ -706,7 +695,7 @@ int tgc_sdpa_bwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
      * s_q = s_kv = 1 through this graph */
     const void *al[8] = {q, k, v, o, dout, dq, dk, dv};
     if (s->kv_div != 1 || s->q_off || !stats || (s->Lx == 1 && s->Ly == 1) ||
-        !sdpa_aligned(s, al, 8))
+        !tgc_attn_aligned(s, al, 8))
         return 1;
     sdpa_plan *p = find_cached(sd->bplans, sd->nb, s);
     if (!p) {

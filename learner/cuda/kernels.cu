@@ -1311,16 +1311,21 @@ static __device__ __forceinline__ void sa_load_all(float *sm, int per, int pairs
     }
 }
 
-static int sa_vec(const tgc_attn_shape *s, const void *a, const void *b, const void *c,
-                  const void *d)
+int tgc_attn_aligned(const tgc_attn_shape *s, const void *const *ptrs, int n)
 {
     if (s->D % 8 || s->sq % 8 || s->ldq % 8 || s->sk % 8 || s->ldk % 8 || s->so % 8 || s->ldo % 8)
         return 0;
-    const void *ps[4] = {a, b, c, d};
-    for (int i = 0; i < 4; i++)
-        if (ps[i] && ((uintptr_t)ps[i] % 16))
+    for (int i = 0; i < n; i++)
+        if (ptrs[i] && ((uintptr_t)ptrs[i] % 16))
             return 0;
     return 1;
+}
+
+static int sa_vec(const tgc_attn_shape *s, const void *a, const void *b, const void *c,
+                  const void *d)
+{
+    const void *ps[4] = {a, b, c, d};
+    return tgc_attn_aligned(s, ps, 4);
 }
 
 __global__ void k_attn_short_fwd(tgc_attn_shape s, int pairs, int vec,
