@@ -435,6 +435,12 @@ int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N)
 
 const char *fastmm_comb_name(int comb) { return comb ? "stream" : "staged"; }
 
+int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N)
+{
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t && t->direct ? t->early : 1;
+}
+
 int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N)
 {
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
@@ -453,16 +459,17 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
     for (int i = 0; i < t->ncand && at < len; i++) {
         const fastmm_cfg *c = &t->cand[i];
         int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
-                     c->direct == t->direct && c->comb == t->comb;
+                     c->direct == t->direct && c->comb == t->comb &&
+                     (!c->direct || c->early == t->early);
         int n;
         if (c->levels == 0)
             n = snprintf(buf + at, len - at, "%splain %.2f%s", i ? " | " : "", t->cand_ms[i],
                          chosen ? "*" : "");
         else
-            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s %.2f%s", i ? " | " : "",
+            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s %.2f%s", i ? " | " : "",
                          c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
-                         c->direct ? " D" : "", c->comb ? " S" : "", t->cand_ms[i],
-                         chosen ? "*" : "");
+                         c->direct ? " D" : "", c->direct && c->early ? " E" : "",
+                         c->comb ? " S" : "", t->cand_ms[i], chosen ? "*" : "");
         if (n < 0) break;
         at += (size_t)n;
     }

@@ -110,6 +110,9 @@ int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N);
  * shape (the options, else the tuned choices; direct also needs the geometry to allow it). */
 int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N);
 int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N);
+/* With direct operands on the CUDA path: whether the first panel's products whose B operand is
+ * read in place start before B's combination, overlapping it (the tuned choice, else 1). */
+int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N);
 /* The combination kernel the CUDA path uses for this shape (opts.comb, else the tuned choice,
  * else 0): 0 staged, 1 streaming. */
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
@@ -118,8 +121,9 @@ const char *fastmm_comb_name(int comb); /* "staged" / "stream" */
  * operands are used; -1 with a message if the level cannot be built. */
 int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb);
 /* One line describing what tuning measured for this shape: every candidate configuration and
- * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h D 18.52 | L1 P2h S 18.10 ...";
- * S: the streaming combination kernel); 0, or -1 if not tuned. */
+ * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
+ * D: direct operands, E: their early start, S: the streaming combination kernel); 0, or -1 if
+ * not tuned. */
 int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides

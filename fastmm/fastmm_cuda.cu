@@ -40,6 +40,8 @@ extern "C" {
     } while (0)
 
 #define MAX_PANELS 16
+// per panel: A combined, products done; then start, end, B combined (the early start)
+#define NEVENTS (2 * MAX_PANELS + 3)
 
 // GEMM kernel selection (fp32): cuBLAS's default heuristic picks one kernel per shape, and for
 // the block products' shapes it is not always the fastest; at tuning time the default and a few
@@ -74,7 +76,7 @@ struct fastmm_cuda {
     cudaStream_t s;  // the caller's view: block products run here
     cudaStream_t s2; // combinations, overlapping the products of other panels
     cudaStream_t s3; // the same at the device's highest priority (opts.priority)
-    cudaEvent_t ev[2 * MAX_PANELS + 2];
+    cudaEvent_t ev[NEVENTS];
     void *ws;
     size_t ws_size;
     // kernel selection: created on the first search
@@ -705,7 +707,7 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s3, cudaStreamNonBlocking, prio_hi);
-    for (int i = 0; e == cudaSuccess && i < 2 * MAX_PANELS + 2; i++)
+    for (int i = 0; e == cudaSuccess && i < NEVENTS; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
     if (e != cudaSuccess) {
@@ -736,7 +738,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     free(c->lte);
     if (c->lt) cublasLtDestroy(c->lt);
     cudaFree(c->lt_ws);
-    for (int i = 0; i < 2 * MAX_PANELS + 2; i++) cudaEventDestroy(c->ev[i]);
+    for (int i = 0; i < NEVENTS; i++) cudaEventDestroy(c->ev[i]);
     for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
     cudaStreamDestroy(c->s3);
     cudaStreamDestroy(c->s2);
@@ -1063,6 +1065,7 @@ struct ptr_args {
     float *Mst;
     long lda, ldb, bm, bk, bn, sM, pr, esz;
     int gwA, gwB, R, P;
+    int early, ndb; // early: terms with in-place B first in each panel's batch
     const int *da, *db;
     const void **pa, **pb;
     float **pc;
@@ -1073,13 +1076,20 @@ __global__ void ptr_kernel(ptr_args a)
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < a.R * a.P; i += gridDim.x * blockDim.x) {
         int q = i / a.R, r = i % a.R;
         int ia = a.da[r], ib = a.db[r];
+        int j = r; // r's slot in the panel's batch
+        if (a.early) {
+            int before = 0; // in-place B operands among terms 0..r-1
+            for (int t = 0; t < r; t++) before += a.db[t] >= 0;
+            j = ib >= 0 ? before : a.ndb + (r - before);
+        }
         int ca = ia >= 0 ? ia : r, cb = ib >= 0 ? ib : r;
         long offA = (long)(ca / a.gwA) * a.bm * a.lda + (long)(ca % a.gwA) * a.bk +
                     (long)q * a.pr * a.lda;
         long offB = (long)(cb / a.gwB) * a.bk * a.ldb + (long)(cb % a.gwB) * a.bn;
-        a.pa[i] = (ia >= 0 ? a.A : a.S) + offA * a.esz;
-        a.pb[i] = (ib >= 0 ? a.B : a.T) + offB * a.esz;
-        a.pc[i] = a.Mst + (long)r * a.sM + (long)q * a.pr * a.bn;
+        long s = (long)q * a.R + j;
+        a.pa[s] = (ia >= 0 ? a.A : a.S) + offA * a.esz;
+        a.pb[s] = (ib >= 0 ? a.B : a.T) + offB * a.esz;
+        a.pc[s] = a.Mst + (long)r * a.sM + (long)q * a.pr * a.bn;
     }
 }
 
@@ -1185,7 +1195,12 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // multiprocessors as the products' thread blocks retire, before the products' next ones)
     cudaStream_t cs = cfg->prio && P > 1 ? c->s3 : c->s2;
     cudaEvent_t *evA = c->ev, *evG = c->ev + MAX_PANELS, start = c->ev[2 * MAX_PANELS],
-                end = c->ev[2 * MAX_PANELS + 1];
+                end = c->ev[2 * MAX_PANELS + 1], evB = c->ev[2 * MAX_PANELS + 2];
+    // early start (direct operands): cs runs A(0) before B, and the first panel's products
+    // with in-place B operands (first in the batch) run while B is combined; the rest after it.
+    // Otherwise every product waits for B's combination, which nothing hides (0.2 ms of
+    // one-level Strassen's ~18.7 at 8192 on the H100).
+    const int early = dir && cfg->early && !c->prof && l->dir->ndb > 0 && l->dir->ndb < R;
     // cs starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
     CK(cudaStreamWaitEvent(cs, start, 0));
@@ -1204,6 +1219,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         a.lda = lda, a.ldb = ldb, a.bm = g.bm, a.bk = g.bk, a.bn = g.bn, a.sM = (long)sM, a.pr = pr;
         a.esz = (long)esz;
         a.gwA = dm.m, a.gwB = dm.p, a.R = R, a.P = P, a.da = d->da, a.db = d->db;
+        a.early = early, a.ndb = l->dir->ndb;
         a.pa = pa, a.pb = pb, a.pc = pc;
         ptr_kernel<<<(R * P + 255) / 256, 256, 0, c->s>>>(a);
         CK(cudaGetLastError());
@@ -1240,8 +1256,10 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         bset Pst = stack_set(P_, g.bm, g.bn);
         Pst.bstride = sM;
         // cs: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
-        if (nB > 0 && combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
-                                      (int)r0, mp[1], mode, 0, g.bk))
+        // early: cs: A(0), B, A(1), ...; s: [A(0)] G0 (in-place B terms), [B] G0 (the rest), ...
+        if (!early && nB > 0 &&
+            combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, mp[1],
+                            mode, 0, g.bk))
             return -1;
         if (c->prof) CK(cudaEventRecord(c->tev[1], cs));
         for (int q = -1; q < P; q++) {
@@ -1252,13 +1270,26 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], cs));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
+                if (early && q < 0) {
+                    if (combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
+                                        (int)r0, mp[1], mode, 0, g.bk))
+                        return -1;
+                    CK(cudaEventRecord(evB, cs));
+                }
             }
             if (q < 0) continue;
             long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
             CK(cudaStreamWaitEvent(c->s, evA[q], 0));
             if (dir) {
-                if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + (size_t)q * R, lda,
-                             pb + (size_t)q * R, ldb, pc + (size_t)q * R, g.bn, R, alA, alB, alC))
+                // early, first panel: slots 0..ndb-1 (in-place B) now, the rest after B
+                int n0 = early && q == 0 ? l->dir->ndb : 0;
+                size_t o = (size_t)q * R;
+                if (n0 > 0 && gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o, lda,
+                                       pb + o, ldb, pc + o, g.bn, n0, alA, alB, alC))
+                    return -1;
+                if (n0 > 0) CK(cudaStreamWaitEvent(c->s, evB, 0));
+                if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o + n0, lda,
+                             pb + o + n0, ldb, pc + o + n0, g.bn, R - n0, alA, alB, alC))
                     return -1;
             } else if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk,
                             (long)sS, T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
@@ -1298,6 +1329,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.prio = fastmm_plan_priority(p, M, K, N);
     cfg.direct = fastmm_plan_direct(p, M, K, N);
     cfg.comb = fastmm_plan_comb(p, M, K, N);
+    cfg.early = fastmm_plan_early(p, M, K, N);
     return cfg;
 }
 
@@ -1389,6 +1421,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].prio = P > 1 ? pv : 0;
                 cand[nc].direct = dir;
                 cand[nc].comb = p->opts.comb == 1;
+                cand[nc].early = dir;
                 nc++;
             }
         }
@@ -1399,8 +1432,10 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     float ms[FASTMM_TUNE_CAND];
     float *ref = NULL;
     // after the grid, on the fastest configuration so far: the streaming combination kernel
-    // (stage 0), then direct operands (stage 1); each checked against the grid's fastest
-    int best = -1, rc = -1, nbase = nc, stage = 0;
+    // (stage 0), then direct operands with their early start (stage 1), then the same without
+    // it (stage 2, so that reports show what the early start gains); each checked against the
+    // grid's fastest
+    int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0;
     const char *what[FASTMM_TUNE_CAND] = {NULL};
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
         if (i == nc) {
@@ -1408,16 +1443,23 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 2; stage++) {
+            for (; !ok && stage < 3; stage++) {
                 x = *b;
                 if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
                     x.comb = 1;
                     what[nc] = "streaming combinations";
-                } else {
-                    ok = p->opts.direct == -1 && l && !b->direct && fastmm_direct_fits(l, M, K, N);
+                } else if (stage == 1) {
+                    ok = tried_direct = p->opts.direct == -1 && l && !b->direct &&
+                                        fastmm_direct_fits(l, M, K, N);
                     x.direct = 1;
+                    x.early = 1;
                     what[nc] = "direct operands";
+                } else {
+                    ok = tried_direct;
+                    x.direct = 1;
+                    x.early = 0;
+                    what[nc] = "direct operands without the early start";
                 }
             }
             if (!ok) break;
@@ -1472,6 +1514,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->prio = cand[best].prio;
         t->direct = cand[best].direct;
         t->comb = cand[best].comb;
+        t->early = cand[best].early;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -46,9 +46,11 @@ typedef struct fastmm_level {
 #define FASTMM_LEVELS_MAX 4
 
 /* A configuration: levels, row panels, combinations on the high-priority stream, direct
- * operands, combination kernel (0 staged, 1 streaming; fastmm_cuda.cu). */
+ * operands, combination kernel (0 staged, 1 streaming; fastmm_cuda.cu), and with direct
+ * operands the early start (the first panel's terms whose B operand is read in place are
+ * multiplied while B's combination runs, instead of after it). */
 typedef struct fastmm_cfg {
-    int levels, panels, prio, direct, comb;
+    int levels, panels, prio, direct, comb, early;
 } fastmm_cfg;
 
 /* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
@@ -56,7 +58,7 @@ typedef struct fastmm_cfg {
 #define FASTMM_TUNE_CAND 24
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb;
+    int levels, panels, prio, direct, comb, early;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];

@@ -129,11 +129,12 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     tg_dims d = tg_fact_dims(f);
     (void)a;
     int P = fastmm_plan_panels(p, s, s, s);
-    /* h: combinations on the high-priority stream; D: direct operands; S: streaming
-     * combination kernel */
-    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
-             P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "",
-             fastmm_plan_direct(p, s, s, s) ? " D" : "",
+    /* h: combinations on the high-priority stream; D: direct operands, E: their early start
+     * (GPU); S: streaming combination kernel */
+    int dir = fastmm_plan_direct(p, s, s, s);
+    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
+             P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
+             gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
              gpu && fastmm_plan_comb(p, s, s, s) ? " S" : ""); /* the CPU path has one way */
 }
 
