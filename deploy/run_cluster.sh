@@ -31,6 +31,8 @@ demonstrations only), stops at rank 7 or after the budget, and prints the algori
   -h, --help         this text
 
 Ctrl-C stops the run cleanly (the learner writes a checkpoint). Logs: RUN_DIR/logs/.
+Binaries: bin/ of this checkout, built (make) when missing or older than the sources; or
+TG_BIN=DIR, taken as they are.
 USAGE
 }
 
@@ -78,12 +80,19 @@ case "$BACKEND" in "" | auto | cpu | cuda) ;; *) die "--backend must be auto, cp
 if [ -n "$BUDGET" ] && ! [[ "$BUDGET" =~ ^[0-9]+$ ]]; then die "--budget takes whole seconds"; fi
 if [ -n "$ACTORS" ] && ! [[ "$ACTORS" =~ ^[0-9]+$ ]]; then die "--actors takes a number"; fi
 
-# Build on first use: one command from a fresh checkout (after deploy/install_deps.sh).
-if [ ! -x "$BIN/tg" ] || [ ! -x "$BIN/tg-learner" ] || [ ! -x "$BIN/tg-actor" ] || [ ! -x "$BIN/tg-replay" ]; then
-    say "building (make -j$(nproc)) ..."
-    make -C "$ROOT" -j"$(nproc)" >"${TMPDIR:-/tmp}/tensorgame-build.log" 2>&1 ||
+# Build on first use, and rebuild after an update (git pull): one command from a fresh checkout
+# (after deploy/install_deps.sh), never a run of stale binaries against newer configs. Binaries
+# given with TG_BIN are the caller's to keep current.
+PROGS="bin/tg bin/tg-learner bin/tg-actor bin/tg-replay"
+if [ -z "${TG_BIN:-}" ] && [ -f "$ROOT/Makefile" ] && command -v make >/dev/null &&
+    ! make -C "$ROOT" -q $PROGS >/dev/null 2>&1; then
+    say "building (make -j$(nproc) $PROGS) ..."
+    make -C "$ROOT" -j"$(nproc)" $PROGS >"${TMPDIR:-/tmp}/tensorgame-build.log" 2>&1 ||
         die "build failed; see ${TMPDIR:-/tmp}/tensorgame-build.log (missing packages? run deploy/install_deps.sh)"
 fi
+for p in tg tg-learner tg-actor tg-replay; do
+    [ -x "$BIN/$p" ] || die "$BIN/$p not found (build with make, or set TG_BIN to the binaries' folder)"
+done
 
 [ -n "$RUN_DIR" ] || RUN_DIR=$ROOT/runs/$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$RUN_DIR"/logs "$RUN_DIR"/checkpoints "$RUN_DIR"/tb "$RUN_DIR"/status

@@ -41,6 +41,13 @@ wait_for() { # seconds, description, command...
     fail "timed out waiting for: $what"
 }
 
+# binaries missing from TG_BIN: a clear error before anything starts
+mkdir -p "$T/nobin"
+if TG_BIN="$T/nobin" "$ROOT/deploy/run_cluster.sh" --run-dir "$T/norun" --budget 5 >"$T/nobin.out" 2>&1; then
+    fail "run_cluster.sh ran without binaries"
+fi
+grep -q "nobin/tg not found.*TG_BIN" "$T/nobin.out" || { cat "$T/nobin.out"; fail "no clear error for missing binaries"; }
+
 "$ROOT/deploy/run_cluster.sh" --run-dir "$RUN" --budget 150 --actors 1 --backend cpu --no-stop \
     replay.demos_size=2000 replay.min_size=0 replay.flush_ms=100 actor.games=4 \
     actor.simulations=10 actor.eval_batch=4 train.batch=16 train.checkpoint_every=10 \
