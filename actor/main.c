@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/sock.h"
 
 static volatile int g_stop;
 
@@ -115,6 +116,13 @@ int main(int argc, char **argv)
         tg_info("actor.selfplay is off: nothing to do");
         return 0;
     }
+    /* keys a restart cannot conjure up: say so (TG_EXIT_SETUP) rather than fail in a loop */
+    tg_sock_sec *sec = tg_sock_sec_new(&cfg, 0);
+    if (!sec) {
+        tg_error("%s", tg_errmsg());
+        return TG_EXIT_SETUP;
+    }
+    tg_sock_sec_free(sec);
     struct stat sb;
     if (stat(cfg.run.dir, &sb) == 0 && S_ISDIR(sb.st_mode))
         o.status_dir = cfg.run.dir; /* status/actor-<name>.json for `tg status` */

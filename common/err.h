@@ -7,6 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Exit status of a process whose start-up failed on something a restart cannot change (the
+ * configuration, keys, an unreadable data file, the backend on this machine): the cluster's
+ * supervisor (deploy/run_cluster.sh) stops the run on it and says why, instead of restarting
+ * (sysexits' EX_CONFIG). Exit status 2 is a usage error; 1 any other failure. */
+#define TG_EXIT_SETUP 78
+
 /* Record a printf-style message for this thread and return -1. */
 int tg_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefix the current message with more context ("loading x.h5: " + old) and return -1. */

@@ -28,9 +28,15 @@ demonstrations only), stops at rank 7 or after the budget, and prints the algori
                      rest) and submit it with sbatch; --slurm-nodes N, --slurm-gpus G, --no-submit
   --no-stop          keep running after the target is reached (until the budget or Ctrl-C)
   --quiet            progress lines every 30 s instead of every 10 s
+  --reset-corrupt    resume a run whose replay.h5, journal or results.h5 is unreadable: the file
+                     is moved aside (FILE.corrupt-<time>) and the readable part kept (tg-replay's
+                     option); without it such a run stops at start and says so
   -h, --help         this text
 
 Ctrl-C stops the run cleanly (the learner writes a checkpoint). Logs: RUN_DIR/logs/.
+Crashed processes are restarted with backoff; one that exits with status 78 (a start-up error a
+restart cannot fix: keys, an unreadable file, no CUDA device for backend cuda) stops the run
+with its error.
 Binaries: bin/ of this checkout, built (make) when missing or older than the sources; or
 TG_BIN=DIR, taken as they are.
 USAGE
@@ -49,6 +55,7 @@ SLURM_GPUS=1
 SUBMIT=1
 STOP_AT_TARGET=1
 PROGRESS_EVERY=10
+RESET_CORRUPT=()
 OVERRIDES=()
 
 while [ $# -gt 0 ]; do
@@ -66,6 +73,7 @@ while [ $# -gt 0 ]; do
     --no-submit) SUBMIT=0; shift ;;
     --no-stop) STOP_AT_TARGET=0; shift ;;
     --quiet) PROGRESS_EVERY=30; shift ;;
+    --reset-corrupt) RESET_CORRUPT=(--reset-corrupt); shift ;;
     -h | --help) usage; exit 0 ;;
     *=*) OVERRIDES+=("$1"); shift ;;
     *) echo "run_cluster.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -245,6 +253,19 @@ supervise_once() {
                 WRAP[$n]=0
                 continue
             fi
+            if [ "$code" = 78 ]; then
+                # a start-up error no restart can fix (the configuration, keys, or the backend on
+                # this machine, e.g. cuda without a GPU): stop the run and say why
+                local why
+                why=$(grep -h "ERROR" "$RUN_DIR/logs/$n.out" 2>/dev/null | tail -1 | sed 's/^[^ ]* ERROR //')
+                case "$why" in
+                *"no CUDA device"* | *"not built in"*) why="$why (--backend cpu runs it on the CPU)" ;;
+                esac
+                SETUP_FAILED="$n cannot start: ${why:-see logs/$n.out}"
+                PID[$n]=0
+                WRAP[$n]=0
+                continue
+            fi
             case "$code" in
             137) code="$code, killed" ;;
             143) code="$code, terminated" ;;
@@ -314,7 +335,7 @@ report() {
 # ---- the run -----------------------------------------------------------------------------
 say "run directory: $RUN_DIR"
 say "targets: $(cfg_get game.targets)  target ranks: $(cfg_get game.target_rank)  budget: ${BUDGET}s  actors: $ACTORS  backend: $(cfg_get train.backend)"
-add_proc replay "$BIN/tg-replay" --config "$CFG"
+add_proc replay "$BIN/tg-replay" --config "$CFG" "${RESET_CORRUPT[@]+"${RESET_CORRUPT[@]}"}"
 add_proc learner "$BIN/tg-learner" --config "$CFG"
 for i in $(seq 1 "$ACTORS"); do
     add_proc "actor-$i" "$BIN/tg-actor" --config "$CFG" --name "$(hostname)-$i"
@@ -325,8 +346,13 @@ T0=$SECONDS
 LAST_PROGRESS=-1000
 REACHED=0
 LEARNER_DONE=0
+SETUP_FAILED=
 while :; do
     supervise_once
+    if [ -n "$SETUP_FAILED" ]; then
+        say "$SETUP_FAILED"
+        break
+    fi
     if [ "$LEARNER_DONE" = 1 ]; then
         say "the learner finished (exit status 0: run.budget_s, train.max_steps or a stop request)"
         break
@@ -349,6 +375,10 @@ while :; do
     sleep 1
 done
 stop_all
+if [ -n "$SETUP_FAILED" ]; then
+    say "run stopped: $SETUP_FAILED (a restart would fail the same way; fix it and start again)"
+    exit 1
+fi
 report
 [ "$REACHED" = 1 ] || say "target rank not reached within the budget"
 exit 0

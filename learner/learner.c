@@ -617,6 +617,7 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
     L->replay_stats = json_object();
     snprintf(L->disc.path, sizeof L->disc.path, "%s/results.h5", cfg->run.dir);
 
+    status = TG_EXIT_SETUP; /* until the network exists: nothing a restart would change */
     if (tg_net_config_from_run(cfg, &L->ncfg) != 0)
         goto fail;
     L->sec = tg_sock_sec_new(cfg, 1);
@@ -637,6 +638,7 @@ int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o)
             goto fail;
         L->n_params = tg_net_n_params(L->net);
     }
+    status = 1;
     L->pbuf = malloc(L->n_params * sizeof(float));
     if (!L->pbuf) {
         tg_fail("out of memory");

@@ -20,7 +20,9 @@ typedef struct tg_learner_opts {
     const char *name;   /* process name for logs, status and tb (NULL: tg-learner / tg-serve-<host>) */
 } tg_learner_opts;
 
-/* Runs until stopped; returns the process exit status (0 clean stop, 1 failure). */
+/* Runs until stopped; returns the process exit status: 0 clean stop, TG_EXIT_SETUP
+ * (common/err.h) when the network's configuration, the security keys or the backend on this
+ * machine (cuda with no CUDA device) fail at start, 1 any other failure. */
 int tg_learner_main(const tg_config *cfg, const tg_learner_opts *o);
 
 #endif

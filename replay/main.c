@@ -84,10 +84,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    replay_server *s = replay_server_new(&c, &o);
+    int permanent = 0;
+    replay_server *s = replay_server_new(&c, &o, &permanent);
     if (!s) {
         tg_error("%s", tg_errmsg());
-        return 1;
+        return permanent ? TG_EXIT_SETUP : 1;
     }
     int rc = replay_server_run(s, &stop_flag);
     if (rc)

@@ -49,6 +49,7 @@ typedef struct sreq {
 } sreq;
 
 struct replay_server {
+    int permanent; /* the start-up failure is one a restart cannot fix */
     const tg_config *c;
     replay_server_opts o;
     char h5[4096], results_path[4096], endpoint[512];
@@ -716,6 +717,7 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
     replay_store_tables t;
     double t0 = tg_now();
     if (replay_store_read(s->h5, &meta, &t)) {
+        s->permanent = !s->o.reset_corrupt;
         if (!s->o.reset_corrupt)
             return tg_fail_ctx("replay store is unreadable (start with --reset-corrupt to move it aside and start "
                                "fresh; the journal is still replayed): ");
@@ -723,6 +725,7 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
         return move_aside(s->h5);
     }
     if (meta.S != s->c->game.S) {
+        s->permanent = 1;
         replay_store_tables_free(&t);
         return tg_fail("%s was written for S = %d but this run has S = %d (use another run.dir)", s->h5, meta.S,
                        s->c->game.S);
@@ -733,6 +736,7 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
             replay_game *g = t.games[i][j];
             if (replay_game_check(s->c, g)) {
                 tg_fail_ctx("%s, table %s: ", s->h5, replay_table_names[i]);
+                s->permanent = 1;
                 replay_store_tables_free(&t);
                 return tg_fail_ctx("replay store does not fit this run's config: ");
             }
@@ -769,6 +773,7 @@ static int replay_journals(replay_server *s, uint64_t skip_below, uint64_t min_s
     for (int i = 0; i < n; i++) {
         if (replay_journal_read(s->c->run.dir, seqs[i], s->o.reset_corrupt, journal_record, &x) < 0) {
             free(seqs);
+            s->permanent = 1;
             return tg_fail_ctx("replay journal is corrupt (start with --reset-corrupt to keep what is readable): ");
         }
         if (seqs[i] > max_seq)
@@ -800,8 +805,10 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o)
+replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o, int *permanent)
 {
+    if (permanent)
+        *permanent = 0;
     replay_server *s = calloc(1, sizeof *s);
     if (!s) {
         tg_fail("out of memory");
@@ -832,8 +839,10 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
         tg_fail("out of memory");
         goto fail;
     }
-    if (!(s->results = replay_results_open(s->results_path, s->o.reset_corrupt)))
+    if (!(s->results = replay_results_open(s->results_path, s->o.reset_corrupt))) {
+        s->permanent = 1;
         goto fail;
+    }
     for (int i = 0; i < c->game.n_targets; i++)
         s->best[i] = replay_results_best(s->results, c->game.dims[i], c->game.mod2);
     uint64_t skip_below, min_seq;
@@ -850,7 +859,11 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
             goto fail;
         s->demos_was_running = 1;
     }
-    if (!(s->sec = tg_sock_sec_new(c, 1)) || !(s->sock = tg_sock_bind(s->sec, ZMQ_ROUTER, c->replay.endpoint)))
+    if (!(s->sec = tg_sock_sec_new(c, 1))) {
+        s->permanent = 1;
+        goto fail;
+    }
+    if (!(s->sock = tg_sock_bind(s->sec, ZMQ_ROUTER, c->replay.endpoint)))
         goto fail;
     int64_t hard = c->replay.max_message * 4; /* beyond this libzmq drops the peer: memory bound */
     zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &hard, sizeof hard);
@@ -872,6 +885,8 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
     return s;
 fail:
     tg_fail_ctx("tg-replay: ");
+    if (permanent)
+        *permanent = s->permanent;
     replay_server_free(s);
     return NULL;
 }

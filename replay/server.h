@@ -25,8 +25,11 @@ typedef struct replay_server_opts {
 } replay_server_opts;
 
 /* Loads RUN/replay.h5 and the journal, opens results.h5, starts the demonstration generators
- * and the sampler workers, binds replay.endpoint. NULL with a message. c must outlive it. */
-replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o);
+ * and the sampler workers, binds replay.endpoint. NULL with a message; then *permanent (may be
+ * NULL) is 1 when a restart would fail the same way: replay.h5, a journal or results.h5
+ * unreadable (without reset_corrupt), a store written for another config, unusable security
+ * keys. c must outlive it. */
+replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o, int *permanent);
 /* The endpoint actually bound (tcp://127.0.0.1:* resolved); also written to RUN/replay.endpoint. */
 const char *replay_server_endpoint(const replay_server *s);
 /* Serves until *stop becomes non-zero; then flushes, acknowledges and writes a final checkpoint.

@@ -184,7 +184,7 @@ int tg_bench_replay(int argc, char **argv)
            c.game.history + 1, c.game.coeffs, B, workers, inflight, ncpu);
     double t0 = tg_now();
     replay_server_opts o = {0};
-    srv_arg sa = {.s = replay_server_new(&c, &o)};
+    srv_arg sa = {.s = replay_server_new(&c, &o, NULL)};
     if (!sa.s) {
         fprintf(stderr, "tg bench replay: %s\n", tg_errmsg());
         return 1;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Start-up errors a restart cannot fix stop the run with the reason, instead of a restart loop
+# (deploy/run_cluster.sh, exit status 78 of the programs): CURVE switched on without keys, and a
+# run directory whose replay.h5 is unreadable. The latter resumes with --reset-corrupt, which
+# moves the file aside and loses nothing else.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${TG_BIN:-$ROOT/bin}
+export TG_BIN=$BIN
+T=$(mktemp -d /tmp/tg-setup.XXXXXX)
+cleanup() {
+    pkill -KILL -f "config $T/" 2>/dev/null || true
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL t_cluster_setup: $*"
+    for f in "$T"/*.out; do echo "--- $f"; tail -15 "$f"; done
+    exit 1
+}
+cluster() { # name, arguments...: run_cluster.sh with a small run, its output in $T/name.out
+    local name=$1
+    shift
+    timeout 120 "$ROOT/deploy/run_cluster.sh" --actors 1 --backend cpu replay.demos_size=2000 \
+        replay.min_size=0 actor.games=4 train.batch=16 "$@" >"$T/$name.out" 2>&1
+}
+
+# 1. CURVE on, no keys: every process would fail the same way on every restart
+start=$SECONDS
+if cluster nokeys --run-dir "$T/nokeys" --budget 60 security.curve=true security.keys_dir="$T/nokeys-keys"; then
+    fail "the run without keys did not fail"
+fi
+grep -q "cannot start: .*CURVE certificate" "$T/nokeys.out" || fail "no 'cannot start' with the missing key"
+grep -q "tg keygen" "$T/nokeys.out" || fail "no hint to create keys"
+grep -q "run stopped" "$T/nokeys.out" || fail "the run did not say it stopped"
+if grep -q "restarting in" "$T/nokeys.out"; then fail "a process was restarted"; fi
+[ $((SECONDS - start)) -lt 30 ] || fail "took $((SECONDS - start)) s to give up"
+echo "no keys: stopped in $((SECONDS - start)) s: $(grep -m1 'cannot start' "$T/nokeys.out" | cut -c1-120)"
+
+# 2. a run whose replay.h5 is unreadable: stop and say so; --reset-corrupt moves it aside
+RUN=$T/run
+cluster first --run-dir "$RUN" --budget 12 --no-stop || fail "the first run failed"
+[ -s "$RUN/results.h5" ] || [ -d "$RUN/checkpoints" ] || fail "the first run left no run directory"
+ls "$RUN"/checkpoints/step-*.h5 >/dev/null 2>&1 || fail "the first run wrote no checkpoint"
+head -c 4096 /dev/urandom >"$RUN/replay.h5"
+start=$SECONDS
+if cluster corrupt --run-dir "$RUN" --budget 60 --no-stop; then
+    fail "the run with a corrupt replay.h5 did not fail"
+fi
+grep -q "replay cannot start: .*replay store is unreadable" "$T/corrupt.out" || fail "no reason given"
+grep -q -- "--reset-corrupt" "$T/corrupt.out" || fail "no hint to --reset-corrupt"
+if grep -q "restarting in" "$T/corrupt.out"; then fail "a process was restarted"; fi
+[ -f "$RUN/replay.h5" ] || fail "the corrupt file was touched without --reset-corrupt"
+echo "corrupt replay.h5: stopped in $((SECONDS - start)) s"
+ckpts=$(ls "$RUN"/checkpoints/step-*.h5 | wc -l)
+cluster reset --run-dir "$RUN" --budget 10 --no-stop --reset-corrupt || fail "the run with --reset-corrupt failed"
+ls "$RUN"/replay.h5.corrupt-* >/dev/null 2>&1 || fail "the corrupt file was not moved aside"
+grep -q "resumed from" "$RUN/logs/learner.out" || fail "the learner did not resume its checkpoint"
+[ "$(ls "$RUN"/checkpoints/step-*.h5 | wc -l)" -ge 1 ] || fail "checkpoints lost"
+echo "--reset-corrupt: moved aside ($(ls "$RUN"/replay.h5.corrupt-* | xargs -n1 basename)), learner resumed ($ckpts checkpoints before)"
+echo "PASS t_cluster_setup"
