@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "scalars in run.dir/tb/actor-NAME/ (solved fraction, mean return, rates). Lost requests and\n"
             "games are re-issued after timeouts or as soon as a restarted peer is connected again.\n"
             "SIGINT/SIGTERM stop it cleanly (games in progress are dropped, never half-sent).\n"
+            "Exit status: 0 stopped cleanly, 2 usage, 78 a start-up error a restart cannot fix\n"
+            "(unusable security keys), 1 any other failure.\n"
             "\n"
             "options:\n"
             "  --config FILE        the run's config.yaml (defaults otherwise)\n"

@@ -36,7 +36,10 @@ static void usage(FILE *out)
             "\n"
             "Keys used: run.dir run.seed run.budget_s run.log_level, game.* and net.* (the network),\n"
             "train.* (optimizer, schedule, checkpoints, prefetch, publish_every), infer.* (service),\n"
-            "replay.connect, security.*.\n");
+            "replay.connect, security.*.\n"
+            "Exit status: 0 stopped cleanly, 2 usage, 78 a start-up error a restart cannot fix\n"
+            "(the network's configuration, security keys, backend cuda without a CUDA device),\n"
+            "1 any other failure.\n");
 }
 
 int main(int argc, char **argv)

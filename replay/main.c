@@ -41,7 +41,9 @@ static void usage(FILE *f)
             "                    start fresh; keep the readable part of a damaged journal\n"
             "  --help            this text\n"
             "\n"
-            "SIGINT/SIGTERM stop it cleanly (acknowledge, checkpoint). kill -9 loses no acknowledged game.\n");
+            "SIGINT/SIGTERM stop it cleanly (acknowledge, checkpoint). kill -9 loses no acknowledged game.\n"
+            "Exit status: 0 stopped cleanly, 2 usage, 78 a start-up error a restart cannot fix\n"
+            "(an unreadable file without --reset-corrupt, unusable keys), 1 any other failure.\n");
 }
 
 int main(int argc, char **argv)
