@@ -245,7 +245,7 @@ static inline rt_server *rt_server_start(const tg_config *c)
 {
     rt_server *x = calloc(1, sizeof *x);
     replay_server_opts o = {0};
-    x->s = replay_server_new(c, &o);
+    x->s = replay_server_new(c, &o, NULL);
     if (!x->s)
         fail_msg("server: %s", tg_errmsg());
     pthread_create(&x->th, NULL, rt_server_main, x);
