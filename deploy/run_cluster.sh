@@ -105,6 +105,12 @@ done
 [ -n "$RUN_DIR" ] || RUN_DIR=$ROOT/runs/$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$RUN_DIR"/logs "$RUN_DIR"/checkpoints "$RUN_DIR"/tb "$RUN_DIR"/status
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
+# One supervisor per run directory: a second one would start a second set of processes on the
+# same files. The lock is this shell's alone (its programs do not inherit it), so it goes with
+# the supervisor, even after kill -9.
+exec 9>>"$RUN_DIR/cluster.lock"
+flock -n 9 || die "$RUN_DIR is in use by another run_cluster.sh (pid $(cat "$RUN_DIR/status/cluster.pid" 2>/dev/null || echo '?')); stop it first (Ctrl-C or kill -TERM) or choose another --run-dir"
+echo $$ >"$RUN_DIR/status/cluster.pid"
 
 free_port() {
     local p
@@ -185,7 +191,7 @@ start_proc() {
         code=0
         wait $! || code=$?
         echo $code >"$st/$name.exit"
-    ) 2>/dev/null &
+    ) 2>/dev/null 9>&- &
     WRAP[$name]=$!
     local i
     for i in $(seq 1 50); do [ -s "$st/$name.pid" ] && break; sleep 0.02; done

@@ -2,7 +2,8 @@
 # Start-up errors a restart cannot fix stop the run with the reason, instead of a restart loop
 # (deploy/run_cluster.sh, exit status 78 of the programs): CURVE switched on without keys, and a
 # run directory whose replay.h5 is unreadable. The latter resumes with --reset-corrupt, which
-# moves the file aside and loses nothing else.
+# moves the file aside and loses nothing else. A second run_cluster.sh on a run directory in use
+# is refused.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TG_BIN:-$ROOT/bin}
@@ -58,4 +59,18 @@ ls "$RUN"/replay.h5.corrupt-* >/dev/null 2>&1 || fail "the corrupt file was not 
 grep -q "resumed from" "$RUN/logs/learner.out" || fail "the learner did not resume its checkpoint"
 [ "$(ls "$RUN"/checkpoints/step-*.h5 | wc -l)" -ge 1 ] || fail "checkpoints lost"
 echo "--reset-corrupt: moved aside ($(ls "$RUN"/replay.h5.corrupt-* | xargs -n1 basename)), learner resumed ($ckpts checkpoints before)"
+
+# 3. a second run_cluster.sh on a run directory in use is refused before it starts anything
+cluster busy1 --run-dir "$RUN" --budget 30 --no-stop &
+first=$!
+for _ in $(seq 1 100); do grep -q "elapsed" "$T/busy1.out" 2>/dev/null && break; sleep 0.1; done
+learner_pid=$(cat "$RUN/status/learner.pid" 2>/dev/null || echo 0)
+if cluster busy2 --run-dir "$RUN" --budget 5 --no-stop; then fail "a second cluster ran on a run directory in use"; fi
+grep -q "in use by another run_cluster.sh" "$T/busy2.out" || fail "no clear refusal"
+[ "$(cat "$RUN/status/learner.pid" 2>/dev/null || echo 0)" = "$learner_pid" ] || fail "the refused cluster started processes"
+# stop the first as Ctrl-C would: its supervisor (not the subshell running it) gets the signal
+kill -TERM "$(cat "$RUN/status/cluster.pid")" 2>/dev/null || true
+wait $first 2>/dev/null || true
+grep -q "interrupted" "$T/busy1.out" || fail "the first cluster did not stop on SIGTERM"
+echo "run directory in use: $(grep -o 'in use by another run_cluster.sh (pid [0-9]*)' "$T/busy2.out")"
 echo "PASS t_cluster_setup"
