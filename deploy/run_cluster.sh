@@ -87,6 +87,13 @@ die() { echo "run_cluster.sh: $*" >&2; exit 1; }
 case "$BACKEND" in "" | auto | cpu | cuda) ;; *) die "--backend must be auto, cpu or cuda" ;; esac
 if [ -n "$BUDGET" ] && ! [[ "$BUDGET" =~ ^[0-9]+$ ]]; then die "--budget takes whole seconds"; fi
 if [ -n "$ACTORS" ] && ! [[ "$ACTORS" =~ ^[0-9]+$ ]]; then die "--actors takes a number"; fi
+if [ -n "$HOSTS" ]; then
+    [ -r "$HOSTS" ] || die "hosts file $HOSTS not found"
+    # each line: HOST [actors=N] [replicas=M] (# comments)
+    bad=$(sed 's/#.*//' "$HOSTS" | awk 'NF && ($1 ~ /=/ || NF > 3) {print NR": "$0; exit}
+        NF { for (i = 2; i <= NF; i++) if ($i !~ /^(actors|replicas)=[0-9]+$/) {print NR": "$0; exit} }')
+    [ -z "$bad" ] || die "hosts file $HOSTS, line $bad: expected HOST [actors=N] [replicas=M]"
+fi
 
 # Build on first use, and rebuild after an update (git pull): one command from a fresh checkout
 # (after deploy/install_deps.sh), never a run of stale binaries against newer configs. Binaries

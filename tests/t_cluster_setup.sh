@@ -3,7 +3,7 @@
 # (deploy/run_cluster.sh, exit status 78 of the programs): CURVE switched on without keys, and a
 # run directory whose replay.h5 is unreadable. The latter resumes with --reset-corrupt, which
 # moves the file aside and loses nothing else. A second run_cluster.sh on a run directory in use
-# is refused.
+# is refused, and so is a missing or malformed --hosts file.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TG_BIN:-$ROOT/bin}
@@ -25,6 +25,14 @@ cluster() { # name, arguments...: run_cluster.sh with a small run, its output in
     timeout 120 "$ROOT/deploy/run_cluster.sh" --actors 1 --backend cpu replay.demos_size=2000 \
         replay.min_size=0 actor.games=4 train.batch=16 "$@" >"$T/$name.out" 2>&1
 }
+
+# 0. a hosts file that is missing or malformed: refused before anything starts
+if cluster nohosts --run-dir "$T/h1" --hosts "$T/none.txt"; then fail "a missing hosts file was accepted"; fi
+grep -q "hosts file .*none.txt not found" "$T/nohosts.out" || fail "no clear error for a missing hosts file"
+printf 'node1 actors=2 # two\n\nnode2 actors=many\n' >"$T/hosts.txt"
+if cluster badhosts --run-dir "$T/h2" --hosts "$T/hosts.txt"; then fail "a malformed hosts file was accepted"; fi
+grep -q "line 3: node2 actors=many: expected HOST" "$T/badhosts.out" || fail "no clear error for a bad hosts line"
+[ ! -e "$T/h1" ] && [ ! -e "$T/h2" ] || fail "a refused run created its run directory"
 
 # 1. CURVE on, no keys: every process would fail the same way on every restart
 start=$SECONDS
