@@ -75,10 +75,13 @@ for _ in $(seq 1 100); do grep -q "elapsed" "$T/busy1.out" 2>/dev/null && break;
 learner_pid=$(cat "$RUN/status/learner.pid" 2>/dev/null || echo 0)
 if cluster busy2 --run-dir "$RUN" --budget 5 --no-stop; then fail "a second cluster ran on a run directory in use"; fi
 grep -q "in use by another run_cluster.sh" "$T/busy2.out" || fail "no clear refusal"
+"$BIN/tg" status "$RUN" | grep -q "supervisor: deploy/run_cluster.sh pid [0-9]*, running" ||
+    fail "tg status does not show the running supervisor"
 [ "$(cat "$RUN/status/learner.pid" 2>/dev/null || echo 0)" = "$learner_pid" ] || fail "the refused cluster started processes"
 # stop the first as Ctrl-C would: its supervisor (not the subshell running it) gets the signal
 kill -TERM "$(cat "$RUN/status/cluster.pid")" 2>/dev/null || true
 wait $first 2>/dev/null || true
 grep -q "interrupted" "$T/busy1.out" || fail "the first cluster did not stop on SIGTERM"
+"$BIN/tg" status "$RUN" | grep -q "supervisor: .*not running" || fail "tg status does not show the supervisor gone"
 echo "run directory in use: $(grep -o 'in use by another run_cluster.sh (pid [0-9]*)' "$T/busy2.out")"
 echo "PASS t_cluster_setup"

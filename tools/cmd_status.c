@@ -5,6 +5,8 @@
  * replay server's TensorBoard events (replay sizes and rates when the learner is not there). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -368,6 +370,29 @@ static void print_brief(run_view *v, FILE *out)
     fprintf(out, "\n");
 }
 
+/* Whether deploy/run_cluster.sh supervises the run: it holds RUN_DIR/cluster.lock while it does
+ * (a lock taken and dropped here finds that out without disturbing it). 1 yes, 0 no, -1 no
+ * supervisor ever ran here (started by hand, or an older run). */
+static int supervisor_running(const char *dir, long *pid)
+{
+    char p[4200];
+    *pid = 0;
+    snprintf(p, sizeof p, "%s/status/cluster.pid", dir);
+    FILE *f = fopen(p, "r");
+    if (f) {
+        if (fscanf(f, "%ld", pid) != 1)
+            *pid = 0;
+        fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/cluster.lock", dir);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* drops our shared lock, if we took it */
+    return held;
+}
+
 static void print_full(run_view *v, FILE *out)
 {
     char t1[64], t2[64], t3[64], t4[64];
@@ -382,6 +407,11 @@ static void print_full(run_view *v, FILE *out)
         }
         fprintf(out, ", %s arithmetic, F = %s\n", v->cfg.game.arithmetic, v->cfg.game.coeffs);
     }
+    long spid;
+    int sup = supervisor_running(v->dir, &spid);
+    if (sup >= 0)
+        fprintf(out, "supervisor: deploy/run_cluster.sh pid %ld, %s\n", spid,
+                sup ? "running" : "not running (the run is stopped)");
 
     /* learner */
     proc_status *l = find_role(v, "learner");
