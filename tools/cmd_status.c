@@ -35,7 +35,7 @@ static void usage(FILE *out)
             "One screen about a run, read from its files (live or finished): the learner's step,\n"
             "rates and losses, inference service and replicas, checkpoints (step, time, losses;\n"
             "which is latest), replay sizes and rates, games/s, actors, and the best rank per\n"
-            "target with when it was found.\n"
+            "target with when it was found; whether deploy/run_cluster.sh still supervises it.\n"
             "\n"
             "  --watch [S]         redraw every S seconds (default 2) until interrupted\n"
             "  --brief             one line (for logs)\n"
