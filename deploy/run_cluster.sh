@@ -114,9 +114,9 @@ mkdir -p "$RUN_DIR"/logs "$RUN_DIR"/checkpoints "$RUN_DIR"/tb "$RUN_DIR"/status
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 # One supervisor per run directory: a second one would start a second set of processes on the
 # same files. The lock is this shell's alone (its programs do not inherit it), so it goes with
-# the supervisor, even after kill -9.
+# the supervisor, even after kill -9. It waits a second: `tg status` probes the lock in passing.
 exec 9>>"$RUN_DIR/cluster.lock"
-flock -n 9 || die "$RUN_DIR is in use by another run_cluster.sh (pid $(cat "$RUN_DIR/status/cluster.pid" 2>/dev/null || echo '?')); stop it first (Ctrl-C or kill -TERM) or choose another --run-dir"
+flock -w 1 9 || die "$RUN_DIR is in use by another run_cluster.sh (pid $(cat "$RUN_DIR/status/cluster.pid" 2>/dev/null || echo '?')); stop it first (Ctrl-C or kill -TERM) or choose another --run-dir"
 echo $$ >"$RUN_DIR/status/cluster.pid"
 
 free_port() {

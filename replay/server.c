@@ -717,10 +717,11 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
     replay_store_tables t;
     double t0 = tg_now();
     if (replay_store_read(s->h5, &meta, &t)) {
-        s->permanent = !s->o.reset_corrupt;
-        if (!s->o.reset_corrupt)
+        if (!s->o.reset_corrupt) {
+            s->permanent = 1;
             return tg_fail_ctx("replay store is unreadable (start with --reset-corrupt to move it aside and start "
                                "fresh; the journal is still replayed): ");
+        }
         tg_warn("%s", tg_errmsg());
         return move_aside(s->h5);
     }
