@@ -8,7 +8,7 @@
 #
 # usage: scripts/discovery_gpu.sh [--deadline S] [--min-run S] [--actors N] [--backend B]
 #            [--max-run S] [--bin DIR] [--dir DIR] [--libs TARBALL] [--resume]
-#            "CONFIG [key=value ...]" ...
+#            [--save] [--restore DIR] "CONFIG [key=value ...]" ...
 #   --deadline S   every run ends within S seconds of this script's start (default 470)
 #   --max-run S    no run longer than S seconds (default: no cap but the deadline)
 #   --libs FILE    a tarball of runtime libraries (a folder of .so files) the machine lacks,
@@ -17,6 +17,12 @@
 #                  directory that exists (DIR/<config>-<index>) is resumed from its checkpoint and
 #                  replay file instead of started afresh, so one run can span several calls of at
 #                  most 10 minutes each; times of best ranks leave out the time between calls
+#   --save         also put each run's state (its latest checkpoint, results, config, logs, and
+#                  replay.h5 unless that makes it larger than 40 MiB) in OUT as
+#                  state-<run>.tgz.00, .01, ... (parts of 15 MiB, the most a device call returns
+#                  per file), so that a later session can go on with the run on a fresh machine
+#   --restore DIR  a run directory that does not exist yet is first unpacked from DIR's
+#                  state-<run>.tgz.* (an earlier --save's files, carried) and then resumed
 # e.g. scripts/discovery_gpu.sh --libs .tgdisc/libs.tar.xz deploy/configs/gpu-2x2x3.yaml \
 #          deploy/configs/gpu-2x3x3.yaml
 set -uo pipefail
@@ -30,6 +36,8 @@ BIN=$ROOT/bin
 DIR=${TMPDIR:-/tmp}/tg-gpu-discovery
 LIBS=""
 RESUME=0
+SAVE=0
+RESTORE=""
 OUTD=${OUT:-${TMPDIR:-/tmp}/tg-gpu-out}
 CONFIGS=()
 while [ $# -gt 0 ]; do
@@ -43,7 +51,9 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift 2 ;;
     --libs) LIBS=$2; shift 2 ;;
     --resume) RESUME=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --save) SAVE=1; shift ;;
+    --restore) RESTORE=$2; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "discovery_gpu: unknown option $1" >&2; exit 2 ;;
     *) CONFIGS+=("$1"); shift ;;
     esac
@@ -99,7 +109,14 @@ for spec in "${CONFIGS[@]}"; do
     name=$(basename "$cfg" .yaml)-$i
     rd=$DIR/$name
     how="run"
-    if [ "$RESUME" = 1 ] && [ -e "$rd/checkpoints/latest" ]; then
+    if [ -n "$RESTORE" ] && [ ! -e "$rd/checkpoints/latest" ] && [ -e "$RESTORE/state-$name.tgz.00" ]; then
+        rm -rf "$rd" && mkdir -p "$rd"
+        cat "$RESTORE/state-$name.tgz."[0-9][0-9] | tar xzf - -C "$rd" ||
+            { echo "discovery_gpu: cannot unpack $RESTORE/state-$name.tgz.*" >&2; exit 1; }
+        say "restored $name from $RESTORE/state-$name.tgz.* ($(du -sh "$rd" | cut -f1))"
+        [ -e "$rd/replay.h5" ] || say "$name: no replay.h5 in the saved state: the replay server starts afresh"
+        how="resume"
+    elif { [ "$RESUME" = 1 ] || [ -n "$RESTORE" ]; } && [ -e "$rd/checkpoints/latest" ]; then
         how="resume"
     else
         rm -rf "$rd"
@@ -140,4 +157,24 @@ done
 # logs, status, results and config of every run (no checkpoints, no replay.h5)
 (cd "$DIR" && tar czf "$OUTD/runs.tar.gz" --exclude='*/checkpoints' --exclude='*/replay.h5' \
     --exclude='*/replay.wal.*' --exclude='*/tb' . 2>/dev/null)
+# --save: what a fresh machine needs to go on with each run (the latest checkpoint, not the
+# older ones; no TensorBoard files, locks or journal), in parts a device call can return
+if [ "$SAVE" = 1 ]; then
+    for r in "${RUNS[@]}"; do
+        name=${r%%:*}
+        rd=$DIR/$name
+        [ -e "$rd/checkpoints/latest" ] || { say "$name: no checkpoint to save"; continue; }
+        ck=$(readlink "$rd/checkpoints/latest")
+        files=(config.yaml checkpoints/latest "checkpoints/$ck")
+        for f in results.h5 replay.h5 logs status snapshots.txt; do [ -e "$rd/$f" ] && files+=("$f"); done
+        rm -f "$OUTD/state-$name.tgz."*
+        tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${files[@]}"
+        if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -gt $((40 << 20)) ]; then
+            say "$name: state with replay.h5 over 40 MiB: saved without it"
+            tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' --exclude=replay.h5 "${files[@]}"
+        fi
+        split -b 15M -d -a 2 "$OUTD/state-$name.tgz" "$OUTD/state-$name.tgz." && rm "$OUTD/state-$name.tgz"
+        say "$name: state saved as $(ls "$OUTD" | grep -c "^state-$name.tgz.") part(s), $(cat "$OUTD/state-$name.tgz."* | wc -c) bytes (checkpoint $ck)"
+    done
+fi
 ls -la "$OUTD"
