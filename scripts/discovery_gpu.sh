@@ -18,7 +18,7 @@
 #                  replay file instead of started afresh, so one run can span several calls of at
 #                  most 10 minutes each; times of best ranks leave out the time between calls
 #   --save         also put each run's state (its latest checkpoint, results, config, logs, and
-#                  replay.h5 unless that makes it larger than 40 MiB) in OUT as
+#                  replay.h5 unless that makes it larger than 32 MiB) in OUT as
 #                  state-<run>.tgz.00, .01, ... (parts of 15 MiB, the most a device call returns
 #                  per file), so that a later session can go on with the run on a fresh machine
 #   --restore DIR  a run directory that does not exist yet is first unpacked from DIR's
@@ -169,8 +169,8 @@ if [ "$SAVE" = 1 ]; then
         for f in results.h5 replay.h5 logs status snapshots.txt; do [ -e "$rd/$f" ] && files+=("$f"); done
         rm -f "$OUTD/state-$name.tgz."*
         tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${files[@]}"
-        if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -gt $((40 << 20)) ]; then
-            say "$name: state with replay.h5 over 40 MiB: saved without it"
+        if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -gt $((32 << 20)) ]; then
+            say "$name: state with replay.h5 over 32 MiB (what a later call can carry beside .tgdisc): saved without it"
             tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' --exclude=replay.h5 "${files[@]}"
         fi
         split -b 15M -d -a 2 "$OUTD/state-$name.tgz" "$OUTD/state-$name.tgz." && rm "$OUTD/state-$name.tgz"
