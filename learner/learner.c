@@ -196,6 +196,7 @@ typedef struct rate {
 /* the rates a status file reports; busy: seconds of evaluation calls per second */
 typedef struct status_rates {
     rate steps, samples, evals, batches, busy;
+    rate t_replay, t_device, t_train, t_publish; /* s per s: shares of the wall time */
 } status_rates;
 
 static void rate_update(rate *r, double now, double x)
@@ -239,6 +240,10 @@ typedef struct learner {
     json_t *best_json;
     json_t *replay_stats;
     char state[64];
+    /* where the training loop's wall time goes (s, cumulative): waiting for replay's batches,
+     * waiting for the device's turn (time-sharing with inference), training steps, and
+     * publishing weights and writing checkpoints; status shows them as shares of the time */
+    double t_replay, t_device, t_train, t_publish;
 } learner;
 
 static int save_checkpoint(learner *L)
@@ -279,6 +284,10 @@ static void write_status(learner *L, status_rates *r)
     rate_update(&r->evals, now, (double)is.positions);
     rate_update(&r->batches, now, (double)is.batches);
     rate_update(&r->busy, now, is.busy_s);
+    rate_update(&r->t_replay, now, L->t_replay);
+    rate_update(&r->t_device, now, L->t_device);
+    rate_update(&r->t_train, now, L->t_train);
+    rate_update(&r->t_publish, now, L->t_publish);
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     json_t *o = json_object();
@@ -336,6 +345,12 @@ static void write_status(learner *L, status_rates *r)
         json_object_set(rp, "stats", L->replay_stats);
         json_object_set_new(o, "replay", rp);
         json_object_set(o, "best_rank", L->best_json);
+        json_t *tm = json_object();
+        json_object_set_new(tm, "replay", json_real(r->t_replay.rate));
+        json_object_set_new(tm, "device_wait", json_real(r->t_device.rate));
+        json_object_set_new(tm, "train", json_real(r->t_train.rate));
+        json_object_set_new(tm, "publish", json_real(r->t_publish.rate));
+        json_object_set_new(o, "time_shares", tm);
     }
     if (tg_runinfo_write_status(L->cfg->run.dir, L->name, o) != 0)
         tg_warn("status file: %s", tg_errmsg());
@@ -346,6 +361,12 @@ static void write_status(learner *L, status_rates *r)
         tg_tb_scalar(L->tb, "inference/mean_batch",
                      L->step, r->batches.rate > 0 ? r->evals.rate / r->batches.rate : 0);
         tg_tb_scalar(L->tb, "inference/busy", L->step, r->busy.rate);
+        if (L->replay && (r->t_train.rate > 0 || r->t_replay.rate > 0)) {
+            tg_tb_scalar(L->tb, "train/time_waiting_replay", L->step, r->t_replay.rate);
+            tg_tb_scalar(L->tb, "train/time_waiting_device", L->step, r->t_device.rate);
+            tg_tb_scalar(L->tb, "train/time_training", L->step, r->t_train.rate);
+            tg_tb_scalar(L->tb, "train/time_publishing", L->step, r->t_publish.rate);
+        }
     }
 }
 
@@ -401,7 +422,10 @@ static int run_training(learner *L)
                 tg_tb_flush(L->tb);
         }
         tg_batch_view b;
-        if (tg_replay_client_next(L->replay, 100, &b) != 1) {
+        double tw = tg_now();
+        int got = tg_replay_client_next(L->replay, 100, &b);
+        L->t_replay += tg_now() - tw;
+        if (got != 1) {
             if (tg_now() - last_wait_log > 30) {
                 tg_replay_counters rc;
                 tg_replay_client_counters(L->replay, &rc);
@@ -415,11 +439,15 @@ static int run_training(learner *L)
         snprintf(L->state, sizeof L->state, "training");
         last_wait_log = tg_now();
         tg_train_stats ts;
+        double t0 = tg_now();
         if (L->share)
             tg_share_acquire(L->share, TG_SHARE_TRAIN);
+        double t1 = tg_now();
         int rc = tg_net_train_step(L->net, &b, &ts);
         if (L->share)
             tg_share_release(L->share, TG_SHARE_TRAIN);
+        L->t_device += t1 - t0;
+        L->t_train += tg_now() - t1;
         if (rc != 0) {
             tg_error("training step failed: %s", tg_errmsg());
             return -1;
@@ -437,8 +465,12 @@ static int run_training(learner *L)
         acc_val += ts.loss.value;
         acc_gn += ts.grad_norm;
         acc_n++;
+        now = tg_now();
         if (L->step % cfg->train.publish_every == 0 && publish(L) != 0)
             tg_warn("publishing weights: %s", tg_errmsg());
+        if (L->step % cfg->train.checkpoint_every == 0)
+            save_checkpoint(L);
+        L->t_publish += tg_now() - now;
         now = tg_now();
         if (L->tb && (now - last_tb >= TB_EVERY_S || (acc_n == 1 && L->step <= 1))) {
             tg_tb_scalar(L->tb, "loss/total", L->step, acc_total / acc_n);
@@ -454,8 +486,6 @@ static int run_training(learner *L)
             acc_t0 = now;
             last_tb = now;
         }
-        if (L->step % cfg->train.checkpoint_every == 0)
-            save_checkpoint(L);
     }
     return 0;
 }

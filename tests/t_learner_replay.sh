@@ -1,7 +1,8 @@
 #!/bin/bash
 # tg-learner against the real tg-replay, which is killed (-9) mid-training and restarted on the
 # same port: the learner keeps serving, notices the reconnection, asks again for what was lost in
-# flight and trains on; SIGTERM then ends it with a checkpoint at its last step.
+# flight and trains on; SIGTERM then ends it with a checkpoint at its last step. Its status says
+# where the training loop's time goes: waiting for replay while it is down, training after.
 set -u
 BIN=${TG_BIN:-$(dirname "$0")/../bin}
 PY=/usr/bin/python3
@@ -23,6 +24,18 @@ step() {
 try: print(json.load(open(sys.argv[1]))["step"])
 except Exception: print(-1)' "$TMP/status/tg-learner.json"
 }
+share() { # time_shares.<what> in the learner's status (-1 until there)
+    $PY -c 'import json,sys
+try: print(json.load(open(sys.argv[1]))["time_shares"][sys.argv[2]])
+except Exception: print(-1)' "$TMP/status/tg-learner.json" "$1"
+}
+wait_share() { # what, least share, seconds
+    for _ in $(seq 1 $(($3 * 10))); do
+        $PY -c "import sys; sys.exit(0 if $(share "$1") >= $2 else 1)" && return 0
+        sleep 0.1
+    done
+    fail "time share '$1' not at $2 within $3 s (replay $(share replay), train $(share train))"
+}
 wait_step() {
     for _ in $(seq 1 600); do
         [ "$(step)" -ge "$1" ] && return 0
@@ -43,9 +56,19 @@ S=$(step)
 sleep 2
 kill -0 $LP 2>/dev/null || fail "learner died with replay"
 [ "$(step)" -le $((S + 4)) ] || fail "learner trained on without replay? ($S -> $(step))"
+wait_share replay 0.8 12
 "$BIN/tg-replay" $C > "$TMP/replay2.out" 2>&1 &
 RP=$!; PIDS+=($RP)
 wait_step $((S + 10))
+wait_share train 0.3 15
+$PY - "$TMP/status/tg-learner.json" <<'PYEOF' || fail "time shares out of range"
+import json, sys
+t = json.load(open(sys.argv[1]))["time_shares"]
+assert set(t) == {"replay", "device_wait", "train", "publish"}, t
+assert all(0 <= v <= 1.05 for v in t.values()), t
+assert 0.5 <= sum(t.values()) <= 1.05, t
+PYEOF
+"$BIN/tg" status "$TMP" 2>&1 | grep -q "time: training [0-9]*%, waiting for the device" || fail "tg status shows no time line"
 kill -TERM $LP; wait $LP || fail "learner exit status $?"
 kill -TERM $RP; wait $RP
 grep -q "replay tcp://127.0.0.1:$PR is back" "$TMP/logs/tg-learner.log" || fail "no reconnection logged"

@@ -432,6 +432,13 @@ static void print_full(run_view *v, FILE *out)
             fprintf(out, "  loss %.5g (policy %.5g, value %.5g)   lr %.3g   grad norm %.3g\n",
                     jget(l->j, "loss.total"), jget(l->j, "loss.policy"), jget(l->j, "loss.value"),
                     jget(l->j, "lr"), jget(l->j, "grad_norm"));
+        /* where the training loop's time went (last few seconds): what limits the learner */
+        double tt = jget(l->j, "time_shares.train"), tr = jget(l->j, "time_shares.replay");
+        if (isfinite(tt) && isfinite(tr) && tt + tr > 0 && strcmp(state, "stopped") != 0)
+            fprintf(out, "  time: training %.0f%%, waiting for the device %.0f%%, for replay %.0f%%, "
+                         "publishing and checkpoints %.0f%%\n",
+                    100 * tt, 100 * jget(l->j, "time_shares.device_wait"), 100 * tr,
+                    100 * jget(l->j, "time_shares.publish"));
         /* busy: the share of wall time in evaluation calls; device share: of the time the
          * learner's device was used (absent when inference runs alongside training) */
         double busy = jget(l->j, "inference.busy"), dshare = jget(l->j, "inference.device_share");
