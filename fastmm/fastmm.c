@@ -33,7 +33,8 @@ fastmm_opts fastmm_opts_default(void)
 {
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
-                     .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1};
+                     .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1,
+                     .comb_blocks = -1};
     return o;
 }
 
@@ -435,6 +436,13 @@ int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N)
 
 const char *fastmm_comb_name(int comb) { return comb ? "stream" : "staged"; }
 
+int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.comb_blocks >= 0) return p->opts.comb_blocks;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->blocks : 0;
+}
+
 int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N)
 {
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
@@ -460,16 +468,18 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
         const fastmm_cfg *c = &t->cand[i];
         int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
                      c->direct == t->direct && c->comb == t->comb &&
-                     (!c->direct || c->early == t->early);
+                     (!c->direct || c->early == t->early) && c->blocks == t->blocks;
         int n;
+        char nb[24] = "";
+        if (c->blocks > 0) snprintf(nb, sizeof nb, " b%d", c->blocks);
         if (c->levels == 0)
             n = snprintf(buf + at, len - at, "%splain %.2f%s", i ? " | " : "", t->cand_ms[i],
                          chosen ? "*" : "");
         else
-            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s %.2f%s", i ? " | " : "",
+            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s%s %.2f%s", i ? " | " : "",
                          c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
                          c->direct ? " D" : "", c->direct && c->early ? " E" : "",
-                         c->comb ? " S" : "", t->cand_ms[i], chosen ? "*" : "");
+                         c->comb ? " S" : "", nb, t->cand_ms[i], chosen ? "*" : "");
         if (n < 0) break;
         at += (size_t)n;
     }

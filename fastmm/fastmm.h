@@ -71,10 +71,19 @@ typedef struct fastmm_opts {
      * 32 blocks, else staged); -1 = the tuned choice (fastmm_tune_cuda times streaming on the
      * fastest staged configuration and checks its product; staged where not tuned). */
     int comb;
+    /* CUDA path, streaming kernel: the combinations that run beside block products (the next
+     * panel's A, the previous panel's C, the early start's B) launched with at most this many
+     * thread blocks, each looping over more rows, so that they hold a few multiprocessors for
+     * longer instead of taking every one the products free for a short while (a memory-bound
+     * kernel on every multiprocessor mostly waits for DRAM, which costs the products the same
+     * multiprocessor time). -1 = the tuned choice (fastmm_tune_cuda times 1/2, 1 and 2 blocks
+     * per multiprocessor on the fastest configuration; no limit where not tuned), 0 = no limit,
+     * N = at most N. */
+    int comb_blocks;
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4, direct -1, priority -1, comb -1. */
+ * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -117,12 +126,16 @@ int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N);
  * else 0): 0 staged, 1 streaming. */
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
 const char *fastmm_comb_name(int comb); /* "staged" / "stream" */
+/* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
+ * else the tuned choice, else 0: no limit). */
+int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);
 /* Terms of the applied level (levels >= 1) whose A / B operand is read in place when direct
  * operands are used; -1 with a message if the level cannot be built. */
 int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb);
 /* One line describing what tuning measured for this shape: every candidate configuration and
  * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
- * D: direct operands, E: their early start, S: the streaming combination kernel); 0, or -1 if
+ * D: direct operands, E: their early start, S: the streaming combination kernel, bN: the
+ * combinations beside products limited to N thread blocks); 0, or -1 if
  * not tuned. */
 int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 

@@ -608,10 +608,13 @@ static bool sk_fits(int nsmall, int nbig)
 
 // One combination: out o (o < nout) = sum over in-range inputs of the map's row o0 + o; see
 // combine_kernel for the modes. kind 1: the streaming kernel where it applies (small side of at
-// most 32 blocks, coefficients in 48 KB), else (and kind 0) the staged one.
+// most 32 blocks, coefficients in 48 KB), else (and kind 0) the staged one. cap > 0: the
+// streaming kernel with at most that many thread blocks (at least one per column group), its
+// row loop doing the rest (opts.comb_blocks).
 template <typename Tin, typename Tout>
 static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, long bh, long bw,
-                   int nin, int i0, int nout, int o0, const cmap &m, int mode, long xb, long xe)
+                   int nin, int i0, int nout, int o0, const cmap &m, int mode, long xb, long xe,
+                   int cap)
 {
     bool expand = nin <= nout;
     int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
@@ -640,7 +643,9 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     long rows = xe - xb, ty = SK_THREADS >> lg;
     long gy = (rows + ty * SK_RPT - 1) / (ty * SK_RPT);
     if (gy > 65535) gy = 65535;
-    dim3 grid((unsigned)((a.ncv + (1L << lg) - 1) >> lg), (unsigned)gy);
+    long gx = (a.ncv + (1L << lg) - 1) >> lg;
+    if (cap > 0 && gy > cap / gx) gy = cap / gx > 0 ? cap / gx : 1;
+    dim3 grid((unsigned)gx, (unsigned)gy);
     int K = sk_small(nsmall);
     size_t smem = sk_smem(K, nbig);
     if (expand)
@@ -1259,20 +1264,22 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         // early: cs: A(0), B, A(1), ...; s: [A(0)] G0 (in-place B terms), [B] G0 (the rest), ...
         if (!early && nB > 0 &&
             combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, mp[1],
-                            mode, 0, g.bk))
+                            mode, 0, g.bk, 0))
             return -1;
         if (c->prof) CK(cudaEventRecord(c->tev[1], cs));
         for (int q = -1; q < P; q++) {
             if (q + 1 < P) {
                 long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
+                // beside products unless first (A(0): nothing runs yet)
                 if (nA > 0 && combine<Ts, Ts>(cs, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
-                                              gc, (int)r0, mp[0], mode, xb, xe))
+                                              gc, (int)r0, mp[0], mode, xb, xe,
+                                              q >= 0 ? cfg->blocks : 0))
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], cs));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
                 if (early && q < 0) {
                     if (combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
-                                        (int)r0, mp[1], mode, 0, g.bk))
+                                        (int)r0, mp[1], mode, 0, g.bk, cfg->blocks))
                         return -1;
                     CK(cudaEventRecord(evB, cs));
                 }
@@ -1297,8 +1304,10 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             CK(cudaEventRecord(evG[q], c->s));
             if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
             CK(cudaStreamWaitEvent(cs, evG[q], 0));
+            // beside the next panel's products unless last
             if (combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, gc, (int)r0,
-                                      dm.n * dm.p, 0, mp[2], r0 > 0, xb, xe))
+                                      dm.n * dm.p, 0, mp[2], r0 > 0, xb, xe,
+                                      q + 1 < P ? cfg->blocks : 0))
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }
@@ -1330,6 +1339,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.direct = fastmm_plan_direct(p, M, K, N);
     cfg.comb = fastmm_plan_comb(p, M, K, N);
     cfg.early = fastmm_plan_early(p, M, K, N);
+    cfg.blocks = fastmm_plan_comb_blocks(p, M, K, N);
     return cfg;
 }
 
@@ -1422,6 +1432,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].direct = dir;
                 cand[nc].comb = p->opts.comb == 1;
                 cand[nc].early = dir;
+                cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 nc++;
             }
         }
@@ -1433,9 +1444,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     float *ref = NULL;
     // after the grid, on the fastest configuration so far: the streaming combination kernel
     // (stage 0), then direct operands with their early start (stage 1), then the same without
-    // it (stage 2, so that reports show what the early start gains); each checked against the
-    // grid's fastest
-    int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0;
+    // it (stage 2, so that reports show what the early start gains), then on the fastest of all
+    // those the combinations beside products on 1/2, 1 and 2 thread blocks per multiprocessor
+    // (stages 3-5); each checked against the grid's fastest
+    int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, nsm = 0, dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        cudaGetLastError();
+        nsm = 0; // stages 3-5 skipped
+    }
     const char *what[FASTMM_TUNE_CAND] = {NULL};
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
         if (i == nc) {
@@ -1443,7 +1460,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 3; stage++) {
+            for (; !ok && stage < 6; stage++) {
                 x = *b;
                 if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
@@ -1455,11 +1472,20 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     x.direct = 1;
                     x.early = 1;
                     what[nc] = "direct operands";
-                } else {
+                } else if (stage == 2) {
                     ok = tried_direct;
                     x.direct = 1;
                     x.early = 0;
                     what[nc] = "direct operands without the early start";
+                } else {
+                    // only where combinations run beside products: panels or the early start
+                    if (base3 < 0) base3 = best;
+                    const fastmm_cfg *b3 = &cand[base3];
+                    x = *b3;
+                    x.blocks = nsm * (1 << (stage - 3)) / 2;
+                    ok = p->opts.comb_blocks == -1 && nsm > 0 && b3->levels > 0 && b3->comb == 1 &&
+                         b3->blocks == 0 && (b3->panels > 1 || (b3->direct && b3->early));
+                    what[nc] = "combinations beside products on fewer thread blocks";
                 }
             }
             if (!ok) break;
@@ -1515,6 +1541,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->direct = cand[best].direct;
         t->comb = cand[best].comb;
         t->early = cand[best].early;
+        t->blocks = cand[best].blocks;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -48,17 +48,18 @@ typedef struct fastmm_level {
 /* A configuration: levels, row panels, combinations on the high-priority stream, direct
  * operands, combination kernel (0 staged, 1 streaming; fastmm_cuda.cu), and with direct
  * operands the early start (the first panel's terms whose B operand is read in place are
- * multiplied while B's combination runs, instead of after it). */
+ * multiplied while B's combination runs, instead of after it), and the most thread blocks of a
+ * combination beside products (0: no limit; opts.comb_blocks). */
 typedef struct fastmm_cfg {
-    int levels, panels, prio, direct, comb, early;
+    int levels, panels, prio, direct, comb, early, blocks;
 } fastmm_cfg;
 
 /* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
  * candidate's time (for reports). */
-#define FASTMM_TUNE_CAND 24
+#define FASTMM_TUNE_CAND 28
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb, early;
+    int levels, panels, prio, direct, comb, early, blocks;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];

@@ -217,6 +217,74 @@ static void test_direct(void **state)
     tg_fact_free(s);
 }
 
+/* The combinations beside block products on few thread blocks (opts.comb_blocks: the streaming
+ * kernel's row loop does the rest) against the CPU path and fp64: Strassen at 1 and 2 levels,
+ * direct operands with the early start and packed operands, 1-3 row panels (uneven), limits from
+ * one block (fewer than the column groups) to more than the launch needs, the three precisions. */
+static void test_comb_blocks(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    static const int blocks[] = {1, 3, 7, 100000};
+    static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
+    int n = 0;
+    for (int L = 1; L <= 2; L++)
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+            for (int d = 0; d < 2; d++) {
+                long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = L;
+                o.comb = 1;
+                o.direct = d;
+                o.panels = 1 + (int)(t + d) % 3;
+                o.comb_blocks = blocks[n % 4];
+                o.prec = (fastmm_prec)(n % 3);
+                n++;
+                fastmm_plan *p = fastmm_plan_new(s, &o);
+                assert_non_null(p);
+                assert_int_equal(fastmm_plan_comb_blocks(p, M, K, N), o.comb_blocks);
+                compare(p, M, K, N, 500 + 10 * L + 2 * t + d,
+                        tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
+                fastmm_plan_free(p);
+            }
+    tg_fact_free(s);
+}
+
+/* Tuning with the combinations beside products (two panels, streaming kernel): the limits on
+ * thread blocks are timed on the fastest configuration, reported ("bN"), and the chosen plan
+ * still computes the product. */
+static void test_tune_blocks(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.panels = 2;
+    o.comb = 1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n = 1024;
+    float *A = dev_copy(NULL, 4 * n * n), *B = dev_copy(NULL, 4 * n * n), *C = dev_copy(NULL, 4 * n * n);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 5), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 6), 0);
+    if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
+    char rep[1024];
+    assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
+    print_message("tuned: %s\n", rep);
+    int nb = 0;
+    for (const char *x = rep; (x = strstr(x, " b")); x++) nb++;
+    assert_int_equal(nb, 3);
+    assert_true(fastmm_plan_comb_blocks(p, n, n, n) >= 0);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    compare(p, n, n, n, 98, tol_for(fastmm_plan_level_fact(p, 1), n, FASTMM_FP32));
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 /* The GPU-tailored rank-49 4x4x4 (../shared/data/runtime_gpu_4x4x4.npz), or NULL where the data
  * is not there (the test then covers the released rank-49 only). */
 static tg_fact *read_rt_gpu49(void)
@@ -562,8 +630,10 @@ int main(void)
         cmocka_unit_test(test_strassen),
         cmocka_unit_test(test_chunks_and_precisions),
         cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_comb_blocks),
         cmocka_unit_test(test_comb_stream),
         cmocka_unit_test(test_tune),
+        cmocka_unit_test(test_tune_blocks),
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),
     };

@@ -49,10 +49,13 @@ static const char *use =
     "                   (default), 0 never, 1 always\n"
     "  --comb N         GPU: block combination kernel: -1 tuned (default: staged, then streaming\n"
     "                   tried on the fastest and checked), 0 staged, 1 streaming\n"
+    "  --comb-blocks N  GPU, streaming kernel: at most N thread blocks for the combinations\n"
+    "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
+    "                   multiprocessor tried on the fastest), 0 no limit\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, D: direct operands, E: their early\n"
     "                   start, the first products overlapping B's combination; h: high\n"
-    "                   priority)\n"
+    "                   priority; bN: the combinations beside products on N blocks)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -133,12 +136,15 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     (void)a;
     int P = fastmm_plan_panels(p, s, s, s);
     /* h: combinations on the high-priority stream; D: direct operands, E: their early start
-     * (GPU); S: streaming combination kernel */
-    int dir = fastmm_plan_direct(p, s, s, s);
-    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
+     * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks */
+    int dir = fastmm_plan_direct(p, s, s, s), comb = fastmm_plan_comb(p, s, s, s);
+    int nb = comb ? fastmm_plan_comb_blocks(p, s, s, s) : 0;
+    char bs[24] = "";
+    if (gpu && nb > 0) snprintf(bs, sizeof bs, " b%d", nb);
+    snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
              gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
-             gpu && fastmm_plan_comb(p, s, s, s) ? " S" : ""); /* the CPU path has one way */
+             gpu && comb ? " S" : "", bs); /* the CPU path has one way */
 }
 
 #ifdef TG_HAVE_CUDA
@@ -404,13 +410,13 @@ int tg_bench_matmul(int argc, char **argv)
         {"gemm-search", required_argument, 0, 'g'}, {"best-gemm", no_argument, 0, 'b'},
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
-        {"comb", required_argument, 0, 'K'},
+        {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
-    int comb = -1;
+    int comb = -1, comb_blocks = -1;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
@@ -475,6 +481,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'Q': priority = atoi(optarg); break;
         case 'R': tune_report = 1; break;
         case 'K': comb = atoi(optarg); break;
+        case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -496,6 +503,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.direct = direct < -1 ? -1 : direct > 1 ? 1 : direct;
             op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
             op.comb = comb < -1 ? -1 : comb > 1 ? 1 : comb;
+            op.comb_blocks = comb_blocks;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
