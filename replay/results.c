@@ -307,6 +307,18 @@ int replay_results_add(replay_results *r, const tg_fact *f, uint64_t model_versi
 
 int replay_results_count(const replay_results *r) { return r->n; }
 
+const tg_fact *replay_results_fact(const replay_results *r, int i)
+{
+    TG_ASSERT(i >= 0 && i < r->n);
+    return r->e[i].f;
+}
+
+double replay_results_when(const replay_results *r, int i)
+{
+    TG_ASSERT(i >= 0 && i < r->n);
+    return r->e[i].when;
+}
+
 int replay_results_best(const replay_results *r, tg_dims d, int mod2)
 {
     int best = 0;

@@ -21,5 +21,8 @@ int replay_results_add(replay_results *r, const tg_fact *f, uint64_t model_versi
 int replay_results_count(const replay_results *r);
 /* Smallest rank recorded for the target in that arithmetic, 0 if none. */
 int replay_results_best(const replay_results *r, tg_dims d, int mod2);
+/* The i-th recorded factorization (0 <= i < count), owned by r; and when it was found. */
+const tg_fact *replay_results_fact(const replay_results *r, int i);
+double replay_results_when(const replay_results *r, int i);
 
 #endif

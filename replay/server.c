@@ -763,6 +763,78 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
     return 0;
 }
 
+/* One recorded factorization as a solved game from the target (its terms in their recorded
+ * order), or NULL where it cannot be one in this run: coefficients outside F, or modes over S
+ * (e.g. found in a changed basis and mapped back to the canonical one). */
+static replay_game *result_game(replay_server *s, const tg_fact *f, double when)
+{
+    const tg_config *c = s->c;
+    tg_dims d = tg_fact_dims(f);
+    int S = c->game.S, A = 3 * S, R = tg_fact_rank(f), modes[3];
+    tg_dims_modes(d, modes);
+    if (modes[0] > S || modes[1] > S || modes[2] > S || tg_fact_denom(f) != 1)
+        return NULL;
+    replay_game *g = replay_game_alloc(S, R, 0, 1, 0); /* zeroed; no policy children: the
+                                                          * moves themselves are the targets */
+    if (!g)
+        return NULL;
+    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < modes[k]; i++) {
+                int64_t v = x[k][(size_t)r * modes[k] + i];
+                if (v < -128 || v > 127 || c->game.F.index_of[v + 128] < 0) {
+                    replay_game_unref(g);
+                    return NULL;
+                }
+                g->actions[(size_t)r * A + k * S + i] = (int8_t)v;
+            }
+        g->returns[r] = (float)-(R - r);
+    }
+    g->dims = d;
+    g->mod2 = c->game.mod2;
+    g->started = g->finished = when;
+    snprintf(g->actor, sizeof g->actor, "results.h5");
+    if (tg_matmul_tensor(d, S, g->initial) || !replay_game_ends_at_zero(g)) {
+        replay_game_unref(g); /* an exact factorization ends at zero: anything else is a bug */
+        return NULL;
+    }
+    g->solved = 1;
+    g->rank = R;
+    return g;
+}
+
+/* A run resumed without its replay file (e.g. a GPU run carried to a fresh machine without it,
+ * or one moved aside as corrupt) has lost the best games it retrains on; its results.h5 still
+ * holds them as factorizations: the best-rank ones become best games again. */
+static void seed_best(replay_server *s)
+{
+    const tg_config *c = s->c;
+    replay_table_counts bc;
+    replay_table_counts_get(s->t[REPLAY_BEST], &bc);
+    if (!c->replay.best_games || bc.games > 0)
+        return;
+    int n = 0, skipped = 0;
+    for (int i = 0; i < replay_results_count(s->results); i++) {
+        const tg_fact *f = replay_results_fact(s->results, i);
+        int ti = replay_target_index(c, tg_fact_dims(f));
+        if (ti < 0 || (tg_fact_arith(f) == TG_ARITH_MOD2) != (c->game.mod2 != 0) ||
+            tg_fact_rank(f) != s->best[ti])
+            continue;
+        replay_game *g = result_game(s, f, replay_results_when(s->results, i));
+        if (!g) {
+            skipped++;
+            continue;
+        }
+        g->id = atomic_fetch_add(&s->next_id, 1);
+        replay_table_append(s->t[REPLAY_BEST], g);
+        n++;
+    }
+    if (n || skipped)
+        tg_info("best games from results.h5 (none in the replay file): %d added, %d not playable in "
+                "this run's coefficients", n, skipped);
+}
+
 static int replay_journals(replay_server *s, uint64_t skip_below, uint64_t min_seq)
 {
     uint64_t *seqs;
@@ -849,6 +921,7 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
     uint64_t skip_below, min_seq;
     if (load_store(s, &skip_below, &min_seq) || replay_journals(s, skip_below, min_seq))
         goto fail;
+    seed_best(s);
     s->ck_mark = s->journal_restored ? -1 : change_mark(s);
     if (!(s->sampler = replay_sampler_new(c, s->t)) ||
         replay_sampler_start(s->sampler, c->replay.workers, c->replay.prefetch, c->train.batch))

@@ -326,11 +326,63 @@ static void test_discoveries(void **st)
     tg_dims d = {2, 2, 2};
     assert_int_equal(replay_results_best(r, d, 0), 8);
     replay_results_free(r);
-    /* a new server knows the best rank from results.h5 */
+    /* a new server knows the best rank from results.h5, and since its replay file holds no best
+     * game, it makes the recorded rank-8 factorization one (8 positions) */
     srv = rt_server_start(&c);
     cl = rt_client(replay_server_endpoint(srv->s));
     assert_int_equal(rt_stat(cl, "best_rank.2,2,2"), 8);
     assert_int_equal(rt_stat(cl, "results"), 1);
+    assert_int_equal(rt_stat(cl, "best.games"), 1);
+    assert_int_equal(rt_stat(cl, "best.positions"), 8);
+    zmq_close(cl);
+    rt_server_stop(srv);
+    /* that game was checkpointed with the rest: loaded again, not added twice */
+    srv = rt_server_start(&c);
+    cl = rt_client(replay_server_endpoint(srv->s));
+    assert_int_equal(rt_stat(cl, "best.games"), 1);
+    zmq_close(cl);
+    rt_server_stop(srv);
+    /* with the replay file gone too (a run carried without it): the same, and batches draw
+     * from that game (valid tokens, non-zero residuals) */
+    snprintf(path, sizeof path, "%s/replay.h5", dir);
+    assert_int_equal(unlink(path), 0);
+    tg_config c1;
+    rt_config(&c1, dir, "replay.samples_per_insert=0", "replay.min_size=0", "replay.frac_demos=0.5",
+              "replay.frac_played=0", "replay.frac_best=0.5", NULL);
+    srv = rt_server_start(&c1);
+    cl = rt_client(replay_server_endpoint(srv->s));
+    assert_int_equal(rt_stat(cl, "best.games"), 1);
+    assert_int_equal(rt_stat(cl, "played.games"), 0);
+    rt_wait_demos(cl, 2000);
+    tg_rng rng; /* best positions are sampled once played games are there */
+    tg_rng_seed(&rng, 5, 5);
+    n = rt_game(&c1, 0, 3, 0, &rng, &b);
+    rt_send_free(cl, b, n);
+    tg_wire_free(rt_recv(cl));
+    int from_best = 0;
+    for (int k = 0; k < 8; k++) { /* the first may have been built before the game came */
+        n = rt_simple(TG__ENVELOPE__BODY_SAMPLE_REQUEST, 16, &b);
+        rt_send_free(cl, b, n);
+        Tg__Envelope *e = rt_recv(cl);
+        assert_int_equal(e->body_case, TG__ENVELOPE__BODY_BATCH);
+        from_best += (int)e->batch->from_best;
+        for (int i = 0; i < 16 * c1.game.n_steps; i++) {
+            int32_t tk;
+            memcpy(&tk, e->batch->tokens->data.data + (size_t)i * 4, 4);
+            assert_true(tk >= 0 && tk < c1.game.n_logits);
+        }
+        tg_wire_free(e);
+    }
+    assert_true(from_best > 0);
+    zmq_close(cl);
+    rt_server_stop(srv);
+    /* best-game retraining off: nothing added */
+    tg_config c2;
+    rt_config(&c2, dir, "replay.best_games=false", NULL);
+    assert_int_equal(unlink(path), 0);
+    srv = rt_server_start(&c2);
+    cl = rt_client(replay_server_endpoint(srv->s));
+    assert_int_equal(rt_stat(cl, "best.games"), 0);
     zmq_close(cl);
     rt_server_stop(srv);
 }
