@@ -750,7 +750,7 @@ static void process_name(const tg_actor *a, char *buf, size_t len)
             *p = '-';
 }
 
-static void write_status(tg_actor *a, double sims_rate, double evals_rate, const char *state)
+static void write_status(tg_actor *a, double dt, double sims_rate, double evals_rate, const char *state)
 {
     char host[64] = "localhost", proc[200];
     gethostname(host, sizeof host - 1);
@@ -781,6 +781,14 @@ static void write_status(tg_actor *a, double sims_rate, double evals_rate, const
     json_object_set_new(o, "verify_failed", json_integer((json_int_t)a->st.verify_failed));
     json_object_set_new(o, "bases_retired", json_integer((json_int_t)a->st.bases_retired));
     json_object_set_new(o, "best_rank", best);
+    /* the games finished since the last stats line: how the policy plays now (tg status sums them
+     * over the actors) */
+    json_t *rec = json_object();
+    json_object_set_new(rec, "seconds", json_real(dt));
+    json_object_set_new(rec, "games", json_integer((json_int_t)a->int_games));
+    json_object_set_new(rec, "solved", json_integer((json_int_t)a->int_solved));
+    json_object_set_new(rec, "solved_rank_sum", json_integer((json_int_t)a->int_solved_rank_sum));
+    json_object_set_new(o, "recent", rec);
     process_name(a, proc, sizeof proc);
     if (tg_runinfo_write_status(a->status_dir, proc, o) != 0)
         tg_debug("status file: %s", tg_errmsg());
@@ -829,7 +837,7 @@ static void log_stats(tg_actor *a, double now, const char *state)
         if (a->basis_games[i] > a->basis_games[top])
             top = i;
     if (a->status_dir[0])
-        write_status(a, sims_rate, evals_rate, state);
+        write_status(a, dt, sims_rate, evals_rate, state);
     if (a->tb)
         write_tb(a, dt, sims_rate, evals_rate, a->basis_games[top]);
     char breadth[160];

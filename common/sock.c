@@ -140,6 +140,11 @@ void *tg_sock_connect(tg_sock_sec *s, int type, const char *endpoint)
     void *sock = new_sock(type);
     if (!sock)
         return NULL;
+    /* A server that refuses this client's handshake (CURVE: no key, a key not allowed) leaves the
+     * socket without a peer to queue into, and a blocking send would then wait forever (`tg
+     * stats` hung so): sends give up after a while and report an error instead. */
+    int sndto = TG_SOCK_SEND_TIMEOUT_MS;
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndto, sizeof sndto);
     if (s && s->curve) {
         zcert_apply(s->client, sock);
         const char *server_key = zcert_public_txt(s->server);

@@ -28,7 +28,10 @@ void tg_sock_sec_free(tg_sock_sec *s);
 int tg_sock_sec_curve(const tg_sock_sec *s);
 
 /* A socket of `type` (ZMQ_ROUTER, ...) bound to endpoint as a server, or connected as a client;
- * linger set to 0 so that shutdown never blocks on a vanished peer. NULL with a message. */
+ * linger set to 0 so that shutdown never blocks on a vanished peer. A client's blocking sends
+ * give up after TG_SOCK_SEND_TIMEOUT_MS (EAGAIN) where no peer takes them (a server that refused
+ * the handshake). NULL with a message. */
+#define TG_SOCK_SEND_TIMEOUT_MS 2000
 void *tg_sock_bind(tg_sock_sec *s, int type, const char *endpoint);
 void *tg_sock_connect(tg_sock_sec *s, int type, const char *endpoint);
 /* The endpoint a socket actually bound (resolves tcp://127.0.0.1:* to the chosen port). */

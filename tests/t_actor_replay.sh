@@ -33,6 +33,9 @@ assert len(files) == 1, files
 s = json.load(open(files[0]))
 assert s["role"] == "actor" and s["state"] == "stopped" and s["games"] == 24, s
 assert s["best_rank"]["1,2,2"] == 4, s
+r = s["recent"]  # the games of the last stats interval
+assert r["seconds"] > 0 and 0 <= r["solved"] <= r["games"] <= 24, r
+assert r["solved_rank_sum"] >= 4 * r["solved"], r
 EOF
 # TensorBoard scalars beside it (tags are plain strings in the event records)
 ls "$TMP"/tb/actor-*/events.out.tfevents.* > /dev/null 2>&1 || fail "no actor TensorBoard events"

@@ -65,6 +65,10 @@ echo "checkpoint written: $(readlink "$RUN/checkpoints/latest" || cat "$RUN/chec
 v_more() { [ "$(learner_field 'd["inference"]["model_version"]')" -gt "$v0" ]; }
 wait_for 30 "the weights version to advance past $v0" v_more
 echo "weights version advanced: $v0 -> $(learner_field 'd["inference"]["model_version"]')"
+# how the policy plays now, summed over the running actors' last stats interval
+recent() { "$BIN/tg" status "$RUN" 2>/dev/null | grep -Eq "recent games: [0-9]+ in the last [0-9]+ s, [0-9]+% solved"; }
+wait_for 30 "tg status to show the recent games" recent
+echo "tg status: $("$BIN/tg" status "$RUN" | grep 'recent games')"
 
 # kill -9 an actor: the supervisor restarts it and games keep arriving
 a=$(pid_of actor-1); kill -KILL "$a"

@@ -5,6 +5,7 @@
 #include <zmq.h>
 
 #include "common/err.h"
+#include "common/sock.h"
 #include "common/wire.h"
 
 static void assert_err_has(const char *want)
@@ -255,12 +256,48 @@ static void test_zmq_send(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* A client refused by a CURVE server (here: a plain client) must not block forever in a send:
+ * tg_sock_connect's sockets give up after TG_SOCK_SEND_TIMEOUT_MS. */
+static void test_refused_client_send(void **state)
+{
+    (void)state;
+    void *srv = zmq_socket(tg_sock_ctx(), ZMQ_ROUTER);
+    char pub[41], sec[41];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    int one = 1, linger = 0;
+    zmq_setsockopt(srv, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_setsockopt(srv, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(srv, ZMQ_CURVE_SECRETKEY, sec, 40), 0);
+    assert_int_equal(zmq_bind(srv, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t epl = sizeof ep;
+    assert_int_equal(zmq_getsockopt(srv, ZMQ_LAST_ENDPOINT, ep, &epl), 0);
+    void *cl = tg_sock_connect(NULL, ZMQ_DEALER, ep);
+    assert_non_null(cl);
+    int to = 0;
+    size_t tl = sizeof to;
+    assert_int_equal(zmq_getsockopt(cl, ZMQ_SNDTIMEO, &to, &tl), 0);
+    assert_int_equal(to, TG_SOCK_SEND_TIMEOUT_MS);
+    usleep(300 * 1000); /* the handshake fails meanwhile */
+    game_msg m;
+    for (int i = 0; i < 3; i++) { /* each returns: queued, or refused after the timeout */
+        make_game(&m);
+        int rc = tg_wire_send(cl, NULL, 0, &m.env);
+        assert_true(rc == 0 || rc == -1);
+    }
+    zmq_pollitem_t it = {srv, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&it, 1, 200), 0); /* nothing got through */
+    tg_sock_close(cl);
+    zmq_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_oversize),         cmocka_unit_test(test_version_and_body),
         cmocka_unit_test(test_array_checks),     cmocka_unit_test(test_zmq_send),
+        cmocka_unit_test(test_refused_client_send),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -46,12 +46,14 @@ int tg_cmd_stats(int argc, char **argv)
         fprintf(stderr, "tg stats: %s\n", tg_errmsg());
         goto out;
     }
+    int sndto = (int)(timeout_s * 1000);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndto, sizeof sndto);
     Tg__Envelope env = TG__ENVELOPE__INIT;
     Tg__StatsRequest req = TG__STATS_REQUEST__INIT;
     env.body_case = TG__ENVELOPE__BODY_STATS_REQUEST;
     env.stats_request = &req;
-    if (tg_wire_send(sock, NULL, 0, &env) != 0) {
-        fprintf(stderr, "tg stats: %s\n", tg_errmsg());
+    if (tg_wire_send(sock, NULL, 0, &env) != 0) { /* e.g. the server refused the handshake */
+        fprintf(stderr, "tg stats: no answer from %s within %.0f s (%s)\n", endpoint, timeout_s, tg_errmsg());
         goto out;
     }
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};

@@ -33,9 +33,11 @@ static void usage(FILE *out)
             "usage: tg status RUN_DIR [--watch [SECONDS]] [--brief | --results | --targets-reached]\n"
             "\n"
             "One screen about a run, read from its files (live or finished): the learner's step,\n"
-            "rates and losses, inference service and replicas, checkpoints (step, time, losses;\n"
-            "which is latest), replay sizes and rates, games/s, actors, and the best rank per\n"
-            "target with when it was found; whether deploy/run_cluster.sh still supervises it.\n"
+            "rates and losses, where its time goes (training, waiting for the device or for\n"
+            "replay), inference service and replicas, checkpoints (step, time, losses; which is\n"
+            "latest), replay sizes and rates, games/s, actors and how their recent games end\n"
+            "(share solved, mean rank), and the best rank per target with when it was found;\n"
+            "whether deploy/run_cluster.sh still supervises it.\n"
             "\n"
             "  --watch [S]         redraw every S seconds (default 2) until interrupted\n"
             "  --brief             one line (for logs)\n"
@@ -507,7 +509,7 @@ static void print_full(run_view *v, FILE *out)
                 replay_stat(v, "limiter.blocked", NULL) > 0 ? "waiting for games" : "open");
     }
     int actors = 0, live = 0;
-    double games = 0, sims = 0, evals = 0;
+    double games = 0, sims = 0, evals = 0, rg = 0, rs = 0, rr = 0, rsec = 0;
     for (int i = 0; i < v->n_procs; i++) {
         proc_status *p = &v->procs[i];
         if (strcmp(role_of(p), "actor") != 0)
@@ -520,6 +522,12 @@ static void print_full(run_view *v, FILE *out)
             double s = jget(p->j, "simulations_per_s"), e = jget(p->j, "evals_per_s");
             sims += isfinite(s) ? s : 0;
             evals += isfinite(e) ? e : 0;
+            double g1 = jget(p->j, "recent.games"), s1 = jget(p->j, "recent.solved");
+            double r1 = jget(p->j, "recent.solved_rank_sum"), t1r = jget(p->j, "recent.seconds");
+            if (isfinite(g1) && isfinite(s1) && isfinite(r1)) {
+                rg += g1, rs += s1, rr += r1;
+                if (isfinite(t1r) && t1r > rsec) rsec = t1r;
+            }
         }
     }
     if (actors)
@@ -528,6 +536,12 @@ static void print_full(run_view *v, FILE *out)
                 live, actors, games, sims, evals);
     else
         fprintf(out, "actors: none reported\n");
+    /* how the policy plays now: the games the running actors finished in their last interval */
+    if (rg > 0) {
+        fprintf(out, "  recent games: %.0f in the last %.0f s, %.0f%% solved", rg, rsec, 100 * rs / rg);
+        if (rs > 0) fprintf(out, " at a mean rank of %.2f", rr / rs);
+        fputc('\n', out);
+    }
 
     /* best ranks */
     fprintf(out, "\nbest rank per target");
