@@ -336,7 +336,7 @@ static void test_discoveries(void **st)
     assert_int_equal(rt_stat(cl, "best.positions"), 8);
     zmq_close(cl);
     rt_server_stop(srv);
-    /* that game was checkpointed with the rest: loaded again, not added twice */
+    /* a further restart: still one game (checkpointed with the rest, or rebuilt), never two */
     srv = rt_server_start(&c);
     cl = rt_client(replay_server_endpoint(srv->s));
     assert_int_equal(rt_stat(cl, "best.games"), 1);
