@@ -180,6 +180,30 @@ static void send_ack(replay_server *s, const peer *p, uint64_t id, uint64_t seq)
 
 /* ---- inserting ---------------------------------------------------------------------------- */
 
+typedef struct worse_than {
+    tg_dims dims;
+    int rank;
+} worse_than;
+
+static int is_worse(const replay_game *g, void *ctx)
+{
+    const worse_than *w = ctx;
+    return g->dims.n == w->dims.n && g->dims.m == w->dims.m && g->dims.p == w->dims.p && g->rank > w->rank;
+}
+
+/* The best table holds games at the best rank of their target: when a better rank is found, the
+ * games of the old one leave it, so that best-game retraining works on the new rank's games
+ * instead of the many of the old (e.g. 2x2x2: ~100 rank-8 games beside the first rank-7 one). */
+static void drop_worse_best(replay_server *s, int ti)
+{
+    if (!s->c->replay.best_games || s->best[ti] == 0)
+        return;
+    worse_than w = {s->c->game.dims[ti], s->best[ti]};
+    int64_t n = replay_table_remove_if(s->t[REPLAY_BEST], is_worse, &w);
+    if (n > 0)
+        tg_info("best games of %s: %lld above rank %d dropped", s->c->game.targets[ti], (long long)n, s->best[ti]);
+}
+
 static void insert_game(replay_server *s, replay_game *g)
 {
     int ti = replay_target_index(s->c, g->dims);
@@ -190,6 +214,7 @@ static void insert_game(replay_server *s, replay_game *g)
             tg_info("new best rank %d for %s (game %llu by %s, model %llu)", g->rank, s->c->game.targets[ti],
                     (unsigned long long)g->id, g->actor, (unsigned long long)g->model_version);
             s->best[ti] = g->rank;
+            drop_worse_best(s, ti);
         }
         to_best = s->c->replay.best_games && g->rank <= s->best[ti];
     }
@@ -529,8 +554,10 @@ static void on_discovery(replay_server *s, const peer *p, const Tg__Discovery *m
     int ti = replay_target_index(s->c, d);
     int rank = tg_fact_rank(f);
     int better = ti >= 0 && (s->best[ti] == 0 || rank < s->best[ti]);
-    if (better)
+    if (better) {
         s->best[ti] = rank;
+        drop_worse_best(s, ti);
+    }
     tg_info("discovery %d: %s rank %d (%s) by %s, model %llu, verified%s", idx + 1, m->target, rank, m->arithmetic,
             m->actor ? m->actor : "?", (unsigned long long)m->model_version, better ? " -- new best" : "");
     tg_fact_free(f);
@@ -921,6 +948,8 @@ replay_server *replay_server_new(const tg_config *c, const replay_server_opts *o
     uint64_t skip_below, min_seq;
     if (load_store(s, &skip_below, &min_seq) || replay_journals(s, skip_below, min_seq))
         goto fail;
+    for (int i = 0; i < c->game.n_targets; i++) /* a file of an earlier version may hold them */
+        drop_worse_best(s, i);
     seed_best(s);
     s->ck_mark = s->journal_restored ? -1 : change_mark(s);
     if (!(s->sampler = replay_sampler_new(c, s->t)) ||

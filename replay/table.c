@@ -211,6 +211,40 @@ const replay_game *replay_table_locate(const replay_table *t, int64_t u, int *mo
     return t->ring[k];
 }
 
+int64_t replay_table_remove_if(replay_table *t, int (*drop)(const replay_game *g, void *ctx), void *ctx)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    replay_game **gone = malloc(((size_t)t->count + 1) * sizeof *gone);
+    TG_ASSERT(gone);
+    int64_t kept = 0, n_gone = 0, pos = t->count ? t->start[t->head] : t->end_abs;
+    /* compact in place, oldest first; positions stay contiguous (sampling counts from the
+     * oldest game's start) */
+    for (int64_t i = 0; i < t->count; i++) {
+        int64_t k = (t->head + i) % t->cap;
+        replay_game *g = t->ring[k];
+        if (drop(g, ctx)) {
+            gone[n_gone++] = g;
+            t->c.games--;
+            t->c.positions -= g->n_moves;
+            t->c.evicted_games++;
+            t->c.evicted_positions += g->n_moves;
+            continue;
+        }
+        int64_t d = (t->head + kept) % t->cap;
+        t->ring[d] = g;
+        t->start[d] = pos;
+        pos += g->n_moves;
+        kept++;
+    }
+    t->count = kept;
+    t->end_abs = pos;
+    pthread_rwlock_unlock(&t->lock);
+    for (int64_t i = 0; i < n_gone; i++) /* freed outside the lock */
+        replay_game_unref(gone[i]);
+    free(gone);
+    return n_gone;
+}
+
 int replay_table_snapshot(replay_table *t, replay_game ***out, int64_t *n)
 {
     pthread_rwlock_rdlock(&t->lock);

@@ -78,6 +78,10 @@ void replay_table_unlock(replay_table *t);
 int64_t replay_table_positions_locked(const replay_table *t);
 const replay_game *replay_table_locate(const replay_table *t, int64_t u, int *move);
 
+/* Drops the games for which drop(g, ctx) is non-zero (counted as evicted) and returns how many;
+ * the others keep their order. Thread-safe. */
+int64_t replay_table_remove_if(replay_table *t, int (*drop)(const replay_game *g, void *ctx), void *ctx);
+
 /* References to every live game, oldest first (caller unrefs each and frees the array). */
 int replay_table_snapshot(replay_table *t, replay_game ***out, int64_t *n);
 

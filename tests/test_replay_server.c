@@ -387,6 +387,81 @@ static void test_discoveries(void **st)
     rt_server_stop(srv);
 }
 
+/* A solved Game of a factorization's terms (2x2x2 in the run's S). */
+static size_t fact_game(const tg_config *c, const tg_fact *f, uint8_t **out)
+{
+    int S = c->game.S, A = 3 * S, R = tg_fact_rank(f);
+    int8_t *acts = calloc((size_t)R * A, 1);
+    float *ret = calloc((size_t)R, sizeof(float));
+    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < 4; i++)
+                acts[(size_t)r * A + k * S + i] = (int8_t)x[k][r * 4 + i];
+        ret[r] = (float)-(R - r);
+    }
+    Tg__Game g = TG__GAME__INIT;
+    Tg__Array aa, ar;
+    int64_t sa[2] = {R, A}, sr[1] = {R}, b1[2], b2[1];
+    tg_array_set(&aa, TG__DTYPE__I8, 2, sa, b1, acts, (size_t)R * A);
+    tg_array_set(&ar, TG__DTYPE__F32, 1, sr, b2, ret, (size_t)R * 4);
+    g.target = "2,2,2";
+    g.arithmetic = "integer";
+    g.s = (uint32_t)S;
+    g.actions = &aa;
+    g.returns = &ar;
+    g.actor = "test";
+    g.solved = 1;
+    Tg__Envelope e = TG__ENVELOPE__INIT;
+    e.body_case = TG__ENVELOPE__BODY_GAME;
+    e.game = &g;
+    size_t n = tg_wire_encode(&e, out);
+    free(acts);
+    free(ret);
+    return n;
+}
+
+/* Best-game retraining works on the best rank's games: three naive (rank 8) games fill the best
+ * table, Strassen's (rank 7) then replaces them; a later rank-8 game stays out. */
+static void test_best_table_follows_best_rank(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    rt_server *srv = rt_server_start(&c);
+    void *cl = rt_client(replay_server_endpoint(srv->s));
+    tg_rng rng;
+    tg_rng_seed(&rng, 7, 7);
+    uint8_t *b;
+    for (int i = 0; i < 3; i++) {
+        size_t n = rt_game(&c, 1, 8, 0, &rng, &b);
+        rt_send_free(cl, b, n);
+        tg_wire_free(rt_recv(cl));
+    }
+    assert_int_equal(rt_stat(cl, "best.games"), 3);
+    assert_int_equal(rt_stat(cl, "best_rank.2,2,2"), 8);
+    tg_fact *sf = tg_fact_strassen();
+    size_t n = fact_game(&c, sf, &b);
+    tg_fact_free(sf);
+    rt_send_free(cl, b, n);
+    Tg__Envelope *e = rt_recv(cl);
+    assert_int_equal(e->body_case, TG__ENVELOPE__BODY_GAME_ACK);
+    tg_wire_free(e);
+    assert_int_equal(rt_stat(cl, "best_rank.2,2,2"), 7);
+    assert_int_equal(rt_stat(cl, "best.games"), 1);
+    assert_int_equal(rt_stat(cl, "best.positions"), 7);
+    assert_int_equal(rt_stat(cl, "best.evicted_positions"), 24);
+    n = rt_game(&c, 1, 8, 0, &rng, &b);
+    rt_send_free(cl, b, n);
+    tg_wire_free(rt_recv(cl));
+    assert_int_equal(rt_stat(cl, "best.games"), 1);
+    assert_int_equal(rt_stat(cl, "played.games"), 5);
+    zmq_close(cl);
+    rt_server_stop(srv);
+}
+
 /* Random bytes and randomly mutated Game messages: every one gets exactly one reply (an Error, or
  * whatever the mutated message validly asks for) and the server keeps serving. */
 static void test_fuzz(void **st)
@@ -447,7 +522,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_messages), cmocka_unit_test(test_insert_ack_restart),
         cmocka_unit_test(test_batches),      cmocka_unit_test(test_rate_limiter),
-        cmocka_unit_test(test_discoveries),  cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_discoveries), cmocka_unit_test(test_best_table_follows_best_rank),  cmocka_unit_test(test_fuzz),
     };
     int rc = tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
     fflush(stdout);

@@ -66,6 +66,56 @@ static void test_table_fifo(void **st)
     replay_table_free(t);
 }
 
+static int odd_id(const replay_game *g, void *ctx)
+{
+    (void)ctx;
+    return g->id % 2 == 1;
+}
+
+/* Games removed from the middle of a wrapped ring: the rest keep their order, positions stay
+ * contiguous for sampling, counts say evicted; appending goes on after. */
+static void test_table_remove_if(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 2, 2);
+    replay_table *t = replay_table_new(REPLAY_BEST, 2000);
+    for (int i = 0; i < 1700; i++) { /* 2 positions each: the 700 oldest evicted, the ring of
+                                      * 1024 slots wraps (head 700, 1000 games) */
+        replay_game *g = played_game(&c, &rng, 2, 0);
+        g->id = (uint64_t)i + 1;
+        replay_table_append(t, g);
+    }
+    assert_int_equal(replay_table_remove_if(t, odd_id, NULL), 500);
+    replay_table_counts k;
+    replay_table_counts_get(t, &k);
+    assert_int_equal(k.games, 500);
+    assert_int_equal(k.positions, 1000);
+    assert_int_equal(k.evicted_games, 700 + 500);
+    replay_table_rdlock(t);
+    for (int u = 0; u < 1000; u++) {
+        int mv;
+        const replay_game *g = replay_table_locate(t, u, &mv);
+        assert_int_equal(g->id, 702 + 2 * (uint64_t)(u / 2)); /* 702, 704, ... oldest first */
+        assert_int_equal(mv, u % 2);
+    }
+    replay_table_unlock(t);
+    replay_game *g = played_game(&c, &rng, 3, 0);
+    g->id = 5000;
+    replay_table_append(t, g);
+    replay_table_rdlock(t);
+    int mv;
+    assert_int_equal(replay_table_locate(t, 1002, &mv)->id, 5000);
+    assert_int_equal(mv, 2);
+    replay_table_unlock(t);
+    assert_int_equal(replay_table_remove_if(t, odd_id, NULL), 0);
+    replay_table_free(t);
+}
+
 static void test_store_roundtrip(void **st)
 {
     (void)st;
@@ -349,7 +399,8 @@ int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_fifo),    cmocka_unit_test(test_store_roundtrip),
+        cmocka_unit_test(test_table_fifo),    cmocka_unit_test(test_table_remove_if),
+        cmocka_unit_test(test_store_roundtrip),
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target), cmocka_unit_test(test_split),
     };
