@@ -585,6 +585,27 @@ int tg_rank_bound(const int32_t *t, int S, int mod2)
     return best;
 }
 
+int tg_fact_action(const tg_fact *f, int r, int S, int8_t *a)
+{
+    int modes[3];
+    tg_dims_modes(tg_fact_dims(f), modes);
+    TG_ASSERT(r >= 0 && r < tg_fact_rank(f));
+    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
+    memset(a, 0, (size_t)3 * S);
+    for (int k = 0; k < 3; k++) {
+        if (modes[k] > S)
+            return tg_fail("factorization to action: mode %d has size %d > S=%d", k, modes[k], S);
+        for (int i = 0; i < modes[k]; i++) {
+            int64_t v = x[k][(size_t)r * modes[k] + i];
+            if (v < -128 || v > 127)
+                return tg_fail("factorization to action: term %d has %c[%d] = %lld", r, "uvw"[k], i,
+                               (long long)v);
+            a[k * S + i] = (int8_t)v;
+        }
+    }
+    return 0;
+}
+
 tg_fact *tg_game_to_fact(const tg_game *g, tg_dims d)
 {
     int modes[3];

@@ -54,5 +54,8 @@ int tg_matrix_rank(const int64_t *m, int rows, int cols, int mod2);
 /* Builds the factorization of a solved game in its own basis: the played actions as a
  * tg_fact of dims d (entries beyond each mode size must be zero). NULL with a message otherwise. */
 tg_fact *tg_game_to_fact(const tg_game *g, tg_dims d);
+/* The reverse for one term: term r of f as an action a[3S] (u, v, w each padded to S); -1 with a
+ * message if a mode is larger than S or an entry does not fit an action's int8. */
+int tg_fact_action(const tg_fact *f, int r, int S, int8_t *a);
 
 #endif

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "common/err.h"
+#include "common/game.h"
 #include "common/log.h"
 #include "common/sock.h"
 #include "common/wire.h"
@@ -796,33 +797,32 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
 static replay_game *result_game(replay_server *s, const tg_fact *f, double when)
 {
     const tg_config *c = s->c;
-    tg_dims d = tg_fact_dims(f);
-    int S = c->game.S, A = 3 * S, R = tg_fact_rank(f), modes[3];
-    tg_dims_modes(d, modes);
-    if (modes[0] > S || modes[1] > S || modes[2] > S || tg_fact_denom(f) != 1)
+    int S = c->game.S, A = 3 * S, R = tg_fact_rank(f);
+    if (tg_fact_denom(f) != 1)
         return NULL;
     replay_game *g = replay_game_alloc(S, R, 0, 1, 0); /* zeroed; no policy children: the
                                                           * moves themselves are the targets */
     if (!g)
         return NULL;
-    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
     for (int r = 0; r < R; r++) {
-        for (int k = 0; k < 3; k++)
-            for (int i = 0; i < modes[k]; i++) {
-                int64_t v = x[k][(size_t)r * modes[k] + i];
-                if (v < -128 || v > 127 || c->game.F.index_of[v + 128] < 0) {
-                    replay_game_unref(g);
-                    return NULL;
-                }
-                g->actions[(size_t)r * A + k * S + i] = (int8_t)v;
+        int8_t *a = g->actions + (size_t)r * A;
+        if (tg_fact_action(f, r, S, a)) {
+            tg_err_clear();
+            replay_game_unref(g);
+            return NULL;
+        }
+        for (int e = 0; e < A; e++)
+            if (c->game.F.index_of[a[e] + 128] < 0) {
+                replay_game_unref(g);
+                return NULL;
             }
         g->returns[r] = (float)-(R - r);
     }
-    g->dims = d;
+    g->dims = tg_fact_dims(f);
     g->mod2 = c->game.mod2;
     g->started = g->finished = when;
     snprintf(g->actor, sizeof g->actor, "results.h5");
-    if (tg_matmul_tensor(d, S, g->initial) || !replay_game_ends_at_zero(g)) {
+    if (tg_matmul_tensor(g->dims, S, g->initial) || !replay_game_ends_at_zero(g)) {
         replay_game_unref(g); /* an exact factorization ends at zero: anything else is a bug */
         return NULL;
     }

@@ -12,13 +12,38 @@
 /* Action r of a factorization, padded to S. */
 static void fact_action(const tg_fact *f, int r, int S, int8_t *a)
 {
-    int mo[3];
-    tg_dims_modes(tg_fact_dims(f), mo);
-    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
-    memset(a, 0, (size_t)3 * S);
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < mo[k]; i++)
-            a[k * S + i] = (int8_t)x[k][(size_t)r * mo[k] + i];
+    assert_int_equal(tg_fact_action(f, r, S, a), 0);
+}
+
+/* tg_fact_action: the terms of T(2,3,3)'s naive algorithm in S = 9 give back the same
+ * factorization through a game (tg_game_to_fact); modes over S and entries beyond int8 are refused. */
+static void test_fact_action(void **state)
+{
+    (void)state;
+    tg_dims d = {2, 3, 3};
+    tg_fact *f = tg_fact_naive(d);
+    const int S = 9;
+    int32_t T[S * S * S];
+    assert_int_equal(tg_matmul_tensor(d, S, T), 0);
+    tg_game *g = tg_game_new(T, S, 0, 20, 1);
+    int8_t a[3 * S];
+    for (int r = 0; r < tg_fact_rank(f); r++) {
+        assert_int_equal(tg_fact_action(f, r, S, a), 0);
+        tg_game_play(g, a);
+    }
+    assert_true(tg_game_solved(g));
+    tg_fact *h = tg_game_to_fact(g, d);
+    assert_non_null(h);
+    assert_memory_equal(tg_fact_cu(h), tg_fact_cu(f), sizeof(int64_t) * 18 * 6);
+    assert_memory_equal(tg_fact_cv(h), tg_fact_cv(f), sizeof(int64_t) * 18 * 9);
+    assert_memory_equal(tg_fact_cw(h), tg_fact_cw(f), sizeof(int64_t) * 18 * 6);
+    int8_t small[3 * 6];
+    assert_int_equal(tg_fact_action(f, 0, 6, small), -1); /* v has 9 entries */
+    tg_fact_u(f)[0] = 300;
+    assert_int_equal(tg_fact_action(f, 0, S, a), -1);
+    tg_game_free(g);
+    tg_fact_free(h);
+    tg_fact_free(f);
 }
 
 static void test_strassen_game(void **state)
@@ -552,7 +577,7 @@ static void test_rank_bound_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strassen_game),       cmocka_unit_test(test_terminal_penalty),
+        cmocka_unit_test(test_fact_action),         cmocka_unit_test(test_strassen_game),       cmocka_unit_test(test_terminal_penalty),
         cmocka_unit_test(test_copy_and_features),   cmocka_unit_test(test_hash_transpositions),
         cmocka_unit_test(test_matrix_rank_brute),   cmocka_unit_test(test_matrix_rank_overflow),
         cmocka_unit_test(test_rank_bound_brute),    cmocka_unit_test(test_random_play_consistent),

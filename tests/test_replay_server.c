@@ -3,6 +3,7 @@
  * rate limiter, discoveries, restart from the checkpoint. */
 #include "tests/test_util.h"
 
+#include "common/game.h"
 #include "replay/results.h"
 #include "tests/replay_helpers.h"
 
@@ -393,11 +394,8 @@ static size_t fact_game(const tg_config *c, const tg_fact *f, uint8_t **out)
     int S = c->game.S, A = 3 * S, R = tg_fact_rank(f);
     int8_t *acts = calloc((size_t)R * A, 1);
     float *ret = calloc((size_t)R, sizeof(float));
-    const int64_t *x[3] = {tg_fact_cu(f), tg_fact_cv(f), tg_fact_cw(f)};
     for (int r = 0; r < R; r++) {
-        for (int k = 0; k < 3; k++)
-            for (int i = 0; i < 4; i++)
-                acts[(size_t)r * A + k * S + i] = (int8_t)x[k][r * 4 + i];
+        assert_int_equal(tg_fact_action(f, r, S, acts + (size_t)r * A), 0);
         ret[r] = (float)-(R - r);
     }
     Tg__Game g = TG__GAME__INIT;
