@@ -34,6 +34,11 @@ typedef struct target {
     char *basis_retiring;   /* [pool] out of the choice; replaced once its games are over */
     tg_sperm *perms, *inv;  /* [n_perms]; entry 0 is the identity */
     int n_perms;
+    /* best lines (game.restart_prob): this actor's solved games at its best rank, each in the
+     * basis it was played in, as restart points */
+    int8_t *lines;          /* [restart_lines][r_limit][3S] */
+    int *line_basis, *line_moves;
+    int n_lines;
 } target;
 
 typedef struct slot {
@@ -43,6 +48,8 @@ typedef struct slot {
     int target, basis;      /* basis index in the target's pool */
     int sims, pending, busy, full;
     int moves;
+    int restart;            /* moves replayed from a best line at the start (0: a fresh game) */
+    int restart_best;       /* the best rank known when a restarted game began */
     uint64_t version;
     double started;
     int32_t *initial;       /* [S^3] */
@@ -131,6 +138,12 @@ static int target_init(tg_actor *a, target *t, tg_dims d)
     t->basis_retiring = calloc((size_t)nb, 1);
     if (!t->basis_live || !t->basis_at_best || !t->basis_retiring)
         return tg_fail("out of memory");
+    int nl = c->game.restart_lines > 0 ? c->game.restart_lines : 1;
+    t->lines = calloc((size_t)nl * c->game.r_limit * a->A, 1);
+    t->line_basis = calloc((size_t)nl, sizeof *t->line_basis);
+    t->line_moves = calloc((size_t)nl, sizeof *t->line_moves);
+    if (!t->lines || !t->line_basis || !t->line_moves)
+        return tg_fail("out of memory");
     t->n_perms = c->game.signed_perms ? (c->game.perm_pool > 1 ? c->game.perm_pool : 2) : 1;
     t->perms = calloc((size_t)t->n_perms, sizeof *t->perms);
     t->inv = calloc((size_t)t->n_perms, sizeof *t->inv);
@@ -155,6 +168,9 @@ static void target_free(target *t)
     free(t->basis_retiring);
     free(t->perms);
     free(t->inv);
+    free(t->lines);
+    free(t->line_basis);
+    free(t->line_moves);
 }
 
 tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
@@ -354,6 +370,64 @@ void tg_actor_get_stats(const tg_actor *a, tg_actor_stats *s)
 
 /* ---- games ---- */
 
+/* Plays the first k moves of best line `line` (k uniform in 1 .. moves - 2, so that at least two
+ * moves are left to be bettered by one) in slot s's fresh game, each recorded with the played
+ * move as its whole policy, as in a best game of replay. The residual after them has rank at
+ * most moves - k; the search goes on from there. */
+static int replay_line(tg_actor *a, slot *s, target *t, int line)
+{
+    int M = t->line_moves[line], K = a->K, A = a->A;
+    TG_ASSERT(M >= 3 && M <= a->cfg.game.r_limit);
+    int k = 1 + (int)tg_rng_below(&a->rng, (uint32_t)(M - 2));
+    const int8_t *acts = t->lines + (size_t)line * a->cfg.game.r_limit * A;
+    for (int i = 0; i < k; i++) {
+        int8_t *pa = s->pol_actions + (size_t)i * K * A;
+        float *pp = s->pol_probs + (size_t)i * K;
+        memset(pa, 0, (size_t)K * A);
+        memset(pp, 0, (size_t)K * sizeof(float));
+        memcpy(pa, acts + (size_t)i * A, (size_t)A);
+        pp[0] = 1;
+        s->rewards[i] = (float)tg_game_play(s->game, acts + (size_t)i * A);
+        TG_ASSERT(!tg_game_done(s->game)); /* a line solves its tensor in M > k moves, no sooner */
+    }
+    s->moves = s->restart = k;
+    s->restart_best = a->st.best_rank[s->target];
+    a->st.restarts++;
+    return 0;
+}
+
+/* Keeps slot s's solved game as a best line of its target (game.restart_prob): a better rank
+ * replaces the lines, an equal one joins them (a random one gives way when they are full). */
+static void keep_line(tg_actor *a, slot *s, int best_before)
+{
+    target *t = &a->targets[s->target];
+    int M = s->moves, nl = a->cfg.game.restart_lines, R = a->cfg.game.r_limit;
+    if (a->cfg.game.restart_prob <= 0 || M < 3 || (best_before > 0 && M > best_before))
+        return;
+    if (best_before == 0 || M < best_before)
+        t->n_lines = 0;
+    int i = t->n_lines < nl ? t->n_lines++ : (int)tg_rng_below(&a->rng, (uint32_t)nl);
+    memcpy(t->lines + (size_t)i * R * a->A, tg_game_actions(s->game), (size_t)M * a->A);
+    t->line_basis[i] = s->basis;
+    t->line_moves[i] = M;
+}
+
+/* Drops the best lines played in basis b (it is being replaced by a fresh one). */
+static void drop_lines(target *t, int b, int R, int A)
+{
+    for (int i = 0; i < t->n_lines;)
+        if (t->line_basis[i] == b) {
+            int last = --t->n_lines;
+            if (i != last) {
+                memcpy(t->lines + (size_t)i * R * A, t->lines + (size_t)last * R * A, (size_t)R * A);
+                t->line_basis[i] = t->line_basis[last];
+                t->line_moves[i] = t->line_moves[last];
+            }
+        } else {
+            i++;
+        }
+}
+
 static int new_game(tg_actor *a, slot *s)
 {
     const tg_config *c = &a->cfg;
@@ -363,8 +437,18 @@ static int new_game(tg_actor *a, slot *s)
     s->target = (int)tg_rng_below(&a->rng, (uint32_t)a->n_targets);
     target *t = &a->targets[s->target];
     int nb = tg_basis_pool_size(t->bases);
+    /* A restart: part-way along one of the best lines, in its basis (never one being retired,
+     * whose replacement would change the tensor under the line). */
+    int line = -1;
+    if (c->game.restart_prob > 0 && t->n_lines > 0 && tg_rng_uniform(&a->rng) < c->game.restart_prob) {
+        line = (int)tg_rng_below(&a->rng, (uint32_t)t->n_lines);
+        if (t->basis_retiring[t->line_basis[line]])
+            line = -1;
+    }
     s->basis = 0;
-    if (c->game.change_of_basis && nb > 1 && tg_rng_uniform(&a->rng) < c->game.basis_prob)
+    if (line >= 0)
+        s->basis = t->line_basis[line];
+    else if (c->game.change_of_basis && nb > 1 && tg_rng_uniform(&a->rng) < c->game.basis_prob)
         s->basis = 1 + tg_bandit_pick(t->basis_choice, &a->rng);
     t->basis_live[s->basis]++;
     const tg_basis *b = tg_basis_pool_get(t->bases, s->basis);
@@ -378,6 +462,9 @@ static int new_game(tg_actor *a, slot *s)
         return -1;
     tg_tree_clear(s->tree);
     s->sims = s->pending = s->busy = s->full = s->moves = 0;
+    s->restart = 0;
+    if (line >= 0 && replay_line(a, s, t, line) != 0)
+        return -1;
     s->version = 0;
     s->started = tg_wall();
     s->active = 1;
@@ -517,6 +604,7 @@ static int release_basis(tg_actor *a, slot *s, int at_best)
     }
     if (!t->basis_retiring[b] || t->basis_live[b] > 0)
         return 0;
+    drop_lines(t, b, a->cfg.game.r_limit, a->A);
     if (tg_basis_pool_replace(t->bases, b, a->cfg.game.basis_max_entry > 0 ? a->cfg.game.basis_max_entry : 1,
                               &a->rng) != 0)
         return -1;
@@ -544,15 +632,20 @@ static int finish_game(tg_actor *a, slot *s)
         a->int_solved_rank_sum += (uint64_t)s->moves;
     if (s->target == 0)
         a->basis_games[s->basis]++;
-    if (s->basis > 0)
+    /* a restarted game says how its line ends, not how its basis plays: it leaves the choice of
+     * basis and its retirement alone */
+    if (s->basis > 0 && !s->restart)
         tg_bandit_update(a->targets[s->target].basis_choice, s->basis - 1, G);
     tg_debug("game over: T(%s) return %g in %d moves%s", a->cfg.game.targets[s->target], G, s->moves,
              tg_game_solved(s->game) ? ", solved" : "");
     int best = a->st.best_rank[s->target]; /* before this game: a new best is not "at best" */
-    int at_best = tg_game_solved(s->game) && best > 0 && s->moves >= best;
+    int at_best = !s->restart && tg_game_solved(s->game) && best > 0 && s->moves >= best;
     if (tg_game_solved(s->game)) {
         a->st.solved++;
+        if (s->restart && s->restart_best > 0 && s->moves < s->restart_best)
+            a->st.restart_improved++;
         report_solved(a, s);
+        keep_line(a, s, best);
     }
     if (a->link && send_game(a, s) != 0)
         return -1;
@@ -595,7 +688,7 @@ static int make_move(tg_actor *a, slot *s)
         memcpy(pa + (size_t)i * A, acts[i], (size_t)A);
         pp[i] = pi[i];
     }
-    int ch = mv < a->cfg.actor.explore_moves ? tg_mcts_sample(pi, n, &a->rng) : tg_mcts_act(visits, q, pi, n, &a->rng);
+    int ch = mv - s->restart < a->cfg.actor.explore_moves ? tg_mcts_sample(pi, n, &a->rng) : tg_mcts_act(visits, q, pi, n, &a->rng);
     s->rewards[mv] = (float)tg_game_play(s->game, acts[ch]);
     s->moves++;
     a->st.moves++;
@@ -780,6 +873,8 @@ static void write_status(tg_actor *a, double dt, double sims_rate, double evals_
     json_object_set_new(o, "model_version", json_integer((json_int_t)a->version));
     json_object_set_new(o, "verify_failed", json_integer((json_int_t)a->st.verify_failed));
     json_object_set_new(o, "bases_retired", json_integer((json_int_t)a->st.bases_retired));
+    json_object_set_new(o, "restarts", json_integer((json_int_t)a->st.restarts));
+    json_object_set_new(o, "restart_improved", json_integer((json_int_t)a->st.restart_improved));
     json_object_set_new(o, "best_rank", best);
     /* the games finished since the last stats line: how the policy plays now (tg status sums them
      * over the actors) */

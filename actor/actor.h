@@ -29,6 +29,8 @@ typedef struct tg_actor_stats {
     uint64_t games, solved, moves, simulations, positions, batches;
     uint64_t reissued, dropped_games, bases_retired, discoveries, verify_failed, acked, resent;
     uint64_t arena_full, reused_nodes, busy;
+    uint64_t restarts;        /* games started part-way along a best line (game.restart_prob) */
+    uint64_t restart_improved; /* of those, solved below the best rank known when they started */
     int best_rank[TG_MAX_TARGETS];      /* best solved rank per target index (0 = none yet) */
     double seconds;           /* time spent in tg_actor_run */
     double cpu_seconds;       /* CPU time of the calling thread in tg_actor_run */

@@ -42,6 +42,8 @@ typedef struct tg_config {
         double basis_discount;   /* UCB forgetting factor per game started (1 = none) */
         int basis_retire;        /* replace a basis after this many games at the best rank (0 = never) */
         int basis_max_entry;
+        double restart_prob;     /* probability that a game replays the start of a best line */
+        int restart_lines;       /* best lines kept per target and actor */
         int signed_perms;        /* ablation switch */
         int perm_pool;           /* signed permutations in the pool (100 in the paper) */
         /* derived by tg_config_finish */

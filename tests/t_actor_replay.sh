@@ -41,6 +41,24 @@ EOF
 ls "$TMP"/tb/actor-*/events.out.tfevents.* > /dev/null 2>&1 || fail "no actor TensorBoard events"
 grep -aq "actor/solved_fraction" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no solved_fraction scalar"
 grep -aq "actor/best_rank/1,2,2" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no best_rank scalar"
+# restarts from best lines (game.restart_prob): the server accepts every such game (it checks each
+# game from its initial tensor, prefix included) and tg status counts them
+timeout 60 "$BIN/tg-actor" --games 24 $C game.restart_prob=1 actor.games=4 actor.simulations=24 actor.eval_batch=4 \
+    > "$TMP/actor-restart.out" 2>&1 || fail "actor (restarts) exit $?"
+grep -q "rejected" "$TMP/replay.out" && fail "replay rejected a restarted game"
+grep -q "not acknowledged" "$TMP/actor-restart.out" && fail "restarted games left unacknowledged"
+/usr/bin/python3 - "$TMP" <<'EOF' || fail "actor status file (restarts)"
+import sys, json, glob
+n = 0
+for f in glob.glob(sys.argv[1] + "/status/actor-*.json"):
+    s = json.load(open(f))
+    if s["restarts"] > 0:
+        n += 1
+        assert s["games"] == 24 and s["restarts"] <= 24 and s["verify_failed"] == 0, s
+        assert 0 <= s["restart_improved"] <= s["restarts"], s
+assert n == 1, n
+EOF
+"$BIN/tg" status "$TMP" | grep -Eq "restarts from best lines: [1-9][0-9]* games" || fail "tg status: no restarts line"
 kill -TERM $RP; wait $RP || fail "replay exit"
 [ -f "$TMP/results.h5" ] || fail "no results.h5"
 

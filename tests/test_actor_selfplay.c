@@ -34,7 +34,41 @@ typedef struct fake_replay {
     int min_rank, disc_min_rank;
     uint64_t max_seq;
     int seen_basis;            /* games that came with a change of basis */
+    uint64_t solved_keys[1024]; /* (initial, first move) of the solved games so far */
+    int n_solved_keys;
+    int replayed;              /* games whose first move replays a solved game's, as its whole policy */
 } fake_replay;
+
+/* A game's starting tensor and first move, hashed (FNV-1a). */
+static uint64_t start_key(const Tg__Game *g)
+{
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *p = g->initial->data.data;
+    for (size_t i = 0; i < g->initial->data.len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    p = g->actions->data.data;
+    for (size_t i = 0; i < 3 * (size_t)g->s && i < g->actions->data.len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Whether g starts the way an earlier solved game did, its first move recorded as played with
+ * probability 1 (what a restart from a best line sends). */
+static int replays_solved(const fake_replay *r, const Tg__Game *g)
+{
+    int K = (int)g->policy_actions->shape[1];
+    const float *pp = (const float *)g->policy_probs->data.data;
+    if (g->actions->shape[0] < 1 || pp[0] != 1.0f)
+        return 0;
+    for (int k = 1; k < K; k++)
+        if (pp[k] != 0)
+            return 0;
+    uint64_t key = start_key(g);
+    for (int i = 0; i < r->n_solved_keys; i++)
+        if (r->solved_keys[i] == key)
+            return 1;
+    return 0;
+}
 
 static int check_game(const Tg__Game *g)
 {
@@ -132,8 +166,12 @@ static void *replay_main(void *arg)
                 }
                 if (g->basis)
                     r->seen_basis++;
+                if (!r->bad)
+                    r->replayed += replays_solved(r, g);
                 if (g->solved) {
                     r->solved++;
+                    if (!r->bad && r->n_solved_keys < (int)(sizeof r->solved_keys / sizeof *r->solved_keys))
+                        r->solved_keys[r->n_solved_keys++] = start_key(g);
                     if (r->min_rank == 0 || g->rank < r->min_rank)
                         r->min_rank = g->rank;
                 }
@@ -220,6 +258,7 @@ static void finish(tg_config *c) { assert_int_equal(tg_config_finish(c), 0); }
 typedef struct run_result {
     tg_actor_stats st;
     int replay_games, replay_acks, replay_bad, replay_min_rank, discoveries, bad_discoveries, disc_rank, basis;
+    int replayed;
     uint64_t max_seq;
     uint64_t served, dropped;
 } run_result;
@@ -260,6 +299,7 @@ static void run(const tg_config *c, int64_t games, int ignore, int drop_every, i
     out->bad_discoveries = r.bad_discoveries;
     out->disc_rank = r.disc_min_rank;
     out->basis = r.seen_basis;
+    out->replayed = r.replayed;
     out->max_seq = r.max_seq;
 }
 
@@ -357,6 +397,48 @@ static void test_basis_retire(void **state)
     run(&c, 32, 0, 0, 1, &res);
     expect_optimum(&res, 3, 32);
     assert_int_equal(res.st.bases_retired, 0);
+}
+
+/* game.restart_prob: games start part-way along a solved game at the best rank (its moves
+ * replayed as played, in its basis) and are valid games from the target all the same; the
+ * choice of basis and its retirement go on around them. */
+static void test_restart_lines(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    assert_int_equal(tg_config_set(&c, "game.restart_prob=1"), 0);
+    assert_int_equal(tg_config_set(&c, "game.restart_lines=2"), 0);
+    finish(&c);
+    run_result res;
+    run(&c, 48, 0, 0, 0, &res);
+    expect_optimum(&res, 4, 48);
+    /* once a line is kept every new game restarts from it: all but the first slots' games */
+    assert_true(res.st.restarts >= 48 - 2 * 8);
+    assert_true(res.st.restarts <= 48);
+    /* each restart begins with the first move of an earlier solved game, sent as its whole
+     * policy (check_game held for every game: policy, returns, rank) */
+    assert_true((uint64_t)res.replayed >= res.st.restarts);
+    assert_true(res.st.restart_improved <= res.st.restarts);
+
+    /* in changed bases, with bases retired and replaced (their lines dropped) meanwhile */
+    config_bases(&c, 3);
+    assert_int_equal(tg_config_set(&c, "game.basis_explore=2"), 0);
+    assert_int_equal(tg_config_set(&c, "game.basis_retire=6"), 0);
+    assert_int_equal(tg_config_set(&c, "game.restart_prob=0.5"), 0);
+    finish(&c);
+    run(&c, 96, 0, 0, 1, &res);
+    expect_optimum(&res, 3, 96);
+    assert_true(res.st.restarts >= 1); /* a line's basis retiring takes its lines with it */
+    assert_true(res.st.bases_retired >= 1);
+    assert_true((uint64_t)res.replayed >= res.st.restarts); /* same start: same basis as the line */
+
+    /* off by default */
+    config(&c, "1,2,2", "integer", "-1..1", 4);
+    finish(&c);
+    run(&c, 24, 0, 0, 0, &res);
+    expect_optimum(&res, 4, 24);
+    assert_int_equal(res.st.restarts, 0);
 }
 
 /* Lost evaluation requests are re-issued; games the replay server does not acknowledge are
@@ -542,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_optimum_113),
         cmocka_unit_test(test_change_of_basis_mod2),
         cmocka_unit_test(test_basis_retire),
+        cmocka_unit_test(test_restart_lines),
         cmocka_unit_test(test_lost_messages),
         cmocka_unit_test(test_evaluator_restart),
         cmocka_unit_test(test_two_services),

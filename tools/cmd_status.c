@@ -509,14 +509,16 @@ static void print_full(run_view *v, FILE *out)
                 replay_stat(v, "limiter.blocked", NULL) > 0 ? "waiting for games" : "open");
     }
     int actors = 0, live = 0;
-    double games = 0, sims = 0, evals = 0, rg = 0, rs = 0, rr = 0, rsec = 0;
+    double games = 0, sims = 0, evals = 0, rg = 0, rs = 0, rr = 0, rsec = 0, rst = 0, rsi = 0;
     for (int i = 0; i < v->n_procs; i++) {
         proc_status *p = &v->procs[i];
         if (strcmp(role_of(p), "actor") != 0)
             continue;
         actors++;
-        double g = jget(p->j, "games");
+        double g = jget(p->j, "games"), st = jget(p->j, "restarts"), si = jget(p->j, "restart_improved");
         games += isfinite(g) ? g : 0;
+        rst += isfinite(st) ? st : 0;
+        rsi += isfinite(si) ? si : 0;
         if (p->age <= STALE_S && strcmp(jstr(p->j, "state"), "stopped") != 0) {
             live++;
             double s = jget(p->j, "simulations_per_s"), e = jget(p->j, "evals_per_s");
@@ -542,6 +544,9 @@ static void print_full(run_view *v, FILE *out)
         if (rs > 0) fprintf(out, " at a mean rank of %.2f", rr / rs);
         fputc('\n', out);
     }
+    if (rst > 0) /* game.restart_prob */
+        fprintf(out, "  restarts from best lines: %.0f games, %.0f of them below the best rank they started from\n",
+                rst, rsi);
 
     /* best ranks */
     fprintf(out, "\nbest rank per target");
