@@ -160,6 +160,9 @@ static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, cons
         off += (sizeof(int) * R + 15) / 16 * 16;
     }
     cudaError_t e = cudaMemcpy(d->mem, host, off, cudaMemcpyHostToDevice);
+    // from pageable memory the copy may return before its DMA is done, and the combination
+    // kernels run on non-blocking streams that do not wait for it (once per plan level)
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
     free(host);
     if (e != cudaSuccess) {
         cudaFree(d->mem);

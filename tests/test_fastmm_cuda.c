@@ -39,7 +39,10 @@ static void *dev_copy(const void *h, size_t bytes)
 {
     void *d = NULL;
     assert_int_equal(cudaMalloc(&d, bytes), cudaSuccess);
+    /* a copy from pageable memory may return before its DMA is done, and the library's streams
+     * do not wait for the default stream: wait here (the error check once read a half-copied R) */
     if (h) assert_int_equal(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
     return d;
 }
 

@@ -729,6 +729,10 @@ int tgc_sdpa_bwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
         cudaError_t e = cudaMalloc(&p->seqlen, sizeof(int32_t) * 2 * kv_off);
         if (e == cudaSuccess)
             e = cudaMemcpy(p->seqlen, h, sizeof(int32_t) * 2 * kv_off, cudaMemcpyHostToDevice);
+        /* a copy from pageable memory may return before its DMA is done, and the net's stream
+         * is non-blocking: wait once here */
+        if (e == cudaSuccess)
+            e = cudaDeviceSynchronize();
         free(h);
         if (e != cudaSuccess) {
             cudaFree(p->seqlen);
