@@ -88,7 +88,7 @@ best_ranks() { python3 "$(dirname "$0")/best_ranks.py" "$1"; }
 # a status screen (and the GPU's load) every 60 s while a run goes, for rates mid-run
 snapshots() {
     while sleep 60; do
-        { echo "=== $(date -u +%H:%M:%S)"; tg status "$1" 2>/dev/null | head -16
+        { echo "=== $(date -u +%H:%M:%S)"; tg status "$1" 2>/dev/null
           command -v nvidia-smi >/dev/null &&
               nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; echo; } >>"$1/snapshots.txt"
     done
