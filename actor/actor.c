@@ -897,6 +897,10 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
     tg_tb_scalar(a->tb, "actor/evaluations_per_s", step, evals_rate);
     tg_tb_scalar(a->tb, "actor/games_per_s", step, (double)a->int_games / dt);
     tg_tb_scalar(a->tb, "actor/model_version", step, (double)a->version);
+    if (a->cfg.game.restart_prob > 0) { /* totals, like best_rank */
+        tg_tb_scalar(a->tb, "actor/restarts", step, (double)a->st.restarts);
+        tg_tb_scalar(a->tb, "actor/restart_improved", step, (double)a->st.restart_improved);
+    }
     if (a->int_games > 0) { /* this interval's finished games */
         tg_tb_scalar(a->tb, "actor/solved_fraction", step, (double)a->int_solved / (double)a->int_games);
         tg_tb_scalar(a->tb, "actor/mean_return", step, a->int_return / (double)a->int_games);

@@ -58,6 +58,7 @@ for f in glob.glob(sys.argv[1] + "/status/actor-*.json"):
         assert 0 <= s["restart_improved"] <= s["restarts"], s
 assert n == 1, n
 EOF
+grep -aq "actor/restarts" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no restarts scalar"
 "$BIN/tg" status "$TMP" | grep -Eq "restarts from best lines: [1-9][0-9]* games" || fail "tg status: no restarts line"
 kill -TERM $RP; wait $RP || fail "replay exit"
 [ -f "$TMP/results.h5" ] || fail "no results.h5"
