@@ -374,7 +374,7 @@ void tg_actor_get_stats(const tg_actor *a, tg_actor_stats *s)
  * moves are left to be bettered by one) in slot s's fresh game, each recorded with the played
  * move as its whole policy, as in a best game of replay. The residual after them has rank at
  * most moves - k; the search goes on from there. */
-static int replay_line(tg_actor *a, slot *s, target *t, int line)
+static void replay_line(tg_actor *a, slot *s, target *t, int line)
 {
     int M = t->line_moves[line], K = a->K, A = a->A;
     TG_ASSERT(M >= 3 && M <= a->cfg.game.r_limit);
@@ -393,7 +393,6 @@ static int replay_line(tg_actor *a, slot *s, target *t, int line)
     s->moves = s->restart = k;
     s->restart_best = a->st.best_rank[s->target];
     a->st.restarts++;
-    return 0;
 }
 
 /* Keeps slot s's solved game as a best line of its target (game.restart_prob): a better rank
@@ -463,8 +462,8 @@ static int new_game(tg_actor *a, slot *s)
     tg_tree_clear(s->tree);
     s->sims = s->pending = s->busy = s->full = s->moves = 0;
     s->restart = 0;
-    if (line >= 0 && replay_line(a, s, t, line) != 0)
-        return -1;
+    if (line >= 0)
+        replay_line(a, s, t, line);
     s->version = 0;
     s->started = tg_wall();
     s->active = 1;

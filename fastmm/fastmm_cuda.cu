@@ -112,7 +112,8 @@ extern "C" void fastmm_cuda_level_release(void *dev)
     free(d);
 }
 
-static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, const int *db, int R)
+static int maps_upload(cudaStream_t st, void **devp, const fastmm_csr *cs[3], const int *da,
+                       const int *db, int R)
 {
     if (*devp) return 0;
     size_t tot = 2 * (sizeof(int) * (size_t)R + 16);
@@ -159,10 +160,12 @@ static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, cons
         *dst[t] = (const int *)((char *)d->mem + off);
         off += (sizeof(int) * R + 15) / 16 * 16;
     }
-    cudaError_t e = cudaMemcpy(d->mem, host, off, cudaMemcpyHostToDevice);
-    // from pageable memory the copy may return before its DMA is done, and the combination
-    // kernels run on non-blocking streams that do not wait for it (once per plan level)
-    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    // on the context's stream, and waited for: a plain cudaMemcpy from pageable memory may return
+    // before its DMA is done, and the non-blocking streams would not wait for it; a plan may
+    // later run on another context's streams (once per plan level). Not a device-wide sync,
+    // which would fail while some other stream of the process is being captured into a graph.
+    cudaError_t e = cudaMemcpyAsync(d->mem, host, off, cudaMemcpyHostToDevice, st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(st);
     free(host);
     if (e != cudaSuccess) {
         cudaFree(d->mem);
@@ -173,16 +176,16 @@ static int maps_upload(void **devp, const fastmm_csr *cs[3], const int *da, cons
     return 0;
 }
 
-static int level_upload(fastmm_level *l)
+static int level_upload(cudaStream_t st, fastmm_level *l)
 {
     const fastmm_csr *cs[3] = {&l->a, &l->b, &l->c};
-    return maps_upload(&l->dev, cs, NULL, NULL, l->a.nout);
+    return maps_upload(st, &l->dev, cs, NULL, NULL, l->a.nout);
 }
 
-static int direct_upload(fastmm_direct *d)
+static int direct_upload(cudaStream_t st, fastmm_direct *d)
 {
     const fastmm_csr *cs[3] = {&d->a, &d->b, &d->c};
-    return maps_upload(&d->dev, cs, d->da, d->db, d->a.nout);
+    return maps_upload(st, &d->dev, cs, d->da, d->db, d->a.nout);
 }
 
 // ---- combination kernel ----
@@ -1129,7 +1132,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                       const void *A, long lda, const void *B, long ldb, float *C, long ldc,
                       const fastmm_cfg *cfg)
 {
-    if (level_upload(l)) return -1;
+    if (level_upload(c->s, l)) return -1;
     tg_dims dm = tg_fact_dims(l->f);
     fastmm_geom g = fastmm_geometry(dm, M, K, N);
     int R = tg_fact_rank(l->f);
@@ -1161,7 +1164,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     if (dir && dS + dT + dM + dP > limit) dir = NULL;
     long chunk, nch;
     if (dir) {
-        if (direct_upload(l->dir)) return -1;
+        if (direct_upload(c->s, l->dir)) return -1;
         chunk = R;
         nch = 1;
         if (ws_reserve(c, dS + dT + dM + dP)) return -1;

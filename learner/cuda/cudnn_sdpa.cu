@@ -728,11 +728,12 @@ int tgc_sdpa_bwd(tgc_sdpa *sd, cudaStream_t st, const tgc_attn_shape *s, const b
         }
         cudaError_t e = cudaMalloc(&p->seqlen, sizeof(int32_t) * 2 * kv_off);
         if (e == cudaSuccess)
-            e = cudaMemcpy(p->seqlen, h, sizeof(int32_t) * 2 * kv_off, cudaMemcpyHostToDevice);
-        /* a copy from pageable memory may return before its DMA is done, and the net's stream
-         * is non-blocking: wait once here */
+            e = cudaMemcpyAsync(p->seqlen, h, sizeof(int32_t) * 2 * kv_off, cudaMemcpyHostToDevice, st);
+        /* on the net's stream and waited for, once: a plain cudaMemcpy from pageable memory may
+         * return before its DMA is done, and that stream (non-blocking) would not wait for it; no
+         * device-wide sync, which fails while the inference stream is captured into a graph */
         if (e == cudaSuccess)
-            e = cudaDeviceSynchronize();
+            e = cudaStreamSynchronize(st);
         free(h);
         if (e != cudaSuccess) {
             cudaFree(p->seqlen);
