@@ -470,16 +470,17 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
                      c->direct == t->direct && c->comb == t->comb &&
                      (!c->direct || c->early == t->early) && c->blocks == t->blocks;
         int n;
-        char nb[24] = "";
+        char nb[24] = "", ro[32] = "";
         if (c->blocks > 0) snprintf(nb, sizeof nb, " b%d", c->blocks);
+        if (t->runoff_ms[i] > 0) snprintf(ro, sizeof ro, " (runoff %.2f)", t->runoff_ms[i]);
         if (c->levels == 0)
-            n = snprintf(buf + at, len - at, "%splain %.2f%s", i ? " | " : "", t->cand_ms[i],
+            n = snprintf(buf + at, len - at, "%splain %.2f%s%s", i ? " | " : "", t->cand_ms[i], ro,
                          chosen ? "*" : "");
         else
-            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s%s %.2f%s", i ? " | " : "",
+            n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s%s %.2f%s%s", i ? " | " : "",
                          c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
                          c->direct ? " D" : "", c->direct && c->early ? " E" : "",
-                         c->comb ? " S" : "", nb, t->cand_ms[i], chosen ? "*" : "");
+                         c->comb ? " S" : "", nb, t->cand_ms[i], ro, chosen ? "*" : "");
         if (n < 0) break;
         at += (size_t)n;
     }

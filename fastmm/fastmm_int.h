@@ -63,7 +63,12 @@ typedef struct fastmm_tuned {
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
+    float runoff_ms[FASTMM_TUNE_CAND]; /* median of the runoff's rounds, 0 where not in it */
 } fastmm_tuned;
+/* The runoff after the candidates' single timings: the fastest few, timed again in interleaved
+ * rounds, the lowest median chosen. */
+#define FASTMM_RUNOFF 3
+#define FASTMM_RUNOFF_ROUNDS 5
 #define FASTMM_TUNED_MAX 32
 
 struct fastmm_plan {

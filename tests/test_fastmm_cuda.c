@@ -506,6 +506,11 @@ static void test_tune(void **state)
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     assert_non_null(strchr(rep, '*'));
     print_message("tuned: %s\n", rep);
+    /* the fastest few were timed again, and the chosen one is among them */
+    int nr = 0;
+    for (const char *x = rep; (x = strstr(x, "(runoff ")); x++) nr++;
+    assert_int_equal(nr, 3); /* FASTMM_RUNOFF */
+    assert_non_null(strstr(rep, ")*"));
     if (L > 0) {
         /* direct operands with their early start (" D E ") and without it (a " D " more) */
         int nd = 0, nde = 0;
