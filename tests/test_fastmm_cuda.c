@@ -273,7 +273,7 @@ static void test_tune_blocks(void **state)
     assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 5), 0);
     assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 6), 0);
     if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
-    char rep[1024];
+    char rep[2048];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     print_message("tuned: %s\n", rep);
     int nb = 0;
@@ -502,7 +502,7 @@ static void test_tune(void **state)
     assert_true(L >= 0 && L <= 3); /* the rule says 2 (blocks of 256): plain, 1..3 were tried */
     assert_true(P == 1 || P == 2 || P == 4 || P == 8);
     /* every candidate was timed and is reported; direct operands were tried where they apply */
-    char rep[1024];
+    char rep[2048];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     assert_non_null(strchr(rep, '*'));
     print_message("tuned: %s\n", rep);
