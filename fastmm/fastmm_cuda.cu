@@ -1387,6 +1387,51 @@ static int time_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, cons
     return 0;
 }
 
+// Runoff: a single timing differs from the later median by more than the candidates differ
+// from each other (H100, 22:43 call: chosen at 18.53 ms in tuning, 18.77 ms timed; the grid and
+// the stages are greedy, so a noisy stage also steers the next). The fastest few are timed again
+// in interleaved rounds, so that a drift of the clocks hits them alike; the lowest median wins
+// (*best) and is reported (run_ms, 0 for the others).
+static int runoff(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                  long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cand,
+                  const float *ms, int nc, cudaEvent_t e0, cudaEvent_t e1, float *run_ms,
+                  int *best)
+{
+    // the fastest FASTMM_RUNOFF that ran (failed or rejected ones are at 1e30)
+    int top[FASTMM_TUNE_CAND], nt = 0;
+    for (int i = 0; i < nc; i++) {
+        if (ms[i] >= 1e29f) continue;
+        int j = nt++;
+        for (; j > 0 && ms[top[j - 1]] > ms[i]; j--) top[j] = top[j - 1];
+        top[j] = i;
+    }
+    if (nt > FASTMM_RUNOFF) nt = FASTMM_RUNOFF;
+    if (nt < 2) return 0;
+    float rt[FASTMM_RUNOFF][FASTMM_RUNOFF_ROUNDS];
+    for (int r = 0; r < FASTMM_RUNOFF_ROUNDS; r++)
+        for (int k = 0; k < nt; k++)
+            if (cudaEventRecord(e0, c->s) != cudaSuccess ||
+                gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[top[k]]) ||
+                cudaEventRecord(e1, c->s) != cudaSuccess ||
+                cudaEventSynchronize(e1) != cudaSuccess ||
+                cudaEventElapsedTime(&rt[k][r], e0, e1) != cudaSuccess) {
+                if (!tg_errmsg()[0]) tg_fail("fastmm: tuning run failed");
+                return -1;
+            }
+    for (int k = 0; k < nt; k++) {
+        float *x = rt[k]; // a handful: insertion sort, then the middle one
+        for (int i = 1; i < FASTMM_RUNOFF_ROUNDS; i++)
+            for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
+                float tmp = x[j];
+                x[j] = x[j - 1];
+                x[j - 1] = tmp;
+            }
+        run_ms[top[k]] = x[FASTMM_RUNOFF_ROUNDS / 2];
+        if (k == 0 || run_ms[top[k]] < run_ms[*best]) *best = top[k];
+    }
+    return 0;
+}
+
 extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K,
                                 const void *A, long lda, const void *B, long ldb, float *C,
                                 long ldc)
@@ -1532,50 +1577,10 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         }
         if (best < 0 || ms[i] < ms[best]) best = i;
     }
-    // Runoff: a single timing differs from the later median by more than the candidates differ
-    // from each other (H100, 22:43 call: chosen at 18.53 ms in tuning, 18.77 ms timed; the grid
-    // and the stages above are greedy, so a noisy stage also steers the next). The fastest few
-    // are timed again in interleaved rounds, so that a drift of the clocks hits them alike, and
-    // the lowest median wins.
-    float run_ms[FASTMM_TUNE_CAND];
-    for (int i = 0; i < nc; i++) run_ms[i] = 0;
-    if (best >= 0 && nc > 1) {
-        int top[FASTMM_RUNOFF], nt = 0;
-        for (int k = 0; k < FASTMM_RUNOFF; k++) {
-            int b = -1;
-            for (int i = 0; i < nc; i++) {
-                int taken = 0;
-                for (int j = 0; j < nt; j++) taken |= top[j] == i;
-                if (!taken && ms[i] < 1e29f && (b < 0 || ms[i] < ms[b])) b = i;
-            }
-            if (b < 0) break;
-            top[nt++] = b;
-        }
-        float rt[FASTMM_RUNOFF][FASTMM_RUNOFF_ROUNDS];
-        for (int r = 0; r < FASTMM_RUNOFF_ROUNDS && nt > 1; r++)
-            for (int k = 0; k < nt; k++) {
-                if (cudaEventRecord(e0, c->s) != cudaSuccess ||
-                    gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cand[top[k]]) ||
-                    cudaEventRecord(e1, c->s) != cudaSuccess ||
-                    cudaEventSynchronize(e1) != cudaSuccess ||
-                    cudaEventElapsedTime(&rt[k][r], e0, e1) != cudaSuccess) {
-                    if (!tg_errmsg()[0]) tg_fail("fastmm: tuning run failed");
-                    goto out;
-                }
-            }
-        for (int k = 0; k < nt && nt > 1; k++) {
-            // median by insertion sort of a handful
-            float *x = rt[k];
-            for (int i = 1; i < FASTMM_RUNOFF_ROUNDS; i++)
-                for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-                    float tmp = x[j];
-                    x[j] = x[j - 1];
-                    x[j - 1] = tmp;
-                }
-            run_ms[top[k]] = x[FASTMM_RUNOFF_ROUNDS / 2];
-            if (k == 0 || run_ms[top[k]] < run_ms[best]) best = top[k];
-        }
-    }
+    float run_ms[FASTMM_TUNE_CAND]; // no initializer: the gotos above jump past it
+    memset(run_ms, 0, sizeof run_ms);
+    if (runoff(c, p, M, N, K, A, lda, B, ldb, C, ldc, cand, ms, nc, e0, e1, run_ms, &best))
+        goto out;
     {
         fastmm_tuned *t = (fastmm_tuned *)fastmm_plan_tuned(p, M, K, N);
         if (!t) {
