@@ -77,6 +77,10 @@ struct tg_actor {
     uint64_t int_solved_rank_sum; /* solved games' ranks */
     int *basis_games;       /* [basis_pool] this interval's finished games per basis (target 0) */
     int n_basis_games;
+    /* this interval's finished games per target, and the solved ones by rank ([target][r_limit + 1]):
+     * how often the best rank is played, which the mean rank hides (tg status) */
+    uint64_t t_games[TG_MAX_TARGETS], t_solved[TG_MAX_TARGETS];
+    uint32_t *t_by_rank;
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
     target targets[TG_MAX_TARGETS];
@@ -292,7 +296,9 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
     a->actp = malloc((size_t)a->K * sizeof *a->actp);
     a->n_basis_games = tg_basis_pool_size(a->targets[0].bases);
     a->basis_games = calloc((size_t)a->n_basis_games, sizeof *a->basis_games);
-    if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp || !a->basis_games)
+    a->t_by_rank = calloc((size_t)a->n_targets * (size_t)(c->game.r_limit + 1), sizeof *a->t_by_rank);
+    if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp || !a->basis_games ||
+        !a->t_by_rank)
         goto nomem;
     a->dec = tg_decoder_new(&c->game.F, a->S, a->n_steps, !c->game.mod2 && tg_coeffs_symmetric(&c->game.F));
     if (!a->dec)
@@ -329,6 +335,7 @@ void tg_actor_free(tg_actor *a)
         }
     free(a->slots);
     free(a->basis_games);
+    free(a->t_by_rank);
     if (a->leaves)
         for (int i = 0; i < a->n_leaves; i++)
             tg_path_free(&a->leaves[i].path);
@@ -627,8 +634,13 @@ static int finish_game(tg_actor *a, slot *s)
         G += s->rewards[i];
     a->int_return += G;
     a->int_solved += tg_game_solved(s->game) ? 1 : 0;
-    if (tg_game_solved(s->game))
+    a->t_games[s->target]++;
+    if (tg_game_solved(s->game)) {
         a->int_solved_rank_sum += (uint64_t)s->moves;
+        a->t_solved[s->target]++;
+        int R = a->cfg.game.r_limit;
+        a->t_by_rank[(size_t)s->target * (size_t)(R + 1) + (size_t)(s->moves < R ? s->moves : R)]++;
+    }
     if (s->target == 0)
         a->basis_games[s->basis]++;
     /* a restarted game says how its line ends, not how its basis plays: it leaves the choice of
@@ -882,6 +894,23 @@ static void write_status(tg_actor *a, double dt, double sims_rate, double evals_
     json_object_set_new(rec, "games", json_integer((json_int_t)a->int_games));
     json_object_set_new(rec, "solved", json_integer((json_int_t)a->int_solved));
     json_object_set_new(rec, "solved_rank_sum", json_integer((json_int_t)a->int_solved_rank_sum));
+    json_t *per = json_object(); /* {"2,3,3": {"games": g, "solved": s, "ranks": {"17": n, ...}}} */
+    for (int i = 0; per && i < a->n_targets; i++) {
+        json_t *t = json_object(), *ranks = json_object();
+        int R = a->cfg.game.r_limit;
+        const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
+        for (int r = 0; ranks && r <= R; r++)
+            if (h[r]) {
+                char k[16];
+                snprintf(k, sizeof k, "%d", r);
+                json_object_set_new(ranks, k, json_integer(h[r]));
+            }
+        json_object_set_new(t, "games", json_integer((json_int_t)a->t_games[i]));
+        json_object_set_new(t, "solved", json_integer((json_int_t)a->t_solved[i]));
+        json_object_set_new(t, "ranks", ranks);
+        json_object_set_new(per, a->cfg.game.targets[i], t);
+    }
+    json_object_set_new(rec, "targets", per);
     json_object_set_new(o, "recent", rec);
     process_name(a, proc, sizeof proc);
     if (tg_runinfo_write_status(a->status_dir, proc, o) != 0)
@@ -908,6 +937,22 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
     }
     if (a->int_solved > 0)
         tg_tb_scalar(a->tb, "actor/solved_mean_rank", step, (double)a->int_solved_rank_sum / (double)a->int_solved);
+    for (int i = 0; a->n_targets > 1 && i < a->n_targets; i++) { /* the totals above mix the targets */
+        char tag[80];
+        int R = a->cfg.game.r_limit;
+        const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
+        uint64_t sum = 0;
+        for (int r = 0; r <= R; r++)
+            sum += (uint64_t)r * h[r];
+        if (a->t_games[i] > 0) {
+            snprintf(tag, sizeof tag, "actor/solved_fraction/%s", a->cfg.game.targets[i]);
+            tg_tb_scalar(a->tb, tag, step, (double)a->t_solved[i] / (double)a->t_games[i]);
+        }
+        if (a->t_solved[i] > 0) {
+            snprintf(tag, sizeof tag, "actor/solved_mean_rank/%s", a->cfg.game.targets[i]);
+            tg_tb_scalar(a->tb, tag, step, (double)sum / (double)a->t_solved[i]);
+        }
+    }
     if (a->int_root_moves > 0)
         tg_tb_scalar(a->tb, "actor/root_children", step, (double)a->int_root_n / (double)a->int_root_moves);
     if (a->int_first_moves > 0)
@@ -953,6 +998,9 @@ static void log_stats(tg_actor *a, double now, const char *state)
     a->int_root_n = a->int_root_moves = a->int_first_n = a->int_first_moves = 0;
     a->int_solved_rank_sum = 0;
     memset(a->basis_games, 0, (size_t)a->n_basis_games * sizeof *a->basis_games);
+    memset(a->t_games, 0, sizeof a->t_games);
+    memset(a->t_solved, 0, sizeof a->t_solved);
+    memset(a->t_by_rank, 0, (size_t)a->n_targets * (size_t)(a->cfg.game.r_limit + 1) * sizeof *a->t_by_rank);
     a->last_stats = now;
     a->last_sims = a->st.simulations;
     a->last_pos = a->ev->positions;

@@ -37,6 +37,25 @@ r = s["recent"]  # the games of the last stats interval
 assert r["seconds"] > 0 and 0 <= r["solved"] <= r["games"] <= 24, r
 assert r["solved_rank_sum"] >= 4 * r["solved"], r
 EOF
+# tg status while an actor plays: per target, the recent games and the share at the best rank
+# known (results.h5 has rank 4 from the run above)
+"$BIN/tg-actor" --seconds 6 $C actor.games=4 actor.simulations=24 actor.eval_batch=4 actor.stats_s=0.5 \
+    > "$TMP/actor-live.out" 2>&1 &
+LA=$!; PIDS+=($LA)
+per_target() { "$BIN/tg" status "$TMP" 2>/dev/null |
+    grep -Eq "^    1,2,2 +[0-9]+ games, [0-9]+% solved at a mean rank of [0-9.]+; at the best rank \(4\): [0-9.]+%"; }
+ok=0; for _ in $(seq 1 40); do per_target && { ok=1; break; }; sleep 0.2; done
+[ $ok = 1 ] || { "$BIN/tg" status "$TMP"; fail "tg status: no per-target line of recent games"; }
+wait $LA || fail "live actor exit"
+/usr/bin/python3 - "$TMP" <<'EOF2' || fail "actor status file: recent games per target"
+import sys, json, glob
+for f in glob.glob(sys.argv[1] + "/status/actor-*.json"):
+    r = json.load(open(f))["recent"]
+    t = r["targets"]["1,2,2"]
+    assert t["games"] == r["games"] and t["solved"] == r["solved"], r
+    assert sum(t["ranks"].values()) == t["solved"], r
+    assert sum(int(k) * n for k, n in t["ranks"].items()) == r["solved_rank_sum"], r
+EOF2
 # TensorBoard scalars beside it (tags are plain strings in the event records)
 ls "$TMP"/tb/actor-*/events.out.tfevents.* > /dev/null 2>&1 || fail "no actor TensorBoard events"
 grep -aq "actor/solved_fraction" "$TMP"/tb/actor-*/events.out.tfevents.* || fail "no solved_fraction scalar"

@@ -36,7 +36,8 @@ static void usage(FILE *out)
             "rates and losses, where its time goes (training, waiting for the device or for\n"
             "replay), inference service and replicas, checkpoints (step, time, losses; which is\n"
             "latest), replay sizes and rates, games/s, actors and how their recent games end\n"
-            "(share solved, mean rank), and the best rank per target with when it was found;\n"
+            "(share solved, mean rank; per target also the share that ended at the best rank\n"
+            "found), and the best rank per target with when it was found;\n"
             "whether deploy/run_cluster.sh still supervises it.\n"
             "\n"
             "  --watch [S]         redraw every S seconds (default 2) until interrupted\n"
@@ -395,6 +396,91 @@ static int supervisor_running(const char *dir, long *pid)
     return held;
 }
 
+/* The best rank in results.h5 for a target named as in the config ("2, 3,3" too); in the run's
+ * arithmetic where the config is known, else in any. */
+static int best_rank_named(run_view *v, const char *name)
+{
+    tg_dims d;
+    if (tg_dims_parse(name, &d) != 0)
+        return 0;
+    char key[32];
+    snprintf(key, sizeof key, "%d,%d,%d", d.n, d.m, d.p);
+    int best = 0;
+    for (int i = 0; i < v->n_results; i++) {
+        const tg_result *r = &v->results[i];
+        if (strcmp(r->target, key) != 0 || (v->have_cfg && strcmp(r->arithmetic, v->cfg.game.arithmetic) != 0))
+            continue;
+        if (!best || r->rank < best)
+            best = r->rank;
+    }
+    return best;
+}
+
+static int live_actor(const proc_status *p)
+{
+    return strcmp(role_of(p), "actor") == 0 && p->age <= STALE_S && strcmp(jstr(p->j, "state"), "stopped") != 0;
+}
+
+/* Per target, the games the running actors finished in their last interval: how many were
+ * solved, at what mean rank, and how many at the best rank known (results.h5). A policy that
+ * solves every game at the naive rank and one that plays the best line half the time have the
+ * same solved share; this line tells them apart. Targets come from the config, or where there is
+ * none from the actors' reports. */
+static void print_recent_targets(run_view *v, FILE *out)
+{
+    const char *names[TG_MAX_TARGETS];
+    int nt = 0;
+    if (v->have_cfg)
+        for (; nt < v->cfg.game.n_targets; nt++)
+            names[nt] = v->cfg.game.targets[nt];
+    for (int k = 0; !v->have_cfg && k < v->n_procs; k++) {
+        if (!live_actor(&v->procs[k]))
+            continue;
+        const char *key;
+        json_t *t;
+        json_object_foreach(json_object_get(json_object_get(v->procs[k].j, "recent"), "targets"), key, t)
+        {
+            int seen = 0;
+            for (int i = 0; i < nt; i++)
+                seen |= strcmp(names[i], key) == 0;
+            if (!seen && nt < TG_MAX_TARGETS)
+                names[nt++] = key;
+        }
+    }
+    for (int i = 0; i < nt; i++) {
+        int best = best_rank_named(v, names[i]);
+        double g = 0, sv = 0, rsum = 0, at_best = 0;
+        for (int k = 0; k < v->n_procs; k++) {
+            proc_status *p = &v->procs[k];
+            if (!live_actor(p))
+                continue;
+            json_t *t = json_object_get(json_object_get(json_object_get(p->j, "recent"), "targets"), names[i]);
+            double g1 = jget(t, "games"), s1 = jget(t, "solved");
+            if (!isfinite(g1) || !isfinite(s1))
+                continue;
+            g += g1, sv += s1;
+            const char *key;
+            json_t *n;
+            json_object_foreach(json_object_get(t, "ranks"), key, n)
+            {
+                int rank = atoi(key);
+                double c = json_is_number(n) ? json_number_value(n) : 0;
+                rsum += rank * c;
+                if (best > 0 && rank <= best)
+                    at_best += c;
+            }
+        }
+        if (g <= 0)
+            continue;
+        fprintf(out, "    %-8s %.0f games, %.0f%% solved", names[i], g, 100 * sv / g);
+        if (sv > 0)
+            fprintf(out, " at a mean rank of %.2f", rsum / sv);
+        if (best > 0)
+            fprintf(out, "; at the best rank (%d): %.1f%%", best, 100 * at_best / g);
+        fputc('\n', out);
+    }
+}
+
 static void print_full(run_view *v, FILE *out)
 {
     char t1[64], t2[64], t3[64], t4[64];
@@ -519,7 +605,7 @@ static void print_full(run_view *v, FILE *out)
         games += isfinite(g) ? g : 0;
         rst += isfinite(st) ? st : 0;
         rsi += isfinite(si) ? si : 0;
-        if (p->age <= STALE_S && strcmp(jstr(p->j, "state"), "stopped") != 0) {
+        if (live_actor(p)) {
             live++;
             double s = jget(p->j, "simulations_per_s"), e = jget(p->j, "evals_per_s");
             sims += isfinite(s) ? s : 0;
@@ -543,6 +629,7 @@ static void print_full(run_view *v, FILE *out)
         fprintf(out, "  recent games: %.0f in the last %.0f s, %.0f%% solved", rg, rsec, 100 * rs / rg);
         if (rs > 0) fprintf(out, " at a mean rank of %.2f", rr / rs);
         fputc('\n', out);
+        print_recent_targets(v, out);
     }
     if (rst > 0) /* game.restart_prob */
         fprintf(out, "  restarts from best lines: %.0f games, %.0f of them below the best rank they started from\n",
