@@ -140,6 +140,8 @@ static const key_def keys[] = {
     KDBL("replay.frac_played", replay.frac_played, 0, 1, "0.4", "fraction of a batch from played"),
     KDBL("replay.frac_best", replay.frac_best, 0, 1, "0.1", "fraction of a batch from best"),
     KBOOL("replay.best_games", replay.best_games, "true", "retrain on the best games"),
+    KBOOL("replay.best_played", replay.best_played, "false",
+          "best games teach their played moves (self-imitation), not the search's policy"),
     KDBL("replay.samples_per_insert", replay.samples_per_insert, 0, 1e9, "64", "sampled positions per inserted position (0 = no limit)"),
     KI64("replay.min_size", replay.min_size, 0, 1e12, "1000", "positions in played before sampling from played starts"),
     KINT("replay.flush_count", replay.flush_count, 1, 1 << 20, "16", "acknowledge inserts after this many games ..."),

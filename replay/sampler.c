@@ -168,6 +168,7 @@ static void rank_one(float *out, int S, const int8_t *a)
 typedef struct pick {
     const replay_game *g;
     int move;
+    int table;
     const tg_sperm *perm;
 } pick;
 
@@ -234,6 +235,7 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
             if (u >= np)
                 u = np - 1;
             pk[n].g = replay_table_locate(s->t[t], u, &pk[n].move);
+            pk[n].table = t;
             replay_game_ref((replay_game *)pk[n].g);
             n++;
         }
@@ -247,10 +249,13 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
         int ti = target_index(c, g->dims);
         TG_ASSERT(ti >= 0); /* validated on insert and load */
         pk[i].perm = &s->perms[ti * s->n_perms + (s->n_perms > 1 ? (int)tg_rng_below(rng, (uint32_t)s->n_perms) : 0)];
-        /* policy target: a child drawn from the stored improved policy, else the played move */
+        /* policy target: a child drawn from the stored improved policy, else the played move. With
+         * replay.best_played a best game teaches the moves it played: the search's policy at each
+         * of its positions spreads over children that did not lead to the best rank, and a best
+         * line that the policy plays rarely stays rare (H100 joint run: ~1% of games) */
         const int8_t *target = g->actions + (size_t)j * A;
         int k0 = g->pol_off[j], k1 = g->pol_off[j + 1];
-        if (k1 > k0) {
+        if (k1 > k0 && !(c->replay.best_played && pk[i].table == REPLAY_BEST)) {
             double tot = 0;
             for (int k = k0; k < k1; k++)
                 tot += g->pol_probs[k];

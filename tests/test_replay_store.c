@@ -361,6 +361,58 @@ static void test_policy_target(void **st)
         replay_table_free(t[i]);
 }
 
+/* replay.best_played: a best-table position teaches the move played there, whatever the stored
+ * policy says (here it gives that move no weight); played-table positions still follow the
+ * policy. */
+static void test_best_played(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, "game.signed_perms=false", "replay.min_size=1", "replay.frac_demos=0", "replay.frac_played=0.5",
+              "replay.frac_best=0.5", "replay.best_played=true", NULL);
+    int S = c.game.S, A = 3 * S;
+    replay_game *g = replay_game_alloc(S, 1, 2, 1, 0);
+    g->dims = c.game.dims[0];
+    int8_t acts[8 * 3 * TG_MAX_S];
+    rt_naive_actions(&c, acts);
+    memcpy(g->actions, acts, A);                 /* played: naive term 0 */
+    memcpy(g->pol_actions, acts + A, A);         /* policy: terms 1 and 2 only */
+    memcpy(g->pol_actions + A, acts + 2 * A, A);
+    g->pol_probs[0] = 0.75f;
+    g->pol_probs[1] = 0.25f;
+    g->pol_off[1] = 2;
+    g->returns[0] = -8;
+    tg_matmul_tensor(g->dims, S, g->initial);
+    replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
+    replay_game_ref(g);
+    replay_table_append(t[1], g);
+    replay_table_append(t[2], g);
+    replay_sampler *s = replay_sampler_new(&c, t);
+    tg_rng rng;
+    tg_rng_seed(&rng, 6, 6);
+    int B = 2000, played = 0, pol = 0;
+    int32_t kp[3 * TG_MAX_S], k1[3 * TG_MAX_S], k2[3 * TG_MAX_S];
+    tg_action_to_tokens(&c.game.F, S, c.game.n_steps, acts, kp);
+    tg_action_to_tokens(&c.game.F, S, c.game.n_steps, acts + A, k1);
+    tg_action_to_tokens(&c.game.F, S, c.game.n_steps, acts + 2 * A, k2);
+    Tg__Envelope *e = build(s, B, &rng);
+    assert_int_equal(e->batch->from_best, B / 2);
+    assert_int_equal(e->batch->from_played, B / 2);
+    for (int i = 0; i < B; i++) {
+        const uint8_t *tk = e->batch->tokens->data.data + (size_t)i * c.game.n_steps * 4;
+        played += !memcmp(tk, kp, (size_t)c.game.n_steps * 4);
+        pol += !memcmp(tk, k1, (size_t)c.game.n_steps * 4) || !memcmp(tk, k2, (size_t)c.game.n_steps * 4);
+    }
+    assert_int_equal(played, B / 2); /* every best-table sample, and only those */
+    assert_int_equal(pol, B / 2);
+    tg_wire_free(e);
+    replay_sampler_free(s);
+    for (int i = 0; i < 3; i++)
+        replay_table_free(t[i]);
+}
+
 static void test_split(void **st)
 {
     (void)st;
@@ -402,7 +454,8 @@ int main(void)
         cmocka_unit_test(test_table_fifo),    cmocka_unit_test(test_table_remove_if),
         cmocka_unit_test(test_store_roundtrip),
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
-        cmocka_unit_test(test_policy_target), cmocka_unit_test(test_split),
+        cmocka_unit_test(test_policy_target),
+        cmocka_unit_test(test_best_played), cmocka_unit_test(test_split),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
