@@ -471,7 +471,14 @@ typedef struct restarter {
 static void *restart_main(void *arg)
 {
     restarter *r = arg;
-    usleep(300 * 1000);
+    /* stop only once the actor is playing (requests in flight to lose): a fixed delay raced with
+     * the actor's start, which under the sanitizers and a loaded machine can take longer, and then
+     * nothing was in flight and nothing needed re-issuing */
+    uint64_t served = 0;
+    for (int i = 0; i < 1000 && served < 20; i++) {
+        usleep(10 * 1000);
+        tg_fake_eval_counts(r->fe, &served, NULL, NULL, NULL);
+    }
     tg_fake_eval_stop(r->fe);
     r->fe = NULL;
     usleep(250 * 1000); /* short: ZeroMQ's reconnect backoff doubles from 100 ms */
