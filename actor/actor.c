@@ -79,7 +79,7 @@ struct tg_actor {
     int n_basis_games;
     /* this interval's finished games per target, and the solved ones by rank ([target][r_limit + 1]):
      * how often the best rank is played, which the mean rank hides (tg status) */
-    uint64_t t_games[TG_MAX_TARGETS], t_solved[TG_MAX_TARGETS];
+    uint64_t t_games[TG_MAX_TARGETS];
     uint32_t *t_by_rank;
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
@@ -637,9 +637,8 @@ static int finish_game(tg_actor *a, slot *s)
     a->t_games[s->target]++;
     if (tg_game_solved(s->game)) {
         a->int_solved_rank_sum += (uint64_t)s->moves;
-        a->t_solved[s->target]++;
-        int R = a->cfg.game.r_limit;
-        a->t_by_rank[(size_t)s->target * (size_t)(R + 1) + (size_t)(s->moves < R ? s->moves : R)]++;
+        TG_ASSERT(s->moves <= a->cfg.game.r_limit); /* a game ends at the step limit */
+        a->t_by_rank[(size_t)s->target * (size_t)(a->cfg.game.r_limit + 1) + (size_t)s->moves]++;
     }
     if (s->target == 0)
         a->basis_games[s->basis]++;
@@ -899,14 +898,16 @@ static void write_status(tg_actor *a, double dt, double sims_rate, double evals_
         json_t *t = json_object(), *ranks = json_object();
         int R = a->cfg.game.r_limit;
         const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
+        uint64_t solved = 0;
         for (int r = 0; ranks && r <= R; r++)
             if (h[r]) {
                 char k[16];
                 snprintf(k, sizeof k, "%d", r);
                 json_object_set_new(ranks, k, json_integer(h[r]));
+                solved += h[r];
             }
         json_object_set_new(t, "games", json_integer((json_int_t)a->t_games[i]));
-        json_object_set_new(t, "solved", json_integer((json_int_t)a->t_solved[i]));
+        json_object_set_new(t, "solved", json_integer((json_int_t)solved));
         json_object_set_new(t, "ranks", ranks);
         json_object_set_new(per, a->cfg.game.targets[i], t);
     }
@@ -941,16 +942,18 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
         char tag[80];
         int R = a->cfg.game.r_limit;
         const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
-        uint64_t sum = 0;
-        for (int r = 0; r <= R; r++)
+        uint64_t sum = 0, solved = 0;
+        for (int r = 0; r <= R; r++) {
             sum += (uint64_t)r * h[r];
+            solved += h[r];
+        }
         if (a->t_games[i] > 0) {
             snprintf(tag, sizeof tag, "actor/solved_fraction/%s", a->cfg.game.targets[i]);
-            tg_tb_scalar(a->tb, tag, step, (double)a->t_solved[i] / (double)a->t_games[i]);
+            tg_tb_scalar(a->tb, tag, step, (double)solved / (double)a->t_games[i]);
         }
-        if (a->t_solved[i] > 0) {
+        if (solved > 0) {
             snprintf(tag, sizeof tag, "actor/solved_mean_rank/%s", a->cfg.game.targets[i]);
-            tg_tb_scalar(a->tb, tag, step, (double)sum / (double)a->t_solved[i]);
+            tg_tb_scalar(a->tb, tag, step, (double)sum / (double)solved);
         }
     }
     if (a->int_root_moves > 0)
@@ -999,7 +1002,6 @@ static void log_stats(tg_actor *a, double now, const char *state)
     a->int_solved_rank_sum = 0;
     memset(a->basis_games, 0, (size_t)a->n_basis_games * sizeof *a->basis_games);
     memset(a->t_games, 0, sizeof a->t_games);
-    memset(a->t_solved, 0, sizeof a->t_solved);
     memset(a->t_by_rank, 0, (size_t)a->n_targets * (size_t)(a->cfg.game.r_limit + 1) * sizeof *a->t_by_rank);
     a->last_stats = now;
     a->last_sims = a->st.simulations;

@@ -252,7 +252,7 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
         /* policy target: a child drawn from the stored improved policy, else the played move. With
          * replay.best_played a best game teaches the moves it played: the search's policy at each
          * of its positions spreads over children that did not lead to the best rank, and a best
-         * line that the policy plays rarely stays rare (H100 joint run: ~1% of games) */
+         * line that the policy plays rarely stays rare (H100 joint run: ~0.7% of games) */
         const int8_t *target = g->actions + (size_t)j * A;
         int k0 = g->pol_off[j], k1 = g->pol_off[j + 1];
         if (k1 > k0 && !(c->replay.best_played && pk[i].table == REPLAY_BEST)) {

@@ -315,6 +315,25 @@ static void test_features_match_targets(void **st)
         replay_table_free(t[i]);
 }
 
+/* A one-move game whose played move is naive term 0 and whose stored policy has two children,
+ * naive terms 1 (p 0.75) and 2 (p 0.25); acts gets the naive terms. */
+static replay_game *one_move_game(const tg_config *c, int8_t *acts)
+{
+    int S = c->game.S, A = 3 * S;
+    replay_game *g = replay_game_alloc(S, 1, 2, 1, 0);
+    g->dims = c->game.dims[0];
+    rt_naive_actions(c, acts);
+    memcpy(g->actions, acts, A);
+    memcpy(g->pol_actions, acts + A, A);
+    memcpy(g->pol_actions + A, acts + 2 * A, A);
+    g->pol_probs[0] = 0.75f;
+    g->pol_probs[1] = 0.25f;
+    g->pol_off[1] = 2;
+    g->returns[0] = -8;
+    tg_matmul_tensor(g->dims, S, g->initial);
+    return g;
+}
+
 /* One played move with children of probability 0.75 and 0.25: targets follow them. */
 static void test_policy_target(void **st)
 {
@@ -325,18 +344,8 @@ static void test_policy_target(void **st)
     rt_config(&c, dir, "game.signed_perms=false", "replay.min_size=1", "replay.frac_demos=0", "replay.frac_played=1",
               "replay.frac_best=0", NULL);
     int S = c.game.S, A = 3 * S;
-    replay_game *g = replay_game_alloc(S, 1, 2, 1, 0);
-    g->dims = c.game.dims[0];
     int8_t acts[8 * 3 * TG_MAX_S];
-    rt_naive_actions(&c, acts);
-    memcpy(g->actions, acts, A);
-    memcpy(g->pol_actions, acts + A, A); /* child 0 = naive term 1 (p 0.75) */
-    memcpy(g->pol_actions + A, acts + 2 * A, A); /* child 1 = naive term 2 (p 0.25) */
-    g->pol_probs[0] = 0.75f;
-    g->pol_probs[1] = 0.25f;
-    g->pol_off[1] = 2;
-    g->returns[0] = -8;
-    tg_matmul_tensor(g->dims, S, g->initial);
+    replay_game *g = one_move_game(&c, acts);
     replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
     replay_table_append(t[1], g);
     replay_sampler *s = replay_sampler_new(&c, t);
@@ -373,18 +382,8 @@ static void test_best_played(void **st)
     rt_config(&c, dir, "game.signed_perms=false", "replay.min_size=1", "replay.frac_demos=0", "replay.frac_played=0.5",
               "replay.frac_best=0.5", "replay.best_played=true", NULL);
     int S = c.game.S, A = 3 * S;
-    replay_game *g = replay_game_alloc(S, 1, 2, 1, 0);
-    g->dims = c.game.dims[0];
     int8_t acts[8 * 3 * TG_MAX_S];
-    rt_naive_actions(&c, acts);
-    memcpy(g->actions, acts, A);                 /* played: naive term 0 */
-    memcpy(g->pol_actions, acts + A, A);         /* policy: terms 1 and 2 only */
-    memcpy(g->pol_actions + A, acts + 2 * A, A);
-    g->pol_probs[0] = 0.75f;
-    g->pol_probs[1] = 0.25f;
-    g->pol_off[1] = 2;
-    g->returns[0] = -8;
-    tg_matmul_tensor(g->dims, S, g->initial);
+    replay_game *g = one_move_game(&c, acts); /* played: term 0; policy: 1, 2 */
     replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
     replay_game_ref(g);
     replay_table_append(t[1], g);

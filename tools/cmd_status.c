@@ -322,20 +322,20 @@ static int best_results(run_view *v, int *idx, int max)
     return n;
 }
 
-/* Best rank recorded for config target i (0: none). */
-static int best_for_target(run_view *v, int t, const tg_result **which)
+/* Best rank recorded for a target named as in the config ("2, 3,3" too; 0: none), in the run's
+ * arithmetic where the config is known, else in any; *which gets its result. */
+static int best_rank_named(run_view *v, const char *name, const tg_result **which)
 {
-    const char *arith = v->cfg.game.arithmetic;
     int best = 0;
     *which = NULL;
     tg_dims d;
-    if (tg_dims_parse(v->cfg.game.targets[t], &d) != 0)
+    if (tg_dims_parse(name, &d) != 0)
         return 0;
     char key[32];
     snprintf(key, sizeof key, "%d,%d,%d", d.n, d.m, d.p);
     for (int i = 0; i < v->n_results; i++) {
         const tg_result *r = &v->results[i];
-        if (strcmp(r->target, key) != 0 || strcmp(r->arithmetic, arith) != 0)
+        if (strcmp(r->target, key) != 0 || (v->have_cfg && strcmp(r->arithmetic, v->cfg.game.arithmetic) != 0))
             continue;
         if (!best || r->rank < best) {
             best = r->rank;
@@ -343,6 +343,12 @@ static int best_for_target(run_view *v, int t, const tg_result **which)
         }
     }
     return best;
+}
+
+/* Best rank recorded for config target t (0: none). */
+static int best_for_target(run_view *v, int t, const tg_result **which)
+{
+    return best_rank_named(v, v->cfg.game.targets[t], which);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -396,26 +402,6 @@ static int supervisor_running(const char *dir, long *pid)
     return held;
 }
 
-/* The best rank in results.h5 for a target named as in the config ("2, 3,3" too); in the run's
- * arithmetic where the config is known, else in any. */
-static int best_rank_named(run_view *v, const char *name)
-{
-    tg_dims d;
-    if (tg_dims_parse(name, &d) != 0)
-        return 0;
-    char key[32];
-    snprintf(key, sizeof key, "%d,%d,%d", d.n, d.m, d.p);
-    int best = 0;
-    for (int i = 0; i < v->n_results; i++) {
-        const tg_result *r = &v->results[i];
-        if (strcmp(r->target, key) != 0 || (v->have_cfg && strcmp(r->arithmetic, v->cfg.game.arithmetic) != 0))
-            continue;
-        if (!best || r->rank < best)
-            best = r->rank;
-    }
-    return best;
-}
-
 static int live_actor(const proc_status *p)
 {
     return strcmp(role_of(p), "actor") == 0 && p->age <= STALE_S && strcmp(jstr(p->j, "state"), "stopped") != 0;
@@ -448,7 +434,8 @@ static void print_recent_targets(run_view *v, FILE *out)
         }
     }
     for (int i = 0; i < nt; i++) {
-        int best = best_rank_named(v, names[i]);
+        const tg_result *r;
+        int best = best_rank_named(v, names[i], &r);
         double g = 0, sv = 0, rsum = 0, at_best = 0;
         for (int k = 0; k < v->n_procs; k++) {
             proc_status *p = &v->procs[k];
