@@ -68,8 +68,11 @@ typedef struct fastmm_opts {
     /* CUDA path: the block combination kernel. 0 = staged (a tile of every input block in
      * shared memory, CSR coefficients); 1 = streaming (the small side of the map in registers,
      * vector loads on the read-only path, evict-first stores; where the small side has at most
-     * 32 blocks, else staged); -1 = the tuned choice (fastmm_tune_cuda times streaming on the
-     * fastest staged configuration and checks its product; staged where not tuned). */
+     * 32 blocks, else staged); 2 = deep streaming (the streaming kernel with the loads of
+     * several rows in flight per thread and evict-first loads, so that a few thread blocks
+     * beside the products reach the DRAM's rate and leave L2 to them); -1 = the tuned choice
+     * (fastmm_tune_cuda times streaming and deep streaming on the fastest staged configuration
+     * and checks their products; staged where not tuned). */
     int comb;
     /* CUDA path, streaming kernel: the combinations that run beside block products (the next
      * panel's A, the previous panel's C, the early start's B) launched with at most this many
@@ -125,7 +128,7 @@ int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N);
 /* The combination kernel the CUDA path uses for this shape (opts.comb, else the tuned choice,
  * else 0): 0 staged, 1 streaming. */
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
-const char *fastmm_comb_name(int comb); /* "staged" / "stream" */
+const char *fastmm_comb_name(int comb); /* "staged" / "stream" / "deep stream" */
 /* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
  * else the tuned choice, else 0: no limit). */
 int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);

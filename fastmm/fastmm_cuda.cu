@@ -376,18 +376,25 @@ struct sk_args {
     int lgtx;          // log2 of the threads per row
 };
 
-template <typename T> __device__ __forceinline__ float4 sk_ld(const T *p, int w)
+// CS (deep kernel): evict-first loads (ld.global.cs), since every input is read once and the
+// products running beside want L2 for their tiles; else the read-only path.
+template <bool CS, typename T> __device__ __forceinline__ T sk_ldx(const T *p)
+{
+    if (CS) return __ldcs(p);
+    return __ldg(p);
+}
+template <typename T, bool CS = false> __device__ __forceinline__ float4 sk_ld(const T *p, int w)
 {
     if (w == 4) {
-        if (sizeof(T) == 4) return __ldg((const float4 *)p);
-        uint2 u = __ldg((const uint2 *)p);
+        if (sizeof(T) == 4) return sk_ldx<CS>((const float4 *)p);
+        uint2 u = sk_ldx<CS>((const uint2 *)p);
         __nv_bfloat162 a = *(__nv_bfloat162 *)&u.x, b = *(__nv_bfloat162 *)&u.y;
         float2 fa = __bfloat1622float2(a), fb = __bfloat1622float2(b);
         return make_float4(fa.x, fa.y, fb.x, fb.y);
     }
-    float x = sizeof(T) == 4 ? __ldg((const float *)p)
-                             : __bfloat162float(__ldg((const __nv_bfloat16 *)p));
-    return make_float4(x, 0.f, 0.f, 0.f);
+    if (sizeof(T) == 4) return make_float4(sk_ldx<CS>((const float *)p), 0.f, 0.f, 0.f);
+    unsigned short h = sk_ldx<CS>((const unsigned short *)p);
+    return make_float4(__bfloat162float(*(const __nv_bfloat16 *)&h), 0.f, 0.f, 0.f);
 }
 
 __device__ __forceinline__ void sk_st(float *p, float4 v, int w)
@@ -452,10 +459,19 @@ static size_t sk_smem(int K, int nbig)
     return (nbp + K) * 8 + nbp * K * 4 + (3 * nbp + 3 * K) * 4;
 }
 
+// Rows per iteration of the deep kernel: as many as keep its loads in registers (K inputs per
+// row when expanding, SK_U products and K accumulators per row when contracting).
+template <int K, bool EXPAND> __host__ __device__ constexpr int sk_deep_ru()
+{
+    return EXPAND ? (K <= 4 ? 4 : K <= 8 ? 2 : 1) : (K <= 4 ? 2 : 1);
+}
+
 // EXPAND: inputs small (in registers), outputs big; else the reverse. W: elements per thread.
-template <int K, int W, bool EXPAND, typename Tin, typename Tout>
+// DEEP (opts.comb 2): RU rows per iteration, evict-first loads; else one row, the read-only path.
+template <int K, int W, bool EXPAND, bool DEEP, typename Tin, typename Tout>
 __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
 {
+    constexpr int RU = DEEP ? sk_deep_ru<K, EXPAND>() : 1;
     extern __shared__ float4 sk_sm[];
     const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
     long *boff = (long *)sk_sm, *soff = boff + nbp;
@@ -505,44 +521,62 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
     const Tin *ib = (const Tin *)a.in.base;
     Tout *ob = (Tout *)a.out.base;
     const long xstep = (long)gridDim.y * ty_n;
-    for (long x = a.xb + (long)blockIdx.y * ty_n + ty; x < a.xe; x += xstep) {
-        const long rin = x * a.in.ld, rout = x * a.out.ld;
+    // RU rows per iteration, all their loads issued before any sum or store (the deep kernel:
+    // more bytes in flight per thread block, so that few blocks beside the products still
+    // reach the DRAM's rate)
+    for (long x0 = a.xb + (long)blockIdx.y * ty_n + ty; x0 < a.xe; x0 += RU * xstep) {
         if (EXPAND) {
-            float4 v[K];
+            float4 v[RU][K];
 #pragma unroll
-            for (int k = 0; k < K; k++) {
-                v[k] = make_float4(0.f, 0.f, 0.f, 0.f);
-                if (x < srl[k] && y < scl[k]) v[k] = sk_ld<Tin>(ib + soff[k] + rin + y, W);
-            }
-            for (int j = 0; j < a.nbig; j++) {
-                const int m = bmask[j];
-                if (a.mode != 0 && !m) continue;
-                if (!(x < brl[j] && y < bcl[j])) continue;
-                float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-                const float4 *c4 = (const float4 *)(cf + j * K);
+            for (int r = 0; r < RU; r++) {
+                const long x = x0 + r * xstep, rin = x * a.in.ld;
 #pragma unroll
-                for (int k = 0; k < K; k += 4) {
-                    if (!(m & 1 << (k / 4))) continue;
-                    float4 c = c4[k / 4];
-                    fma4(acc, c.x, v[k]);
-                    fma4(acc, c.y, v[k + 1]);
-                    fma4(acc, c.z, v[k + 2]);
-                    fma4(acc, c.w, v[k + 3]);
+                for (int k = 0; k < K; k++) {
+                    v[r][k] = make_float4(0.f, 0.f, 0.f, 0.f);
+                    if (x < a.xe && x < srl[k] && y < scl[k])
+                        v[r][k] = sk_ld<Tin, DEEP>(ib + soff[k] + rin + y, W);
                 }
-                sk_st_acc(ob + boff[j] + rout + y, acc, W, a.mode == 1);
+            }
+#pragma unroll
+            for (int r = 0; r < RU; r++) {
+                const long x = x0 + r * xstep, rout = x * a.out.ld;
+                if (x >= a.xe) break;
+                for (int j = 0; j < a.nbig; j++) {
+                    const int m = bmask[j];
+                    if (a.mode != 0 && !m) continue;
+                    if (!(x < brl[j] && y < bcl[j])) continue;
+                    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+                    const float4 *c4 = (const float4 *)(cf + j * K);
+#pragma unroll
+                    for (int k = 0; k < K; k += 4) {
+                        if (!(m & 1 << (k / 4))) continue;
+                        float4 c = c4[k / 4];
+                        fma4(acc, c.x, v[r][k]);
+                        fma4(acc, c.y, v[r][k + 1]);
+                        fma4(acc, c.z, v[r][k + 2]);
+                        fma4(acc, c.w, v[r][k + 3]);
+                    }
+                    sk_st_acc(ob + boff[j] + rout + y, acc, W, a.mode == 1);
+                }
             }
         } else {
-            float4 acc[K];
+            float4 acc[RU][K];
 #pragma unroll
-            for (int k = 0; k < K; k++) acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int r = 0; r < RU; r++)
+#pragma unroll
+                for (int k = 0; k < K; k++) acc[r][k] = make_float4(0.f, 0.f, 0.f, 0.f);
             for (int j0 = 0; j0 < a.nbig; j0 += SK_U) {
-                float4 v[SK_U];
+                float4 v[RU][SK_U];
 #pragma unroll
-                for (int u = 0; u < SK_U; u++) {
-                    int j = j0 + u;
-                    v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-                    if (j < a.nbig && x < brl[j] && y < bcl[j])
-                        v[u] = sk_ld<Tin>(ib + boff[j] + rin + y, W);
+                for (int r = 0; r < RU; r++) {
+                    const long x = x0 + r * xstep, rin = x * a.in.ld;
+#pragma unroll
+                    for (int u = 0; u < SK_U; u++) {
+                        int j = j0 + u;
+                        v[r][u] = make_float4(0.f, 0.f, 0.f, 0.f);
+                        if (j < a.nbig && x < a.xe && x < brl[j] && y < bcl[j])
+                            v[r][u] = sk_ld<Tin, DEEP>(ib + boff[j] + rin + y, W);
+                    }
                 }
 #pragma unroll
                 for (int u = 0; u < SK_U; u++) {
@@ -552,40 +586,51 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
                     for (int k = 0; k < K; k += 4) {
                         if (!(m & 1 << (k / 4))) continue;
                         float4 c = c4[k / 4];
-                        fma4(acc[k], c.x, v[u]);
-                        fma4(acc[k + 1], c.y, v[u]);
-                        fma4(acc[k + 2], c.z, v[u]);
-                        fma4(acc[k + 3], c.w, v[u]);
+#pragma unroll
+                        for (int r = 0; r < RU; r++) {
+                            fma4(acc[r][k], c.x, v[r][u]);
+                            fma4(acc[r][k + 1], c.y, v[r][u]);
+                            fma4(acc[r][k + 2], c.z, v[r][u]);
+                            fma4(acc[r][k + 3], c.w, v[r][u]);
+                        }
                     }
                 }
             }
 #pragma unroll
-            for (int k = 0; k < K; k++) {
-                if (k >= a.nsmall) break;
-                if (a.mode != 0 && !sany[k]) continue;
-                if (!(x < srl[k] && y < scl[k])) continue;
-                sk_st_acc(ob + soff[k] + rout + y, acc[k], W, a.mode == 1);
+            for (int r = 0; r < RU; r++) {
+                const long x = x0 + r * xstep, rout = x * a.out.ld;
+                if (x >= a.xe) break;
+#pragma unroll
+                for (int k = 0; k < K; k++) {
+                    if (k >= a.nsmall) break;
+                    if (a.mode != 0 && !sany[k]) continue;
+                    if (!(x < srl[k] && y < scl[k])) continue;
+                    sk_st_acc(ob + soff[k] + rout + y, acc[r][k], W, a.mode == 1);
+                }
             }
         }
     }
 }
 
 template <int K, int W, bool EXPAND, typename Tin, typename Tout>
-static int stream_launch(cudaStream_t s, const sk_args &a, dim3 grid, size_t smem)
+static int stream_launch(cudaStream_t s, bool deep, const sk_args &a, dim3 grid, size_t smem)
 {
-    stream_kernel<K, W, EXPAND, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
+    if (deep)
+        stream_kernel<K, W, EXPAND, true, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
+    else
+        stream_kernel<K, W, EXPAND, false, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
     CK(cudaGetLastError());
     return 0;
 }
 
 template <int W, bool EXPAND, typename Tin, typename Tout>
-static int stream_k(cudaStream_t s, int K, const sk_args &a, dim3 grid, size_t smem)
+static int stream_k(cudaStream_t s, bool deep, int K, const sk_args &a, dim3 grid, size_t smem)
 {
     switch (K) {
-    case 4: return stream_launch<4, W, EXPAND, Tin, Tout>(s, a, grid, smem);
-    case 8: return stream_launch<8, W, EXPAND, Tin, Tout>(s, a, grid, smem);
-    case 16: return stream_launch<16, W, EXPAND, Tin, Tout>(s, a, grid, smem);
-    default: return stream_launch<32, W, EXPAND, Tin, Tout>(s, a, grid, smem);
+    case 4: return stream_launch<4, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
+    case 8: return stream_launch<8, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
+    case 16: return stream_launch<16, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
+    default: return stream_launch<32, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
     }
 }
 
@@ -614,7 +659,8 @@ static bool sk_fits(int nsmall, int nbig)
 
 // One combination: out o (o < nout) = sum over in-range inputs of the map's row o0 + o; see
 // combine_kernel for the modes. kind 1: the streaming kernel where it applies (small side of at
-// most 32 blocks, coefficients in 48 KB), else (and kind 0) the staged one. cap > 0: the
+// most 32 blocks, coefficients in 48 KB), kind 2 its deep form there, else (and kind 0) the
+// staged one. cap > 0: the
 // streaming kernel with at most that many thread blocks (at least one per column group), its
 // row loop doing the rest (opts.comb_blocks).
 template <typename Tin, typename Tout>
@@ -624,7 +670,7 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
 {
     bool expand = nin <= nout;
     int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
-    if (kind != 1 || !m.dn || !sk_fits(nsmall, nbig) || xe <= xb)
+    if (kind < 1 || !m.dn || !sk_fits(nsmall, nbig) || xe <= xb)
         return combine_staged<Tin, Tout>(s, in, out, bh, bw, nin, i0, nout, o0, m.ptr, m.idx,
                                          m.val, mode, xb, xe);
     sk_args a;
@@ -654,11 +700,12 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     dim3 grid((unsigned)gx, (unsigned)gy);
     int K = sk_small(nsmall);
     size_t smem = sk_smem(K, nbig);
+    bool deep = kind == 2;
     if (expand)
-        return W == 4 ? stream_k<4, true, Tin, Tout>(s, K, a, grid, smem)
-                      : stream_k<1, true, Tin, Tout>(s, K, a, grid, smem);
-    return W == 4 ? stream_k<4, false, Tin, Tout>(s, K, a, grid, smem)
-                  : stream_k<1, false, Tin, Tout>(s, K, a, grid, smem);
+        return W == 4 ? stream_k<4, true, Tin, Tout>(s, deep, K, a, grid, smem)
+                      : stream_k<1, true, Tin, Tout>(s, deep, K, a, grid, smem);
+    return W == 4 ? stream_k<4, false, Tin, Tout>(s, deep, K, a, grid, smem)
+                  : stream_k<1, false, Tin, Tout>(s, deep, K, a, grid, smem);
 }
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
@@ -1481,7 +1528,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
                 cand[nc].prio = P > 1 ? pv : 0;
                 cand[nc].direct = dir;
-                cand[nc].comb = p->opts.comb == 1;
+                cand[nc].comb = p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 nc++;
@@ -1494,10 +1541,10 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     float ms[FASTMM_TUNE_CAND];
     float *ref = NULL;
     // after the grid, on the fastest configuration so far: the streaming combination kernel
-    // (stage 0), then direct operands with their early start (stage 1), then the same without
-    // it (stage 2, so that reports show what the early start gains), then on the fastest of all
-    // those the combinations beside products on 1/2, 1 and 2 thread blocks per multiprocessor
-    // (stages 3-5); each checked against the grid's fastest
+    // (stage 0), its deep form (stage 1), then direct operands with their early start (stage
+    // 2), then the same without it (stage 3, so that reports show what the early start gains),
+    // then on the fastest of all those the combinations beside products on 1/2, 1 and 2 thread
+    // blocks per multiprocessor (stages 4-6); each checked against the grid's fastest
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
@@ -1511,19 +1558,23 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 6; stage++) {
+            for (; !ok && stage < 7; stage++) {
                 x = *b;
                 if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
                     x.comb = 1;
                     what[nc] = "streaming combinations";
                 } else if (stage == 1) {
+                    ok = p->opts.comb == -1 && l && b->comb != 2;
+                    x.comb = 2;
+                    what[nc] = "deep streaming combinations";
+                } else if (stage == 2) {
                     ok = tried_direct = p->opts.direct == -1 && l && !b->direct &&
                                         fastmm_direct_fits(l, M, K, N);
                     x.direct = 1;
                     x.early = 1;
                     what[nc] = "direct operands";
-                } else if (stage == 2) {
+                } else if (stage == 3) {
                     ok = tried_direct;
                     x.direct = 1;
                     x.early = 0;
@@ -1533,8 +1584,8 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     if (base3 < 0) base3 = best;
                     const fastmm_cfg *b3 = &cand[base3];
                     x = *b3;
-                    x.blocks = nsm * (1 << (stage - 3)) / 2;
-                    ok = p->opts.comb_blocks == -1 && nsm > 0 && b3->levels > 0 && b3->comb == 1 &&
+                    x.blocks = nsm * (1 << (stage - 4)) / 2;
+                    ok = p->opts.comb_blocks == -1 && nsm > 0 && b3->levels > 0 && b3->comb >= 1 &&
                          b3->blocks == 0 && (b3->panels > 1 || (b3->direct && b3->early));
                     what[nc] = "combinations beside products on fewer thread blocks";
                 }
@@ -1627,7 +1678,7 @@ extern "C" int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb,
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     if (cfg.levels == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
-    if (comb >= 0) cfg.comb = comb > 0;
+    if (comb >= 0) cfg.comb = comb > 2 ? 2 : comb;
     cfg.panels = 1;
     cfg.prio = 0;
     for (int i = 0; i < 4; i++) ms[i] = 1e30;

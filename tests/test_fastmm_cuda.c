@@ -238,7 +238,7 @@ static void test_comb_blocks(void **state)
                 long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
                 fastmm_opts o = fastmm_opts_default();
                 o.levels = L;
-                o.comb = 1;
+                o.comb = 1 + (n / 4) % 2; /* streaming and deep streaming */
                 o.direct = d;
                 o.panels = 1 + (int)(t + d) % 3;
                 o.comb_blocks = blocks[n % 4];
@@ -391,7 +391,8 @@ static void comb_pair(fastmm_plan *p0, fastmm_plan *p1, long M, long K, long N, 
     free(R);
 }
 
-/* The streaming combination kernel (opts.comb 1) against the staged one and the CPU path, on the
+/* The streaming combination kernel (opts.comb 1, and 2: its deep form, every other case) against
+ * the staged one and the CPU path, on the
  * coefficient patterns of one-level Strassen (2x2 grids, 7 terms), two-level Strassen (4x4, 49)
  * and the rank-49 4x4x4 algorithms (released; GPU-tailored where the data is there): vector
  * access (sizes and leading dimensions multiples of 4), scalar access (odd leading dimensions,
@@ -461,13 +462,13 @@ static void test_comb_stream(void **state)
                 if (v == 3) o.prec = t % 2 ? FASTMM_BF16 : FASTMM_TF32;
                 fastmm_opts o1 = o;
                 o.comb = 0;
-                o1.comb = 1;
+                o1.comb = 1 + (t + v) % 2; /* streaming, deep streaming */
                 fastmm_plan *p0 = fastmm_plan_new(f, &o), *p1 = fastmm_plan_new(f, &o1);
                 assert_non_null(p0);
                 assert_non_null(p1);
                 const tg_fact *lf = fastmm_plan_level_fact(p0, levels[ai]);
                 assert_int_equal(fastmm_plan_comb(p0, M, K, N), 0);
-                assert_int_equal(fastmm_plan_comb(p1, M, K, N), 1);
+                assert_int_equal(fastmm_plan_comb(p1, M, K, N), o1.comb);
                 comb_pair(p0, p1, M, K, N, K + pa, N + pb, N + pc, 7000 + 100 * ai + 10 * t + v,
                           tol_for(lf, K, o.prec));
                 fastmm_plan_free(p0);
@@ -519,9 +520,10 @@ static void test_tune(void **state)
         assert_true(nde >= 1);
         assert_true(nd > nde);
     }
-    /* the streaming combination kernel was tried (and checked) on the grid's fastest */
+    /* the streaming combination kernel and its deep form were tried (and checked) */
     if (L > 0) assert_non_null(strstr(rep, " S "));
-    assert_true(fastmm_plan_comb(p, n, n, n) == 0 || fastmm_plan_comb(p, n, n, n) == 1);
+    if (L > 0) assert_non_null(strstr(rep, " S2 "));
+    assert_true(fastmm_plan_comb(p, n, n, n) >= 0 && fastmm_plan_comb(p, n, n, n) <= 2);
     cudaFree(A);
     cudaFree(B);
     cudaFree(C);
@@ -576,8 +578,8 @@ static void test_best_gemm_and_phases(void **state)
     /* the phases' result is the product too */
     assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
     assert_true(e2 < 4e-5);
-    /* either combination kernel on request: the same traffic, the product again */
-    for (int k = 0; k < 2; k++) {
+    /* any combination kernel on request: the same traffic, the product again */
+    for (int k = 0; k < 3; k++) {
         double ms2[4], by2[4];
         assert_int_equal(cudaMemset(C2, 0xff, 4 * M * N), cudaSuccess);
         if (fastmm_cuda_phases_comb(ctx, p, k, M, N, K, A, K, B, N, C2, N, ms2, by2))
