@@ -1528,7 +1528,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
                 cand[nc].prio = P > 1 ? pv : 0;
                 cand[nc].direct = dir;
-                cand[nc].comb = p->opts.comb > 0 ? p->opts.comb : 0;
+                cand[nc].comb = p->opts.comb > 2 ? 2 : p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 nc++;
