@@ -33,7 +33,7 @@ static const char *use =
     "  --reps N         timed repetitions (default 10 below 12000, 5 from there on)\n"
     "  --min-block N    smallest block side for LEVELS auto (default 1536)\n"
     "  --panels N       row panels pipelined over two streams (default 0: automatic)\n"
-    "  --no-accuracy    skip the fp64 reference\n"
+    "  --no-accuracy    skip the fp64 reference (errors print as nan)\n"
     "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels, GEMM kernels) before timing\n"
     "  --gemm-search N  GPU fp32: cuBLASLt candidates timed per block-product shape when tuning\n"
     "                   (default 4, at most 16; 0: cuBLAS's default kernel only)\n"
