@@ -7,7 +7,8 @@
 # On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary [SIZES] [...]   (output in $OUT)
 #   check                                     CUDA and CPU tests (exit status: theirs)
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
-#                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those)
+#                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those;
+#                                             FASTMM_SMI=1: SM clock and power to $OUT/smi.csv)
 #   peer SIZES [ALGO...]                      the JAX peer for those algorithms (default all four)
 #   summary                                   ours against the peer, from $OUT's bench and peer logs,
 #                                             and the combination kernels' phases (--phases)
@@ -83,8 +84,16 @@ check)
     ;;
 bench)
     stamp "bench $sizes ${*:3}" | tee -a "$OUT/bench.log"
+    # FASTMM_SMI=1: the SM clock and power every 100 ms while it runs (is the card power-capped
+    # while combinations run beside the products?), in $OUT/smi.csv
+    smi=
+    if [ "${FASTMM_SMI:-0}" = 1 ]; then
+        nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu \
+            --format=csv,noheader -lms 100 >> "$OUT/smi.csv" 2>/dev/null & smi=$!
+    fi
     run "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
         tee -a "$OUT/bench.log"
+    [ -z "$smi" ] || kill "$smi" 2>/dev/null
     ;;
 peer)
     names=("${@:3}")
