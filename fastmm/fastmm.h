@@ -226,8 +226,10 @@ void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);
 int fastmm_cuda_phases(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                        long lda, const void *B, long ldb, float *C, long ldc, double ms[4],
                        double bytes[4]);
-/* The same with the combination kernel given (0 staged, 1 streaming, -1 the plan's), so that a
- * benchmark can show both kernels' bandwidth whichever tuning chose. */
+/* The same with the combination kernel given (0 staged, 1 streaming, 2 deep streaming, -1 the
+ * plan's), so that a benchmark can show every kernel's bandwidth whichever tuning chose. With
+ * opts.comb_blocks > 0 (forced) the streaming kernels run on at most that many thread blocks
+ * here, in every phase: their rate per block. */
 int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb, long M, long N, long K,
                             const void *A, long lda, const void *B, long ldb, float *C, long ldc,
                             double ms[4], double bytes[4]);

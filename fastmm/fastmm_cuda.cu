@@ -88,6 +88,7 @@ struct fastmm_cuda {
     // phase timing (fastmm_cuda_phases)
     cudaEvent_t tev[5];
     int prof;
+    int prof_cap; // phases: thread blocks of every streaming combination (opts.comb_blocks > 0)
     double prof_bytes[4];
 };
 
@@ -1315,9 +1316,11 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         Pst.bstride = sM;
         // cs: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
         // early: cs: A(0), B, A(1), ...; s: [A(0)] G0 (in-place B terms), [B] G0 (the rest), ...
+        // alone (cap 0) unless the phases time the kernels on a forced number of blocks
+        int alone = c->prof ? c->prof_cap : 0;
         if (!early && nB > 0 &&
             combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, mp[1],
-                            mode, 0, g.bk, 0))
+                            mode, 0, g.bk, alone))
             return -1;
         if (c->prof) CK(cudaEventRecord(c->tev[1], cs));
         for (int q = -1; q < P; q++) {
@@ -1326,7 +1329,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 // beside products unless first (A(0): nothing runs yet)
                 if (nA > 0 && combine<Ts, Ts>(cs, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
                                               gc, (int)r0, mp[0], mode, xb, xe,
-                                              q >= 0 ? cfg->blocks : 0))
+                                              q >= 0 ? cfg->blocks : alone))
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], cs));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
@@ -1360,7 +1363,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             // beside the next panel's products unless last
             if (combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, gc, (int)r0,
                                       dm.n * dm.p, 0, mp[2], r0 > 0, xb, xe,
-                                      q + 1 < P ? cfg->blocks : 0))
+                                      q + 1 < P ? cfg->blocks : alone))
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }
@@ -1684,8 +1687,12 @@ extern "C" int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb,
     for (int i = 0; i < 4; i++) ms[i] = 1e30;
     for (int r = 0; r < 2; r++) { // the better of two runs per phase
         c->prof = 1;
+        // a forced opts.comb_blocks caps every combination here: one kernel's rate on that
+        // many blocks, i.e. per multiprocessor, which decides what it costs beside products
+        c->prof_cap = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
         int rc = gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
         c->prof = 0;
+        c->prof_cap = 0;
         if (rc) return -1;
         CK(cudaStreamSynchronize(c->s));
         for (int i = 0; i < 4; i++) {

@@ -588,6 +588,26 @@ static void test_best_gemm_and_phases(void **state)
         assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
         assert_true(e2 < 4e-5);
     }
+    /* a forced cap runs every phase's streaming combination on that many blocks (1 and 3:
+     * each block's row loop does many rows); the product again */
+    for (int cap = 1; cap <= 3; cap += 2) {
+        fastmm_opts oc = o;
+        oc.comb_blocks = cap;
+        fastmm_plan *pc = fastmm_plan_new(s, &oc);
+        assert_non_null(pc);
+        for (int k = 1; k < 3; k++) {
+            double ms2[4], by2[4];
+            assert_int_equal(cudaMemset(C2, 0xff, 4 * M * N), cudaSuccess);
+            if (fastmm_cuda_phases_comb(ctx, pc, k, M, N, K, A, K, B, N, C2, N, ms2, by2))
+                fail_msg("%s", tg_errmsg());
+            for (int i = 0; i < 4; i++) assert_true(ms2[i] >= 0);
+            assert_true(by2[0] == 4.0 * (M * K + 7 * bm * bk)); /* untuned: packed operands */
+            assert_true(by2[3] == 4.0 * (7 * bm * bn + M * N));
+            assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
+            assert_true(e2 < 4e-5);
+        }
+        fastmm_plan_free(pc);
+    }
     /* plain GEMM has no phases */
     fastmm_opts o0 = fastmm_opts_default();
     o0.levels = 0;

@@ -53,7 +53,8 @@ static const char *use =
     "                   thread, evict-first loads)\n"
     "  --comb-blocks N  GPU, streaming kernel: at most N thread blocks for the combinations\n"
     "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
-    "                   multiprocessor tried on the fastest), 0 no limit\n"
+    "                   multiprocessor tried on the fastest), 0 no limit; with --phases\n"
+    "                   N > 0 also caps each phase's combination (its rate on N blocks)\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
@@ -293,9 +294,12 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                         tg_err_clear();
                         break;
                     }
-                    printf("    phases (1 panel, %s%s): A %.2f ms %.2f TB/s, B %.2f ms %.2f TB/s, "
+                    int cap = fastmm_plan_opts(al[a].plan[pr])->comb_blocks;
+                    char on[32] = "";
+                    if (cap > 0 && kind > 0) snprintf(on, sizeof on, ", on %d blocks", cap);
+                    printf("    phases (1 panel, %s%s%s): A %.2f ms %.2f TB/s, B %.2f ms %.2f TB/s, "
                            "products %.2f ms %.1f TFLOP/s, C %.2f ms %.2f TB/s; sum %.2f ms\n",
-                           fastmm_comb_name(kind), k ? "" : ", chosen", pm[0], pb[0] / pm[0] / 1e9,
+                           fastmm_comb_name(kind), k ? "" : ", chosen", on, pm[0], pb[0] / pm[0] / 1e9,
                            pm[1], pb[1] / pm[1] / 1e9, pm[2], pb[2] / pm[2] / 1e9, pm[3],
                            pb[3] / pm[3] / 1e9, pm[0] + pm[1] + pm[2] + pm[3]);
                 }
