@@ -429,14 +429,14 @@ int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N)
 
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N)
 {
-    if (p->opts.comb >= 0) return p->opts.comb > 2 ? 2 : p->opts.comb;
+    if (p->opts.comb >= 0) return p->opts.comb > 3 ? 3 : p->opts.comb;
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
     return t ? t->comb : 0;
 }
 
 const char *fastmm_comb_name(int comb)
 {
-    return comb == 2 ? "deep stream" : comb ? "stream" : "staged";
+    return comb == 3 ? "bulk" : comb == 2 ? "deep stream" : comb ? "stream" : "staged";
 }
 
 int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N)
@@ -483,7 +483,7 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
             n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s%s %.2f%s%s", i ? " | " : "",
                          c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
                          c->direct ? " D" : "", c->direct && c->early ? " E" : "",
-                         c->comb == 2 ? " S2" : c->comb ? " S" : "", nb, t->cand_ms[i], ro,
+                         c->comb == 3 ? " S3" : c->comb == 2 ? " S2" : c->comb ? " S" : "", nb, t->cand_ms[i], ro,
                          chosen ? "*" : "");
         if (n < 0) break;
         at += (size_t)n;

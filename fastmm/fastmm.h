@@ -70,7 +70,10 @@ typedef struct fastmm_opts {
      * vector loads on the read-only path, evict-first stores; where the small side has at most
      * 32 blocks, else staged); 2 = deep streaming (the streaming kernel with the loads of
      * several rows in flight per thread and evict-first loads, so that a few thread blocks
-     * beside the products reach the DRAM's rate and leave L2 to them); -1 = the tuned choice
+     * beside the products reach the DRAM's rate and leave L2 to them); 3 = bulk (the streaming
+     * sums with the input rows brought into shared memory by bulk asynchronous copies in up to 8
+     * stages: ~200 KB in flight per thread block instead of ~64 KB in registers; fp32, aligned
+     * whole input blocks only, else streaming; not tuned yet, forced only); -1 = the tuned choice
      * (fastmm_tune_cuda times streaming and deep streaming on the fastest staged configuration
      * and checks their products; staged where not tuned). */
     int comb;
@@ -126,9 +129,9 @@ int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N);
  * read in place start before B's combination, overlapping it (the tuned choice, else 1). */
 int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N);
 /* The combination kernel the CUDA path uses for this shape (opts.comb, else the tuned choice,
- * else 0): 0 staged, 1 streaming. */
+ * else 0): 0 staged, 1 streaming, 2 deep streaming, 3 bulk. */
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
-const char *fastmm_comb_name(int comb); /* "staged" / "stream" / "deep stream" */
+const char *fastmm_comb_name(int comb); /* "staged" / "stream" / "deep stream" / "bulk" */
 /* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
  * else the tuned choice, else 0: no limit). */
 int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);

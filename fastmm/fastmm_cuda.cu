@@ -15,6 +15,8 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <cuda/barrier>
+#include <cuda/ptx>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -428,7 +430,7 @@ __device__ __forceinline__ void sk_st_acc(T *p, float4 v, int w, bool accumulate
 }
 
 // Offset of block b of a set and how many rows / columns of it hold data (stacks: all).
-__device__ __forceinline__ void sk_block(const bset &s, int b, long bh, long bw, long *off,
+__host__ __device__ __forceinline__ void sk_block(const bset &s, int b, long bh, long bw, long *off,
                                          int *rl, int *cl)
 {
     if (s.gw == 0) {
@@ -454,7 +456,7 @@ __device__ __forceinline__ void fma4(float4 &acc, float c, const float4 &v)
 
 // Shared memory: long boff[nbp], soff[K]; float cf[nbp][K]; int brl, bcl, bmask [nbp],
 // srl, scl, sany [K] (b: the big side, s: the small side; nbp = nbig rounded up to SK_U).
-static size_t sk_smem(int K, int nbig)
+__host__ __device__ static inline size_t sk_smem(int K, int nbig)
 {
     size_t nbp = (size_t)(nbig + SK_U - 1) / SK_U * SK_U;
     return (nbp + K) * 8 + nbp * K * 4 + (3 * nbp + 3 * K) * 4;
@@ -658,10 +660,225 @@ static bool sk_fits(int nsmall, int nbig)
     return K > 0 && sk_smem(K, nbig) <= SK_SMEM;
 }
 
+// ---- bulk combination kernel (opts.comb 3) ----
+// The streaming kernel's sums, with the input rows brought into shared memory by bulk
+// asynchronous copies (cp.async.bulk, completing on an mbarrier) in up to BK_NS stages instead of
+// loads into registers. Why: beside the products a combination costs them the multiprocessor
+// time it holds, i.e. its bytes divided by what one of its blocks moves per unit of time; a
+// block's loads in flight are bounded by its registers (~64 KB), while shared memory holds
+// ~200 KB of copies in flight, so a few such blocks should move as much as many streaming ones.
+// Where it does not apply (bf16 data, inputs not 16-byte aligned or not whole blocks, too many
+// inputs for two stages) the streaming kernel runs instead. fp32 only; one float4 per thread
+// of a row chunk of BK_CW floats; each item is (row, chunk), items dealt round-robin over blocks.
+#define BK_CW (4 * SK_THREADS)
+#define BK_NS 8
+#define BK_SMEM (200 * 1024) // stages' bytes at most (the H100 allows 227 KB per block)
+
+long fastmm_cuda_nbulk; // bulk launches (tests check that the kernel ran)
+
+__host__ __device__ static inline size_t bk_align(size_t x) { return (x + 127) / 128 * 128; }
+
+template <int K, bool EXPAND>
+__global__ void __launch_bounds__(SK_THREADS, 1) bulk_kernel(sk_args a, int ns, long nchunk)
+{
+    using barrier = cuda::barrier<cuda::thread_scope_block>;
+#pragma nv_diag_suppress static_var_with_dynamic_init
+    __shared__ barrier bar[BK_NS];
+    extern __shared__ float4 sk_sm[];
+    const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
+    long *boff = (long *)sk_sm, *soff = boff + nbp;
+    float *cf = (float *)(soff + K);
+    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bmask = bcl + nbp;
+    int *srl = bmask + nbp, *scl = srl + K, *sany = scl + K;
+    const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
+    // the streaming kernel's tables (coefficients, block offsets and bounds, masks)
+    for (int t = threadIdx.x; t < nbp * K; t += blockDim.x) {
+        int j = t / K, k = t % K;
+        float v = 0.f;
+        if (j < a.nbig && k < a.nsmall)
+            v = EXPAND ? a.dn[(size_t)(a.o0 + j) * a.ld_dn + a.i0 + k]
+                       : a.dn[(size_t)(a.o0 + k) * a.ld_dn + a.i0 + j];
+        cf[t] = v;
+    }
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        if (j < a.nbig) sk_block(bs, j, a.bh, a.bw, &boff[j], &brl[j], &bcl[j]);
+        else boff[j] = 0, brl[j] = 0, bcl[j] = 0;
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &soff[k], &srl[k], &scl[k]);
+        else soff[k] = 0, srl[k] = 0, scl[k] = 0;
+    }
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < ns; s++) init(&bar[s], SK_THREADS);
+        // the barriers' initialization visible to the copies (the async proxy)
+        cuda::ptx::fence_proxy_async(cuda::ptx::space_shared);
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        int m = 0;
+        for (int k = 0; k < K; k++)
+            if (cf[j * K + k] != 0.f) m |= 1 << (k / 4);
+        bmask[j] = m;
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        int any = 0;
+        for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
+        sany[k] = any;
+    }
+    __syncthreads();
+
+    const int nload = EXPAND ? a.nsmall : a.nbig;
+    const long *ioff = EXPAND ? soff : boff;
+    float *stg = (float *)((char *)sk_sm + bk_align(sk_smem(K, a.nbig)));
+    const size_t sf = (size_t)nload * BK_CW; // floats per stage
+    const float *ib = (const float *)a.in.base;
+    float *ob = (float *)a.out.base;
+    const long nitems = (a.xe - a.xb) * nchunk;
+    const long T = blockIdx.x < nitems ? (nitems - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+    // thread 0 brings item t's rows of every input into stage s
+    auto issue = [&](long t, int s) {
+        long it = blockIdx.x + t * gridDim.x, x = a.xb + it / nchunk, y0 = it % nchunk * BK_CW;
+        uint32_t bytes = (uint32_t)((a.bw - y0 < BK_CW ? a.bw - y0 : BK_CW) * 4);
+        cuda::device::barrier_expect_tx(bar[s], (ptrdiff_t)bytes * nload);
+        for (int k = 0; k < nload; k++)
+            cuda::device::memcpy_async_tx(stg + s * sf + (size_t)k * BK_CW,
+                                          ib + ioff[k] + x * a.in.ld + y0,
+                                          cuda::aligned_size_t<16>(bytes), bar[s]);
+    };
+    if (threadIdx.x == 0)
+        for (long t = 0; t < T && t < ns; t++) issue(t, (int)t);
+    for (long t = 0; t < T; t++) {
+        const int s = (int)(t % ns);
+        bar[s].wait(bar[s].arrive());
+        const long it = blockIdx.x + t * gridDim.x, x = a.xb + it / nchunk;
+        const long y0 = it % nchunk * BK_CW, y = y0 + 4 * threadIdx.x;
+        const float4 *st4 = (const float4 *)(stg + s * sf);
+        if (y < a.bw) {
+            if (EXPAND) {
+                float4 v[K];
+#pragma unroll
+                for (int k = 0; k < K; k++)
+                    v[k] = k < a.nsmall ? st4[(size_t)k * (BK_CW / 4) + threadIdx.x]
+                                        : make_float4(0.f, 0.f, 0.f, 0.f);
+                const long rout = x * a.out.ld;
+                for (int j = 0; j < a.nbig; j++) {
+                    const int m = bmask[j];
+                    if (a.mode != 0 && !m) continue;
+                    if (!(x < brl[j] && y < bcl[j])) continue;
+                    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+                    const float4 *c4 = (const float4 *)(cf + j * K);
+#pragma unroll
+                    for (int k = 0; k < K; k += 4) {
+                        if (!(m & 1 << (k / 4))) continue;
+                        float4 c = c4[k / 4];
+                        fma4(acc, c.x, v[k]);
+                        fma4(acc, c.y, v[k + 1]);
+                        fma4(acc, c.z, v[k + 2]);
+                        fma4(acc, c.w, v[k + 3]);
+                    }
+                    sk_st_acc(ob + boff[j] + rout + y, acc, 4, a.mode == 1);
+                }
+            } else {
+                float4 acc[K];
+#pragma unroll
+                for (int k = 0; k < K; k++) acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+                for (int j = 0; j < a.nbig; j++) {
+                    const float4 v = st4[(size_t)j * (BK_CW / 4) + threadIdx.x];
+                    const float4 *c4 = (const float4 *)(cf + j * K);
+                    const int m = bmask[j];
+#pragma unroll
+                    for (int k = 0; k < K; k += 4) {
+                        if (!(m & 1 << (k / 4))) continue;
+                        float4 c = c4[k / 4];
+                        fma4(acc[k], c.x, v);
+                        fma4(acc[k + 1], c.y, v);
+                        fma4(acc[k + 2], c.z, v);
+                        fma4(acc[k + 3], c.w, v);
+                    }
+                }
+                const long rout = x * a.out.ld;
+#pragma unroll
+                for (int k = 0; k < K; k++) {
+                    if (k >= a.nsmall) break;
+                    if (a.mode != 0 && !sany[k]) continue;
+                    if (!(x < srl[k] && y < scl[k])) continue;
+                    sk_st_acc(ob + soff[k] + rout + y, acc[k], 4, a.mode == 1);
+                }
+            }
+        }
+        __syncthreads(); // stage s read by every thread: it may be refilled
+        if (threadIdx.x == 0 && t + ns < T) {
+            cuda::ptx::fence_proxy_async(cuda::ptx::space_shared);
+            issue(t + ns, s);
+        }
+    }
+}
+
+// Whether the bulk kernel takes this launch: fp32 data, vectors on both sides, every input block
+// whole for the launch's rows and 16-byte aligned, and two stages of its inputs fit.
+template <typename Tin, typename Tout>
+static bool bk_fits(const bset &in, const bset &out, long bh, long bw, int nin, int nout,
+                    long xe, int *ns)
+{
+    if (sizeof(Tin) != 4 || sizeof(Tout) != 4 || !sk_vec(in) || !sk_vec(out) || bw % 4 ||
+        in.ld % 4 || ((uintptr_t)in.base & 15))
+        return false;
+    bool expand = nin <= nout;
+    int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
+    if (!sk_fits(nsmall, nbig)) return false;
+    size_t sb = (size_t)nin * BK_CW * 4;
+    int n = (int)(BK_SMEM / sb);
+    if (n < 2) return false;
+    *ns = n > BK_NS ? BK_NS : n;
+    for (int b = 0; b < nin; b++) {
+        long off;
+        int rl, cl;
+        sk_block(in, b, bh, bw, &off, &rl, &cl);
+        if (off % 4 || rl < xe || cl != bw) return false;
+    }
+    return true;
+}
+
+template <int K, bool EXPAND>
+static int bulk_launch(cudaStream_t s, const sk_args &a, int ns, int cap)
+{
+    static int nsm = 0;
+    if (!nsm) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            nsm = 0;
+        cudaGetLastError();
+        if (nsm < 1) nsm = 132;
+    }
+    long nchunk = (a.bw + BK_CW - 1) / BK_CW, nitems = (a.xe - a.xb) * nchunk;
+    long g = cap > 0 ? cap : nsm;
+    if (g > nitems) g = nitems;
+    int nload = EXPAND ? a.nsmall : a.nbig;
+    size_t smem = bk_align(sk_smem(K, a.nbig)) + (size_t)ns * nload * BK_CW * 4;
+    CK(cudaFuncSetAttribute(bulk_kernel<K, EXPAND>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)smem));
+    bulk_kernel<K, EXPAND><<<(unsigned)g, SK_THREADS, smem, s>>>(a, ns, nchunk);
+    CK(cudaGetLastError());
+    fastmm_cuda_nbulk++;
+    return 0;
+}
+
+template <bool EXPAND>
+static int bulk_k(cudaStream_t s, int K, const sk_args &a, int ns, int cap)
+{
+    switch (K) {
+    case 4: return bulk_launch<4, EXPAND>(s, a, ns, cap);
+    case 8: return bulk_launch<8, EXPAND>(s, a, ns, cap);
+    case 16: return bulk_launch<16, EXPAND>(s, a, ns, cap);
+    default: return bulk_launch<32, EXPAND>(s, a, ns, cap);
+    }
+}
+
 // One combination: out o (o < nout) = sum over in-range inputs of the map's row o0 + o; see
 // combine_kernel for the modes. kind 1: the streaming kernel where it applies (small side of at
-// most 32 blocks, coefficients in 48 KB), kind 2 its deep form there, else (and kind 0) the
-// staged one. cap > 0: the
+// most 32 blocks, coefficients in 48 KB), kind 2 its deep form there, kind 3 the bulk kernel
+// where it applies (else streaming), else (and kind 0) the staged one. cap > 0: the
 // streaming kernel with at most that many thread blocks (at least one per column group), its
 // row loop doing the rest (opts.comb_blocks).
 template <typename Tin, typename Tout>
@@ -700,6 +917,9 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     if (cap > 0 && gy > cap / gx) gy = cap / gx > 0 ? cap / gx : 1;
     dim3 grid((unsigned)gx, (unsigned)gy);
     int K = sk_small(nsmall);
+    int ns = 0;
+    if (kind == 3 && bk_fits<Tin, Tout>(in, out, bh, bw, nin, nout, xe, &ns))
+        return expand ? bulk_k<true>(s, K, a, ns, cap) : bulk_k<false>(s, K, a, ns, cap);
     size_t smem = sk_smem(K, nbig);
     bool deep = kind == 2;
     if (expand)
@@ -1531,7 +1751,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
                 cand[nc].prio = P > 1 ? pv : 0;
                 cand[nc].direct = dir;
-                cand[nc].comb = p->opts.comb > 2 ? 2 : p->opts.comb > 0 ? p->opts.comb : 0;
+                cand[nc].comb = p->opts.comb > 3 ? 3 : p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 nc++;
@@ -1681,7 +1901,7 @@ extern "C" int fastmm_cuda_phases_comb(fastmm_cuda *c, fastmm_plan *p, int comb,
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     if (cfg.levels == 0) return tg_fail("fastmm: plain GEMM at this shape, no phases");
-    if (comb >= 0) cfg.comb = comb > 2 ? 2 : comb;
+    if (comb >= 0) cfg.comb = comb > 3 ? 3 : comb;
     cfg.panels = 1;
     cfg.prio = 0;
     for (int i = 0; i < 4; i++) ms[i] = 1e30;

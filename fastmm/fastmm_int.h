@@ -46,7 +46,8 @@ typedef struct fastmm_level {
 #define FASTMM_LEVELS_MAX 4
 
 /* A configuration: levels, row panels, combinations on the high-priority stream, direct
- * operands, combination kernel (0 staged, 1 streaming; fastmm_cuda.cu), and with direct
+ * operands, combination kernel (0 staged, 1 streaming, 2 deep streaming, 3 bulk; fastmm_cuda.cu),
+ * and with direct
  * operands the early start (the first panel's terms whose B operand is read in place are
  * multiplied while B's combination runs, instead of after it), and the most thread blocks of a
  * combination beside products (0: no limit; opts.comb_blocks). */
@@ -94,6 +95,12 @@ int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N);
 
 #ifdef TG_HAVE_CUDA
 void fastmm_cuda_level_release(void *dev);
+#endif
+
+#ifdef TG_HAVE_CUDA
+/* Launches of the bulk combination kernel so far (opts.comb 3; tests check that it ran where it
+ * applies, since elsewhere the streaming kernel stands in for it). */
+extern long fastmm_cuda_nbulk;
 #endif
 
 #ifdef __cplusplus

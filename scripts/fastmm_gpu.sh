@@ -74,7 +74,8 @@ check)
         stamp check
         nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu,memory.total --format=csv
         for b in "$G"/bin/*; do LD_LIBRARY_PATH=$LIBS ldd "$b" | grep "not found"; done
-        run "$G/bin/test_fastmm_cuda" 2>&1 | grep -v "^#\|HDF5\|H5\|major:\|minor:"
+        # a hung kernel must not take the whole device call (the tests take ~10 s)
+        run timeout 120 "$G/bin/test_fastmm_cuda" 2>&1 | grep -v "^#\|HDF5\|H5\|major:\|minor:"
         st1=${PIPESTATUS[0]}
         run "$G/bin/test_fastmm_cpu" 2>&1 | tail -4
         st2=${PIPESTATUS[0]}

@@ -10,6 +10,7 @@
 #include "common/factio.h"
 #include "common/rng.h"
 #include "fastmm/fastmm.h"
+#include "fastmm/fastmm_int.h"
 
 #ifdef TG_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -232,13 +233,14 @@ static void test_comb_blocks(void **state)
     static const int blocks[] = {1, 3, 7, 100000};
     static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     int n = 0;
+    long nbulk = fastmm_cuda_nbulk;
     for (int L = 1; L <= 2; L++)
         for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
             for (int d = 0; d < 2; d++) {
                 long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
                 fastmm_opts o = fastmm_opts_default();
                 o.levels = L;
-                o.comb = 1 + (n / 4) % 2; /* streaming and deep streaming */
+                o.comb = 1 + (n / 4) % 3; /* streaming, deep streaming, bulk */
                 o.direct = d;
                 o.panels = 1 + (int)(t + d) % 3;
                 o.comb_blocks = blocks[n % 4];
@@ -251,6 +253,7 @@ static void test_comb_blocks(void **state)
                         tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
                 fastmm_plan_free(p);
             }
+    assert_true(fastmm_cuda_nbulk > nbulk); /* the bulk kernel ran, capped, where it applies */
     tg_fact_free(s);
 }
 
@@ -425,6 +428,7 @@ static void test_comb_stream(void **state)
     tg_rng r;
     tg_rng_seed(&r, 4242, 0);
     int runs = 0;
+    long nbulk = fastmm_cuda_nbulk;
     for (int ai = 0; ai < 4; ai++) {
         if (!algs[ai]) continue;
         const tg_fact *f = algs[ai];
@@ -462,7 +466,7 @@ static void test_comb_stream(void **state)
                 if (v == 3) o.prec = t % 2 ? FASTMM_BF16 : FASTMM_TF32;
                 fastmm_opts o1 = o;
                 o.comb = 0;
-                o1.comb = 1 + (t + v) % 2; /* streaming, deep streaming */
+                o1.comb = 1 + (t + v) % 3; /* streaming, deep streaming, bulk */
                 fastmm_plan *p0 = fastmm_plan_new(f, &o), *p1 = fastmm_plan_new(f, &o1);
                 assert_non_null(p0);
                 assert_non_null(p1);
@@ -477,7 +481,8 @@ static void test_comb_stream(void **state)
             }
         }
     }
-    print_message("%d stream/staged pairs\n", runs);
+    print_message("%d stream/staged pairs, %ld bulk launches\n", runs, fastmm_cuda_nbulk - nbulk);
+    assert_true(fastmm_cuda_nbulk > nbulk); /* fp32 aligned whole blocks: the bulk kernel ran */
     tg_fact_free(algs[0]);
     tg_fact_free(algs[1]);
     tg_fact_free(algs[3]);
@@ -579,7 +584,7 @@ static void test_best_gemm_and_phases(void **state)
     assert_int_equal(fastmm_cuda_max_rel_err(ctx, M, N, C2, N, R, &e2), 0);
     assert_true(e2 < 4e-5);
     /* any combination kernel on request: the same traffic, the product again */
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         double ms2[4], by2[4];
         assert_int_equal(cudaMemset(C2, 0xff, 4 * M * N), cudaSuccess);
         if (fastmm_cuda_phases_comb(ctx, p, k, M, N, K, A, K, B, N, C2, N, ms2, by2))
@@ -595,7 +600,7 @@ static void test_best_gemm_and_phases(void **state)
         oc.comb_blocks = cap;
         fastmm_plan *pc = fastmm_plan_new(s, &oc);
         assert_non_null(pc);
-        for (int k = 1; k < 3; k++) {
+        for (int k = 1; k < 4; k++) {
             double ms2[4], by2[4];
             assert_int_equal(cudaMemset(C2, 0xff, 4 * M * N), cudaSuccess);
             if (fastmm_cuda_phases_comb(ctx, pc, k, M, N, K, A, K, B, N, C2, N, ms2, by2))

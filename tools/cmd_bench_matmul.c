@@ -41,7 +41,7 @@ static const char *use =
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
     "                   memory bandwidth (combinations) and FLOP rate (products), with the\n"
-    "                   chosen combination kernel and the other two\n"
+    "                   chosen combination kernel and the others\n"
     "  --direct N       operands that are one block times +-2^k read in place (GPU: with the\n"
     "                   early start where untuned): -1 tuned\n"
     "                   (default), 0 never, 1 wherever the grid divides the sizes\n"
@@ -50,7 +50,9 @@ static const char *use =
     "  --comb N         GPU: block combination kernel: -1 tuned (default: staged, then streaming\n"
     "                   and deep streaming tried on the fastest and checked), 0 staged,\n"
     "                   1 streaming, 2 deep streaming (several rows' loads in flight per\n"
-    "                   thread, evict-first loads)\n"
+    "                   thread, evict-first loads), 3 bulk (rows copied into shared memory\n"
+    "                   by bulk asynchronous copies; fp32 with aligned whole blocks, else\n"
+    "                   streaming; not tuned yet)\n"
     "  --comb-blocks N  GPU, streaming kernel: at most N thread blocks for the combinations\n"
     "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
     "                   multiprocessor tried on the fastest), 0 no limit; with --phases\n"
@@ -148,7 +150,7 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
              gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
-             gpu && comb ? comb == 2 ? " S2" : " S" : "", bs); /* the CPU path has one way */
+             gpu && comb ? comb == 3 ? " S3" : comb == 2 ? " S2" : " S" : "", bs); /* the CPU path has one way */
 }
 
 #ifdef TG_HAVE_CUDA
@@ -283,11 +285,11 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                         printf("    tuned (ms, * chosen): %s\n", rep);
                 }
                 /* the chosen combination kernel first, then the other two (their bandwidth
-                 * whether or not tuning chose them) */
-                int ck = fastmm_plan_comb(al[a].plan[pr], s, s, s);
-                for (int k = 0; phases && k < 3; k++) {
+                 * whether or not tuning chose them); the bulk kernel only where forced */
+                int ck = fastmm_plan_comb(al[a].plan[pr], s, s, s), nk = ck == 3 ? 4 : 3;
+                for (int k = 0; phases && k < nk; k++) {
                     double pm[4], pb[4];
-                    int kind = (ck + k) % 3;
+                    int kind = (ck + k) % nk;
                     if (fastmm_cuda_phases_comb(c, al[a].plan[pr], kind, s, s, s, xa, s, xb, s,
                                                 C2, s, pm, pb)) {
                         printf("    phases: %s\n", tg_errmsg());
@@ -509,7 +511,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.gemm_search = search;
             op.direct = direct < -1 ? -1 : direct > 1 ? 1 : direct;
             op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
-            op.comb = comb < -1 ? -1 : comb > 2 ? 2 : comb;
+            op.comb = comb < -1 ? -1 : comb > 3 ? 3 : comb;
             op.comb_blocks = comb_blocks;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
