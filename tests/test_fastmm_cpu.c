@@ -332,11 +332,11 @@ static void test_comb_option(void **state)
         A[i] = (float)((i * 37) % 11) - 5;
         B[i] = (float)((i * 53) % 7) - 3;
     }
-    for (int k = -1; k <= 2; k++) {
+    for (int k = -1; k <= 4; k++) {
         o.comb = k;
         fastmm_plan *p = fastmm_plan_new(s, &o);
         assert_non_null(p);
-        assert_int_equal(fastmm_plan_comb(p, 64, 64, 64), k < 0 ? 0 : k);
+        assert_int_equal(fastmm_plan_comb(p, 64, 64, 64), k < 0 ? 0 : k > 3 ? 3 : k);
         assert_int_equal(fastmm_sgemm_cpu(p, 64, 64, 64, A, 64, B, 64, k >= 1 ? C1 : C0, 64), 0);
         char rep[64];
         assert_int_equal(fastmm_plan_tune_report(p, 64, 64, 64, rep, sizeof rep), -1); /* untuned */
@@ -346,6 +346,7 @@ static void test_comb_option(void **state)
     assert_string_equal(fastmm_comb_name(0), "staged");
     assert_string_equal(fastmm_comb_name(1), "stream");
     assert_string_equal(fastmm_comb_name(2), "deep stream");
+    assert_string_equal(fastmm_comb_name(3), "bulk");
     tg_fact_free(s);
 }
 
