@@ -814,8 +814,27 @@ __global__ void __launch_bounds__(SK_THREADS, 1) bulk_kernel(sk_args a, int ns, 
     }
 }
 
+// The device's multiprocessors and the most shared memory a block may have (cached; the
+// library runs on one device at a time).
+static void bk_dev(int *nsm, int *smax)
+{
+    static int n = 0, m = 0;
+    if (!n) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&m, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+            n = 0, m = 0;
+        cudaGetLastError();
+        if (n < 1) n = 1, m = 0; // unknown: no bulk kernel
+    }
+    *nsm = n;
+    *smax = m;
+}
+
 // Whether the bulk kernel takes this launch: fp32 data, vectors on both sides, every input block
-// whole for the launch's rows and 16-byte aligned, and two stages of its inputs fit.
+// whole for the launch's rows and 16-byte aligned, and two stages of its inputs fit beside the
+// tables in the block's shared memory (*ns: the stages, at most BK_NS and BK_SMEM bytes).
 template <typename Tin, typename Tout>
 static bool bk_fits(const bset &in, const bset &out, long bh, long bw, int nin, int nout,
                     long xe, int *ns)
@@ -826,8 +845,12 @@ static bool bk_fits(const bset &in, const bset &out, long bh, long bw, int nin, 
     bool expand = nin <= nout;
     int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
     if (!sk_fits(nsmall, nbig)) return false;
-    size_t sb = (size_t)nin * BK_CW * 4;
-    int n = (int)(BK_SMEM / sb);
+    int nsm, smax;
+    bk_dev(&nsm, &smax);
+    size_t sb = (size_t)nin * BK_CW * 4, tab = bk_align(sk_smem(sk_small(nsmall), nbig));
+    size_t room = (size_t)smax > tab ? (size_t)smax - tab : 0;
+    if (room > BK_SMEM) room = BK_SMEM;
+    int n = (int)(room / sb);
     if (n < 2) return false;
     *ns = n > BK_NS ? BK_NS : n;
     for (int b = 0; b < nin; b++) {
@@ -842,15 +865,8 @@ static bool bk_fits(const bset &in, const bset &out, long bh, long bw, int nin, 
 template <int K, bool EXPAND>
 static int bulk_launch(cudaStream_t s, const sk_args &a, int ns, int cap)
 {
-    static int nsm = 0;
-    if (!nsm) {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            nsm = 0;
-        cudaGetLastError();
-        if (nsm < 1) nsm = 132;
-    }
+    int nsm, smax;
+    bk_dev(&nsm, &smax);
     long nchunk = (a.bw + BK_CW - 1) / BK_CW, nitems = (a.xe - a.xb) * nchunk;
     long g = cap > 0 ? cap : nsm;
     if (g > nitems) g = nitems;
