@@ -469,6 +469,106 @@ template <int K, bool EXPAND> __host__ __device__ constexpr int sk_deep_ru()
     return EXPAND ? (K <= 4 ? 4 : K <= 8 ? 2 : 1) : (K <= 4 ? 2 : 1);
 }
 
+// The streaming kernels' tables in shared memory (layout of sk_smem), filled by the whole block
+// (ends synchronized): coefficients cf[j][k] for big j, small k (zero outside the launch's
+// range), block offsets and bounds, and bmask[j], the groups of 4 small-side blocks with a
+// non-zero coefficient for big j (all-zero groups are skipped: a uniform branch instead of 16
+// FMAs); sany[k]: whether small k has a term. An output without terms is zeroed in mode 0 and
+// left alone otherwise.
+struct sk_tab {
+    long *boff, *soff;
+    float *cf;
+    int *brl, *bcl, *bmask, *srl, *scl, *sany;
+};
+template <int K, bool EXPAND> __device__ __forceinline__ sk_tab sk_tables(const sk_args &a, void *sm)
+{
+    sk_tab t;
+    const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
+    t.boff = (long *)sm;
+    t.soff = t.boff + nbp;
+    t.cf = (float *)(t.soff + K);
+    t.brl = (int *)(t.cf + (size_t)nbp * K);
+    t.bcl = t.brl + nbp;
+    t.bmask = t.bcl + nbp;
+    t.srl = t.bmask + nbp;
+    t.scl = t.srl + K;
+    t.sany = t.scl + K;
+    const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
+    for (int i = threadIdx.x; i < nbp * K; i += blockDim.x) {
+        int j = i / K, k = i % K;
+        float v = 0.f;
+        if (j < a.nbig && k < a.nsmall)
+            v = EXPAND ? a.dn[(size_t)(a.o0 + j) * a.ld_dn + a.i0 + k]
+                       : a.dn[(size_t)(a.o0 + k) * a.ld_dn + a.i0 + j];
+        t.cf[i] = v;
+    }
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        if (j < a.nbig) sk_block(bs, j, a.bh, a.bw, &t.boff[j], &t.brl[j], &t.bcl[j]);
+        else t.boff[j] = 0, t.brl[j] = 0, t.bcl[j] = 0; // padding: never loaded
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &t.soff[k], &t.srl[k], &t.scl[k]);
+        else t.soff[k] = 0, t.srl[k] = 0, t.scl[k] = 0;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
+        int m = 0;
+        for (int k = 0; k < K; k++)
+            if (t.cf[j * K + k] != 0.f) m |= 1 << (k / 4);
+        t.bmask[j] = m;
+    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        int any = 0;
+        for (int j = 0; j < nbp; j++) any |= t.cf[j * K + k] != 0.f;
+        t.sany[k] = any;
+    }
+    __syncthreads();
+    return t;
+}
+
+// One row of an expanding combination: every output j of the launch at row x, columns y..y+W-1,
+// from the row's K inputs v (zero beyond nsmall); all-zero coefficient groups skipped.
+template <int K, typename Tout>
+__device__ __forceinline__ void sk_expand_row(const sk_tab &tb, const sk_args &a,
+                                              const float4 (&v)[K], long x, long y, int W,
+                                              Tout *ob)
+{
+    const long rout = x * a.out.ld;
+    for (int j = 0; j < a.nbig; j++) {
+        const int m = tb.bmask[j];
+        if (a.mode != 0 && !m) continue;
+        if (!(x < tb.brl[j] && y < tb.bcl[j])) continue;
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        const float4 *c4 = (const float4 *)(tb.cf + j * K);
+#pragma unroll
+        for (int k = 0; k < K; k += 4) {
+            if (!(m & 1 << (k / 4))) continue;
+            float4 c = c4[k / 4];
+            fma4(acc, c.x, v[k]);
+            fma4(acc, c.y, v[k + 1]);
+            fma4(acc, c.z, v[k + 2]);
+            fma4(acc, c.w, v[k + 3]);
+        }
+        sk_st_acc(ob + tb.boff[j] + rout + y, acc, W, a.mode == 1);
+    }
+}
+
+// The stores of a contracting combination's row x: the small side's sums acc.
+template <int K, typename Tout>
+__device__ __forceinline__ void sk_contract_store(const sk_tab &tb, const sk_args &a,
+                                                  const float4 (&acc)[K], long x, long y, int W,
+                                                  Tout *ob)
+{
+    const long rout = x * a.out.ld;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        if (k >= a.nsmall) break;
+        if (a.mode != 0 && !tb.sany[k]) continue;
+        if (!(x < tb.srl[k] && y < tb.scl[k])) continue;
+        sk_st_acc(ob + tb.soff[k] + rout + y, acc[k], W, a.mode == 1);
+    }
+}
+
 // EXPAND: inputs small (in registers), outputs big; else the reverse. W: elements per thread.
 // DEEP (opts.comb 2): RU rows per iteration, evict-first loads; else one row, the read-only path.
 template <int K, int W, bool EXPAND, bool DEEP, typename Tin, typename Tout>
@@ -476,45 +576,7 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
 {
     constexpr int RU = DEEP ? sk_deep_ru<K, EXPAND>() : 1;
     extern __shared__ float4 sk_sm[];
-    const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
-    long *boff = (long *)sk_sm, *soff = boff + nbp;
-    float *cf = (float *)(soff + K);
-    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bmask = bcl + nbp;
-    int *srl = bmask + nbp, *scl = srl + K, *sany = scl + K;
-    const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
-    // coefficients: cf[j][k] for big j, small k (zero outside the launch's range)
-    for (int t = threadIdx.x; t < nbp * K; t += blockDim.x) {
-        int j = t / K, k = t % K;
-        float v = 0.f;
-        if (j < a.nbig && k < a.nsmall)
-            v = EXPAND ? a.dn[(size_t)(a.o0 + j) * a.ld_dn + a.i0 + k]
-                       : a.dn[(size_t)(a.o0 + k) * a.ld_dn + a.i0 + j];
-        cf[t] = v;
-    }
-    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
-        if (j < a.nbig) sk_block(bs, j, a.bh, a.bw, &boff[j], &brl[j], &bcl[j]);
-        else boff[j] = 0, brl[j] = 0, bcl[j] = 0; // padding: never loaded
-    }
-    for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &soff[k], &srl[k], &scl[k]);
-        else soff[k] = 0, srl[k] = 0, scl[k] = 0;
-    }
-    __syncthreads();
-    // bmask[j]: the groups of 4 small-side blocks with a non-zero coefficient for big j (all-zero
-    // groups are skipped: a uniform branch instead of 16 FMAs); sany[k]: whether small k has a
-    // term. An output without terms is zeroed in mode 0 and left alone otherwise.
-    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
-        int m = 0;
-        for (int k = 0; k < K; k++)
-            if (cf[j * K + k] != 0.f) m |= 1 << (k / 4);
-        bmask[j] = m;
-    }
-    for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        int any = 0;
-        for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
-        sany[k] = any;
-    }
-    __syncthreads();
+    const sk_tab tb = sk_tables<K, EXPAND>(a, sk_sm);
 
     const int tx = threadIdx.x & ((1 << a.lgtx) - 1), ty = threadIdx.x >> a.lgtx;
     const int ty_n = SK_THREADS >> a.lgtx;
@@ -536,31 +598,15 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
 #pragma unroll
                 for (int k = 0; k < K; k++) {
                     v[r][k] = make_float4(0.f, 0.f, 0.f, 0.f);
-                    if (x < a.xe && x < srl[k] && y < scl[k])
-                        v[r][k] = sk_ld<Tin, DEEP>(ib + soff[k] + rin + y, W);
+                    if (x < a.xe && x < tb.srl[k] && y < tb.scl[k])
+                        v[r][k] = sk_ld<Tin, DEEP>(ib + tb.soff[k] + rin + y, W);
                 }
             }
 #pragma unroll
             for (int r = 0; r < RU; r++) {
-                const long x = x0 + r * xstep, rout = x * a.out.ld;
+                const long x = x0 + r * xstep;
                 if (x >= a.xe) break;
-                for (int j = 0; j < a.nbig; j++) {
-                    const int m = bmask[j];
-                    if (a.mode != 0 && !m) continue;
-                    if (!(x < brl[j] && y < bcl[j])) continue;
-                    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-                    const float4 *c4 = (const float4 *)(cf + j * K);
-#pragma unroll
-                    for (int k = 0; k < K; k += 4) {
-                        if (!(m & 1 << (k / 4))) continue;
-                        float4 c = c4[k / 4];
-                        fma4(acc, c.x, v[r][k]);
-                        fma4(acc, c.y, v[r][k + 1]);
-                        fma4(acc, c.z, v[r][k + 2]);
-                        fma4(acc, c.w, v[r][k + 3]);
-                    }
-                    sk_st_acc(ob + boff[j] + rout + y, acc, W, a.mode == 1);
-                }
+                sk_expand_row<K>(tb, a, v[r], x, y, W, ob);
             }
         } else {
             float4 acc[RU][K];
@@ -577,14 +623,14 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
                     for (int u = 0; u < SK_U; u++) {
                         int j = j0 + u;
                         v[r][u] = make_float4(0.f, 0.f, 0.f, 0.f);
-                        if (j < a.nbig && x < a.xe && x < brl[j] && y < bcl[j])
-                            v[r][u] = sk_ld<Tin, DEEP>(ib + boff[j] + rin + y, W);
+                        if (j < a.nbig && x < a.xe && x < tb.brl[j] && y < tb.bcl[j])
+                            v[r][u] = sk_ld<Tin, DEEP>(ib + tb.boff[j] + rin + y, W);
                     }
                 }
 #pragma unroll
                 for (int u = 0; u < SK_U; u++) {
-                    const float4 *c4 = (const float4 *)(cf + (j0 + u) * K);
-                    const int m = bmask[j0 + u];
+                    const float4 *c4 = (const float4 *)(tb.cf + (j0 + u) * K);
+                    const int m = tb.bmask[j0 + u];
 #pragma unroll
                     for (int k = 0; k < K; k += 4) {
                         if (!(m & 1 << (k / 4))) continue;
@@ -601,15 +647,9 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
             }
 #pragma unroll
             for (int r = 0; r < RU; r++) {
-                const long x = x0 + r * xstep, rout = x * a.out.ld;
+                const long x = x0 + r * xstep;
                 if (x >= a.xe) break;
-#pragma unroll
-                for (int k = 0; k < K; k++) {
-                    if (k >= a.nsmall) break;
-                    if (a.mode != 0 && !sany[k]) continue;
-                    if (!(x < srl[k] && y < scl[k])) continue;
-                    sk_st_acc(ob + soff[k] + rout + y, acc[r][k], W, a.mode == 1);
-                }
+                sk_contract_store<K>(tb, a, acc[r], x, y, W, ob);
             }
         }
     }
@@ -685,50 +725,16 @@ __global__ void __launch_bounds__(SK_THREADS, 1) bulk_kernel(sk_args a, int ns, 
 #pragma nv_diag_suppress static_var_with_dynamic_init
     __shared__ barrier bar[BK_NS];
     extern __shared__ float4 sk_sm[];
-    const int nbp = (a.nbig + SK_U - 1) / SK_U * SK_U;
-    long *boff = (long *)sk_sm, *soff = boff + nbp;
-    float *cf = (float *)(soff + K);
-    int *brl = (int *)(cf + (size_t)nbp * K), *bcl = brl + nbp, *bmask = bcl + nbp;
-    int *srl = bmask + nbp, *scl = srl + K, *sany = scl + K;
-    const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
-    // the streaming kernel's tables (coefficients, block offsets and bounds, masks)
-    for (int t = threadIdx.x; t < nbp * K; t += blockDim.x) {
-        int j = t / K, k = t % K;
-        float v = 0.f;
-        if (j < a.nbig && k < a.nsmall)
-            v = EXPAND ? a.dn[(size_t)(a.o0 + j) * a.ld_dn + a.i0 + k]
-                       : a.dn[(size_t)(a.o0 + k) * a.ld_dn + a.i0 + j];
-        cf[t] = v;
-    }
-    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
-        if (j < a.nbig) sk_block(bs, j, a.bh, a.bw, &boff[j], &brl[j], &bcl[j]);
-        else boff[j] = 0, brl[j] = 0, bcl[j] = 0;
-    }
-    for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &soff[k], &srl[k], &scl[k]);
-        else soff[k] = 0, srl[k] = 0, scl[k] = 0;
-    }
     if (threadIdx.x == 0) {
         for (int s = 0; s < ns; s++) init(&bar[s], SK_THREADS);
-        // the barriers' initialization visible to the copies (the async proxy)
+        // the barriers' initialization visible to the copies (the async proxy); sk_tables'
+        // __syncthreads makes it visible to the block
         cuda::ptx::fence_proxy_async(cuda::ptx::space_shared);
     }
-    __syncthreads();
-    for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
-        int m = 0;
-        for (int k = 0; k < K; k++)
-            if (cf[j * K + k] != 0.f) m |= 1 << (k / 4);
-        bmask[j] = m;
-    }
-    for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        int any = 0;
-        for (int j = 0; j < nbp; j++) any |= cf[j * K + k] != 0.f;
-        sany[k] = any;
-    }
-    __syncthreads();
+    const sk_tab tb = sk_tables<K, EXPAND>(a, sk_sm);
 
     const int nload = EXPAND ? a.nsmall : a.nbig;
-    const long *ioff = EXPAND ? soff : boff;
+    const long *ioff = EXPAND ? tb.soff : tb.boff;
     float *stg = (float *)((char *)sk_sm + bk_align(sk_smem(K, a.nbig)));
     const size_t sf = (size_t)nload * BK_CW; // floats per stage
     const float *ib = (const float *)a.in.base;
@@ -760,32 +766,15 @@ __global__ void __launch_bounds__(SK_THREADS, 1) bulk_kernel(sk_args a, int ns, 
                 for (int k = 0; k < K; k++)
                     v[k] = k < a.nsmall ? st4[(size_t)k * (BK_CW / 4) + threadIdx.x]
                                         : make_float4(0.f, 0.f, 0.f, 0.f);
-                const long rout = x * a.out.ld;
-                for (int j = 0; j < a.nbig; j++) {
-                    const int m = bmask[j];
-                    if (a.mode != 0 && !m) continue;
-                    if (!(x < brl[j] && y < bcl[j])) continue;
-                    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-                    const float4 *c4 = (const float4 *)(cf + j * K);
-#pragma unroll
-                    for (int k = 0; k < K; k += 4) {
-                        if (!(m & 1 << (k / 4))) continue;
-                        float4 c = c4[k / 4];
-                        fma4(acc, c.x, v[k]);
-                        fma4(acc, c.y, v[k + 1]);
-                        fma4(acc, c.z, v[k + 2]);
-                        fma4(acc, c.w, v[k + 3]);
-                    }
-                    sk_st_acc(ob + boff[j] + rout + y, acc, 4, a.mode == 1);
-                }
+                sk_expand_row<K>(tb, a, v, x, y, 4, ob);
             } else {
                 float4 acc[K];
 #pragma unroll
                 for (int k = 0; k < K; k++) acc[k] = make_float4(0.f, 0.f, 0.f, 0.f);
                 for (int j = 0; j < a.nbig; j++) {
                     const float4 v = st4[(size_t)j * (BK_CW / 4) + threadIdx.x];
-                    const float4 *c4 = (const float4 *)(cf + j * K);
-                    const int m = bmask[j];
+                    const float4 *c4 = (const float4 *)(tb.cf + j * K);
+                    const int m = tb.bmask[j];
 #pragma unroll
                     for (int k = 0; k < K; k += 4) {
                         if (!(m & 1 << (k / 4))) continue;
@@ -796,14 +785,7 @@ __global__ void __launch_bounds__(SK_THREADS, 1) bulk_kernel(sk_args a, int ns, 
                         fma4(acc[k + 3], c.w, v);
                     }
                 }
-                const long rout = x * a.out.ld;
-#pragma unroll
-                for (int k = 0; k < K; k++) {
-                    if (k >= a.nsmall) break;
-                    if (a.mode != 0 && !sany[k]) continue;
-                    if (!(x < srl[k] && y < scl[k])) continue;
-                    sk_st_acc(ob + soff[k] + rout + y, acc[k], 4, a.mode == 1);
-                }
+                sk_contract_store<K>(tb, a, acc, x, y, 4, ob);
             }
         }
         __syncthreads(); // stage s read by every thread: it may be refilled
@@ -872,8 +854,12 @@ static int bulk_launch(cudaStream_t s, const sk_args &a, int ns, int cap)
     if (g > nitems) g = nitems;
     int nload = EXPAND ? a.nsmall : a.nbig;
     size_t smem = bk_align(sk_smem(K, a.nbig)) + (size_t)ns * nload * BK_CW * 4;
-    CK(cudaFuncSetAttribute(bulk_kernel<K, EXPAND>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            (int)smem));
+    static size_t allowed = 0; // per kernel instance: raised once, not at every launch
+    if (smem > allowed) {
+        CK(cudaFuncSetAttribute(bulk_kernel<K, EXPAND>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        allowed = smem;
+    }
     bulk_kernel<K, EXPAND><<<(unsigned)g, SK_THREADS, smem, s>>>(a, ns, nchunk);
     CK(cudaGetLastError());
     fastmm_cuda_nbulk++;
