@@ -2,6 +2,7 @@
 #include "fastmm/fastmm.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ fastmm_opts fastmm_opts_default(void)
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
                      .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1,
-                     .comb_blocks = -1};
+                     .comb_blocks = -1, .fused = 0};
     return o;
 }
 
@@ -444,6 +445,32 @@ int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N)
     if (p->opts.comb_blocks >= 0) return p->opts.comb_blocks;
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
     return t ? t->blocks : 0;
+}
+
+int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.fused != 1 || p->opts.prec != FASTMM_FP32) return 0;
+    int L = fastmm_plan_levels(p, M, K, N);
+    fastmm_level *l = L >= 1 ? fastmm_plan_level(p, L) : NULL;
+    if (!l) {
+        tg_err_clear();
+        return 0;
+    }
+    tg_dims d = tg_fact_dims(l->f);
+    if (M % d.n || K % d.m || N % d.p || (M / d.n) % FASTMM_FUSED_TILE ||
+        (N / d.p) % FASTMM_FUSED_TILE || (K / d.m) % FASTMM_FUSED_BK || K / d.m > INT_MAX ||
+        l->c.nout > FASTMM_FUSED_MAXC)
+        return 0;
+    int R = tg_fact_rank(l->f);
+    for (int r = 0; r < R; r++) {
+        int na = l->a.ptr[r + 1] - l->a.ptr[r], nb = l->b.ptr[r + 1] - l->b.ptr[r], nc = 0;
+        if (na < 1 || na > FASTMM_FUSED_TERMS || nb < 1 || nb > FASTMM_FUSED_TERMS) return 0;
+        for (int e = 0; e < l->c.nnz; e++) nc += l->c.idx[e] == r;
+        if (nc > FASTMM_FUSED_TARGETS) return 0;
+    }
+    for (int o = 0; o < l->c.nout; o++)
+        if (l->c.ptr[o + 1] == l->c.ptr[o]) return 0; /* a C block no product reaches */
+    return 1;
 }
 
 int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N)

@@ -18,6 +18,7 @@
 #include <cuda/barrier>
 #include <cuda/ptx>
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -1595,6 +1596,252 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused products (opts.fused): each block product M_r = S_r T_r by a kernel of our own that
+// forms S_r and T_r while it loads its operand tiles (the sums of up to FU_TERMS input blocks,
+// in registers, on their way to shared memory) and adds w_rk M_r into the C blocks in its
+// epilogue: no combination pass, no temporaries, no DRAM traffic beside the operands' reads
+// and C's read-modify-writes (the card runs at its power limit during SGEMM, so the separate
+// passes cost clock as well as multiprocessors). Products run one launch each, in order, so that
+// the C blocks they share are never written at once. A plain fp32 SIMT GEMM: 128 x 128 tiles,
+// k-steps of 8, 256 threads of 8 x 8 outputs (two 4 x 4 quadrants per side, so that the warp's
+// shared-memory reads are float4 and conflict-free), double-buffered through registers. It only
+// pays if it comes within ~1% of cuBLAS's SGEMM (8/7 x 0.95 is +8.6%); fastmm_gemm_cuda_own
+// times it alone against cuBLAS.
+#define FU_BM FASTMM_FUSED_TILE
+#define FU_BN FASTMM_FUSED_TILE
+#define FU_BK FASTMM_FUSED_BK
+#define FU_TERMS FASTMM_FUSED_TERMS
+#define FU_TARGETS FASTMM_FUSED_TARGETS
+
+struct fu_args {
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+    int K;         // inner length of one block product (a multiple of FU_BK)
+    int nc;        // C targets
+    int first;     // bit t: target t is written (not accumulated): the first product to reach it
+    long aoff[FU_TERMS], boff[FU_TERMS], coff[FU_TARGETS];
+    float ac[FU_TERMS], bc[FU_TERMS], cc[FU_TARGETS];
+};
+
+template <int NA, int NB>
+__global__ void __launch_bounds__(256, 2) fused_kernel(fu_args a)
+{
+    __shared__ __align__(16) float As[2][FU_BK][FU_BM + 4]; // k-major: float4 reads along m
+    __shared__ __align__(16) float Bs[2][FU_BK][FU_BN];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const long m0 = (long)blockIdx.y * FU_BM, n0 = (long)blockIdx.x * FU_BN;
+    const int ar = tid >> 1, ak = (tid & 1) * 4;   // A: tile row ar, k-columns ak..ak+3
+    const int bk = tid >> 5, bn = (tid & 31) * 4;  // B: tile k-row bk, columns bn..bn+3
+    const float *pa[NA], *pb[NB];
+#pragma unroll
+    for (int t = 0; t < NA; t++) pa[t] = a.A + a.aoff[t] + (m0 + ar) * a.lda + ak;
+#pragma unroll
+    for (int t = 0; t < NB; t++) pb[t] = a.B + a.boff[t] + (long)bk * a.ldb + n0 + bn;
+    float4 ra[NA], rb[NB];
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = 0.f;
+    auto load = [&](int kt) {
+#pragma unroll
+        for (int t = 0; t < NA; t++) ra[t] = __ldg((const float4 *)(pa[t] + (long)kt * FU_BK));
+#pragma unroll
+        for (int t = 0; t < NB; t++)
+            rb[t] = __ldg((const float4 *)(pb[t] + (long)kt * FU_BK * a.ldb));
+    };
+    auto store = [&](int buf) {
+        float4 s = make_float4(a.ac[0] * ra[0].x, a.ac[0] * ra[0].y, a.ac[0] * ra[0].z,
+                               a.ac[0] * ra[0].w);
+#pragma unroll
+        for (int t = 1; t < NA; t++) {
+            s.x = fmaf(a.ac[t], ra[t].x, s.x);
+            s.y = fmaf(a.ac[t], ra[t].y, s.y);
+            s.z = fmaf(a.ac[t], ra[t].z, s.z);
+            s.w = fmaf(a.ac[t], ra[t].w, s.w);
+        }
+        As[buf][ak + 0][ar] = s.x;
+        As[buf][ak + 1][ar] = s.y;
+        As[buf][ak + 2][ar] = s.z;
+        As[buf][ak + 3][ar] = s.w;
+        float4 u = make_float4(a.bc[0] * rb[0].x, a.bc[0] * rb[0].y, a.bc[0] * rb[0].z,
+                               a.bc[0] * rb[0].w);
+#pragma unroll
+        for (int t = 1; t < NB; t++) {
+            u.x = fmaf(a.bc[t], rb[t].x, u.x);
+            u.y = fmaf(a.bc[t], rb[t].y, u.y);
+            u.z = fmaf(a.bc[t], rb[t].z, u.z);
+            u.w = fmaf(a.bc[t], rb[t].w, u.w);
+        }
+        *(float4 *)&Bs[buf][bk][bn] = u;
+    };
+    const int nk = a.K / FU_BK;
+    load(0);
+    store(0);
+    __syncthreads();
+    for (int kt = 0; kt < nk; kt++) {
+        const int cur = kt & 1;
+        if (kt + 1 < nk) load(kt + 1); // in flight while this tile is multiplied
+#pragma unroll
+        for (int k = 0; k < FU_BK; k++) {
+            const float4 a0 = *(const float4 *)&As[cur][k][ty * 4];
+            const float4 a1 = *(const float4 *)&As[cur][k][64 + ty * 4];
+            const float4 b0 = *(const float4 *)&Bs[cur][k][tx * 4];
+            const float4 b1 = *(const float4 *)&Bs[cur][k][64 + tx * 4];
+            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        }
+        // the other buffer was last read before the previous barrier
+        if (kt + 1 < nk) store(cur ^ 1);
+        __syncthreads();
+    }
+    for (int t = 0; t < a.nc; t++) {
+        const float w = a.cc[t];
+        const bool first = (a.first >> t) & 1;
+        float *pc = a.C + a.coff[t];
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const long row = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float4 *q = (float4 *)(pc + row * a.ldc + n0 + h * 64 + tx * 4);
+                float4 v = make_float4(w * acc[i][4 * h], w * acc[i][4 * h + 1],
+                                       w * acc[i][4 * h + 2], w * acc[i][4 * h + 3]);
+                if (!first) {
+                    const float4 o = *q;
+                    v.x += o.x;
+                    v.y += o.y;
+                    v.z += o.z;
+                    v.w += o.w;
+                }
+                *q = v;
+            }
+        }
+    }
+}
+
+template <int NA>
+static int fused_launch_nb(cudaStream_t s, int nb, dim3 grid, const fu_args &a)
+{
+    switch (nb) {
+    case 1: fused_kernel<NA, 1><<<grid, 256, 0, s>>>(a); break;
+    case 2: fused_kernel<NA, 2><<<grid, 256, 0, s>>>(a); break;
+    case 3: fused_kernel<NA, 3><<<grid, 256, 0, s>>>(a); break;
+    case 4: fused_kernel<NA, 4><<<grid, 256, 0, s>>>(a); break;
+    default: return tg_fail("fastmm: fused product with %d B terms", nb);
+    }
+    CK(cudaGetLastError());
+    return 0;
+}
+
+static int fused_launch(cudaStream_t s, int na, int nb, long bm, long bn, const fu_args &a)
+{
+    dim3 grid((unsigned)(bn / FU_BN), (unsigned)(bm / FU_BM));
+    switch (na) {
+    case 1: return fused_launch_nb<1>(s, nb, grid, a);
+    case 2: return fused_launch_nb<2>(s, nb, grid, a);
+    case 3: return fused_launch_nb<3>(s, nb, grid, a);
+    case 4: return fused_launch_nb<4>(s, nb, grid, a);
+    default: return tg_fail("fastmm: fused product with %d A terms", na);
+    }
+}
+
+static bool fused_shape_ok(long bm, long bn, long bk, const void *A, long lda, const void *B,
+                           long ldb, const float *C, long ldc)
+{
+    return bm % FU_BM == 0 && bn % FU_BN == 0 && bk % FU_BK == 0 && bk <= INT_MAX &&
+           lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 && aligned16(A) && aligned16(B) &&
+           aligned16(C);
+}
+
+// Whether the fused products run this product: the plan's shape rule (fastmm_plan_fused) and
+// aligned rows.
+static bool fused_fits(fastmm_plan *p, long M, long N, long K, const void *A, long lda,
+                       const void *B, long ldb, const float *C, long ldc)
+{
+    return fastmm_plan_fused(p, M, K, N) && lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 &&
+           aligned16(A) && aligned16(B) && aligned16(C);
+}
+
+long fastmm_cuda_nfused; // products run by the fused kernel (tests)
+
+static int run_fused(fastmm_cuda *c, const fastmm_level *l, long M, long N, long K,
+                     const float *A, long lda, const float *B, long ldb, float *C, long ldc)
+{
+    tg_dims d = tg_fact_dims(l->f);
+    long bm = M / d.n, bk = K / d.m, bn = N / d.p;
+    int R = tg_fact_rank(l->f);
+    unsigned char written[FASTMM_FUSED_MAXC];
+    if (l->c.nout > FASTMM_FUSED_MAXC) return tg_fail("fastmm: fused: %d C blocks", l->c.nout);
+    memset(written, 0, sizeof written);
+    for (int r = 0; r < R; r++) {
+        fu_args a;
+        memset(&a, 0, sizeof a);
+        a.A = A;
+        a.B = B;
+        a.C = C;
+        a.lda = lda;
+        a.ldb = ldb;
+        a.ldc = ldc;
+        a.K = (int)bk;
+        int na = 0, nb = 0;
+        for (int e = l->a.ptr[r]; e < l->a.ptr[r + 1]; e++, na++) {
+            int i = l->a.idx[e] / d.m, j = l->a.idx[e] % d.m;
+            a.aoff[na] = i * bm * lda + j * bk;
+            a.ac[na] = l->a.val[e];
+        }
+        for (int e = l->b.ptr[r]; e < l->b.ptr[r + 1]; e++, nb++) {
+            int j = l->b.idx[e] / d.p, k = l->b.idx[e] % d.p;
+            a.boff[nb] = j * bk * ldb + k * bn;
+            a.bc[nb] = l->b.val[e];
+        }
+        for (int o = 0; o < l->c.nout; o++)
+            for (int e = l->c.ptr[o]; e < l->c.ptr[o + 1]; e++) {
+                if (l->c.idx[e] != r) continue;
+                int i = o / d.p, k = o % d.p;
+                a.coff[a.nc] = i * bm * ldc + k * bn;
+                a.cc[a.nc] = l->c.val[e];
+                if (!written[o]) a.first |= 1 << a.nc;
+                written[o] = 1;
+                a.nc++;
+            }
+        if (fused_launch(c->s, na, nb, bm, bn, a)) return -1;
+        fastmm_cuda_nfused++;
+    }
+    return 0;
+}
+
+extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, long M, long N, long K, const float *A,
+                                    long lda, const float *B, long ldb, float *C, long ldc)
+{
+    if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
+        return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
+                       lda, ldb, ldc);
+    if (!fused_shape_ok(M, N, K, A, lda, B, ldb, C, ldc))
+        return tg_fail("fastmm: own SGEMM needs M, N multiples of %d, K of %d, leading "
+                       "dimensions of 4 and 16-byte aligned matrices (M=%ld N=%ld K=%ld)",
+                       FU_BM, FU_BK, M, N, K);
+    fu_args a;
+    memset(&a, 0, sizeof a);
+    a.A = A;
+    a.B = B;
+    a.C = C;
+    a.lda = lda;
+    a.ldb = ldb;
+    a.ldc = ldc;
+    a.K = (int)K;
+    a.nc = 1;
+    a.first = 1;
+    a.ac[0] = a.bc[0] = a.cc[0] = 1.f;
+    return fused_launch(c->s, 1, 1, M, N, a);
+}
+
 static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                     long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg)
 {
@@ -1628,6 +1875,11 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
+    if (fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc)) {
+        fastmm_level *l = fastmm_plan_level(p, fastmm_plan_levels(p, M, K, N));
+        if (!l) return -1;
+        return run_fused(c, l, M, N, K, (const float *)A, lda, (const float *)B, ldb, C, ldc);
+    }
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
 }
@@ -1711,6 +1963,9 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     tg_err_clear();
+    // the fused products have nothing to tune (one kernel, no panels or combinations)
+    if (fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc))
+        return fastmm_gemm_cuda(c, p, M, N, K, A, lda, B, ldb, C, ldc);
     int L0 = fastmm_plan_levels_rule(p, M, K, N), Ls[4], nl = 0;
     if (p->opts.levels >= 0) Ls[nl++] = p->opts.levels;
     else {

@@ -97,6 +97,19 @@ int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N);
 void fastmm_cuda_level_release(void *dev);
 #endif
 
+/* The fused products' kernel (opts.fused): output tiles, k-step, terms per operand, C blocks
+ * per product, C blocks in all. */
+#define FASTMM_FUSED_TILE 128
+#define FASTMM_FUSED_BK 8
+#define FASTMM_FUSED_TERMS 4
+#define FASTMM_FUSED_TARGETS 8
+#define FASTMM_FUSED_MAXC 1024
+
+#ifdef TG_HAVE_CUDA
+/* Block products run by the fused kernel so far (tests). */
+extern long fastmm_cuda_nfused;
+#endif
+
 #ifdef TG_HAVE_CUDA
 /* Launches of the bulk combination kernel so far (opts.comb 3; tests check that it ran where it
  * applies, since elsewhere the streaming kernel stands in for it). */

@@ -350,6 +350,57 @@ static void test_comb_option(void **state)
     tg_fact_free(s);
 }
 
+/* The fused products' shape rule (fastmm_plan_fused; the CUDA path runs them where it holds):
+ * on only when asked, fp32 only, whole 128 x 128 output tiles per block and inner blocks in
+ * steps of 8, at most 4 terms per operand (Strassen at 1 and 2 levels: yes; at 3 levels, 8 terms:
+ * no); the CPU path computes the same product either way. */
+static void test_fused_rule(void **state)
+{
+    (void)state;
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    assert_int_equal(o.fused, 0);
+    o.levels = 1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_false(fastmm_plan_fused(p, 256, 64, 256)); /* not asked for */
+    fastmm_plan_free(p);
+    o.fused = 1;
+    p = fastmm_plan_new(s, &o);
+    assert_true(fastmm_plan_fused(p, 256, 64, 256));
+    assert_true(fastmm_plan_fused(p, 768, 1040, 256));
+    assert_false(fastmm_plan_fused(p, 256, 64, 384));  /* 192-column blocks */
+    assert_false(fastmm_plan_fused(p, 258, 64, 256));  /* odd: not a whole grid */
+    assert_false(fastmm_plan_fused(p, 256, 60, 256));  /* 30-deep blocks */
+    float A[256 * 64], B[64 * 256], C0[256 * 256], C1[256 * 256];
+    for (int i = 0; i < 256 * 64; i++) {
+        A[i] = (float)((i * 37) % 11) - 5;
+        B[i] = (float)((i * 53) % 7) - 3;
+    }
+    assert_int_equal(fastmm_sgemm_cpu(p, 256, 256, 64, A, 64, B, 256, C1, 256), 0);
+    fastmm_plan_free(p);
+    o.fused = 0;
+    p = fastmm_plan_new(s, &o);
+    assert_int_equal(fastmm_sgemm_cpu(p, 256, 256, 64, A, 64, B, 256, C0, 256), 0);
+    fastmm_plan_free(p);
+    assert_memory_equal(C0, C1, sizeof C0); /* small integers: exact either way */
+    o.fused = 1;
+    o.prec = FASTMM_BF16;
+    p = fastmm_plan_new(s, &o);
+    assert_false(fastmm_plan_fused(p, 256, 64, 256));
+    fastmm_plan_free(p);
+    o.prec = FASTMM_FP32;
+    o.levels = 2;
+    p = fastmm_plan_new(s, &o);
+    assert_true(fastmm_plan_fused(p, 512, 64, 512));
+    assert_false(fastmm_plan_fused(p, 256, 64, 256)); /* 64-row blocks */
+    fastmm_plan_free(p);
+    o.levels = 3;
+    p = fastmm_plan_new(s, &o);
+    assert_false(fastmm_plan_fused(p, 1024, 64, 1024)); /* 8 terms per operand */
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_comb_option),
+        cmocka_unit_test(test_fused_rule),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

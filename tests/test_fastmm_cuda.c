@@ -659,6 +659,92 @@ static void test_released(void **state)
     tg_fact_list_free(&l);
 }
 
+/* The fused products (opts.fused: fastmm's own SIMT GEMM summing the operand terms as it loads
+ * them and adding into C in its epilogue) against the CPU path and fp64: Strassen at one and two
+ * levels, the released algorithms up to 5x5x5 where they fit (at most 4 terms per operand),
+ * shapes it does not take (the usual path, no fused launch), and its plain GEMM alone
+ * (fastmm_gemm_cuda_own) with its size errors. */
+static void test_fused(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    static const long sizes[][4] = {{256, 64, 256, 1}, {512, 512, 512, 1}, {768, 1040, 256, 1},
+                                    {1024, 512, 1024, 2}, {512, 96, 1024, 2}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+        int L = (int)sizes[t][3];
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = L;
+        o.fused = 1;
+        fastmm_plan *p = fastmm_plan_new(s, &o);
+        assert_non_null(p);
+        assert_true(fastmm_plan_fused(p, M, K, N));
+        long before = fastmm_cuda_nfused;
+        compare(p, M, K, N, 700 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
+        assert_int_equal(fastmm_cuda_nfused - before, L == 1 ? 7 : 49);
+        /* shapes it does not take: the usual path, same plan */
+        before = fastmm_cuda_nfused;
+        compare(p, M + 2, K, N, 710 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
+        compare(p, M, K + 4, N, 720 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
+        assert_int_equal(fastmm_cuda_nfused, before);
+        fastmm_plan_free(p);
+    }
+    tg_fact_list l = {0};
+    tg_test_read_released(&l);
+    int fused = 0;
+    for (int i = 0; i < l.n; i++) {
+        tg_dims d = tg_fact_dims(l.facts[i]);
+        if (d.n > 5 || d.m > 5 || d.p > 5) continue;
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = 1;
+        o.fused = 1;
+        fastmm_plan *p = fastmm_plan_new(l.facts[i], &o);
+        assert_non_null(p);
+        long M = 128L * d.n, K = 24L * d.m, N = 128L * d.p, before = fastmm_cuda_nfused;
+        int f = fastmm_plan_fused(p, M, K, N);
+        compare(p, M, K, N, 800 + i, tol_for(l.facts[i], K, FASTMM_FP32));
+        assert_int_equal(fastmm_cuda_nfused - before, f ? tg_fact_rank(l.facts[i]) : 0);
+        fused += f;
+        fastmm_plan_free(p);
+    }
+    assert_true(fused >= 1);
+    printf("fused: %d released algorithms up to 5x5x5 fit the fused kernel\n", fused);
+    tg_fact_list_free(&l);
+    /* the kernel as a plain GEMM against fp64 */
+    long M = 256, N = 384, K = 200;
+    tg_rng r;
+    tg_rng_seed(&r, 900, 2);
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N);
+    double *R = malloc(sizeof(double) * M * N);
+    assert_true(A && B && C && R);
+    for (long i = 0; i < M * K; i++) A[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    for (long i = 0; i < K * N; i++) B[i] = (float)(2 * tg_rng_uniform(&r) - 1);
+    float *dA = dev_copy(A, sizeof(float) * M * K), *dB = dev_copy(B, sizeof(float) * K * N);
+    float *dC = dev_copy(NULL, sizeof(float) * M * N);
+    if (fastmm_gemm_cuda_own(ctx, M, N, K, dA, K, dB, N, dC, N) || fastmm_cuda_sync(ctx))
+        fail_msg("%s", tg_errmsg());
+    assert_int_equal(cudaMemcpy(C, dC, sizeof(float) * M * N, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(fastmm_ref_dgemm(M, N, K, A, B, R), 0);
+    double e = fastmm_max_rel_err(M, N, C, N, R);
+    if (!(e <= 2 * EPS32 * K)) fail_msg("own SGEMM: error %.3g", e);
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, 200, N, K, dA, K, dB, N, dC, N), -1);
+    assert_non_null(strstr(tg_errmsg(), "multiples of 128"));
+    tg_err_clear();
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, M, N, 192, dA, 192, dB, N, dC, N), 0);
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, M, N, 198, dA, 198, dB, N, dC, N), -1);
+    tg_err_clear();
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dC);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+    tg_fact_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_tune_blocks),
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),
+        cmocka_unit_test(test_fused),
     };
     return tg_test_done(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -57,6 +57,11 @@ static const char *use =
     "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
     "                   multiprocessor tried on the fastest), 0 no limit; with --phases\n"
     "                   N > 0 also caps each phase's combination (its rate on N blocks)\n"
+    "  --fused 1        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
+    "                   kernel, which sums the operand terms as it loads them and adds into C\n"
+    "                   in its epilogue (no combination passes), where the blocks are whole\n"
+    "                   128 x 128 tiles (described F); also times that kernel as a plain GEMM\n"
+    "                   (own-SGEMM) against cuBLAS's\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
@@ -140,6 +145,10 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     }
     tg_dims d = tg_fact_dims(f);
     (void)a;
+    if (gpu && fastmm_plan_fused(p, s, s, s)) { /* F: fused products (no panels, no passes) */
+        snprintf(buf, len, "%dx%dx%d r%d L%d F", d.n, d.m, d.p, tg_fact_rank(f), L);
+        return;
+    }
     int P = fastmm_plan_panels(p, s, s, s);
     /* h: combinations on the high-priority stream; D: direct operands, E: their early start
      * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks */
@@ -165,7 +174,7 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
 
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
                      int np, int reps_opt, int accuracy, int tune, int best_gemm, int search,
-                     int phases, int tune_report, FILE *csv)
+                     int phases, int tune_report, int own, FILE *csv)
 {
     int rc = -1;
     fastmm_cuda *c = fastmm_cuda_new();
@@ -206,12 +215,15 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 xb = Bh;
             }
             int reps = reps_opt > 0 ? reps_opt : (s > 12000 ? 5 : 10);
-            double tb[MAX_REPS], tl[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
+            double tb[MAX_REPS], tl[MAX_REPS], to[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
+            /* fastmm's own SGEMM (the fused products' kernel) where it takes the size */
+            int own_ok = own && pr == FASTMM_FP32 && s % 128 == 0;
             /* warm-up (handle creation, workspace allocation, kernel loading) and tuning */
             if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
             /* the tuned GEMM writes C2, so that C keeps the default GEMM's result */
             if (best_gemm && fastmm_gemm_cuda_best(c, pr, search, s, s, s, xa, s, xb, s, C2, s))
                 goto fail;
+            if (own_ok && fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s)) goto fail;
             for (int a = 0; a < na; a++)
                 if ((tune ? fastmm_tune_cuda : fastmm_gemm_cuda)(c, al[a].plan[pr], s, s, s, xa, s,
                                                                xb, s, C2, s))
@@ -232,6 +244,14 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                     CUCHK(cudaEventSynchronize(e1));
                     CUCHK(cudaEventElapsedTime(&ms, e0, e1));
                     tl[r] = ms;
+                }
+                if (own_ok) {
+                    CUCHK(cudaEventRecord(e0, st));
+                    if (fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s)) goto fail;
+                    CUCHK(cudaEventRecord(e1, st));
+                    CUCHK(cudaEventSynchronize(e1));
+                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
+                    to[r] = ms;
                 }
                 for (int a = 0; a < na; a++) {
                     CUCHK(cudaEventRecord(e0, st));
@@ -263,6 +283,22 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                     fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
                             fastmm_prec_name(pr), s, "best-GEMM", "plain tuned", mb, ml,
                             100.0 * mb / ml - 100.0, el, eb);
+            }
+            if (own_ok) {
+                double mo = median(to, reps), eo = NAN;
+                if (accuracy) {
+                    CUCHK(cudaMemsetAsync(C2, 0xff, n * 4, st)); /* NaN poison */
+                    if (fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s) ||
+                        fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &eo))
+                        goto fail;
+                }
+                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (%.1f TFLOP/s)\n",
+                       "own-SGEMM", "plain, own kernel", mo, 100.0 * mb / mo - 100.0, eo,
+                       2.0 * s * s * s / mo / 1e9);
+                if (csv)
+                    fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
+                            fastmm_prec_name(pr), s, "own-SGEMM", "plain own", mb, mo,
+                            100.0 * mb / mo - 100.0, eo, eb);
             }
             for (int a = 0; a < na; a++) {
                 double ea = NAN;
@@ -420,12 +456,12 @@ int tg_bench_matmul(int argc, char **argv)
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
-        {0, 0, 0, 0}};
+        {"fused", required_argument, 0, 'U'}, {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
-    int comb = -1, comb_blocks = -1;
+    int comb = -1, comb_blocks = -1, fused = 0;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
@@ -491,6 +527,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'R': tune_report = 1; break;
         case 'K': comb = atoi(optarg); break;
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
+        case 'U': fused = atoi(optarg) == 1; break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
@@ -513,6 +550,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
             op.comb = comb < -1 ? -1 : comb > 3 ? 3 : comb;
             op.comb_blocks = comb_blocks;
+            op.fused = fused;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
             if (!al[a].plan[p]) {
@@ -531,7 +569,7 @@ int tg_bench_matmul(int argc, char **argv)
 #ifdef TG_HAVE_CUDA
     if (!cpu && fastmm_cuda_device_count() > 0) {
         if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, best_gemm, search,
-                      phases, tune_report, csv) == 0)
+                      phases, tune_report, fused, csv) == 0)
             rc = 0;
         else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
         goto out;
