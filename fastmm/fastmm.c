@@ -447,9 +447,26 @@ int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N)
     return t ? t->blocks : 0;
 }
 
+int fastmm_fused_tile(int variant, int *bm, int *bn, int *bk)
+{
+    static const int tiles[FASTMM_FUSED_VARIANTS][3] = {
+        {128, 128, 8}, {128, 128, 16}, {128, 256, 8}, {256, 128, 8}};
+    if (variant < 1 || variant > FASTMM_FUSED_VARIANTS)
+        return tg_fail("fastmm: fused kernel variant %d (1-%d)", variant, FASTMM_FUSED_VARIANTS);
+    *bm = tiles[variant - 1][0];
+    *bn = tiles[variant - 1][1];
+    *bk = tiles[variant - 1][2];
+    return 0;
+}
+
 int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
 {
-    if (p->opts.fused != 1 || p->opts.prec != FASTMM_FP32) return 0;
+    int tm, tn, tk;
+    if (p->opts.fused < 1 || p->opts.prec != FASTMM_FP32 ||
+        fastmm_fused_tile(p->opts.fused, &tm, &tn, &tk)) {
+        tg_err_clear();
+        return 0;
+    }
     int L = fastmm_plan_levels(p, M, K, N);
     fastmm_level *l = L >= 1 ? fastmm_plan_level(p, L) : NULL;
     if (!l) {
@@ -457,9 +474,8 @@ int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
         return 0;
     }
     tg_dims d = tg_fact_dims(l->f);
-    if (M % d.n || K % d.m || N % d.p || (M / d.n) % FASTMM_FUSED_TILE ||
-        (N / d.p) % FASTMM_FUSED_TILE || (K / d.m) % FASTMM_FUSED_BK || K / d.m > INT_MAX ||
-        l->c.nout > FASTMM_FUSED_MAXC)
+    if (M % d.n || K % d.m || N % d.p || (M / d.n) % tm || (N / d.p) % tn || (K / d.m) % tk ||
+        K / d.m > INT_MAX || l->c.nout > FASTMM_FUSED_MAXC)
         return 0;
     int R = tg_fact_rank(l->f);
     for (int r = 0; r < R; r++) {

@@ -86,13 +86,13 @@ typedef struct fastmm_opts {
      * per multiprocessor on the fastest configuration; no limit where not tuned), 0 = no limit,
      * N = at most N. */
     int comb_blocks;
-    /* CUDA path, fp32: fused products. 1 = each block product by fastmm's own SIMT GEMM kernel,
-     * which sums its A and B terms while loading its operand tiles and adds its product into the
-     * C blocks in its epilogue (no combination passes, no temporaries); where the shape allows
-     * it (one level's blocks in whole 128 x 128 tiles, inner side a multiple of 8, at most 4
-     * terms per operand and 8 C blocks per product, rows 16-byte aligned), else the usual path.
-     * 0 = off (default). Not tuned: it pays only if the kernel matches cuBLAS's SGEMM
-     * (fastmm_gemm_cuda_own measures that). */
+    /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
+     * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
+     * loading its operand tiles and adds its product into the C blocks in its epilogue (no
+     * combination passes, no temporaries); where the shape allows it (one level's blocks in whole
+     * tiles, at most 4 terms per operand and 8 C blocks per product, rows 16-byte aligned), else
+     * the usual path. 0 = off (default). Not tuned: it pays only if the kernel matches cuBLAS's
+     * SGEMM (fastmm_gemm_cuda_own measures that). */
     int fused;
 } fastmm_opts;
 
@@ -140,6 +140,10 @@ int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N);
  * else 0): 0 staged, 1 streaming, 2 deep streaming, 3 bulk. */
 int fastmm_plan_comb(const fastmm_plan *p, long M, long K, long N);
 const char *fastmm_comb_name(int comb); /* "staged" / "stream" / "deep stream" / "bulk" */
+/* The fused kernel's tile for a variant (1: 128 x 128 x 8, 2: 128 x 128 x 16, 3: 128 x 256 x
+ * 8, 4: 256 x 128 x 8; rows x columns x k-step): 0, or -1 with a message. */
+#define FASTMM_FUSED_VARIANTS 4
+int fastmm_fused_tile(int variant, int *bm, int *bn, int *bk);
 /* Whether the CUDA path runs this shape's block products fused (opts.fused, fp32, the level's
  * geometry and terms within the fused kernel's limits; the matrices' alignment is checked at
  * the call). */
@@ -229,11 +233,11 @@ int fastmm_gemm_cuda_plain(fastmm_cuda *c, fastmm_prec prec, long M, long N, lon
  * context. For judging how much of a speedup is only kernel selection. */
 int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N, long K,
                           const void *A, long lda, const void *B, long ldb, float *C, long ldc);
-/* fastmm's own fp32 SIMT GEMM (the fused products' kernel with one term per operand): M and N
- * multiples of 128, K of 8, leading dimensions of 4, 16-byte aligned matrices; -1 with a
- * message otherwise. For measuring it against cuBLAS. */
-int fastmm_gemm_cuda_own(fastmm_cuda *c, long M, long N, long K, const float *A, long lda,
-                         const float *B, long ldb, float *C, long ldc);
+/* fastmm's own fp32 SIMT GEMM (the fused products' kernel of that variant with one term per
+ * operand): M, N, K multiples of the variant's tile, leading dimensions of 4, 16-byte aligned
+ * matrices; -1 with a message otherwise. For measuring it against cuBLAS. */
+int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K, const float *A,
+                         long lda, const float *B, long ldb, float *C, long ldc);
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,
  * which won), one line each, indented by `indent`. */
 void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);

@@ -1603,14 +1603,12 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
 // epilogue: no combination pass, no temporaries, no DRAM traffic beside the operands' reads
 // and C's read-modify-writes (the card runs at its power limit during SGEMM, so the separate
 // passes cost clock as well as multiprocessors). Products run one launch each, in order, so that
-// the C blocks they share are never written at once. A plain fp32 SIMT GEMM: 128 x 128 tiles,
-// k-steps of 8, 256 threads of 8 x 8 outputs (two 4 x 4 quadrants per side, so that the warp's
-// shared-memory reads are float4 and conflict-free), double-buffered through registers. It only
-// pays if it comes within ~1% of cuBLAS's SGEMM (8/7 x 0.95 is +8.6%); fastmm_gemm_cuda_own
-// times it alone against cuBLAS.
-#define FU_BM FASTMM_FUSED_TILE
-#define FU_BN FASTMM_FUSED_TILE
-#define FU_BK FASTMM_FUSED_BK
+// the C blocks they share are never written at once. A plain fp32 SIMT GEMM: BM x BN tiles,
+// k-steps of BK, 256 threads (16 x 16) of TM x TN outputs in 4 x 4 quadrants 64 rows / columns
+// apart (so that a warp's shared-memory reads are float4 and conflict-free), operand tiles
+// double-buffered through registers. Four tile shapes (opts.fused 1-4, fastmm_fused_tile), since
+// which one the H100 runs fastest is for measurement. It only pays if it comes within ~1% of
+// cuBLAS's SGEMM (8/7 x 0.95 is +8.6%); fastmm_gemm_cuda_own times it alone against cuBLAS.
 #define FU_TERMS FASTMM_FUSED_TERMS
 #define FU_TARGETS FASTMM_FUSED_TARGETS
 
@@ -1618,66 +1616,81 @@ struct fu_args {
     const float *A, *B;
     float *C;
     long lda, ldb, ldc;
-    int K;         // inner length of one block product (a multiple of FU_BK)
+    int K;         // inner length of one block product (a multiple of BK)
     int nc;        // C targets
     int first;     // bit t: target t is written (not accumulated): the first product to reach it
     long aoff[FU_TERMS], boff[FU_TERMS], coff[FU_TARGETS];
     float ac[FU_TERMS], bc[FU_TERMS], cc[FU_TARGETS];
 };
 
-template <int NA, int NB>
-__global__ void __launch_bounds__(256, 2) fused_kernel(fu_args a)
+template <int N>
+__device__ __forceinline__ float4 fu_sum(const float4 (&r)[N], const float *c)
 {
-    __shared__ __align__(16) float As[2][FU_BK][FU_BM + 4]; // k-major: float4 reads along m
-    __shared__ __align__(16) float Bs[2][FU_BK][FU_BN];
+    float4 s = make_float4(c[0] * r[0].x, c[0] * r[0].y, c[0] * r[0].z, c[0] * r[0].w);
+#pragma unroll
+    for (int t = 1; t < N; t++) {
+        s.x = fmaf(c[t], r[t].x, s.x);
+        s.y = fmaf(c[t], r[t].y, s.y);
+        s.z = fmaf(c[t], r[t].z, s.z);
+        s.w = fmaf(c[t], r[t].w, s.w);
+    }
+    return s;
+}
+
+template <int BM, int BN, int BK, int NA, int NB>
+// two blocks per multiprocessor (128 registers) only for the smallest tile: the others need more
+// registers for their accumulators or prefetched operands than that leaves without spilling
+__global__ void __launch_bounds__(256, BM * BN * BK > 128 * 128 * 8 ? 1 : 2) fused_kernel(fu_args a)
+{
+    constexpr int TM = BM / 16, TN = BN / 16;           // outputs per thread
+    constexpr int LA = BM * BK / 1024, LB = BK * BN / 1024; // float4 loads per thread and term
+    static_assert(TM % 4 == 0 && TN % 4 == 0 && LA >= 1 && LB >= 1, "fused tile");
+    __shared__ __align__(16) float As[2][BK][BM + 4]; // k-major: float4 reads along m
+    __shared__ __align__(16) float Bs[2][BK][BN];
     const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const long m0 = (long)blockIdx.y * FU_BM, n0 = (long)blockIdx.x * FU_BN;
-    const int ar = tid >> 1, ak = (tid & 1) * 4;   // A: tile row ar, k-columns ak..ak+3
-    const int bk = tid >> 5, bn = (tid & 31) * 4;  // B: tile k-row bk, columns bn..bn+3
-    const float *pa[NA], *pb[NB];
+    const long m0 = (long)blockIdx.y * BM, n0 = (long)blockIdx.x * BN;
+    float4 ra[LA][NA], rb[LB][NB];
+    float acc[TM][TN];
 #pragma unroll
-    for (int t = 0; t < NA; t++) pa[t] = a.A + a.aoff[t] + (m0 + ar) * a.lda + ak;
+    for (int i = 0; i < TM; i++)
 #pragma unroll
-    for (int t = 0; t < NB; t++) pb[t] = a.B + a.boff[t] + (long)bk * a.ldb + n0 + bn;
-    float4 ra[NA], rb[NB];
-    float acc[8][8];
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-#pragma unroll
-        for (int j = 0; j < 8; j++) acc[i][j] = 0.f;
+        for (int j = 0; j < TN; j++) acc[i][j] = 0.f;
+    // float4 f of a tile: A row f / (BK/4), k (f % (BK/4)) * 4; B k-row f / (BN/4), column
+    // (f % (BN/4)) * 4; thread tid takes f = tid + 256 u
     auto load = [&](int kt) {
+        const long k0 = (long)kt * BK;
 #pragma unroll
-        for (int t = 0; t < NA; t++) ra[t] = __ldg((const float4 *)(pa[t] + (long)kt * FU_BK));
+        for (int u = 0; u < LA; u++) {
+            const int f = tid + 256 * u, r = f / (BK / 4), k = (f % (BK / 4)) * 4;
 #pragma unroll
-        for (int t = 0; t < NB; t++)
-            rb[t] = __ldg((const float4 *)(pb[t] + (long)kt * FU_BK * a.ldb));
+            for (int t = 0; t < NA; t++)
+                ra[u][t] = __ldg((const float4 *)(a.A + a.aoff[t] + (m0 + r) * a.lda + k0 + k));
+        }
+#pragma unroll
+        for (int u = 0; u < LB; u++) {
+            const int f = tid + 256 * u, r = f / (BN / 4), n = (f % (BN / 4)) * 4;
+#pragma unroll
+            for (int t = 0; t < NB; t++)
+                rb[u][t] = __ldg((const float4 *)(a.B + a.boff[t] + (k0 + r) * a.ldb + n0 + n));
+        }
     };
     auto store = [&](int buf) {
-        float4 s = make_float4(a.ac[0] * ra[0].x, a.ac[0] * ra[0].y, a.ac[0] * ra[0].z,
-                               a.ac[0] * ra[0].w);
 #pragma unroll
-        for (int t = 1; t < NA; t++) {
-            s.x = fmaf(a.ac[t], ra[t].x, s.x);
-            s.y = fmaf(a.ac[t], ra[t].y, s.y);
-            s.z = fmaf(a.ac[t], ra[t].z, s.z);
-            s.w = fmaf(a.ac[t], ra[t].w, s.w);
+        for (int u = 0; u < LA; u++) {
+            const int f = tid + 256 * u, r = f / (BK / 4), k = (f % (BK / 4)) * 4;
+            const float4 s = fu_sum<NA>(ra[u], a.ac);
+            As[buf][k + 0][r] = s.x;
+            As[buf][k + 1][r] = s.y;
+            As[buf][k + 2][r] = s.z;
+            As[buf][k + 3][r] = s.w;
         }
-        As[buf][ak + 0][ar] = s.x;
-        As[buf][ak + 1][ar] = s.y;
-        As[buf][ak + 2][ar] = s.z;
-        As[buf][ak + 3][ar] = s.w;
-        float4 u = make_float4(a.bc[0] * rb[0].x, a.bc[0] * rb[0].y, a.bc[0] * rb[0].z,
-                               a.bc[0] * rb[0].w);
 #pragma unroll
-        for (int t = 1; t < NB; t++) {
-            u.x = fmaf(a.bc[t], rb[t].x, u.x);
-            u.y = fmaf(a.bc[t], rb[t].y, u.y);
-            u.z = fmaf(a.bc[t], rb[t].z, u.z);
-            u.w = fmaf(a.bc[t], rb[t].w, u.w);
+        for (int u = 0; u < LB; u++) {
+            const int f = tid + 256 * u, r = f / (BN / 4), n = (f % (BN / 4)) * 4;
+            *(float4 *)&Bs[buf][r][n] = fu_sum<NB>(rb[u], a.bc);
         }
-        *(float4 *)&Bs[buf][bk][bn] = u;
     };
-    const int nk = a.K / FU_BK;
+    const int nk = a.K / BK;
     load(0);
     store(0);
     __syncthreads();
@@ -1685,17 +1698,22 @@ __global__ void __launch_bounds__(256, 2) fused_kernel(fu_args a)
         const int cur = kt & 1;
         if (kt + 1 < nk) load(kt + 1); // in flight while this tile is multiplied
 #pragma unroll
-        for (int k = 0; k < FU_BK; k++) {
-            const float4 a0 = *(const float4 *)&As[cur][k][ty * 4];
-            const float4 a1 = *(const float4 *)&As[cur][k][64 + ty * 4];
-            const float4 b0 = *(const float4 *)&Bs[cur][k][tx * 4];
-            const float4 b1 = *(const float4 *)&Bs[cur][k][64 + tx * 4];
-            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        for (int k = 0; k < BK; k++) {
+            float av[TM], bv[TN];
 #pragma unroll
-            for (int i = 0; i < 8; i++)
+            for (int q = 0; q < TM / 4; q++) {
+                const float4 v = *(const float4 *)&As[cur][k][q * 64 + ty * 4];
+                av[4 * q] = v.x, av[4 * q + 1] = v.y, av[4 * q + 2] = v.z, av[4 * q + 3] = v.w;
+            }
 #pragma unroll
-                for (int j = 0; j < 8; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+            for (int q = 0; q < TN / 4; q++) {
+                const float4 v = *(const float4 *)&Bs[cur][k][q * 64 + tx * 4];
+                bv[4 * q] = v.x, bv[4 * q + 1] = v.y, bv[4 * q + 2] = v.z, bv[4 * q + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
         }
         // the other buffer was last read before the previous barrier
         if (kt + 1 < nk) store(cur ^ 1);
@@ -1706,10 +1724,10 @@ __global__ void __launch_bounds__(256, 2) fused_kernel(fu_args a)
         const bool first = (a.first >> t) & 1;
         float *pc = a.C + a.coff[t];
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const long row = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+        for (int i = 0; i < TM; i++) {
+            const long row = m0 + (i / 4) * 64 + ty * 4 + i % 4;
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < TN / 4; h++) {
                 float4 *q = (float4 *)(pc + row * a.ldc + n0 + h * 64 + tx * 4);
                 float4 v = make_float4(w * acc[i][4 * h], w * acc[i][4 * h + 1],
                                        w * acc[i][4 * h + 2], w * acc[i][4 * h + 3]);
@@ -1726,38 +1744,44 @@ __global__ void __launch_bounds__(256, 2) fused_kernel(fu_args a)
     }
 }
 
-template <int NA>
+template <int BM, int BN, int BK, int NA>
 static int fused_launch_nb(cudaStream_t s, int nb, dim3 grid, const fu_args &a)
 {
     switch (nb) {
-    case 1: fused_kernel<NA, 1><<<grid, 256, 0, s>>>(a); break;
-    case 2: fused_kernel<NA, 2><<<grid, 256, 0, s>>>(a); break;
-    case 3: fused_kernel<NA, 3><<<grid, 256, 0, s>>>(a); break;
-    case 4: fused_kernel<NA, 4><<<grid, 256, 0, s>>>(a); break;
+    case 1: fused_kernel<BM, BN, BK, NA, 1><<<grid, 256, 0, s>>>(a); break;
+    case 2: fused_kernel<BM, BN, BK, NA, 2><<<grid, 256, 0, s>>>(a); break;
+    case 3: fused_kernel<BM, BN, BK, NA, 3><<<grid, 256, 0, s>>>(a); break;
+    case 4: fused_kernel<BM, BN, BK, NA, 4><<<grid, 256, 0, s>>>(a); break;
     default: return tg_fail("fastmm: fused product with %d B terms", nb);
     }
     CK(cudaGetLastError());
     return 0;
 }
 
-static int fused_launch(cudaStream_t s, int na, int nb, long bm, long bn, const fu_args &a)
+template <int BM, int BN, int BK>
+static int fused_launch_t(cudaStream_t s, int na, int nb, long bm, long bn, const fu_args &a)
 {
-    dim3 grid((unsigned)(bn / FU_BN), (unsigned)(bm / FU_BM));
+    dim3 grid((unsigned)(bn / BN), (unsigned)(bm / BM));
     switch (na) {
-    case 1: return fused_launch_nb<1>(s, nb, grid, a);
-    case 2: return fused_launch_nb<2>(s, nb, grid, a);
-    case 3: return fused_launch_nb<3>(s, nb, grid, a);
-    case 4: return fused_launch_nb<4>(s, nb, grid, a);
+    case 1: return fused_launch_nb<BM, BN, BK, 1>(s, nb, grid, a);
+    case 2: return fused_launch_nb<BM, BN, BK, 2>(s, nb, grid, a);
+    case 3: return fused_launch_nb<BM, BN, BK, 3>(s, nb, grid, a);
+    case 4: return fused_launch_nb<BM, BN, BK, 4>(s, nb, grid, a);
     default: return tg_fail("fastmm: fused product with %d A terms", na);
     }
 }
 
-static bool fused_shape_ok(long bm, long bn, long bk, const void *A, long lda, const void *B,
-                           long ldb, const float *C, long ldc)
+// the tile shapes of fastmm_fused_tile
+static int fused_launch(cudaStream_t s, int variant, int na, int nb, long bm, long bn,
+                        const fu_args &a)
 {
-    return bm % FU_BM == 0 && bn % FU_BN == 0 && bk % FU_BK == 0 && bk <= INT_MAX &&
-           lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 && aligned16(A) && aligned16(B) &&
-           aligned16(C);
+    switch (variant) {
+    case 1: return fused_launch_t<128, 128, 8>(s, na, nb, bm, bn, a);
+    case 2: return fused_launch_t<128, 128, 16>(s, na, nb, bm, bn, a);
+    case 3: return fused_launch_t<128, 256, 8>(s, na, nb, bm, bn, a);
+    case 4: return fused_launch_t<256, 128, 8>(s, na, nb, bm, bn, a);
+    default: return tg_fail("fastmm: fused kernel variant %d (1-%d)", variant, FASTMM_FUSED_VARIANTS);
+    }
 }
 
 // Whether the fused products run this product: the plan's shape rule (fastmm_plan_fused) and
@@ -1771,7 +1795,7 @@ static bool fused_fits(fastmm_plan *p, long M, long N, long K, const void *A, lo
 
 long fastmm_cuda_nfused; // products run by the fused kernel (tests)
 
-static int run_fused(fastmm_cuda *c, const fastmm_level *l, long M, long N, long K,
+static int run_fused(fastmm_cuda *c, int variant, const fastmm_level *l, long M, long N, long K,
                      const float *A, long lda, const float *B, long ldb, float *C, long ldc)
 {
     tg_dims d = tg_fact_dims(l->f);
@@ -1811,22 +1835,26 @@ static int run_fused(fastmm_cuda *c, const fastmm_level *l, long M, long N, long
                 written[o] = 1;
                 a.nc++;
             }
-        if (fused_launch(c->s, na, nb, bm, bn, a)) return -1;
+        if (fused_launch(c->s, variant, na, nb, bm, bn, a)) return -1;
         fastmm_cuda_nfused++;
     }
     return 0;
 }
 
-extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, long M, long N, long K, const float *A,
-                                    long lda, const float *B, long ldb, float *C, long ldc)
+extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K,
+                                    const float *A, long lda, const float *B, long ldb, float *C,
+                                    long ldc)
 {
+    int tm, tn, tk;
+    if (fastmm_fused_tile(variant, &tm, &tn, &tk)) return -1;
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
-    if (!fused_shape_ok(M, N, K, A, lda, B, ldb, C, ldc))
-        return tg_fail("fastmm: own SGEMM needs M, N multiples of %d, K of %d, leading "
-                       "dimensions of 4 and 16-byte aligned matrices (M=%ld N=%ld K=%ld)",
-                       FU_BM, FU_BK, M, N, K);
+    if (M % tm || N % tn || K % tk || K > INT_MAX || lda % 4 || ldb % 4 || ldc % 4 ||
+        !aligned16(A) || !aligned16(B) || !aligned16(C))
+        return tg_fail("fastmm: own SGEMM (variant %d) needs M a multiple of %d, N of %d, K of "
+                       "%d, leading dimensions multiples of 4 and 16-byte aligned matrices "
+                       "(M=%ld N=%ld K=%ld)", variant, tm, tn, tk, M, N, K);
     fu_args a;
     memset(&a, 0, sizeof a);
     a.A = A;
@@ -1839,7 +1867,7 @@ extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, long M, long N, long K, cons
     a.nc = 1;
     a.first = 1;
     a.ac[0] = a.bc[0] = a.cc[0] = 1.f;
-    return fused_launch(c->s, 1, 1, M, N, a);
+    return fused_launch(c->s, variant, 1, 1, M, N, a);
 }
 
 static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
@@ -1878,7 +1906,8 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc)) {
         fastmm_level *l = fastmm_plan_level(p, fastmm_plan_levels(p, M, K, N));
         if (!l) return -1;
-        return run_fused(c, l, M, N, K, (const float *)A, lda, (const float *)B, ldb, C, ldc);
+        return run_fused(c, p->opts.fused, l, M, N, K, (const float *)A, lda, (const float *)B,
+                         ldb, C, ldc);
     }
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);

@@ -97,10 +97,8 @@ int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N);
 void fastmm_cuda_level_release(void *dev);
 #endif
 
-/* The fused products' kernel (opts.fused): output tiles, k-step, terms per operand, C blocks
- * per product, C blocks in all. */
-#define FASTMM_FUSED_TILE 128
-#define FASTMM_FUSED_BK 8
+/* The fused products' kernel (opts.fused): operand terms per product, C blocks per product, C
+ * blocks in all. */
 #define FASTMM_FUSED_TERMS 4
 #define FASTMM_FUSED_TARGETS 8
 #define FASTMM_FUSED_MAXC 1024

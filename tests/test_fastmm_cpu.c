@@ -398,6 +398,26 @@ static void test_fused_rule(void **state)
     p = fastmm_plan_new(s, &o);
     assert_false(fastmm_plan_fused(p, 1024, 64, 1024)); /* 8 terms per operand */
     fastmm_plan_free(p);
+    /* the other tiles (128 x 128 k-step 16, 128 x 256, 256 x 128): a shape each takes, and
+     * 256 x 16 x 256 (128-blocks, 8 deep), which only the first variant takes; variant 5 refused */
+    o.levels = 1;
+    static const long takes[3][3] = {{256, 32, 256}, {256, 16, 512}, {512, 16, 256}};
+    for (int v = 2; v <= FASTMM_FUSED_VARIANTS + 1; v++) {
+        o.fused = v;
+        p = fastmm_plan_new(s, &o);
+        assert_non_null(p);
+        int bm, bn, bk;
+        if (v > FASTMM_FUSED_VARIANTS) {
+            assert_int_equal(fastmm_fused_tile(v, &bm, &bn, &bk), -1);
+            assert_false(fastmm_plan_fused(p, 512, 64, 512));
+        } else {
+            assert_int_equal(fastmm_fused_tile(v, &bm, &bn, &bk), 0);
+            assert_true(fastmm_plan_fused(p, takes[v - 2][0], takes[v - 2][1], takes[v - 2][2]));
+            assert_false(fastmm_plan_fused(p, 256, 16, 256));
+        }
+        fastmm_plan_free(p);
+    }
+    tg_err_clear();
     tg_fact_free(s);
 }
 

@@ -669,27 +669,34 @@ static void test_fused(void **state)
     (void)state;
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
-    static const long sizes[][4] = {{256, 64, 256, 1}, {512, 512, 512, 1}, {768, 1040, 256, 1},
+    /* M, K, N, levels: whole tiles of every variant (256-row and -column blocks) and of the
+     * 128 x 128 ones only */
+    static const long sizes[][4] = {{512, 64, 512, 1}, {512, 1040, 512, 1}, {256, 64, 256, 1},
                                     {1024, 512, 1024, 2}, {512, 96, 1024, 2}};
-    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
-        long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
-        int L = (int)sizes[t][3];
-        fastmm_opts o = fastmm_opts_default();
-        o.levels = L;
-        o.fused = 1;
-        fastmm_plan *p = fastmm_plan_new(s, &o);
-        assert_non_null(p);
-        assert_true(fastmm_plan_fused(p, M, K, N));
-        long before = fastmm_cuda_nfused;
-        compare(p, M, K, N, 700 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
-        assert_int_equal(fastmm_cuda_nfused - before, L == 1 ? 7 : 49);
-        /* shapes it does not take: the usual path, same plan */
-        before = fastmm_cuda_nfused;
-        compare(p, M + 2, K, N, 710 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
-        compare(p, M, K + 4, N, 720 + t, tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
-        assert_int_equal(fastmm_cuda_nfused, before);
-        fastmm_plan_free(p);
-    }
+    for (int v = 1; v <= FASTMM_FUSED_VARIANTS; v++)
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+            long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+            int L = (int)sizes[t][3], tm, tn, tk;
+            assert_int_equal(fastmm_fused_tile(v, &tm, &tn, &tk), 0);
+            fastmm_opts o = fastmm_opts_default();
+            o.levels = L;
+            o.fused = v;
+            fastmm_plan *p = fastmm_plan_new(s, &o);
+            assert_non_null(p);
+            long bm = M >> L, bk = K >> L, bn = N >> L;
+            int fits = bm % tm == 0 && bn % tn == 0 && bk % tk == 0;
+            assert_int_equal(fastmm_plan_fused(p, M, K, N), fits);
+            long before = fastmm_cuda_nfused;
+            double tol = tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32);
+            compare(p, M, K, N, 700 + 10 * v + t, tol);
+            assert_int_equal(fastmm_cuda_nfused - before, fits ? (L == 1 ? 7 : 49) : 0);
+            /* shapes no variant takes: the usual path, same plan */
+            before = fastmm_cuda_nfused;
+            compare(p, M + 2, K, N, 750 + 10 * v + t, tol);
+            compare(p, M, K + 4, N, 790 + 10 * v + t, tol);
+            assert_int_equal(fastmm_cuda_nfused, before);
+            fastmm_plan_free(p);
+        }
     tg_fact_list l = {0};
     tg_test_read_released(&l);
     int fused = 0;
@@ -698,10 +705,10 @@ static void test_fused(void **state)
         if (d.n > 5 || d.m > 5 || d.p > 5) continue;
         fastmm_opts o = fastmm_opts_default();
         o.levels = 1;
-        o.fused = 1;
+        o.fused = 1 + i % FASTMM_FUSED_VARIANTS;
         fastmm_plan *p = fastmm_plan_new(l.facts[i], &o);
         assert_non_null(p);
-        long M = 128L * d.n, K = 24L * d.m, N = 128L * d.p, before = fastmm_cuda_nfused;
+        long M = 256L * d.n, K = 16L * d.m, N = 256L * d.p, before = fastmm_cuda_nfused;
         int f = fastmm_plan_fused(p, M, K, N);
         compare(p, M, K, N, 800 + i, tol_for(l.facts[i], K, FASTMM_FP32));
         assert_int_equal(fastmm_cuda_nfused - before, f ? tg_fact_rank(l.facts[i]) : 0);
@@ -711,8 +718,8 @@ static void test_fused(void **state)
     assert_true(fused >= 1);
     printf("fused: %d released algorithms up to 5x5x5 fit the fused kernel\n", fused);
     tg_fact_list_free(&l);
-    /* the kernel as a plain GEMM against fp64 */
-    long M = 256, N = 384, K = 200;
+    /* the kernel as a plain GEMM against fp64, every variant */
+    long M = 256, N = 512, K = 208;
     tg_rng r;
     tg_rng_seed(&r, 900, 2);
     float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
@@ -723,17 +730,23 @@ static void test_fused(void **state)
     for (long i = 0; i < K * N; i++) B[i] = (float)(2 * tg_rng_uniform(&r) - 1);
     float *dA = dev_copy(A, sizeof(float) * M * K), *dB = dev_copy(B, sizeof(float) * K * N);
     float *dC = dev_copy(NULL, sizeof(float) * M * N);
-    if (fastmm_gemm_cuda_own(ctx, M, N, K, dA, K, dB, N, dC, N) || fastmm_cuda_sync(ctx))
-        fail_msg("%s", tg_errmsg());
-    assert_int_equal(cudaMemcpy(C, dC, sizeof(float) * M * N, cudaMemcpyDeviceToHost), cudaSuccess);
     assert_int_equal(fastmm_ref_dgemm(M, N, K, A, B, R), 0);
-    double e = fastmm_max_rel_err(M, N, C, N, R);
-    if (!(e <= 2 * EPS32 * K)) fail_msg("own SGEMM: error %.3g", e);
-    assert_int_equal(fastmm_gemm_cuda_own(ctx, 200, N, K, dA, K, dB, N, dC, N), -1);
-    assert_non_null(strstr(tg_errmsg(), "multiples of 128"));
+    for (int v = 1; v <= FASTMM_FUSED_VARIANTS; v++) {
+        assert_int_equal(cudaMemset(dC, 0xff, sizeof(float) * M * N), cudaSuccess);
+        if (fastmm_gemm_cuda_own(ctx, v, M, N, K, dA, K, dB, N, dC, N) || fastmm_cuda_sync(ctx))
+            fail_msg("%s", tg_errmsg());
+        assert_int_equal(cudaMemcpy(C, dC, sizeof(float) * M * N, cudaMemcpyDeviceToHost),
+                         cudaSuccess);
+        double e = fastmm_max_rel_err(M, N, C, N, R);
+        if (!(e <= 2 * EPS32 * K)) fail_msg("own SGEMM variant %d: error %.3g", v, e);
+    }
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, 1, 200, N, K, dA, K, dB, N, dC, N), -1);
+    assert_non_null(strstr(tg_errmsg(), "a multiple of 128"));
     tg_err_clear();
-    assert_int_equal(fastmm_gemm_cuda_own(ctx, M, N, 192, dA, 192, dB, N, dC, N), 0);
-    assert_int_equal(fastmm_gemm_cuda_own(ctx, M, N, 198, dA, 198, dB, N, dC, N), -1);
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, 2, M, N, 200, dA, 200, dB, N, dC, N), -1);
+    tg_err_clear();
+    assert_int_equal(fastmm_gemm_cuda_own(ctx, 5, M, N, K, dA, K, dB, N, dC, N), -1);
+    assert_non_null(strstr(tg_errmsg(), "variant 5"));
     tg_err_clear();
     cudaFree(dA);
     cudaFree(dB);

@@ -57,11 +57,12 @@ static const char *use =
     "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
     "                   multiprocessor tried on the fastest), 0 no limit; with --phases\n"
     "                   N > 0 also caps each phase's combination (its rate on N blocks)\n"
-    "  --fused 1        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
+    "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
-    "                   128 x 128 tiles (described F); also times that kernel as a plain GEMM\n"
-    "                   (own-SGEMM) against cuBLAS's\n"
+    "                   tiles (described F); V the tile: 1 128x128 (k-step 8), 2 128x128 (16),\n"
+    "                   3 128x256, 4 256x128; 0 off (default). Also times that kernel as a\n"
+    "                   plain GEMM (own-SGEMM) against cuBLAS's\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
@@ -217,13 +218,15 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
             int reps = reps_opt > 0 ? reps_opt : (s > 12000 ? 5 : 10);
             double tb[MAX_REPS], tl[MAX_REPS], to[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
             /* fastmm's own SGEMM (the fused products' kernel) where it takes the size */
-            int own_ok = own && pr == FASTMM_FP32 && s % 128 == 0;
+            int tm = 0, tn = 0, tk = 0;
+            int own_ok = own && pr == FASTMM_FP32 && !fastmm_fused_tile(own, &tm, &tn, &tk) &&
+                         s % tm == 0 && s % tn == 0 && s % tk == 0;
             /* warm-up (handle creation, workspace allocation, kernel loading) and tuning */
             if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
             /* the tuned GEMM writes C2, so that C keeps the default GEMM's result */
             if (best_gemm && fastmm_gemm_cuda_best(c, pr, search, s, s, s, xa, s, xb, s, C2, s))
                 goto fail;
-            if (own_ok && fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s)) goto fail;
+            if (own_ok && fastmm_gemm_cuda_own(c, own, s, s, s, A, s, B, s, C2, s)) goto fail;
             for (int a = 0; a < na; a++)
                 if ((tune ? fastmm_tune_cuda : fastmm_gemm_cuda)(c, al[a].plan[pr], s, s, s, xa, s,
                                                                xb, s, C2, s))
@@ -247,7 +250,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 }
                 if (own_ok) {
                     CUCHK(cudaEventRecord(e0, st));
-                    if (fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s)) goto fail;
+                    if (fastmm_gemm_cuda_own(c, own, s, s, s, A, s, B, s, C2, s)) goto fail;
                     CUCHK(cudaEventRecord(e1, st));
                     CUCHK(cudaEventSynchronize(e1));
                     CUCHK(cudaEventElapsedTime(&ms, e0, e1));
@@ -288,7 +291,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 double mo = median(to, reps), eo = NAN;
                 if (accuracy) {
                     CUCHK(cudaMemsetAsync(C2, 0xff, n * 4, st)); /* NaN poison */
-                    if (fastmm_gemm_cuda_own(c, s, s, s, A, s, B, s, C2, s) ||
+                    if (fastmm_gemm_cuda_own(c, own, s, s, s, A, s, B, s, C2, s) ||
                         fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &eo))
                         goto fail;
                 }
@@ -527,7 +530,13 @@ int tg_bench_matmul(int argc, char **argv)
         case 'R': tune_report = 1; break;
         case 'K': comb = atoi(optarg); break;
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
-        case 'U': fused = atoi(optarg) == 1; break;
+        case 'U':
+            fused = atoi(optarg);
+            if (fused < 0 || fused > FASTMM_FUSED_VARIANTS) {
+                fprintf(stderr, "tg bench matmul: --fused must be 0..%d\n", FASTMM_FUSED_VARIANTS);
+                goto out;
+            }
+            break;
         case 'n': accuracy = 0; break;
         case 'c': cpu = 1; break;
         case 'o': csv_path = optarg; break;
