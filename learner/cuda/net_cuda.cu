@@ -31,11 +31,14 @@ extern "C" {
 
 /* ------------------------------------------------------------------ structures */
 
+/* the last three: the same kinds of work inside the policy head's token-by-token sampling
+ * (decode_run's loop), kept apart from the torso's, which runs once per position */
 enum { PR_GEMM_FWD, PR_GEMM_DGRAD, PR_GEMM_WGRAD, PR_ATTN_FWD, PR_ATTN_BWD, PR_PATTN_FWD,
-       PR_PATTN_BWD, PR_LN, PR_ELEM, PR_OPT, PROF_NCAT };
+       PR_PATTN_BWD, PR_LN, PR_ELEM, PR_OPT, PR_DEC_GEMM, PR_DEC_LN, PR_DEC_ELEM, PROF_NCAT };
 static const char *const PROF_NAMES[PROF_NCAT] = {
     "GEMM forward", "GEMM data grad", "GEMM weight grad", "attention fwd", "attention bwd",
-    "policy attn fwd", "policy attn bwd", "LayerNorm", "other kernels", "loss+AdamW"};
+    "policy attn fwd", "policy attn bwd", "LayerNorm", "other kernels", "loss+AdamW",
+    "sampling: GEMMs", "sampling: LayerNorm", "sampling: other"};
 
 typedef struct dlin {
     float *w32, *b32, *gw, *gb;
@@ -154,6 +157,7 @@ typedef struct cuda_net {
     /* TG_CUDA_PROFILE=1: device time per kind of work, printed at exit */
     int infer;               /* decoding: no activations kept for a backward */
     int prof, prof_phase, prof_cur, prof_n, prof_keep;
+    int prof_dec; /* inside the sampling loop: GEMMs, LayerNorms, others counted apart */
     long prof_entries[3];    /* train steps, sample calls, greedy calls seen */
     cudaEvent_t prof_ev[2 * 8192];
     int prof_cat[8192];
@@ -165,6 +169,8 @@ static void prof_begin(cuda_net *n, int cat)
 {
     if (!n->prof || n->prof_n >= 8192)
         return;
+    if (n->prof_dec)
+        cat = cat == PR_GEMM_FWD ? PR_DEC_GEMM : cat == PR_LN ? PR_DEC_LN : cat == PR_ELEM ? PR_DEC_ELEM : cat;
     n->prof_cur = cat;
     cudaEventRecord(n->prof_ev[2 * n->prof_n], n->st);
 }
@@ -1176,50 +1182,59 @@ static int decode_run(cuda_net *n, int N, int K, float temp, int has_u, decbuf *
             return -1;
     }
     CU_CHECK(cudaMemsetAsync(db->logp, 0, sizeof(float) * R, st));
+    n->prof_dec = 1;
     for (int t = 0; t < L; t++) {
         if (t == 0) {
             /* start token for every row */
             if (tgc_tokens_in(st, NULL, (int)R, 1, c->n_logits, db->tok))
-                return -1;
+                goto fail;
         }
         if (PROF(n, PR_ELEM, tgc_embed(st, db->tok, R, 1, t, P, c->n_logits + 1, n->embed.w32, n->embed.b32, n->pos,
                       db->x)))
-            return -1;
+            goto fail;
         for (int l = 0; l < c->p_layers; l++) {
             if (dec_layer(n, &n->policy[2 * l], db, l, N, R, K, t) ||
                 dec_layer(n, &n->policy[2 * l + 1], db, l, N, R, K, t))
-                return -1;
+                goto fail;
         }
         if (PROF(n, PR_LN, tgc_layernorm_fwd(st, db->x, P, n->pnorm.w, n->pnorm.b, db->hp, TGC_F32, P, NULL, NULL,
                               R, P)))
-            return -1;
+            goto fail;
         if (t == 0 && quant_out) {
             /* value head on the first sample of each position */
-            CU_CHECK(cudaMemcpy2DAsync(db->dvh, P * sizeof(float), db->hp,
-                                       (size_t)K * P * sizeof(float), P * sizeof(float), N,
-                                       cudaMemcpyDeviceToDevice, st));
+            cudaError_t ce = cudaMemcpy2DAsync(db->dvh, P * sizeof(float), db->hp,
+                                               (size_t)K * P * sizeof(float), P * sizeof(float), N,
+                                               cudaMemcpyDeviceToDevice, st);
+            if (ce != cudaSuccess) {
+                tg_fail("decode: value head rows: %s", cudaGetErrorString(ce));
+                goto fail;
+            }
             if (PROF(n, PR_ELEM, tgc_f2bf(st, db->dvh, db->h0, (long)N * P)))
-                return -1;
+                goto fail;
             const bf16 *in = db->h0;
             int win = P;
             for (int l = 0; l < c->v_layers; l++) {
                 bf16 *outb = db->va + (l % 2) * (long)N * (c->v_hidden > P ? c->v_hidden : P);
                 if (linear(n, &n->vh[l], in, win, N, db->vz, TGC_F32, c->v_hidden, 0.f, NULL) ||
                     PROF(n, PR_ELEM, tgc_relu_bf(st, db->vz, c->v_hidden, outb, c->v_hidden, N, c->v_hidden)))
-                    return -1;
+                    goto fail;
                 in = outb;
                 win = c->v_hidden;
             }
             if (linear(n, &n->vout, in, win, N, quant_out, TGC_F32, c->quantiles, 0.f, NULL))
-                return -1;
+                goto fail;
         }
         if (PROF(n, PR_ELEM, tgc_relu_bf(st, db->hp, P, db->hrelu, P, R, P)) ||
             linear(n, &n->pout, db->hrelu, P, R, db->logits, TGC_F32, c->n_logits, 0.f, NULL) ||
             PROF(n, PR_ELEM, tgc_sample(st, db->logits, R, c->n_logits, temp, has_u ? db->u + t : NULL, L,
                        db->tok, db->tok_out + t, L, db->logp, NULL, 0)))
-            return -1;
+            goto fail;
     }
+    n->prof_dec = 0;
     return 0;
+fail:
+    n->prof_dec = 0;
+    return -1;
 }
 
 static long g_graph_launches; /* decodings replayed from a graph (tests) */
