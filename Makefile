@@ -5,7 +5,8 @@
 #   - every .c under common/ actor/ replay/ learner/ fastmm/ tools/ goes into one static library,
 #     except files named main*.c, which are the programs' entry points;
 #   - CUDA sources are learner/cuda/*.cu and fastmm/*.cu (built only when USE_CUDA=1);
-#   - every tests/test_*.c is one test program, linked against the library.
+#   - every tests/test_*.c (and C++ tests/test_*.cpp) is one test program, linked against the
+#     library.
 
 PREFIX   ?= /usr/local
 CC       ?= gcc
@@ -72,6 +73,13 @@ PROGS    := $(foreach p,tg tg-replay tg-actor tg-learner,$(if $(wildcard $(PROG_
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# C++ tests (tests/test_*.cpp): CUDA kernel sources run on the CPU (std::thread, std::barrier;
+# their `#pragma unroll` is nvcc's)
+TEST_CXX_SRC := $(wildcard tests/test_*.cpp)
+TESTS    += $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_CXX_SRC))
+CXX      ?= g++
+CXXFLAGS_TEST := $(OPT) -g -std=c++20 -Wall -Wextra -Werror -Wno-unknown-pragmas -pthread -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
+                 $(SANFLAGS) -DTG_SOURCE_DIR='"$(CURDIR)"' $(if $(filter 1,$(USE_CUDA)),-DTG_HAVE_CUDA -I$(CUDA_HOME)/include)
 
 .SECONDARY:
 .PHONY: all test unit-test script-test clean format install bench-build
@@ -115,6 +123,11 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(BUILD)/tests
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(CUDA_LD) $(TEST_LIBS)
+
+$(BUILD)/tests/%: tests/%.cpp $(LIB)
+	@mkdir -p $(BUILD)/tests
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(CXXFLAGS_TEST) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(CUDA_LD) $(TEST_LIBS)
 
 # Unit tests: every tests/test_*.c program (cmocka), run from the repository root.
 unit-test: $(TESTS) $(PROGS)
