@@ -459,16 +459,14 @@ int fastmm_fused_tile(int variant, int *bm, int *bn, int *bk)
     return 0;
 }
 
-int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
+int fastmm_fused_fits_shape(fastmm_plan *p, int variant, int levels, long M, long K, long N)
 {
     int tm, tn, tk;
-    if (p->opts.fused < 1 || p->opts.prec != FASTMM_FP32 ||
-        fastmm_fused_tile(p->opts.fused, &tm, &tn, &tk)) {
+    if (p->opts.prec != FASTMM_FP32 || levels < 1 || fastmm_fused_tile(variant, &tm, &tn, &tk)) {
         tg_err_clear();
         return 0;
     }
-    int L = fastmm_plan_levels(p, M, K, N);
-    fastmm_level *l = L >= 1 ? fastmm_plan_level(p, L) : NULL;
+    fastmm_level *l = fastmm_plan_level(p, levels);
     if (!l) {
         tg_err_clear();
         return 0;
@@ -487,6 +485,17 @@ int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
     for (int o = 0; o < l->c.nout; o++)
         if (l->c.ptr[o + 1] == l->c.ptr[o]) return 0; /* a C block no product reaches */
     return 1;
+}
+
+int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N)
+{
+    int v = p->opts.fused;
+    if (v == -1) {
+        const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+        v = t ? t->fused : 0;
+    }
+    if (v < 1) return 0;
+    return fastmm_fused_fits_shape(p, v, fastmm_plan_levels(p, M, K, N), M, K, N) ? v : 0;
 }
 
 int fastmm_plan_early(const fastmm_plan *p, long M, long K, long N)
@@ -514,12 +523,16 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
         const fastmm_cfg *c = &t->cand[i];
         int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
                      c->direct == t->direct && c->comb == t->comb &&
-                     (!c->direct || c->early == t->early) && c->blocks == t->blocks;
+                     (!c->direct || c->early == t->early) && c->blocks == t->blocks &&
+                     c->fused == t->fused;
         int n;
         char nb[24] = "", ro[32] = "";
         if (c->blocks > 0) snprintf(nb, sizeof nb, " b%d", c->blocks);
         if (t->runoff_ms[i] > 0) snprintf(ro, sizeof ro, " (runoff %.2f)", t->runoff_ms[i]);
-        if (c->levels == 0)
+        if (c->fused)
+            n = snprintf(buf + at, len - at, "%sL%d F%d %.2f%s%s", i ? " | " : "", c->levels,
+                         c->fused, t->cand_ms[i], ro, chosen ? "*" : "");
+        else if (c->levels == 0)
             n = snprintf(buf + at, len - at, "%splain %.2f%s%s", i ? " | " : "", t->cand_ms[i], ro,
                          chosen ? "*" : "");
         else

@@ -91,8 +91,10 @@ typedef struct fastmm_opts {
      * loading its operand tiles and adds its product into the C blocks in its epilogue (no
      * combination passes, no temporaries); where the shape allows it (one level's blocks in whole
      * tiles, at most 4 terms per operand and 8 C blocks per product, rows 16-byte aligned), else
-     * the usual path. 0 = off (default). Not tuned: it pays only if the kernel matches cuBLAS's
-     * SGEMM (fastmm_gemm_cuda_own measures that). */
+     * the usual path. 0 = off (default): it pays only if the kernel matches cuBLAS's SGEMM
+     * (fastmm_gemm_cuda_own measures that); -1 = tuned: fastmm_tune_cuda times every variant
+     * that fits on the fastest other configuration's levels, checks its product against that
+     * configuration's and keeps it only if faster. */
     int fused;
 } fastmm_opts;
 
@@ -144,9 +146,9 @@ const char *fastmm_comb_name(int comb); /* "staged" / "stream" / "deep stream" /
  * 8, 4: 256 x 128 x 8; rows x columns x k-step): 0, or -1 with a message. */
 #define FASTMM_FUSED_VARIANTS 4
 int fastmm_fused_tile(int variant, int *bm, int *bn, int *bk);
-/* Whether the CUDA path runs this shape's block products fused (opts.fused, fp32, the level's
- * geometry and terms within the fused kernel's limits; the matrices' alignment is checked at
- * the call). */
+/* The fused kernel variant the CUDA path runs this shape's block products with, 0 if none
+ * (opts.fused, or with -1 the tuned choice; fp32, the level's geometry and terms within the
+ * fused kernel's limits; the matrices' alignment is checked at the call). */
 int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N);
 /* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
  * else the tuned choice, else 0: no limit). */

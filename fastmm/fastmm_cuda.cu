@@ -1642,11 +1642,17 @@ static int fused_launch(cudaStream_t s, int variant, int na, int nb, long bm, lo
 
 // Whether the fused products run this product: the plan's shape rule (fastmm_plan_fused) and
 // aligned rows.
-static bool fused_fits(fastmm_plan *p, long M, long N, long K, const void *A, long lda,
-                       const void *B, long ldb, const float *C, long ldc)
+static bool fused_aligned(const void *A, long lda, const void *B, long ldb, const float *C,
+                          long ldc)
 {
-    return fastmm_plan_fused(p, M, K, N) && lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 &&
-           aligned16(A) && aligned16(B) && aligned16(C);
+    return lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 && aligned16(A) && aligned16(B) &&
+           aligned16(C);
+}
+
+static int fused_fits(fastmm_plan *p, long M, long N, long K, const void *A, long lda,
+                      const void *B, long ldb, const float *C, long ldc)
+{
+    return fused_aligned(A, lda, B, ldb, C, ldc) ? fastmm_plan_fused(p, M, K, N) : 0;
 }
 
 long fastmm_cuda_nfused; // products run by the fused kernel (tests)
@@ -1700,6 +1706,15 @@ extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N,
 static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                     long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg)
 {
+    if (cfg->fused > 0) {
+        if (!fused_aligned(A, lda, B, ldb, C, ldc) ||
+            !fastmm_fused_fits_shape(p, cfg->fused, cfg->levels, M, K, N))
+            return tg_fail("fastmm: fused variant %d does not take this product", cfg->fused);
+        fastmm_level *l = fastmm_plan_level(p, cfg->levels);
+        if (!l) return -1;
+        return run_fused(c, cfg->fused, l, M, N, K, (const float *)A, lda, (const float *)B, ldb,
+                         C, ldc);
+    }
     if (cfg->levels == 0)
         return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
     fastmm_level *l = fastmm_plan_level(p, cfg->levels);
@@ -1720,6 +1735,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.comb = fastmm_plan_comb(p, M, K, N);
     cfg.early = fastmm_plan_early(p, M, K, N);
     cfg.blocks = fastmm_plan_comb_blocks(p, M, K, N);
+    cfg.fused = 0; // fastmm_gemm_cuda runs the fused products before it asks for this
     return cfg;
 }
 
@@ -1730,11 +1746,11 @@ extern "C" int fastmm_gemm_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
-    if (fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc)) {
+    int v = fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc);
+    if (v) {
         fastmm_level *l = fastmm_plan_level(p, fastmm_plan_levels(p, M, K, N));
         if (!l) return -1;
-        return run_fused(c, p->opts.fused, l, M, N, K, (const float *)A, lda, (const float *)B,
-                         ldb, C, ldc);
+        return run_fused(c, v, l, M, N, K, (const float *)A, lda, (const float *)B, ldb, C, ldc);
     }
     fastmm_cfg cfg = plan_cfg(p, M, N, K);
     return gemm_cfg(c, p, M, N, K, A, lda, B, ldb, C, ldc, &cfg);
@@ -1819,8 +1835,8 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld", M, N, K);
     tg_err_clear();
-    // the fused products have nothing to tune (one kernel, no panels or combinations)
-    if (fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc))
+    // forced fused products have nothing to tune (one kernel, no panels or combinations)
+    if (p->opts.fused > 0 && fused_fits(p, M, N, K, A, lda, B, ldb, C, ldc))
         return fastmm_gemm_cuda(c, p, M, N, K, A, lda, B, ldb, C, ldc);
     int L0 = fastmm_plan_levels_rule(p, M, K, N), Ls[4], nl = 0;
     if (p->opts.levels >= 0) Ls[nl++] = p->opts.levels;
@@ -1867,6 +1883,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].comb = p->opts.comb > 3 ? 3 : p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
+                cand[nc].fused = 0;
                 nc++;
             }
         }
@@ -1880,8 +1897,10 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // (stage 0), its deep form (stage 1), then direct operands with their early start (stage
     // 2), then the same without it (stage 3, so that reports show what the early start gains),
     // then on the fastest of all those the combinations beside products on 1/2, 1 and 2 thread
-    // blocks per multiprocessor (stages 4-6); each checked against the grid's fastest
-    int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, nsm = 0, dev = 0;
+    // blocks per multiprocessor (stages 4-6), then with opts.fused -1 the fused products'
+    // variants on the fastest one's levels (stages 7-10); each checked against the grid's fastest
+    int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
+    int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
         cudaGetLastError();
@@ -1894,9 +1913,21 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 7; stage++) {
+            for (; !ok && stage < 11; stage++) {
                 x = *b;
-                if (stage == 0) {
+                if (stage >= 7) {
+                    // the fused products' variants (stages 7-10) on the levels of the fastest
+                    // configuration before them
+                    if (base7 < 0) base7 = best;
+                    int v = stage - 6;
+                    x = cand[base7];
+                    ok = p->opts.fused == -1 && x.levels > 0 && fused_aligned(A, lda, B, ldb, C, ldc) &&
+                         fastmm_fused_fits_shape(p, v, x.levels, M, K, N);
+                    x.fused = v;
+                    x.panels = 1;
+                    x.prio = x.direct = x.comb = x.early = x.blocks = 0;
+                    what[nc] = "fused products";
+                } else if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
                     x.comb = 1;
                     what[nc] = "streaming combinations";
@@ -1984,6 +2015,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->comb = cand[best].comb;
         t->early = cand[best].early;
         t->blocks = cand[best].blocks;
+        t->fused = cand[best].fused;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -53,14 +53,15 @@ typedef struct fastmm_level {
  * combination beside products (0: no limit; opts.comb_blocks). */
 typedef struct fastmm_cfg {
     int levels, panels, prio, direct, comb, early, blocks;
+    int fused; /* 0, or the fused products' variant (1-4; the others do not apply then) */
 } fastmm_cfg;
 
 /* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
  * candidate's time (for reports). */
-#define FASTMM_TUNE_CAND 28
+#define FASTMM_TUNE_CAND 32
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb, early, blocks;
+    int levels, panels, prio, direct, comb, early, blocks, fused;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
@@ -102,6 +103,10 @@ void fastmm_cuda_level_release(void *dev);
 #define FASTMM_FUSED_TERMS 4
 #define FASTMM_FUSED_TARGETS 8
 #define FASTMM_FUSED_MAXC 1024
+
+/* Whether the fused products' kernel of this variant takes this product with `levels` levels of
+ * the plan (the shape rule of fastmm_plan_fused, for any variant and level count). */
+int fastmm_fused_fits_shape(fastmm_plan *p, int variant, int levels, long M, long K, long N);
 
 #ifdef TG_HAVE_CUDA
 /* Block products run by the fused kernel so far (tests). */

@@ -9,6 +9,7 @@
 #include "common/factio.h"
 #include "common/rng.h"
 #include "fastmm/fastmm.h"
+#include "fastmm/fastmm_int.h"
 
 #define EPS32 1.1920929e-7
 
@@ -417,6 +418,14 @@ static void test_fused_rule(void **state)
         }
         fastmm_plan_free(p);
     }
+    /* -1 (tuned): nothing is fused before tuning chose it; the tuning report is empty */
+    o.fused = -1;
+    p = fastmm_plan_new(s, &o);
+    assert_int_equal(fastmm_plan_fused(p, 256, 64, 256), 0);
+    assert_true(fastmm_fused_fits_shape(p, 1, 1, 256, 64, 256));
+    assert_false(fastmm_fused_fits_shape(p, 3, 1, 256, 64, 256));
+    assert_false(fastmm_fused_fits_shape(p, 1, 0, 256, 64, 256)); /* plain GEMM: no products */
+    fastmm_plan_free(p);
     tg_err_clear();
     tg_fact_free(s);
 }

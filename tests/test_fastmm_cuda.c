@@ -664,6 +664,47 @@ static void test_released(void **state)
  * levels, the released algorithms up to 5x5x5 where they fit (at most 4 terms per operand),
  * shapes it does not take (the usual path, no fused launch), and its plain GEMM alone
  * (fastmm_gemm_cuda_own) with its size errors. */
+/* opts.fused -1: tuning times every fused variant on the fastest configuration's levels beside
+ * the usual candidates, reports them (FV), keeps one only if faster, and the product is right
+ * whichever won. */
+static void test_tune_fused(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.fused = -1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n = 1024;
+    assert_int_equal(fastmm_plan_fused(p, n, n, n), 0); /* untuned: not fused */
+    float *A = dev_copy(NULL, 4 * n * n), *B = dev_copy(NULL, 4 * n * n), *C = dev_copy(NULL, 4 * n * n);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 3), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 4), 0);
+    long before = fastmm_cuda_nfused;
+    if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
+    char rep[2048];
+    assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
+    print_message("tuned with fused products: %s\n", rep);
+    for (int v = 1; v <= FASTMM_FUSED_VARIANTS; v++) {
+        char f[8];
+        snprintf(f, sizeof f, " F%d ", v);
+        assert_non_null(strstr(rep, f)); /* blocks of 512: every variant fits */
+    }
+    assert_true(fastmm_cuda_nfused - before >= 4 * 3 * 7); /* warm-up and two timed runs each */
+    int v = fastmm_plan_fused(p, n, n, n);
+    assert_true(v >= 0 && v <= FASTMM_FUSED_VARIANTS);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    before = fastmm_cuda_nfused;
+    compare(p, n, n, n, 98, tol_for(fastmm_plan_level_fact(p, 1), n, FASTMM_FP32));
+    assert_int_equal(fastmm_cuda_nfused - before, v ? 7 : 0);
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 static void test_fused(void **state)
 {
     (void)state;
@@ -685,7 +726,7 @@ static void test_fused(void **state)
             assert_non_null(p);
             long bm = M >> L, bk = K >> L, bn = N >> L;
             int fits = bm % tm == 0 && bn % tn == 0 && bk % tk == 0;
-            assert_int_equal(fastmm_plan_fused(p, M, K, N), fits);
+            assert_int_equal(fastmm_plan_fused(p, M, K, N), fits ? v : 0);
             long before = fastmm_cuda_nfused;
             double tol = tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32);
             compare(p, M, K, N, 700 + 10 * v + t, tol);
@@ -771,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_best_gemm_and_phases),
         cmocka_unit_test(test_released),
         cmocka_unit_test(test_fused),
+        cmocka_unit_test(test_tune_fused),
     };
     return tg_test_done(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -60,14 +60,16 @@ static const char *use =
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
-    "                   tiles (described F); V the tile: 1 128x128 (k-step 8), 2 128x128 (16),\n"
-    "                   3 128x256, 4 256x128; 0 off (default). Also times that kernel as a\n"
-    "                   plain GEMM (own-SGEMM) against cuBLAS's\n"
+    "                   tiles (described FV); V the tile: 1 128x128 (k-step 8), 2 128x128 (16),\n"
+    "                   3 128x256, 4 256x128; 0 off (default); -1 tuned (every variant timed\n"
+    "                   on the fastest other configuration's levels, kept if faster). With\n"
+    "                   V >= 1 also times that kernel as a plain GEMM (own-SGEMM) against\n"
+    "                   cuBLAS's\n"
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
     "                   combination; h: high priority; bN: the combinations beside products\n"
-    "                   on N blocks)\n"
+    "                   on N blocks; FV: fused products of variant V)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -146,8 +148,9 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     }
     tg_dims d = tg_fact_dims(f);
     (void)a;
-    if (gpu && fastmm_plan_fused(p, s, s, s)) { /* F: fused products (no panels, no passes) */
-        snprintf(buf, len, "%dx%dx%d r%d L%d F", d.n, d.m, d.p, tg_fact_rank(f), L);
+    int fv = gpu ? fastmm_plan_fused(p, s, s, s) : 0;
+    if (fv) { /* FV: fused products of variant V (no panels, no passes) */
+        snprintf(buf, len, "%dx%dx%d r%d L%d F%d", d.n, d.m, d.p, tg_fact_rank(f), L, fv);
         return;
     }
     int P = fastmm_plan_panels(p, s, s, s);
@@ -219,7 +222,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
             double tb[MAX_REPS], tl[MAX_REPS], to[MAX_REPS], ta[MAX_ALGOS][MAX_REPS];
             /* fastmm's own SGEMM (the fused products' kernel) where it takes the size */
             int tm = 0, tn = 0, tk = 0;
-            int own_ok = own && pr == FASTMM_FP32 && !fastmm_fused_tile(own, &tm, &tn, &tk) &&
+            int own_ok = own > 0 && pr == FASTMM_FP32 && !fastmm_fused_tile(own, &tm, &tn, &tk) &&
                          s % tm == 0 && s % tn == 0 && s % tk == 0;
             /* warm-up (handle creation, workspace allocation, kernel loading) and tuning */
             if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
@@ -532,8 +535,8 @@ int tg_bench_matmul(int argc, char **argv)
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
         case 'U':
             fused = atoi(optarg);
-            if (fused < 0 || fused > FASTMM_FUSED_VARIANTS) {
-                fprintf(stderr, "tg bench matmul: --fused must be 0..%d\n", FASTMM_FUSED_VARIANTS);
+            if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
+                fprintf(stderr, "tg bench matmul: --fused must be -1..%d\n", FASTMM_FUSED_VARIANTS);
                 goto out;
             }
             break;
