@@ -127,7 +127,7 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 $(BUILD)/tests/%: tests/%.cpp $(LIB)
 	@mkdir -p $(BUILD)/tests
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CXX) $(CXXFLAGS_TEST) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(CUDA_LD) $(TEST_LIBS)
+	$(Q)$(CXX) $(CXXFLAGS_TEST) -MMD -MP $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) $(CUDA_LD) $(TEST_LIBS)
 
 # Unit tests: every tests/test_*.c program (cmocka), run from the repository root.
 unit-test: $(TESTS) $(PROGS)

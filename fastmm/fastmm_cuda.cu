@@ -1615,9 +1615,12 @@ static int fused_launch_nb(cudaStream_t s, int nb, dim3 grid, const fu_args &a)
 }
 
 template <int BM, int BN, int BK>
-static int fused_launch_t(cudaStream_t s, int na, int nb, long bm, long bn, const fu_args &a)
+static int fused_launch_t(cudaStream_t s, int na, int nb, long bm, long bn, const fu_args &a0)
 {
-    dim3 grid((unsigned)(bn / BN), (unsigned)(bm / BM));
+    fu_args a = a0;
+    a.tiles_m = (int)(bm / BM);
+    a.tiles_n = (int)(bn / BN);
+    dim3 grid((unsigned)((long)a.tiles_m * a.tiles_n));
     switch (na) {
     case 1: return fused_launch_nb<BM, BN, BK, 1>(s, nb, grid, a);
     case 2: return fused_launch_nb<BM, BN, BK, 2>(s, nb, grid, a);

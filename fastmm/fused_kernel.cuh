@@ -33,6 +33,7 @@ struct fu_args {
     int K;         // inner length of one block product (a multiple of BK)
     int nc;        // C targets
     int first;     // bit t: target t is written (not accumulated): the first product to reach it
+    int tiles_m, tiles_n; // the grid of output tiles (set at launch)
     long aoff[FU_TERMS], boff[FU_TERMS], coff[FU_TARGETS];
     float ac[FU_TERMS], bc[FU_TERMS], cc[FU_TARGETS];
 };
@@ -62,7 +63,11 @@ __global__ void __launch_bounds__(256, BM * BN * BK > 128 * 128 * 8 ? 1 : 2) fus
     __shared__ __align__(16) float As[2][BK][BM + 4]; // k-major: float4 reads along m
     __shared__ __align__(16) float Bs[2][BK][BN];
     const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const long m0 = (long)blockIdx.y * BM, n0 = (long)blockIdx.x * BN;
+    // tiles in groups of 8 tile rows, column by column inside a group (a 1-D grid): the blocks
+    // resident at once share A's row panels and B's column panels in L2 instead of all of B
+    const int per = 8 * a.tiles_n, g0 = (int)blockIdx.x / per * 8;
+    const int gs = a.tiles_m - g0 < 8 ? a.tiles_m - g0 : 8, in = (int)blockIdx.x % per;
+    const long m0 = (long)(g0 + in % gs) * BM, n0 = (long)(in / gs) * BN;
     float4 ra[LA][NA], rb[LB][NB];
     float acc[TM][TN];
 #pragma unroll

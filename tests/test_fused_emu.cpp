@@ -51,14 +51,16 @@ static inline float4 __ldg(const float4 *p) { return *p; }
  * kernel's last shared-memory read comes before its last barrier, and one more barrier ends each
  * block, so the blocks can share the static "shared" arrays). */
 template <int BM, int BN, int BK, int NA, int NB>
-static void emu_launch(const fu_args &a, long bm, long bn)
+static void emu_launch(const fu_args &a0, long bm, long bn)
 {
-    for (unsigned by = 0; by < bm / BM; by++)
-        for (unsigned bx = 0; bx < bn / BN; bx++) {
-            blockIdx = {bx, by, 0};
-            fused_kernel<BM, BN, BK, NA, NB>(a);
-            __syncthreads();
-        }
+    fu_args a = a0; /* as fused_launch_t sets them */
+    a.tiles_m = (int)(bm / BM);
+    a.tiles_n = (int)(bn / BN);
+    for (unsigned b = 0; b < (unsigned)(a.tiles_m * a.tiles_n); b++) {
+        blockIdx = {b, 0, 0};
+        fused_kernel<BM, BN, BK, NA, NB>(a);
+        __syncthreads();
+    }
 }
 
 template <int BM, int BN, int BK>
@@ -162,6 +164,8 @@ static void test_fused_emulated(void **state)
         fastmm_plan *p = fastmm_plan_new(s, &o);
         assert_non_null(p);
         check(p, v, 512, 64, 512, 10 + v);
+        if (v == 1) check(p, v, 2560, 16, 768, 30); /* 10 x 3 tiles a block: a group of 8 tile
+                                                       rows and a partial one of 2 */
         fastmm_plan_free(p);
         if (v > 2) continue;
         o.levels = 2;
