@@ -176,6 +176,19 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
         }                                                                                   \
     } while (0)
 
+/* One line (and csv row) for a second plain GEMM beside cuBLAS's (mb ms, error eb): its time m,
+ * speedup, error e and FLOP rate. */
+static void plain_line(FILE *csv, const char *dev, fastmm_prec pr, long s, const char *label,
+                       const char *desc, const char *csv_desc, double mb, double m, double e,
+                       double eb)
+{
+    printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (%.1f TFLOP/s)\n", label, desc, m,
+           100.0 * mb / m - 100.0, e, 2.0 * s * s * s / m / 1e9);
+    if (csv)
+        fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", dev, fastmm_prec_name(pr), s,
+                label, csv_desc, mb, m, 100.0 * mb / m - 100.0, e, eb);
+}
+
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
                      int np, int reps_opt, int accuracy, int tune, int best_gemm, int search,
                      int phases, int tune_report, int own, FILE *csv)
@@ -282,13 +295,8 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                         fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &el))
                         goto fail;
                 }
-                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (%.1f TFLOP/s)\n",
-                       "best-GEMM", "plain, kernel tuned", ml, 100.0 * mb / ml - 100.0, el,
-                       2.0 * s * s * s / ml / 1e9);
-                if (csv)
-                    fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
-                            fastmm_prec_name(pr), s, "best-GEMM", "plain tuned", mb, ml,
-                            100.0 * mb / ml - 100.0, el, eb);
+                plain_line(csv, prop.name, pr, s, "best-GEMM", "plain, kernel tuned",
+                           "plain tuned", mb, ml, el, eb);
             }
             if (own_ok) {
                 double mo = median(to, reps), eo = NAN;
@@ -298,13 +306,8 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                         fastmm_cuda_max_rel_err(c, s, s, C2, s, R, &eo))
                         goto fail;
                 }
-                printf("  %-14s %-18s %8.2f ms  speedup %+6.1f%%  err %.1e (%.1f TFLOP/s)\n",
-                       "own-SGEMM", "plain, own kernel", mo, 100.0 * mb / mo - 100.0, eo,
-                       2.0 * s * s * s / mo / 1e9);
-                if (csv)
-                    fprintf(csv, "%s,%s,%ld,%s,%s,%.4f,%.4f,%.2f,%.3e,%.3e\n", prop.name,
-                            fastmm_prec_name(pr), s, "own-SGEMM", "plain own", mb, mo,
-                            100.0 * mb / mo - 100.0, eo, eb);
+                plain_line(csv, prop.name, pr, s, "own-SGEMM", "plain, own kernel", "plain own",
+                           mb, mo, eo, eb);
             }
             for (int a = 0; a < na; a++) {
                 double ea = NAN;
