@@ -92,6 +92,25 @@ static hid_t actor_type(void)
     return t;
 }
 
+/* A table's columns in memory, as written and read (NULL where a table has none). */
+typedef struct table_cols {
+    uint64_t *id, *mv;
+    int32_t *dims, *nm, *rk, *pc, *init, *bas;
+    uint8_t *ar, *so, *hb;
+    int64_t *mo, *po;
+    double *t0, *t1;
+    char *act;
+    int8_t *acts, *pa;
+    float *ret, *pp;
+} table_cols;
+
+static void table_cols_free(table_cols *c)
+{
+    free(c->id), free(c->mv), free(c->dims), free(c->nm), free(c->rk), free(c->pc), free(c->init);
+    free(c->bas), free(c->ar), free(c->so), free(c->hb), free(c->mo), free(c->po), free(c->t0);
+    free(c->t1), free(c->act), free(c->acts), free(c->pa), free(c->ret), free(c->pp);
+}
+
 static int write_table(hid_t file, int tid, int S, replay_game **games, int64_t G)
 {
     int rc = -1;
@@ -110,52 +129,52 @@ static int write_table(hid_t file, int tid, int S, replay_game **games, int64_t 
         return tg_fail("cannot create group %s", replay_table_names[tid]);
     hid_t st = actor_type();
     size_t gz = (size_t)(G ? G : 1), mz = (size_t)(M ? M : 1), pz = (size_t)(P ? P : 1);
-    uint64_t *id = malloc(gz * 8), *mv = malloc(gz * 8);
-    int32_t *dims = malloc(gz * 12), *nm = malloc(gz * 4), *rk = malloc(gz * 4);
-    uint8_t *ar = malloc(gz), *so = malloc(gz), *hb = malloc(gz);
-    int64_t *mo = malloc(gz * 8);
-    double *t0 = malloc(gz * 8), *t1 = malloc(gz * 8);
-    char *act = calloc(gz, REPLAY_ACTOR_LEN);
-    int8_t *acts = malloc(mz * A);
-    float *ret = malloc(mz * 4);
-    int64_t *po = with_policy ? malloc(mz * 8) : NULL;
-    int32_t *pc = with_policy ? malloc(mz * 4) : NULL;
-    int8_t *pa = with_policy ? malloc(pz * A) : NULL;
-    float *pp = with_policy ? malloc(pz * 4) : NULL;
-    int32_t *init = with_policy ? malloc(gz * S3 * 4) : NULL;
-    int32_t *bas = with_policy ? calloc(gz * 3 * S * S, 4) : NULL;
-    if (!id || !mv || !dims || !nm || !rk || !ar || !so || !hb || !mo || !t0 || !t1 || !act || !acts ||
-        !ret || (with_policy && (!po || !pc || !pa || !pp || !init || !bas))) {
+    table_cols c = {0};
+    c.id = malloc(gz * 8), c.mv = malloc(gz * 8);
+    c.dims = malloc(gz * 12), c.nm = malloc(gz * 4), c.rk = malloc(gz * 4);
+    c.ar = malloc(gz), c.so = malloc(gz), c.hb = malloc(gz);
+    c.mo = malloc(gz * 8);
+    c.t0 = malloc(gz * 8), c.t1 = malloc(gz * 8);
+    c.act = calloc(gz, REPLAY_ACTOR_LEN);
+    c.acts = malloc(mz * A);
+    c.ret = malloc(mz * 4);
+    if (with_policy) {
+        c.po = malloc(mz * 8), c.pc = malloc(mz * 4), c.pa = malloc(pz * A), c.pp = malloc(pz * 4);
+        c.init = malloc(gz * S3 * 4), c.bas = calloc(gz * 3 * S * S, 4);
+    }
+    if (!c.id || !c.mv || !c.dims || !c.nm || !c.rk || !c.ar || !c.so || !c.hb || !c.mo || !c.t0 ||
+        !c.t1 || !c.act || !c.acts || !c.ret ||
+        (with_policy && (!c.po || !c.pc || !c.pa || !c.pp || !c.init || !c.bas))) {
         tg_fail("out of memory writing table %s", replay_table_names[tid]);
         goto fail;
     }
     int64_t m = 0, p = 0;
     for (int64_t i = 0; i < G; i++) {
         const replay_game *x = games[i];
-        id[i] = x->id;
-        mv[i] = x->model_version;
-        dims[3 * i] = x->dims.n, dims[3 * i + 1] = x->dims.m, dims[3 * i + 2] = x->dims.p;
-        nm[i] = x->n_moves;
-        rk[i] = x->rank;
-        ar[i] = (uint8_t)x->mod2;
-        so[i] = (uint8_t)x->solved;
-        hb[i] = x->basis != NULL;
-        mo[i] = m;
-        t0[i] = x->started;
-        t1[i] = x->finished;
-        memcpy(act + i * REPLAY_ACTOR_LEN, x->actor, REPLAY_ACTOR_LEN);
-        memcpy(acts + m * A, x->actions, (size_t)x->n_moves * A);
-        memcpy(ret + m, x->returns, (size_t)x->n_moves * 4);
+        c.id[i] = x->id;
+        c.mv[i] = x->model_version;
+        c.dims[3 * i] = x->dims.n, c.dims[3 * i + 1] = x->dims.m, c.dims[3 * i + 2] = x->dims.p;
+        c.nm[i] = x->n_moves;
+        c.rk[i] = x->rank;
+        c.ar[i] = (uint8_t)x->mod2;
+        c.so[i] = (uint8_t)x->solved;
+        c.hb[i] = x->basis != NULL;
+        c.mo[i] = m;
+        c.t0[i] = x->started;
+        c.t1[i] = x->finished;
+        memcpy(c.act + i * REPLAY_ACTOR_LEN, x->actor, REPLAY_ACTOR_LEN);
+        memcpy(c.acts + m * A, x->actions, (size_t)x->n_moves * A);
+        memcpy(c.ret + m, x->returns, (size_t)x->n_moves * 4);
         if (with_policy) {
             for (int j = 0; j < x->n_moves; j++) {
-                po[m + j] = p + x->pol_off[j];
-                pc[m + j] = x->pol_off[j + 1] - x->pol_off[j];
+                c.po[m + j] = p + x->pol_off[j];
+                c.pc[m + j] = x->pol_off[j + 1] - x->pol_off[j];
             }
-            memcpy(pa + p * A, x->pol_actions, (size_t)x->n_pol * A);
-            memcpy(pp + p, x->pol_probs, (size_t)x->n_pol * 4);
-            memcpy(init + i * S3, x->initial, S3 * 4);
+            memcpy(c.pa + p * A, x->pol_actions, (size_t)x->n_pol * A);
+            memcpy(c.pp + p, x->pol_probs, (size_t)x->n_pol * 4);
+            memcpy(c.init + i * S3, x->initial, S3 * 4);
             if (x->basis)
-                memcpy(bas + i * 3 * S * S, x->basis, 3 * (size_t)S * S * 4);
+                memcpy(c.bas + i * 3 * S * S, x->basis, 3 * (size_t)S * S * 4);
         }
         m += x->n_moves;
         p += x->n_pol;
@@ -163,29 +182,27 @@ static int write_table(hid_t file, int tid, int S, replay_game **games, int64_t 
     hsize_t d1[1] = {(hsize_t)G}, d2[2] = {(hsize_t)G, 3}, dm[2] = {(hsize_t)M, A}, dm1[1] = {(hsize_t)M},
             dp[2] = {(hsize_t)P, A}, dp1[1] = {(hsize_t)P}, di[4] = {(hsize_t)G, S, S, S},
             db[4] = {(hsize_t)G, 3, S, S};
-    if (write_ds(g, "game_id", H5T_NATIVE_UINT64, 1, d1, id) || write_ds(g, "dims", H5T_NATIVE_INT32, 2, d2, dims) ||
-        write_ds(g, "arithmetic", H5T_NATIVE_UINT8, 1, d1, ar) || write_ds(g, "n_moves", H5T_NATIVE_INT32, 1, d1, nm) ||
-        write_ds(g, "move_offset", H5T_NATIVE_INT64, 1, d1, mo) || write_ds(g, "solved", H5T_NATIVE_UINT8, 1, d1, so) ||
-        write_ds(g, "rank", H5T_NATIVE_INT32, 1, d1, rk) ||
-        write_ds(g, "model_version", H5T_NATIVE_UINT64, 1, d1, mv) || write_ds(g, "actor", st, 1, d1, act) ||
-        write_ds(g, "started", H5T_NATIVE_DOUBLE, 1, d1, t0) || write_ds(g, "finished", H5T_NATIVE_DOUBLE, 1, d1, t1) ||
-        write_ds(g, "actions", H5T_NATIVE_INT8, 2, dm, acts) || write_ds(g, "returns", H5T_NATIVE_FLOAT, 1, dm1, ret))
+    if (write_ds(g, "game_id", H5T_NATIVE_UINT64, 1, d1, c.id) || write_ds(g, "dims", H5T_NATIVE_INT32, 2, d2, c.dims) ||
+        write_ds(g, "arithmetic", H5T_NATIVE_UINT8, 1, d1, c.ar) || write_ds(g, "n_moves", H5T_NATIVE_INT32, 1, d1, c.nm) ||
+        write_ds(g, "move_offset", H5T_NATIVE_INT64, 1, d1, c.mo) || write_ds(g, "solved", H5T_NATIVE_UINT8, 1, d1, c.so) ||
+        write_ds(g, "rank", H5T_NATIVE_INT32, 1, d1, c.rk) ||
+        write_ds(g, "model_version", H5T_NATIVE_UINT64, 1, d1, c.mv) || write_ds(g, "actor", st, 1, d1, c.act) ||
+        write_ds(g, "started", H5T_NATIVE_DOUBLE, 1, d1, c.t0) || write_ds(g, "finished", H5T_NATIVE_DOUBLE, 1, d1, c.t1) ||
+        write_ds(g, "actions", H5T_NATIVE_INT8, 2, dm, c.acts) || write_ds(g, "returns", H5T_NATIVE_FLOAT, 1, dm1, c.ret))
         goto fail;
     if (with_policy &&
-        (write_ds(g, "has_basis", H5T_NATIVE_UINT8, 1, d1, hb) || write_ds(g, "initial", H5T_NATIVE_INT32, 4, di, init) ||
-         write_ds(g, "basis", H5T_NATIVE_INT32, 4, db, bas) ||
-         write_ds(g, "policy_offset", H5T_NATIVE_INT64, 1, dm1, po) ||
-         write_ds(g, "policy_count", H5T_NATIVE_INT32, 1, dm1, pc) ||
-         write_ds(g, "policy_actions", H5T_NATIVE_INT8, 2, dp, pa) ||
-         write_ds(g, "policy_probs", H5T_NATIVE_FLOAT, 1, dp1, pp)))
+        (write_ds(g, "has_basis", H5T_NATIVE_UINT8, 1, d1, c.hb) || write_ds(g, "initial", H5T_NATIVE_INT32, 4, di, c.init) ||
+         write_ds(g, "basis", H5T_NATIVE_INT32, 4, db, c.bas) ||
+         write_ds(g, "policy_offset", H5T_NATIVE_INT64, 1, dm1, c.po) ||
+         write_ds(g, "policy_count", H5T_NATIVE_INT32, 1, dm1, c.pc) ||
+         write_ds(g, "policy_actions", H5T_NATIVE_INT8, 2, dp, c.pa) ||
+         write_ds(g, "policy_probs", H5T_NATIVE_FLOAT, 1, dp1, c.pp)))
         goto fail;
     rc = 0;
 fail:
     if (rc)
         tg_fail_ctx("table %s: ", replay_table_names[tid]);
-    free(id), free(mv), free(dims), free(nm), free(rk), free(ar), free(so), free(hb), free(mo);
-    free(t0), free(t1), free(act), free(acts), free(ret), free(po), free(pc), free(pa), free(pp);
-    free(init), free(bas);
+    table_cols_free(&c);
     H5Tclose(st);
     H5Gclose(g);
     return rc;
@@ -322,14 +339,7 @@ static int read_table(hid_t file, int tid, int S, replay_store_tables *t)
     int64_t G = 0, n, M = 0, P = 0;
     hsize_t i3[1] = {3}, iA[1] = {A}, iS[3] = {(hsize_t)S, (hsize_t)S, (hsize_t)S}, iB[3] = {3, (hsize_t)S, (hsize_t)S};
     hid_t st = actor_type();
-    uint64_t *id = NULL, *mv = NULL;
-    int32_t *dims = NULL, *nm = NULL, *rk = NULL, *pc = NULL, *init = NULL, *bas = NULL;
-    uint8_t *ar = NULL, *so = NULL, *hb = NULL;
-    int64_t *mo = NULL, *po = NULL;
-    double *t0 = NULL, *t1 = NULL;
-    char *act = NULL;
-    int8_t *acts = NULL, *pa = NULL;
-    float *ret = NULL, *pp = NULL;
+    table_cols c = {0};
 #define RD(var, name, type, rank, inner, want)                                                     \
     do {                                                                                           \
         if (!(var = read_ds(g, name, type, rank, inner, &n)))                                      \
@@ -339,30 +349,30 @@ static int read_table(hid_t file, int tid, int S, replay_store_tables *t)
             goto fail;                                                                             \
         }                                                                                          \
     } while (0)
-    RD(id, "game_id", H5T_NATIVE_UINT64, 1, NULL, -1);
+    RD(c.id, "game_id", H5T_NATIVE_UINT64, 1, NULL, -1);
     G = n;
-    RD(mv, "model_version", H5T_NATIVE_UINT64, 1, NULL, G);
-    RD(dims, "dims", H5T_NATIVE_INT32, 2, i3, G);
-    RD(nm, "n_moves", H5T_NATIVE_INT32, 1, NULL, G);
-    RD(rk, "rank", H5T_NATIVE_INT32, 1, NULL, G);
-    RD(ar, "arithmetic", H5T_NATIVE_UINT8, 1, NULL, G);
-    RD(so, "solved", H5T_NATIVE_UINT8, 1, NULL, G);
-    RD(mo, "move_offset", H5T_NATIVE_INT64, 1, NULL, G);
-    RD(t0, "started", H5T_NATIVE_DOUBLE, 1, NULL, G);
-    RD(t1, "finished", H5T_NATIVE_DOUBLE, 1, NULL, G);
-    RD(act, "actor", st, 1, NULL, G);
-    RD(acts, "actions", H5T_NATIVE_INT8, 2, iA, -1);
+    RD(c.mv, "model_version", H5T_NATIVE_UINT64, 1, NULL, G);
+    RD(c.dims, "dims", H5T_NATIVE_INT32, 2, i3, G);
+    RD(c.nm, "n_moves", H5T_NATIVE_INT32, 1, NULL, G);
+    RD(c.rk, "rank", H5T_NATIVE_INT32, 1, NULL, G);
+    RD(c.ar, "arithmetic", H5T_NATIVE_UINT8, 1, NULL, G);
+    RD(c.so, "solved", H5T_NATIVE_UINT8, 1, NULL, G);
+    RD(c.mo, "move_offset", H5T_NATIVE_INT64, 1, NULL, G);
+    RD(c.t0, "started", H5T_NATIVE_DOUBLE, 1, NULL, G);
+    RD(c.t1, "finished", H5T_NATIVE_DOUBLE, 1, NULL, G);
+    RD(c.act, "actor", st, 1, NULL, G);
+    RD(c.acts, "actions", H5T_NATIVE_INT8, 2, iA, -1);
     M = n;
-    RD(ret, "returns", H5T_NATIVE_FLOAT, 1, NULL, M);
+    RD(c.ret, "returns", H5T_NATIVE_FLOAT, 1, NULL, M);
     if (with_policy) {
-        RD(hb, "has_basis", H5T_NATIVE_UINT8, 1, NULL, G);
-        RD(init, "initial", H5T_NATIVE_INT32, 4, iS, G);
-        RD(bas, "basis", H5T_NATIVE_INT32, 4, iB, G);
-        RD(po, "policy_offset", H5T_NATIVE_INT64, 1, NULL, M);
-        RD(pc, "policy_count", H5T_NATIVE_INT32, 1, NULL, M);
-        RD(pa, "policy_actions", H5T_NATIVE_INT8, 2, iA, -1);
+        RD(c.hb, "has_basis", H5T_NATIVE_UINT8, 1, NULL, G);
+        RD(c.init, "initial", H5T_NATIVE_INT32, 4, iS, G);
+        RD(c.bas, "basis", H5T_NATIVE_INT32, 4, iB, G);
+        RD(c.po, "policy_offset", H5T_NATIVE_INT64, 1, NULL, M);
+        RD(c.pc, "policy_count", H5T_NATIVE_INT32, 1, NULL, M);
+        RD(c.pa, "policy_actions", H5T_NATIVE_INT8, 2, iA, -1);
         P = n;
-        RD(pp, "policy_probs", H5T_NATIVE_FLOAT, 1, NULL, P);
+        RD(c.pp, "policy_probs", H5T_NATIVE_FLOAT, 1, NULL, P);
     }
 #undef RD
     if (!(t->games[tid] = calloc((size_t)G + 1, sizeof(replay_game *)))) {
@@ -372,12 +382,12 @@ static int read_table(hid_t file, int tid, int S, replay_store_tables *t)
     int64_t m = 0;
     size_t S3 = (size_t)S * S * S;
     for (int64_t i = 0; i < G; i++) {
-        if (nm[i] < 1 || mo[i] != m || m + nm[i] > M) {
+        if (c.nm[i] < 1 || c.mo[i] != m || m + c.nm[i] > M) {
             tg_fail("game %lld has inconsistent moves (offset %lld, count %d of %lld)", (long long)i,
-                    (long long)mo[i], nm[i], (long long)M);
+                    (long long)c.mo[i], c.nm[i], (long long)M);
             goto fail;
         }
-        tg_dims d = {dims[3 * i], dims[3 * i + 1], dims[3 * i + 2]};
+        tg_dims d = {c.dims[3 * i], c.dims[3 * i + 1], c.dims[3 * i + 2]};
         int modes[3];
         if (tg_dims_check(d)) {
             tg_fail_ctx("game %lld: ", (long long)i);
@@ -388,44 +398,44 @@ static int read_table(hid_t file, int tid, int S, replay_store_tables *t)
             tg_fail("game %lld: target %d,%d,%d does not fit S = %d", (long long)i, d.n, d.m, d.p, S);
             goto fail;
         }
-        int64_t np = 0, p0 = with_policy ? po[m] : 0;
+        int64_t np = 0, p0 = with_policy ? c.po[m] : 0;
         if (with_policy)
-            for (int j = 0; j < nm[i]; j++) {
-                if (pc[m + j] < 0 || po[m + j] != p0 + np || p0 + np + pc[m + j] > P) {
+            for (int j = 0; j < c.nm[i]; j++) {
+                if (c.pc[m + j] < 0 || c.po[m + j] != p0 + np || p0 + np + c.pc[m + j] > P) {
                     tg_fail("game %lld move %d has an inconsistent policy range", (long long)i, j);
                     goto fail;
                 }
-                np += pc[m + j];
+                np += c.pc[m + j];
             }
-        replay_game *x = replay_game_alloc(S, nm[i], (int)np, with_policy, with_policy && hb[i]);
+        replay_game *x = replay_game_alloc(S, c.nm[i], (int)np, with_policy, with_policy && c.hb[i]);
         if (!x) {
             tg_fail("out of memory");
             goto fail;
         }
         t->games[tid][i] = x;
         t->n[tid] = i + 1;
-        x->id = id[i];
+        x->id = c.id[i];
         x->dims = d;
-        x->mod2 = ar[i] != 0;
-        x->solved = so[i] != 0;
-        x->rank = rk[i];
-        x->model_version = mv[i];
-        x->started = t0[i];
-        x->finished = t1[i];
-        memcpy(x->actor, act + i * REPLAY_ACTOR_LEN, REPLAY_ACTOR_LEN);
+        x->mod2 = c.ar[i] != 0;
+        x->solved = c.so[i] != 0;
+        x->rank = c.rk[i];
+        x->model_version = c.mv[i];
+        x->started = c.t0[i];
+        x->finished = c.t1[i];
+        memcpy(x->actor, c.act + i * REPLAY_ACTOR_LEN, REPLAY_ACTOR_LEN);
         x->actor[REPLAY_ACTOR_LEN - 1] = 0;
-        memcpy(x->actions, acts + m * A, (size_t)nm[i] * A);
-        memcpy(x->returns, ret + m, (size_t)nm[i] * 4);
+        memcpy(x->actions, c.acts + m * A, (size_t)c.nm[i] * A);
+        memcpy(x->returns, c.ret + m, (size_t)c.nm[i] * 4);
         if (with_policy) {
-            for (int j = 0; j <= nm[i]; j++)
-                x->pol_off[j] = j < nm[i] ? (int32_t)(po[m + j] - p0) : (int32_t)np;
-            memcpy(x->pol_actions, pa + p0 * A, (size_t)np * A);
-            memcpy(x->pol_probs, pp + p0, (size_t)np * 4);
-            memcpy(x->initial, init + i * S3, S3 * 4);
+            for (int j = 0; j <= c.nm[i]; j++)
+                x->pol_off[j] = j < c.nm[i] ? (int32_t)(c.po[m + j] - p0) : (int32_t)np;
+            memcpy(x->pol_actions, c.pa + p0 * A, (size_t)np * A);
+            memcpy(x->pol_probs, c.pp + p0, (size_t)np * 4);
+            memcpy(x->initial, c.init + i * S3, S3 * 4);
             if (x->basis)
-                memcpy(x->basis, bas + i * 3 * S * S, 3 * (size_t)S * S * 4);
+                memcpy(x->basis, c.bas + i * 3 * S * S, 3 * (size_t)S * S * 4);
         }
-        m += nm[i];
+        m += c.nm[i];
     }
     if (m != M) {
         tg_fail("%lld moves stored but games use %lld", (long long)M, (long long)m);
@@ -435,9 +445,7 @@ static int read_table(hid_t file, int tid, int S, replay_store_tables *t)
 fail:
     if (rc)
         tg_fail_ctx("table %s: ", replay_table_names[tid]);
-    free(id), free(mv), free(dims), free(nm), free(rk), free(ar), free(so), free(hb), free(mo);
-    free(t0), free(t1), free(act), free(acts), free(ret), free(po), free(pc), free(pa), free(pp);
-    free(init), free(bas);
+    table_cols_free(&c);
     H5Tclose(st);
     H5Gclose(g);
     return rc;
