@@ -148,6 +148,10 @@ for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
         else "%8s" % "-" for s in sizes))
 for a in ["strassen1", "strassen2", "rt_gpu49", "released49"]:
     print(a, " ".join("%d:%s" % (s, desc.get((a, s), "-").split(" ", 2)[-1]) for s in sizes))
+# --fused V: the fused kernel alone as a plain GEMM against cuBLAS's
+if any(("own-SGEMM", s) in ours for s in sizes):
+    print("%-11s" % "own-SGEMM" + "".join(("%+8.1f" % ours[("own-SGEMM", s)])
+                                         if ("own-SGEMM", s) in ours else "%8s" % "-" for s in sizes))
 # phases (--phases): each combination kernel's A / B / C bandwidth, * the chosen one
 ph, cur, n = {}, None, None
 for line in open(sys.argv[1]):
