@@ -18,7 +18,8 @@
 #                  replay file instead of started afresh, so one run can span several calls of at
 #                  most 10 minutes each; times of best ranks leave out the time between calls
 #   --save         also put each run's state (its latest checkpoint, results, config, logs, and
-#                  replay.h5 unless that makes it larger than 32 MiB) in OUT as
+#                  replay.h5, trimmed by `tg trim` to its newest played games and the best ones
+#                  where the whole would pass 32 MiB) in OUT as
 #                  state-<run>.tgz.00, .01, ... (parts of 15 MiB, the most a device call returns
 #                  per file), so that a later session can go on with the run on a fresh machine
 #   --restore DIR  a run directory that does not exist yet is first unpacked from DIR's
@@ -169,9 +170,31 @@ if [ "$SAVE" = 1 ]; then
         for f in results.h5 replay.h5 logs status snapshots.txt; do [ -e "$rd/$f" ] && files+=("$f"); done
         rm -f "$OUTD/state-$name.tgz."*
         tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${files[@]}"
-        if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -gt $((32 << 20)) ]; then
-            say "$name: state with replay.h5 over 32 MiB (what a later call can carry beside .tgdisc): saved without it"
-            tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' --exclude=replay.h5 "${files[@]}"
+        # over what a later call can carry beside .tgdisc (TG_STATE_MAX_MB, 32): replay.h5 trimmed
+        # to its newest played games and the best ones (`tg trim`; demonstrations are generated
+        # again at start), else left out; TG_STATE_TRIM=1 trims it whatever the size (tests)
+        max=$(( ${TG_STATE_MAX_MB:-32} << 20 ))
+        if [ -e "$rd/replay.h5" ] && { [ "${TG_STATE_TRIM:-0}" = 1 ] ||
+                                       [ "$(stat -c %s "$OUTD/state-$name.tgz")" -gt "$max" ]; }; then
+            stage=$(mktemp -d)
+            rest=()
+            for f in "${files[@]}"; do [ "$f" = replay.h5 ] || rest+=("$f"); done
+            kept=
+            for keep in 100000 30000; do
+                if ! tg trim "$rd/replay.h5" "$stage/replay.h5" --played "$keep" > "$stage/trim.out" 2>&1; then
+                    say "$name: tg trim failed: $(tail -1 "$stage/trim.out")"
+                    break
+                fi
+                tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${rest[@]}" -C "$stage" replay.h5
+                if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -le "$max" ]; then kept=$keep; break; fi
+            done
+            if [ -n "$kept" ]; then
+                say "$name: replay.h5 trimmed for the state (at most $kept played positions, the best games, no demonstrations): $(grep -h "^played\|^best" "$stage/trim.out" | tr -s ' ' | paste -sd ';')"
+            else
+                say "$name: state with replay.h5 over $((max >> 20)) MiB (what a later call can carry beside .tgdisc): saved without it"
+                tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${rest[@]}"
+            fi
+            rm -rf "$stage"
         fi
         split -b 15M -d -a 2 "$OUTD/state-$name.tgz" "$OUTD/state-$name.tgz." && rm "$OUTD/state-$name.tgz"
         say "$name: state saved as $(ls "$OUTD" | grep -c "^state-$name.tgz.") part(s), $(cat "$OUTD/state-$name.tgz."* | wc -c) bytes (checkpoint $ck)"

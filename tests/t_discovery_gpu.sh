@@ -2,7 +2,8 @@
 # scripts/discovery_gpu.sh as a device call runs it, here on the CPU backend with a tiny run: a
 # first call starts the run and leaves its logs, status and results in OUT's tarball; a second
 # call with --resume continues the same run from its checkpoint (learner steps go on, the
-# replay's games stay) instead of starting afresh, and with --save leaves the run's state in OUT;
+# replay's games stay) instead of starting afresh, and with --save leaves the run's state in OUT
+# (replay.h5 trimmed by `tg trim`, as it is where the whole would be too large to carry);
 # a third call, as on a fresh machine (an empty run folder), --restore's it from those files and
 # goes on with the run.
 set -euo pipefail
@@ -33,7 +34,9 @@ grep -q "strassen-2x2x2-0/logs/replay.out" "$T/list1" || fail "call 1: no logs i
 s1=$(step)
 [ "$s1" -gt 0 ] || fail "call 1: the learner made no step"
 
-call 2 runs --resume --save
+# the saved replay.h5 trimmed by `tg trim` as a large one would be (newest played and best games,
+# no demonstrations)
+TG_STATE_TRIM=1 call 2 runs --resume --save
 grep -q "resume strassen-2x2x2-0" "$T/call2.out" || fail "call 2 did not resume the run"
 grep -q "resuming the run" "$T/call2.out" || fail "call 2: run_cluster.sh did not resume"
 s2=$(step)
@@ -41,6 +44,7 @@ s2=$(step)
 grep -q "resumed from .*step-" "$T/runs/strassen-2x2x2-0/logs/learner.out" || fail "the learner did not load its checkpoint"
 ls "$T/out2"/state-strassen-2x2x2-0.tgz.00 >/dev/null 2>&1 || fail "call 2 (--save): no state in OUT"
 grep -q "state saved" "$T/call2.out" || fail "call 2: --save said nothing"
+grep -q "replay.h5 trimmed for the state" "$T/call2.out" || fail "call 2: replay.h5 not trimmed"
 
 # a fresh machine: nothing in the run folder but what --restore brings
 call 3 fresh --restore "$T/out2"
@@ -50,7 +54,9 @@ s3=$(step fresh)
 [ "$s3" -gt "$s2" ] || fail "call 3: learner step $s3, not past call 2's $s2"
 grep -q "resumed from .*step-0*$s2.h5" "$T/fresh/strassen-2x2x2-0/logs/learner.out" ||
     fail "call 3: the learner did not load call 2's last checkpoint"
-grep "loaded $T/fresh/" "$T/fresh/strassen-2x2x2-0/logs/tg-replay.log" | grep -q "played [1-9]" ||
-    fail "call 3: the replay server did not load the saved games"
+grep "loaded $T/fresh/" "$T/fresh/strassen-2x2x2-0/logs/tg-replay.log" | grep -q "demos 0, played [1-9]" ||
+    fail "call 3: the replay server did not load the saved (trimmed) games"
+grep -q "generating synthetic demonstrations: 0 of" "$T/fresh/strassen-2x2x2-0/logs/tg-replay.log" ||
+    fail "call 3: the demonstrations left out were not generated again"
 echo "call 1: learner step $s1; call 2 (--resume --save): step $s2; call 3 (fresh folder, --restore): step $s3"
 echo "PASS t_discovery_gpu"

@@ -13,6 +13,7 @@
 #include "replay/sampler.h"
 #include "replay/store.h"
 #include "tests/replay_helpers.h"
+#include "tools/cmds.h"
 
 static replay_game *played_game(const tg_config *c, tg_rng *rng, int moves, int K)
 {
@@ -446,6 +447,93 @@ static void test_split(void **st)
         replay_table_free(t[i]);
 }
 
+/* tg trim: each table's newest whole games up to N positions (the newest one kept even if longer;
+ * -1 all, 0 none), the metadata kept, the copy readable; bad input: exit 2, nothing written. */
+static void test_trim(void **st)
+{
+    (void)st;
+    char dir[64], in[128], out[128], bad[128];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(in, sizeof in, "%s/replay.h5", dir);
+    snprintf(out, sizeof out, "%s/small.h5", dir);
+    snprintf(bad, sizeof bad, "%s/bad.h5", dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 3, 2);
+    replay_store_tables t = {0};
+    /* played: 10 games of 2..6 moves (oldest first), best 4, demos 5 */
+    static const int ng[REPLAY_NTABLES] = {5, 10, 4};
+    for (int i = 0; i < REPLAY_NTABLES; i++) {
+        t.n[i] = ng[i];
+        t.games[i] = calloc((size_t)ng[i], sizeof(replay_game *));
+        for (int j = 0; j < ng[i]; j++) {
+            replay_game *g = i == REPLAY_DEMOS ? replay_demo_make(&c, 0, &rng)
+                                               : played_game(&c, &rng, 2 + j % 5, 4);
+            g->id = (uint64_t)(100 * i + j);
+            t.games[i][j] = g;
+        }
+    }
+    replay_store_meta m = {.S = c.game.S, .next_game_id = 1000, .journal_seq = 9, .written = 2.5};
+    assert_int_equal(replay_store_write(in, &m, &t), 0);
+    /* played games' moves, newest first (j = 9, 8, 7, ...): 6, 5, 4, ...: 13 positions hold the
+     * newest 2 (11; with the third 15) */
+    char *args[] = {"trim", in, out, "--played", "13", "--demos", "0", NULL};
+    assert_int_equal(tg_cmd_trim(7, args), 0);
+    replay_store_meta m2;
+    replay_store_tables t2;
+    assert_int_equal(replay_store_read(out, &m2, &t2), 0);
+    assert_int_equal(m2.next_game_id, 1000);
+    assert_int_equal(m2.journal_seq, 9);
+    assert_int_equal(t2.n[REPLAY_DEMOS], 0);
+    assert_int_equal(t2.n[REPLAY_PLAYED], 2);
+    assert_int_equal(t2.games[REPLAY_PLAYED][0]->id, 108);
+    assert_int_equal(t2.games[REPLAY_PLAYED][1]->id, 109);
+    assert_memory_equal(t2.games[REPLAY_PLAYED][1]->actions, t.games[REPLAY_PLAYED][9]->actions,
+                        (size_t)t.games[REPLAY_PLAYED][9]->n_moves * 3 * c.game.S);
+    assert_int_equal(t2.n[REPLAY_BEST], 4); /* default: all */
+    assert_int_equal(t2.games[REPLAY_BEST][0]->id, 200);
+    replay_store_tables_free(&t2);
+    /* 1 position: still the newest game; -1: everything; in place */
+    char *args2[] = {"trim", in, out, "--played", "1", "--best", "0", "--demos", "-1", NULL};
+    assert_int_equal(tg_cmd_trim(9, args2), 0);
+    assert_int_equal(replay_store_read(out, &m2, &t2), 0);
+    assert_int_equal(t2.n[REPLAY_PLAYED], 1);
+    assert_int_equal(t2.games[REPLAY_PLAYED][0]->id, 109);
+    assert_int_equal(t2.n[REPLAY_BEST], 0);
+    assert_int_equal(t2.n[REPLAY_DEMOS], 5);
+    replay_store_tables_free(&t2);
+    char *args3[] = {"trim", out, out, "--played", "0", NULL};
+    assert_int_equal(tg_cmd_trim(5, args3), 0);
+    assert_int_equal(replay_store_read(out, &m2, &t2), 0);
+    assert_int_equal(t2.n[REPLAY_PLAYED], 0);
+    assert_int_equal(t2.n[REPLAY_DEMOS], 0); /* the default again */
+    assert_int_equal(t2.n[REPLAY_BEST], 0);
+    replay_store_tables_free(&t2);
+    /* bad input: missing or corrupt file, bad counts, missing arguments: exit 2, nothing written */
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    fputs("not an HDF5 file", f);
+    fclose(f);
+    char gone[160];
+    snprintf(gone, sizeof gone, "%s/none.h5", dir);
+    char *b1[] = {"trim", gone, bad, NULL};
+    assert_int_equal(tg_cmd_trim(3, b1), 2);
+    char *b2[] = {"trim", bad, gone, NULL};
+    assert_int_equal(tg_cmd_trim(3, b2), 2);
+    assert_int_equal(access(gone, F_OK), -1);
+    char *b3[] = {"trim", in, gone, "--played", "many", NULL};
+    assert_int_equal(tg_cmd_trim(5, b3), 2);
+    char *b4[] = {"trim", in, gone, "--best", "-5", NULL};
+    assert_int_equal(tg_cmd_trim(5, b4), 2);
+    char *b5[] = {"trim", in, NULL};
+    assert_int_equal(tg_cmd_trim(2, b5), 2);
+    char *b6[] = {"trim", in, gone, "--played", NULL};
+    assert_int_equal(tg_cmd_trim(4, b6), 2);
+    assert_int_equal(access(gone, F_OK), -1);
+    replay_store_tables_free(&t);
+}
+
 int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
@@ -455,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target),
         cmocka_unit_test(test_best_played), cmocka_unit_test(test_split),
+        cmocka_unit_test(test_trim),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
