@@ -22,7 +22,7 @@ static const char *trim_use =
     "               up to replay.demos_size when it starts)\n"
     "OUT is a complete replay.h5 (written atomically; IN may be OUT) that a run restarts from:\n"
     "put it in the run directory without the old journal (replay.wal.*). Prints what it kept.\n"
-    "Exit status 2 on a usage error or an unreadable IN.\n";
+    "Exit status 2 on a usage error or an unreadable IN, 1 if OUT cannot be written.\n";
 
 /* The newest games of n (oldest first) that hold at most max positions (max < 0: all); at least
  * the newest one where max > 0. Returns the index of the first kept game. */
