@@ -52,9 +52,9 @@ __device__ __forceinline__ float4 fu_sum(const float4 (&r)[N], const float *c)
     return s;
 }
 
+// Two blocks per multiprocessor (128 registers) only for the smallest tile: the others need more
+// registers for their accumulators or prefetched operands than that leaves without spilling.
 template <int BM, int BN, int BK, int NA, int NB>
-// two blocks per multiprocessor (128 registers) only for the smallest tile: the others need more
-// registers for their accumulators or prefetched operands than that leaves without spilling
 __global__ void __launch_bounds__(256, BM * BN * BK > 128 * 128 * 8 ? 1 : 2) fused_kernel(fu_args a)
 {
     constexpr int TM = BM / 16, TN = BN / 16;           // outputs per thread
