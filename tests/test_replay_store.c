@@ -117,6 +117,25 @@ static void test_table_remove_if(void **st)
     replay_table_free(t);
 }
 
+/* ng[i] games in table i (ids 100 i + j, oldest first): demonstrations, and played games of 2..6
+ * moves with policies of 4 actions a move */
+static void fill_tables(replay_store_tables *t, const tg_config *c, tg_rng *rng,
+                        const int ng[REPLAY_NTABLES])
+{
+    for (int i = 0; i < REPLAY_NTABLES; i++) {
+        t->n[i] = ng[i];
+        t->games[i] = calloc((size_t)ng[i], sizeof(replay_game *));
+        assert_non_null(t->games[i]);
+        for (int j = 0; j < ng[i]; j++) {
+            replay_game *g = i == REPLAY_DEMOS ? replay_demo_make(c, 0, rng)
+                                               : played_game(c, rng, 2 + j % 5, 4);
+            g->id = (uint64_t)(100 * i + j);
+            g->model_version = (uint64_t)j;
+            t->games[i][j] = g;
+        }
+    }
+}
+
 static void test_store_roundtrip(void **st)
 {
     (void)st;
@@ -129,16 +148,8 @@ static void test_store_roundtrip(void **st)
     tg_rng_seed(&rng, 2, 2);
     replay_store_tables t = {0};
     int S = c.game.S, A = 3 * S;
-    for (int i = 0; i < REPLAY_NTABLES; i++) {
-        t.n[i] = 7;
-        t.games[i] = calloc(7, sizeof(replay_game *));
-        for (int j = 0; j < 7; j++) {
-            replay_game *g = i == REPLAY_DEMOS ? replay_demo_make(&c, 0, &rng) : played_game(&c, &rng, 2 + j % 5, 4);
-            g->id = (uint64_t)(100 * i + j);
-            g->model_version = (uint64_t)j;
-            t.games[i][j] = g;
-        }
-    }
+    static const int ng[REPLAY_NTABLES] = {7, 7, 7};
+    fill_tables(&t, &c, &rng, ng);
     replay_store_meta m = {.S = S, .next_game_id = 1000, .journal_seq = 7, .written = 1.5};
     assert_int_equal(replay_store_write(path, &m, &t), 0);
     replay_store_meta m2;
@@ -464,16 +475,7 @@ static void test_trim(void **st)
     replay_store_tables t = {0};
     /* played: 10 games of 2..6 moves (oldest first), best 4, demos 5 */
     static const int ng[REPLAY_NTABLES] = {5, 10, 4};
-    for (int i = 0; i < REPLAY_NTABLES; i++) {
-        t.n[i] = ng[i];
-        t.games[i] = calloc((size_t)ng[i], sizeof(replay_game *));
-        for (int j = 0; j < ng[i]; j++) {
-            replay_game *g = i == REPLAY_DEMOS ? replay_demo_make(&c, 0, &rng)
-                                               : played_game(&c, &rng, 2 + j % 5, 4);
-            g->id = (uint64_t)(100 * i + j);
-            t.games[i][j] = g;
-        }
-    }
+    fill_tables(&t, &c, &rng, ng);
     replay_store_meta m = {.S = c.game.S, .next_game_id = 1000, .journal_seq = 9, .written = 2.5};
     assert_int_equal(replay_store_write(in, &m, &t), 0);
     /* played games' moves, newest first (j = 9, 8, 7, ...): 6, 5, 4, ...: 13 positions hold the

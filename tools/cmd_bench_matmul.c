@@ -248,40 +248,26 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                                                                xb, s, C2, s))
                     goto fail;
             CUCHK(cudaStreamSynchronize(st));
+            /* one timed call (ms into dst) between events on the context's stream */
+#define TIMED(dst, call)                                                                    \
+    do {                                                                                    \
+        float ms_;                                                                          \
+        CUCHK(cudaEventRecord(e0, st));                                                     \
+        if (call) goto fail;                                                                \
+        CUCHK(cudaEventRecord(e1, st));                                                     \
+        CUCHK(cudaEventSynchronize(e1));                                                    \
+        CUCHK(cudaEventElapsedTime(&ms_, e0, e1));                                          \
+        (dst) = ms_;                                                                        \
+    } while (0)
             for (int r = 0; r < reps; r++) {
-                float ms;
-                CUCHK(cudaEventRecord(e0, st));
-                if (fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s)) goto fail;
-                CUCHK(cudaEventRecord(e1, st));
-                CUCHK(cudaEventSynchronize(e1));
-                CUCHK(cudaEventElapsedTime(&ms, e0, e1));
-                tb[r] = ms;
-                if (best_gemm) {
-                    CUCHK(cudaEventRecord(e0, st));
-                    if (fastmm_gemm_cuda_best(c, pr, 0, s, s, s, xa, s, xb, s, C2, s)) goto fail;
-                    CUCHK(cudaEventRecord(e1, st));
-                    CUCHK(cudaEventSynchronize(e1));
-                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
-                    tl[r] = ms;
-                }
-                if (own_ok) {
-                    CUCHK(cudaEventRecord(e0, st));
-                    if (fastmm_gemm_cuda_own(c, own, s, s, s, A, s, B, s, C2, s)) goto fail;
-                    CUCHK(cudaEventRecord(e1, st));
-                    CUCHK(cudaEventSynchronize(e1));
-                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
-                    to[r] = ms;
-                }
-                for (int a = 0; a < na; a++) {
-                    CUCHK(cudaEventRecord(e0, st));
-                    if (fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s))
-                        goto fail;
-                    CUCHK(cudaEventRecord(e1, st));
-                    CUCHK(cudaEventSynchronize(e1));
-                    CUCHK(cudaEventElapsedTime(&ms, e0, e1));
-                    ta[a][r] = ms;
-                }
+                TIMED(tb[r], fastmm_gemm_cuda_plain(c, pr, s, s, s, xa, s, xb, s, C, s));
+                if (best_gemm)
+                    TIMED(tl[r], fastmm_gemm_cuda_best(c, pr, 0, s, s, s, xa, s, xb, s, C2, s));
+                if (own_ok) TIMED(to[r], fastmm_gemm_cuda_own(c, own, s, s, s, A, s, B, s, C2, s));
+                for (int a = 0; a < na; a++)
+                    TIMED(ta[a][r], fastmm_gemm_cuda(c, al[a].plan[pr], s, s, s, xa, s, xb, s, C2, s));
             }
+#undef TIMED
             double mb = median(tb, reps), eb = NAN;
             if (accuracy && fastmm_cuda_max_rel_err(c, s, s, C, s, R, &eb)) goto fail;
             printf("%s n=%ld: GEMM %.2f ms (%.1f TFLOP/s), err %.1e\n", fastmm_prec_name(pr), s,
