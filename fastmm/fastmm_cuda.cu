@@ -1686,8 +1686,7 @@ extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N,
     if (M < 1 || N < 1 || K < 1 || lda < K || ldb < N || ldc < N)
         return tg_fail("fastmm: bad sizes M=%ld N=%ld K=%ld lda=%ld ldb=%ld ldc=%ld", M, N, K,
                        lda, ldb, ldc);
-    if (M % tm || N % tn || K % tk || K > INT_MAX || lda % 4 || ldb % 4 || ldc % 4 ||
-        !aligned16(A) || !aligned16(B) || !aligned16(C))
+    if (M % tm || N % tn || K % tk || K > INT_MAX || !fused_aligned(A, lda, B, ldb, C, ldc))
         return tg_fail("fastmm: own SGEMM (variant %d) needs M a multiple of %d, N of %d, K of "
                        "%d, leading dimensions multiples of 4 and 16-byte aligned matrices "
                        "(M=%ld N=%ld K=%ld)", variant, tm, tn, tk, M, N, K);
