@@ -297,6 +297,9 @@ static int start_checkpoint(replay_server *s, int wait)
     s->ck_meta.next_game_id = atomic_load(&s->next_id);
     s->ck_meta.journal_seq = seq;
     s->ck_meta.written = tg_wall();
+    s->ck_meta.has_limiter = 1;
+    s->ck_meta.limiter_inserts = s->lim_inserts;
+    s->ck_meta.limiter_samples = s->lim_samples;
     memset(&s->ck_tables, 0, sizeof s->ck_tables);
     for (int i = 0; i < REPLAY_NTABLES; i++)
         if (replay_table_snapshot(s->t[i], &s->ck_tables.games[i], &s->ck_tables.n[i])) {
@@ -778,10 +781,17 @@ static int load_store(replay_server *s, uint64_t *skip_below, uint64_t *min_seq)
             }
             replay_game_ref(g);
             replay_table_append(s->t[i], g);
-            if (i == REPLAY_PLAYED)
+            if (i == REPLAY_PLAYED && !meta.has_limiter)
                 s->lim_inserts += g->n_moves;
         }
     replay_store_tables_free(&t);
+    /* the limiter goes on where it stood (else a restart would let the learner draw
+     * samples_per_insert x every loaded position before asking for new games); a file without
+     * the counters counts its played positions as unsampled inserts */
+    if (meta.has_limiter) {
+        s->lim_inserts = meta.limiter_inserts;
+        s->lim_samples = meta.limiter_samples;
+    }
     atomic_store(&s->next_id, next);
     *skip_below = meta.next_game_id;
     *min_seq = meta.journal_seq;

@@ -250,6 +250,10 @@ static int store_write(const char *path, const replay_store_meta *meta, const re
         replay_h5_attr(f, "journal_seq", H5T_NATIVE_UINT64, &meta->journal_seq) ||
         replay_h5_attr(f, "written", H5T_NATIVE_DOUBLE, &meta->written))
         goto fail;
+    if (meta->has_limiter &&
+        (replay_h5_attr(f, "limiter_inserts", H5T_NATIVE_INT64, &meta->limiter_inserts) ||
+         replay_h5_attr(f, "limiter_samples", H5T_NATIVE_INT64, &meta->limiter_samples)))
+        goto fail;
     for (int i = 0; i < REPLAY_NTABLES; i++)
         if (write_table(f, i, meta->S, t->games[i], t->n[i]))
             goto fail;
@@ -488,6 +492,13 @@ static int store_read(const char *path, replay_store_meta *meta, replay_store_ta
         read_attr(f, "journal_seq", H5T_NATIVE_UINT64, &meta->journal_seq) ||
         read_attr(f, "written", H5T_NATIVE_DOUBLE, &meta->written))
         goto fail;
+    /* optional: files of earlier versions of this program lack them */
+    meta->has_limiter = H5Aexists(f, "limiter_inserts") > 0 && H5Aexists(f, "limiter_samples") > 0;
+    if (meta->has_limiter && (read_attr(f, "limiter_inserts", H5T_NATIVE_INT64, &meta->limiter_inserts) ||
+                              read_attr(f, "limiter_samples", H5T_NATIVE_INT64, &meta->limiter_samples)))
+        goto fail;
+    if (!meta->has_limiter)
+        meta->limiter_inserts = meta->limiter_samples = 0;
     if (ver != REPLAY_STORE_VERSION) {
         tg_fail("format version %d, this program reads version %d", ver, REPLAY_STORE_VERSION);
         goto fail;

@@ -21,6 +21,10 @@ typedef struct replay_store_meta {
     uint64_t next_game_id; /* every game id in the file is below this */
     uint64_t journal_seq;  /* journal files with a sequence number >= this are newer than the file */
     double written;        /* wall-clock seconds */
+    /* the sample rate limiter's counters when the file was written (replay.samples_per_insert
+     * holds over the run's life, restarts included); has_limiter 0: a file written without them */
+    int has_limiter;
+    int64_t limiter_inserts, limiter_samples;
 } replay_store_meta;
 
 typedef struct replay_store_tables {

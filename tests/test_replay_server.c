@@ -1,6 +1,8 @@
 /* tg-replay over real ZeroMQ sockets (127.0.0.1, ephemeral port), server in a thread of this
  * process: error replies and counters, acknowledged inserts, batch composition and contents, the
  * rate limiter, discoveries, restart from the checkpoint. */
+#include <hdf5.h>
+
 #include "tests/test_util.h"
 
 #include "common/game.h"
@@ -279,16 +281,39 @@ static void test_rate_limiter(void **st)
     zmq_close(cl);
     rt_server_stop(srv);
 
-    /* after a restart the loaded positions count as inserts: sampling goes on at once */
+    /* after a restart the limiter goes on where it stood (18 inserts, 4 samples): one batch of 4,
+     * then blocked until new games come, not 1 x every loaded position at once */
     srv = rt_server_start(&c);
     cl = rt_client(replay_server_endpoint(srv->s));
-    assert_int_equal(rt_stat(cl, "limiter.budget"), 8);
+    assert_int_equal(rt_stat(cl, "limiter.inserts"), 18);
+    assert_int_equal(rt_stat(cl, "limiter.samples"), 4);
+    assert_int_equal(rt_stat(cl, "limiter.budget"), 4);
     n = rt_simple(TG__ENVELOPE__BODY_SAMPLE_REQUEST, 4, &b);
     rt_send_free(cl, b, n);
     e = rt_recv(cl);
     assert_int_equal(e->body_case, TG__ENVELOPE__BODY_BATCH);
     assert_int_equal(e->batch->from_played, 4);
     tg_wire_free(e);
+    assert_int_equal(rt_stat(cl, "limiter.budget"), 0);
+    n = rt_simple(TG__ENVELOPE__BODY_SAMPLE_REQUEST, 4, &b);
+    rt_send_free(cl, b, n);
+    pi.socket = cl;
+    assert_int_equal(zmq_poll(&pi, 1, 200), 0); /* blocked */
+    zmq_close(cl);
+    rt_server_stop(srv);
+
+    /* a replay.h5 written without the counters (an earlier version): its played positions count
+     * as unsampled inserts, so sampling goes on at once */
+    char path[128];
+    snprintf(path, sizeof path, "%s/replay.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Adelete(f, "limiter_inserts") >= 0 && H5Adelete(f, "limiter_samples") >= 0);
+    H5Fclose(f);
+    srv = rt_server_start(&c);
+    cl = rt_client(replay_server_endpoint(srv->s));
+    assert_int_equal(rt_stat(cl, "limiter.inserts"), 18);
+    assert_int_equal(rt_stat(cl, "limiter.budget"), 8);
     zmq_close(cl);
     rt_server_stop(srv);
 }

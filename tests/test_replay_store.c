@@ -158,6 +158,7 @@ static void test_store_roundtrip(void **st)
     assert_int_equal(m2.S, S);
     assert_int_equal(m2.next_game_id, 1000);
     assert_int_equal(m2.journal_seq, 7);
+    assert_int_equal(m2.has_limiter, 0); /* written without the limiter's counters */
     for (int i = 0; i < REPLAY_NTABLES; i++) {
         assert_int_equal(t2.n[i], 7);
         for (int j = 0; j < 7; j++) {
@@ -179,6 +180,15 @@ static void test_store_roundtrip(void **st)
             assert_int_equal(replay_game_check(&c, b), 0);
         }
     }
+    replay_store_tables_free(&t2);
+    /* with them: read back as written */
+    m.has_limiter = 1;
+    m.limiter_inserts = 123456789012LL;
+    m.limiter_samples = 987654321LL;
+    assert_int_equal(replay_store_write(path, &m, &t), 0);
+    assert_int_equal(replay_store_read(path, &m2, &t2), 0);
+    assert_int_equal(m2.has_limiter, 1);
+    assert_true(m2.limiter_inserts == 123456789012LL && m2.limiter_samples == 987654321LL);
     replay_store_tables_free(&t);
     replay_store_tables_free(&t2);
     /* datasets are chunked, extendible and filtered with shuffle + deflate */
