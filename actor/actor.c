@@ -77,9 +77,10 @@ struct tg_actor {
     uint64_t int_solved_rank_sum; /* solved games' ranks */
     int *basis_games;       /* [basis_pool] this interval's finished games per basis (target 0) */
     int n_basis_games;
-    /* this interval's finished games per target, and the solved ones by rank ([target][r_limit + 1]):
-     * how often the best rank is played, which the mean rank hides (tg status) */
-    uint64_t t_games[TG_MAX_TARGETS];
+    /* this interval's finished games per target, and the solved ones by rank ([kind][target][r_limit
+     * + 1]): how often the best rank is played, which the mean rank hides (tg status); kind 0 all
+     * games, 1 those in the canonical basis (where a run's best lines may come from) */
+    uint64_t t_games[2][TG_MAX_TARGETS];
     uint32_t *t_by_rank;
     int S, S3, A, K, T, ns, n_steps;
     tg_mcts_params mp;
@@ -296,7 +297,7 @@ tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
     a->actp = malloc((size_t)a->K * sizeof *a->actp);
     a->n_basis_games = tg_basis_pool_size(a->targets[0].bases);
     a->basis_games = calloc((size_t)a->n_basis_games, sizeof *a->basis_games);
-    a->t_by_rank = calloc((size_t)a->n_targets * (size_t)(c->game.r_limit + 1), sizeof *a->t_by_rank);
+    a->t_by_rank = calloc(2 * (size_t)a->n_targets * (size_t)(c->game.r_limit + 1), sizeof *a->t_by_rank);
     if (!a->scratch || !a->ftmp || !a->acts || !a->visits || !a->q || !a->pi || !a->actp || !a->basis_games ||
         !a->t_by_rank)
         goto nomem;
@@ -624,6 +625,12 @@ static int release_basis(tg_actor *a, slot *s, int at_best)
     return 0;
 }
 
+/* this interval's solved games of target i by rank, [r_limit + 1]; kind 1: canonical basis only */
+static uint32_t *by_rank(tg_actor *a, int kind, int i)
+{
+    return a->t_by_rank + ((size_t)kind * (size_t)a->n_targets + (size_t)i) * (size_t)(a->cfg.game.r_limit + 1);
+}
+
 static int finish_game(tg_actor *a, slot *s)
 {
     a->st.games++;
@@ -634,12 +641,15 @@ static int finish_game(tg_actor *a, slot *s)
         G += s->rewards[i];
     a->int_return += G;
     a->int_solved += tg_game_solved(s->game) ? 1 : 0;
-    a->t_games[s->target]++;
-    if (tg_game_solved(s->game)) {
-        a->int_solved_rank_sum += (uint64_t)s->moves;
-        TG_ASSERT(s->moves <= a->cfg.game.r_limit); /* a game ends at the step limit */
-        a->t_by_rank[(size_t)s->target * (size_t)(a->cfg.game.r_limit + 1) + (size_t)s->moves]++;
+    for (int k = 0; k < (s->basis == 0 ? 2 : 1); k++) {
+        a->t_games[k][s->target]++;
+        if (tg_game_solved(s->game)) {
+            TG_ASSERT(s->moves <= a->cfg.game.r_limit); /* a game ends at the step limit */
+            by_rank(a, k, s->target)[s->moves]++;
+        }
     }
+    if (tg_game_solved(s->game))
+        a->int_solved_rank_sum += (uint64_t)s->moves;
     if (s->target == 0)
         a->basis_games[s->basis]++;
     /* a restarted game says how its line ends, not how its basis plays: it leaves the choice of
@@ -853,6 +863,25 @@ static void process_name(const tg_actor *a, char *buf, size_t len)
             *p = '-';
 }
 
+/* one target's finished games of this interval as JSON (kind 1: the canonical basis's) */
+static json_t *recent_json(tg_actor *a, int kind, int i)
+{
+    json_t *t = json_object(), *ranks = json_object();
+    const uint32_t *h = by_rank(a, kind, i);
+    uint64_t solved = 0;
+    for (int r = 0; ranks && r <= a->cfg.game.r_limit; r++)
+        if (h[r]) {
+            char k[16];
+            snprintf(k, sizeof k, "%d", r);
+            json_object_set_new(ranks, k, json_integer(h[r]));
+            solved += h[r];
+        }
+    json_object_set_new(t, "games", json_integer((json_int_t)a->t_games[kind][i]));
+    json_object_set_new(t, "solved", json_integer((json_int_t)solved));
+    json_object_set_new(t, "ranks", ranks);
+    return t;
+}
+
 static void write_status(tg_actor *a, double dt, double sims_rate, double evals_rate, const char *state)
 {
     char host[64] = "localhost", proc[200];
@@ -893,22 +922,13 @@ static void write_status(tg_actor *a, double dt, double sims_rate, double evals_
     json_object_set_new(rec, "games", json_integer((json_int_t)a->int_games));
     json_object_set_new(rec, "solved", json_integer((json_int_t)a->int_solved));
     json_object_set_new(rec, "solved_rank_sum", json_integer((json_int_t)a->int_solved_rank_sum));
-    json_t *per = json_object(); /* {"2,3,3": {"games": g, "solved": s, "ranks": {"17": n, ...}}} */
+    /* {"2,3,3": {"games": g, "solved": s, "ranks": {"17": n, ...}, "canonical": {the same for the
+     * games in the canonical basis}}}, "canonical" only where games change basis */
+    json_t *per = json_object();
     for (int i = 0; per && i < a->n_targets; i++) {
-        json_t *t = json_object(), *ranks = json_object();
-        int R = a->cfg.game.r_limit;
-        const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
-        uint64_t solved = 0;
-        for (int r = 0; ranks && r <= R; r++)
-            if (h[r]) {
-                char k[16];
-                snprintf(k, sizeof k, "%d", r);
-                json_object_set_new(ranks, k, json_integer(h[r]));
-                solved += h[r];
-            }
-        json_object_set_new(t, "games", json_integer((json_int_t)a->t_games[i]));
-        json_object_set_new(t, "solved", json_integer((json_int_t)solved));
-        json_object_set_new(t, "ranks", ranks);
+        json_t *t = recent_json(a, 0, i);
+        if (t && a->cfg.game.change_of_basis)
+            json_object_set_new(t, "canonical", recent_json(a, 1, i));
         json_object_set_new(per, a->cfg.game.targets[i], t);
     }
     json_object_set_new(rec, "targets", per);
@@ -941,15 +961,15 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
     for (int i = 0; a->n_targets > 1 && i < a->n_targets; i++) { /* the totals above mix the targets */
         char tag[80];
         int R = a->cfg.game.r_limit;
-        const uint32_t *h = a->t_by_rank + (size_t)i * (size_t)(R + 1);
+        const uint32_t *h = by_rank(a, 0, i);
         uint64_t sum = 0, solved = 0;
         for (int r = 0; r <= R; r++) {
             sum += (uint64_t)r * h[r];
             solved += h[r];
         }
-        if (a->t_games[i] > 0) {
+        if (a->t_games[0][i] > 0) {
             snprintf(tag, sizeof tag, "actor/solved_fraction/%s", a->cfg.game.targets[i]);
-            tg_tb_scalar(a->tb, tag, step, (double)solved / (double)a->t_games[i]);
+            tg_tb_scalar(a->tb, tag, step, (double)solved / (double)a->t_games[0][i]);
         }
         if (solved > 0) {
             snprintf(tag, sizeof tag, "actor/solved_mean_rank/%s", a->cfg.game.targets[i]);
@@ -1002,7 +1022,7 @@ static void log_stats(tg_actor *a, double now, const char *state)
     a->int_solved_rank_sum = 0;
     memset(a->basis_games, 0, (size_t)a->n_basis_games * sizeof *a->basis_games);
     memset(a->t_games, 0, sizeof a->t_games);
-    memset(a->t_by_rank, 0, (size_t)a->n_targets * (size_t)(a->cfg.game.r_limit + 1) * sizeof *a->t_by_rank);
+    memset(a->t_by_rank, 0, 2 * (size_t)a->n_targets * (size_t)(a->cfg.game.r_limit + 1) * sizeof *a->t_by_rank);
     a->last_stats = now;
     a->last_sims = a->st.simulations;
     a->last_pos = a->ev->positions;

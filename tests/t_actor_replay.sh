@@ -45,8 +45,14 @@ EOF
 LA=$!; PIDS+=($LA)
 per_target() { "$BIN/tg" status "$TMP" 2>/dev/null |
     grep -Eq "^    1,2,2 +[0-9]+ games, [0-9]+% solved at a mean rank of [0-9.]+; at the best rank \(4\): [0-9.]+%"; }
+# and, games changing basis, how those in the canonical basis play (a line of its own once an
+# interval has games of both kinds; half of them are canonical here)
+canonical() { "$BIN/tg" status "$TMP" 2>/dev/null |
+    grep -Eq "^      in the canonical basis: [0-9]+ games \([0-9]+%\), [0-9]+% solved"; }
 ok=0; for _ in $(seq 1 40); do per_target && { ok=1; break; }; sleep 0.2; done
 [ $ok = 1 ] || { "$BIN/tg" status "$TMP"; fail "tg status: no per-target line of recent games"; }
+ok=0; while kill -0 $LA 2>/dev/null; do canonical && { ok=1; break; }; sleep 0.2; done
+[ $ok = 1 ] || { "$BIN/tg" status "$TMP"; fail "tg status: no line of the canonical basis's recent games"; }
 wait $LA || fail "live actor exit"
 /usr/bin/python3 - "$TMP" <<'EOF2' || fail "actor status file: recent games per target"
 import sys, json, glob
@@ -56,6 +62,10 @@ for f in glob.glob(sys.argv[1] + "/status/actor-*.json"):
     assert t["games"] == r["games"] and t["solved"] == r["solved"], r
     assert sum(t["ranks"].values()) == t["solved"], r
     assert sum(int(k) * n for k, n in t["ranks"].items()) == r["solved_rank_sum"], r
+    c = t["canonical"]  # the same for the games in the canonical basis, a part of them
+    assert 0 <= c["solved"] <= c["games"] <= t["games"], r
+    assert sum(c["ranks"].values()) == c["solved"], r
+    assert all(n <= t["ranks"][k] for k, n in c["ranks"].items()), r
 EOF2
 # TensorBoard scalars beside it (tags are plain strings in the event records)
 ls "$TMP"/tb/actor-*/events.out.tfevents.* > /dev/null 2>&1 || fail "no actor TensorBoard events"

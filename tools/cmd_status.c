@@ -37,7 +37,8 @@ static void usage(FILE *out)
             "replay), inference service and replicas, checkpoints (step, time, losses; which is\n"
             "latest), replay sizes and rates, games/s, actors and how their recent games end\n"
             "(share solved, mean rank; per target also the share that ended at the best rank\n"
-            "found), and the best rank per target with when it was found;\n"
+            "found, and the same for the games in the canonical basis where games change basis),\n"
+            "and the best rank per target with when it was found;\n"
             "whether deploy/run_cluster.sh still supervises it.\n"
             "\n"
             "  --watch [S]         redraw every S seconds (default 2) until interrupted\n"
@@ -410,8 +411,52 @@ static int live_actor(const proc_status *p)
 /* Per target, the games the running actors finished in their last interval: how many were
  * solved, at what mean rank, and how many at the best rank known (results.h5). A policy that
  * solves every game at the naive rank and one that plays the best line half the time have the
- * same solved share; this line tells them apart. Targets come from the config, or where there is
- * none from the actors' reports. */
+ * same solved share; this line tells them apart. Where games change basis a second line gives
+ * the canonical basis's games alone (a run's best lines may all come from it). Targets come from
+ * the config, or where there is none from the actors' reports. */
+/* the running actors' recent games of one target (sub: one of its parts, e.g. "canonical") */
+typedef struct recent_sum {
+    double games, solved, rank_sum, at_best;
+} recent_sum;
+
+static recent_sum recent_target(run_view *v, const char *target, const char *sub, int best)
+{
+    recent_sum z = {0, 0, 0, 0};
+    for (int k = 0; k < v->n_procs; k++) {
+        proc_status *p = &v->procs[k];
+        if (!live_actor(p))
+            continue;
+        json_t *t = json_object_get(json_object_get(json_object_get(p->j, "recent"), "targets"), target);
+        if (sub)
+            t = json_object_get(t, sub);
+        double g1 = jget(t, "games"), s1 = jget(t, "solved");
+        if (!isfinite(g1) || !isfinite(s1))
+            continue;
+        z.games += g1, z.solved += s1;
+        const char *key;
+        json_t *n;
+        json_object_foreach(json_object_get(t, "ranks"), key, n)
+        {
+            int rank = atoi(key);
+            double c = json_is_number(n) ? json_number_value(n) : 0;
+            z.rank_sum += rank * c;
+            if (best > 0 && rank <= best)
+                z.at_best += c;
+        }
+    }
+    return z;
+}
+
+static void print_recent_sum(const recent_sum *z, int best, FILE *out)
+{
+    fprintf(out, "%.0f%% solved", 100 * z->solved / z->games);
+    if (z->solved > 0)
+        fprintf(out, " at a mean rank of %.2f", z->rank_sum / z->solved);
+    if (best > 0)
+        fprintf(out, "; at the best rank (%d): %.1f%%", best, 100 * z->at_best / z->games);
+    fputc('\n', out);
+}
+
 static void print_recent_targets(run_view *v, FILE *out)
 {
     const char *names[TG_MAX_TARGETS];
@@ -436,35 +481,18 @@ static void print_recent_targets(run_view *v, FILE *out)
     for (int i = 0; i < nt; i++) {
         const tg_result *r;
         int best = best_rank_named(v, names[i], &r);
-        double g = 0, sv = 0, rsum = 0, at_best = 0;
-        for (int k = 0; k < v->n_procs; k++) {
-            proc_status *p = &v->procs[k];
-            if (!live_actor(p))
-                continue;
-            json_t *t = json_object_get(json_object_get(json_object_get(p->j, "recent"), "targets"), names[i]);
-            double g1 = jget(t, "games"), s1 = jget(t, "solved");
-            if (!isfinite(g1) || !isfinite(s1))
-                continue;
-            g += g1, sv += s1;
-            const char *key;
-            json_t *n;
-            json_object_foreach(json_object_get(t, "ranks"), key, n)
-            {
-                int rank = atoi(key);
-                double c = json_is_number(n) ? json_number_value(n) : 0;
-                rsum += rank * c;
-                if (best > 0 && rank <= best)
-                    at_best += c;
-            }
-        }
-        if (g <= 0)
+        recent_sum all = recent_target(v, names[i], NULL, best);
+        if (all.games <= 0)
             continue;
-        fprintf(out, "    %-8s %.0f games, %.0f%% solved", names[i], g, 100 * sv / g);
-        if (sv > 0)
-            fprintf(out, " at a mean rank of %.2f", rsum / sv);
-        if (best > 0)
-            fprintf(out, "; at the best rank (%d): %.1f%%", best, 100 * at_best / g);
-        fputc('\n', out);
+        fprintf(out, "    %-8s %.0f games, ", names[i], all.games);
+        print_recent_sum(&all, best, out);
+        /* where games change basis: how those in the canonical one play (a run's best lines may
+         * all come from it) */
+        recent_sum can = recent_target(v, names[i], "canonical", best);
+        if (can.games > 0 && can.games < all.games) {
+            fprintf(out, "      in the canonical basis: %.0f games (%.0f%%), ", can.games, 100 * can.games / all.games);
+            print_recent_sum(&can, best, out);
+        }
     }
 }
 
