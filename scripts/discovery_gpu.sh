@@ -152,6 +152,9 @@ for r in "${RUNS[@]}"; do
         grep -E "^===|step|inference|games|%"
     echo "-- best ranks (s of the run's own time, calls resumed included):"
     best_ranks "$rd" 2>&1 | sed 's/^/   /'
+    # how the stored games end, the canonical basis's apart (which basis the best lines come from)
+    echo "-- the newest 2000 stored games:"
+    tg games "$rd" --newest 2000 2>&1 | tail -n +2
     best=$(tg status "$rd" --results 2>/dev/null | head -60)
     echo "$best"
 done

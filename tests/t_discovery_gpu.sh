@@ -28,6 +28,7 @@ step() { /usr/bin/python3 -c "import json; print(json.load(open('$T/${1:-runs}/s
 call 1 runs
 grep -q "run strassen-2x2x2-0" "$T/call1.out" || fail "call 1 did not start the run"
 grep -q -- "-- best ranks" "$T/call1.out" || fail "call 1: no summary"
+grep -Eq "^  all +[0-9]+ +100%" "$T/call1.out" || fail "call 1: no summary of the stored games (tg games)"
 tar tzf "$T/out1/runs.tar.gz" >"$T/list1" || fail "call 1: no tarball"
 grep -q "strassen-2x2x2-0/logs/replay.out" "$T/list1" || fail "call 1: no logs in the tarball"
 ! grep -q "checkpoints/" "$T/list1" || fail "call 1: checkpoints in the tarball"

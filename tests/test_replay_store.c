@@ -4,6 +4,7 @@
  * improved policy; table fractions). */
 #include "tests/test_util.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 
@@ -546,6 +547,106 @@ static void test_trim(void **st)
     replay_store_tables_free(&t);
 }
 
+/* a stored game of T(2,2,2) for tg games: solved at `rank` moves (0: unsolved after 6), in the
+ * canonical basis or a changed one */
+static replay_game *games_game(int S, int rank, int changed, uint64_t id)
+{
+    int moves = rank ? rank : 6;
+    replay_game *g = replay_game_alloc(S, moves, 0, 1, changed);
+    assert_non_null(g);
+    g->id = id;
+    g->dims = (tg_dims){2, 2, 2};
+    g->solved = rank > 0;
+    g->rank = rank;
+    snprintf(g->actor, sizeof g->actor, "test");
+    for (int j = 0; j < moves; j++)
+        g->actions[(size_t)j * 3 * S] = 1; /* a non-zero factor */
+    return g;
+}
+
+/* runs tg games with its stdout into a file; returns its exit status and the output */
+static int run_games(char **args, int n, const char *outf, char *buf, size_t cap)
+{
+    fflush(stdout);
+    int saved = dup(1), fd = open(outf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 1);
+    close(fd);
+    int rc = tg_cmd_games(n, args);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    FILE *f = fopen(outf, "r");
+    assert_non_null(f);
+    size_t k = fread(buf, 1, cap - 1, f);
+    buf[k] = 0;
+    fclose(f);
+    return rc;
+}
+
+static void test_games(void **st)
+{
+    (void)st;
+    char dir[64], in[128], outf[128], bad[128], buf[8192];
+    tg_test_tmpdir(dir, sizeof dir);
+    snprintf(in, sizeof in, "%s/replay.h5", dir);
+    snprintf(outf, sizeof outf, "%s/out.txt", dir);
+    snprintf(bad, sizeof bad, "%s/bad.h5", dir);
+    int S = 4;
+    /* played, oldest first: canonical 8, 8, 9, unsolved; changed 7, 10, 10, unsolved, unsolved;
+     * best: canonical 7 (the best rank: 7) */
+    static const int ranks[] = {8, 8, 9, 0, 7, 10, 10, 0, 0}, changed[] = {0, 0, 0, 0, 1, 1, 1, 1, 1};
+    replay_store_tables t = {0};
+    t.n[REPLAY_PLAYED] = 9;
+    t.games[REPLAY_PLAYED] = calloc(9, sizeof(replay_game *));
+    t.n[REPLAY_BEST] = 1;
+    t.games[REPLAY_BEST] = calloc(1, sizeof(replay_game *));
+    assert_true(t.games[REPLAY_PLAYED] && t.games[REPLAY_BEST]);
+    for (int j = 0; j < 9; j++)
+        t.games[REPLAY_PLAYED][j] = games_game(S, ranks[j], changed[j], 100 + (uint64_t)j);
+    t.games[REPLAY_BEST][0] = games_game(S, 7, 0, 200);
+    replay_store_meta m = {.S = S, .next_game_id = 1000, .journal_seq = 1, .written = 2.5};
+    if (replay_store_write(in, &m, &t))
+        fail_msg("%s", tg_errmsg());
+    replay_store_tables_free(&t);
+
+    char *a1[] = {"games", dir, NULL}; /* a run directory: its replay.h5 */
+    assert_int_equal(run_games(a1, 2, outf, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "played 9 games (70 positions), best 1 games (7 positions)"));
+    assert_non_null(strstr(buf, "played games, T(2,2,2):"));
+    /* all: 9 games, 6 solved (8 + 8 + 9 + 7 + 10 + 10 = 52, mean 8.67), 1 at rank 7 */
+    assert_non_null(strstr(buf, "  all                     9   100%     67%      8.67       1 ( 11.1%)  7:1 8:2 9:1 10:2"));
+    assert_non_null(strstr(buf, "  canonical basis         4    44%     75%      8.33       0 (  0.0%)  8:2 9:1"));
+    assert_non_null(strstr(buf, "  changed bases           5    56%     60%      9.00       1 ( 20.0%)  7:1 10:2"));
+    assert_non_null(strstr(buf, "best games, T(2,2,2):"));
+    /* all best games canonical: no lines by basis */
+    assert_null(strstr(strstr(buf, "best games"), "canonical basis"));
+    /* the newest 4: changed 10, 10, unsolved, unsolved (all in changed bases: no lines by basis) */
+    char *a2[] = {"games", in, "--newest", "4", NULL};
+    assert_int_equal(run_games(a2, 4, outf, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "(the newest 4 games of each table)"));
+    assert_non_null(strstr(buf, "  all                     4   100%     50%     10.00       0 (  0.0%)  10:2"));
+    assert_null(strstr(buf, "changed bases"));
+
+    /* bad input: exit 2 */
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    fputs("not an HDF5 file", f);
+    fclose(f);
+    char gone[160];
+    snprintf(gone, sizeof gone, "%s/none.h5", dir);
+    char *b1[] = {"games", gone, NULL};
+    assert_int_equal(tg_cmd_games(2, b1), 2);
+    char *b2[] = {"games", bad, NULL};
+    assert_int_equal(tg_cmd_games(2, b2), 2);
+    char *b3[] = {"games", in, "--newest", "0", NULL};
+    assert_int_equal(tg_cmd_games(4, b3), 2);
+    char *b4[] = {"games", NULL};
+    assert_int_equal(tg_cmd_games(1, b4), 2);
+    char *b5[] = {"games", in, "--newest", NULL};
+    assert_int_equal(tg_cmd_games(3, b5), 2);
+}
+
 int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
@@ -555,7 +656,7 @@ int main(void)
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target),
         cmocka_unit_test(test_best_played), cmocka_unit_test(test_split),
-        cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_trim),          cmocka_unit_test(test_games),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

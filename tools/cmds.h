@@ -28,8 +28,9 @@ int tg_cmd_golden(int argc, char **argv);
 int tg_cmd_keygen(int argc, char **argv);
 int tg_cmd_stats(int argc, char **argv);
 
-/* A replay store's newest games only (tools/cmd_trim.c). */
+/* A replay store's newest games only (tools/cmd_trim.c); how its games end (cmd_games.c). */
 int tg_cmd_trim(int argc, char **argv);
+int tg_cmd_games(int argc, char **argv);
 
 /* A run directory at a glance (tools/cmd_status.c). */
 int tg_cmd_status(int argc, char **argv);

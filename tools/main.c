@@ -23,6 +23,7 @@ static const tg_command commands[] = {
     {"stats", tg_cmd_stats, "ask a running replay server (or other service) for its statistics"},
     {"status", tg_cmd_status, "one screen about a run directory (learner, checkpoints, replay, actors, best ranks)"},
     {"trim", tg_cmd_trim, "copy a replay.h5 keeping each table's newest games (to carry a run's state)"},
+    {"games", tg_cmd_games, "how a run's stored games end: solved, ranks, canonical against changed bases"},
     {"matmul", tg_cmd_matmul, "multiply random matrices with a factorization (fastmm): time, accuracy"},
     {"export", tg_cmd_export, "write a factorization as standalone C or CUDA source"},
     {"config", tg_cmd_config, "document the configuration keys, or check and print a config file"},
