@@ -31,14 +31,18 @@ extern "C" {
 
 /* ------------------------------------------------------------------ structures */
 
-/* the last three: the same kinds of work inside the policy head's token-by-token sampling
- * (decode_run's loop), kept apart from the torso's, which runs once per position */
+/* the PR_DEC_ ones: the same kinds of work inside the policy head's token-by-token sampling
+ * (decode_run's loop), kept apart from the torso's, which runs once per position; its GEMMs
+ * split into the MLPs' and the rest (attention projections, output), its attention into self
+ * (over the tokens so far) and cross (over the torso's embeddings) */
 enum { PR_GEMM_FWD, PR_GEMM_DGRAD, PR_GEMM_WGRAD, PR_ATTN_FWD, PR_ATTN_BWD, PR_PATTN_FWD,
-       PR_PATTN_BWD, PR_LN, PR_ELEM, PR_OPT, PR_DEC_GEMM, PR_DEC_LN, PR_DEC_ELEM, PROF_NCAT };
+       PR_PATTN_BWD, PR_LN, PR_ELEM, PR_OPT, PR_DEC_GEMM, PR_DEC_MLP, PR_DEC_SATTN, PR_DEC_XATTN,
+       PR_DEC_LN, PR_DEC_ELEM, PROF_NCAT };
 static const char *const PROF_NAMES[PROF_NCAT] = {
     "GEMM forward", "GEMM data grad", "GEMM weight grad", "attention fwd", "attention bwd",
     "policy attn fwd", "policy attn bwd", "LayerNorm", "other kernels", "loss+AdamW",
-    "sampling: GEMMs", "sampling: LayerNorm", "sampling: other"};
+    "sampling: GEMMs", "sampling: MLP GEMMs", "sampling: self-attn", "sampling: cross-attn",
+    "sampling: LayerNorm", "sampling: other"};
 
 typedef struct dlin {
     float *w32, *b32, *gw, *gb;
@@ -158,6 +162,7 @@ typedef struct cuda_net {
     int infer;               /* decoding: no activations kept for a backward */
     int prof, prof_phase, prof_cur, prof_n, prof_keep;
     int prof_dec; /* inside the sampling loop: GEMMs, LayerNorms, others counted apart */
+    int prof_mlp, prof_cross; /* there: in an MLP; in a cross-attention block */
     long prof_entries[3];    /* train steps, sample calls, greedy calls seen */
     cudaEvent_t prof_ev[2 * 8192];
     int prof_cat[8192];
@@ -170,7 +175,11 @@ static void prof_begin(cuda_net *n, int cat)
     if (!n->prof || n->prof_n >= 8192)
         return;
     if (n->prof_dec)
-        cat = cat == PR_GEMM_FWD ? PR_DEC_GEMM : cat == PR_LN ? PR_DEC_LN : cat == PR_ELEM ? PR_DEC_ELEM : cat;
+        cat = cat == PR_GEMM_FWD    ? (n->prof_mlp ? PR_DEC_MLP : PR_DEC_GEMM)
+              : cat == PR_PATTN_FWD ? (n->prof_cross ? PR_DEC_XATTN : PR_DEC_SATTN)
+              : cat == PR_LN        ? PR_DEC_LN
+              : cat == PR_ELEM      ? PR_DEC_ELEM
+                                    : cat;
     n->prof_cur = cat;
     cudaEventRecord(n->prof_ev[2 * n->prof_n], n->st);
 }
@@ -233,7 +242,7 @@ static void prof_report(cuda_net *n)
                 ph[p], n->prof_calls[p], tot / n->prof_calls[p]);
         for (int c = 0; c < PROF_NCAT; c++)
             if (n->prof_ms[p][c] > 0)
-                fprintf(stderr, "  %-18s %8.3f ms  %5.1f%%\n", PROF_NAMES[c],
+                fprintf(stderr, "  %-22s %8.3f ms  %5.1f%%\n", PROF_NAMES[c],
                         n->prof_ms[p][c] / n->prof_calls[p], 100 * n->prof_ms[p][c] / tot);
     }
     if (n->prof_calls[0])
@@ -1141,6 +1150,7 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
      * otherwise (TG_CUDA_ATTN_MMA=0, or a head width it does not take) the shared-key kernel
      * does for K >= 8, the warp-per-row kernel below that */
     int shared = d->cross && K >= 8;
+    n->prof_cross = d->cross;
     int r = d->cross && n->attn_mma
                 ? PROF(n, PR_PATTN_FWD, tgc_attn_fwd_mma(st, &s, db->q, kk, vv, db->a, NULL))
                 : 1;
@@ -1151,11 +1161,15 @@ static int dec_layer(cuda_net *n, const dblock *d, decbuf *db, int layer, long N
                               : tgc_attn_fwd_warp(st, &s, db->q, kk, vv, db->a, NULL))) ||
         linear(n, &d->o, db->a, d->inner, R, db->xmid, TGC_F32, d->cx, 1.f, db->x) ||
         PROF(n, PR_LN, tgc_layernorm_fwd(st, db->xmid, d->cx, d->nm.w, d->nm.b, db->hn, TGC_BF16, d->cx, NULL,
-                          NULL, R, d->cx)) ||
-        linear_gelu(n, &d->m1, db->hn, R, db->pre, db->act) ||
-        linear(n, &d->m2, db->act, d->wc, R, db->x, TGC_F32, d->cx, 1.f, db->xmid))
+                          NULL, R, d->cx)))
         return -1;
-    return 0;
+    n->prof_mlp = 1;
+    int rc = linear_gelu(n, &d->m1, db->hn, R, db->pre, db->act) ||
+                     linear(n, &d->m2, db->act, d->wc, R, db->x, TGC_F32, d->cx, 1.f, db->xmid)
+                 ? -1
+                 : 0;
+    n->prof_mlp = 0;
+    return rc;
 }
 
 /* Torso once per position, then K actions per position token by token with KV caches, on the
