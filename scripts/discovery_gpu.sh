@@ -19,7 +19,7 @@
 #                  most 10 minutes each; times of best ranks leave out the time between calls
 #   --save         also put each run's state (its latest checkpoint, results, config, logs, and
 #                  replay.h5, trimmed by `tg trim` to its newest played games and the best ones
-#                  where the whole would pass 32 MiB) in OUT as
+#                  (the newest of those too if need be) where the whole would pass 32 MiB) in OUT as
 #                  state-<run>.tgz.00, .01, ... (parts of 15 MiB, the most a device call returns
 #                  per file), so that a later session can go on with the run on a fresh machine
 #   --restore DIR  a run directory that does not exist yet is first unpacked from DIR's
@@ -183,8 +183,10 @@ if [ "$SAVE" = 1 ]; then
             rest=()
             for f in "${files[@]}"; do [ "$f" = replay.h5 ] || rest+=("$f"); done
             kept=
-            for keep in 100000 30000; do
-                if ! tg trim "$rd/replay.h5" "$stage/replay.h5" --played "$keep" > "$stage/trim.out" 2>&1; then
+            # the best table too where the played games alone do not bring it under (a long run's
+            # best games pass 100k positions: 2x3x3 at step 36k)
+            for keep in 100000:-1 30000:-1 30000:30000; do
+                if ! tg trim "$rd/replay.h5" "$stage/replay.h5" --played "${keep%%:*}" --best "${keep##*:}" > "$stage/trim.out" 2>&1; then
                     say "$name: tg trim failed: $(tail -1 "$stage/trim.out")"
                     break
                 fi
@@ -192,7 +194,8 @@ if [ "$SAVE" = 1 ]; then
                 if [ "$(stat -c %s "$OUTD/state-$name.tgz")" -le "$max" ]; then kept=$keep; break; fi
             done
             if [ -n "$kept" ]; then
-                say "$name: replay.h5 trimmed for the state (at most $kept played positions, the best games, no demonstrations): $(grep -h "^played\|^best" "$stage/trim.out" | tr -s ' ' | paste -sd ';')"
+                b=${kept##*:}; [ "$b" = -1 ] && b="all the best games" || b="the newest $b positions of the best games"
+                say "$name: replay.h5 trimmed for the state (at most ${kept%%:*} played positions, $b, no demonstrations): $(grep -h "^played\|^best" "$stage/trim.out" | tr -s ' ' | paste -sd ';')"
             else
                 say "$name: state with replay.h5 over $((max >> 20)) MiB (what a later call can carry beside .tgdisc): saved without it"
                 tar czf "$OUTD/state-$name.tgz" -C "$rd" --exclude='status/*.pid' "${rest[@]}"
