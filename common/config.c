@@ -142,6 +142,9 @@ static const key_def keys[] = {
     KBOOL("replay.best_games", replay.best_games, "true", "retrain on the best games"),
     KBOOL("replay.best_played", replay.best_played, "false",
           "best games teach their played moves (self-imitation), not the search's policy"),
+    KDBL("replay.reorder", replay.reorder, 0, 1, "0",
+         "share of the positions sampled from solved played and best games that take the game's moves in a random "
+         "order (the terms of a factorization commute; the target is then the next move of that order)"),
     KDBL("replay.samples_per_insert", replay.samples_per_insert, 0, 1e9, "64", "sampled played and best positions per inserted played position, over the run's life, restarts included (0 = no limit)"),
     KI64("replay.min_size", replay.min_size, 0, 1e12, "1000", "positions in played before sampling from played starts"),
     KINT("replay.flush_count", replay.flush_count, 1, 1 << 20, "16", "acknowledge inserts after this many games ..."),

@@ -98,6 +98,7 @@ typedef struct tg_config {
         double frac_demos, frac_played, frac_best;
         int best_games;          /* ablation switch: retrain on best games */
         int best_played;         /* best-table positions: the played move is the policy target */
+        double reorder;          /* share of solved games' positions sampled in a random order of their moves */
         double samples_per_insert;
         int64_t min_size;        /* positions in played before the rate limiter lets sampling go */
         int flush_count;         /* acknowledge inserts after this many games ... */

@@ -170,7 +170,26 @@ typedef struct pick {
     int move;
     int table;
     const tg_sperm *perm;
+    uint64_t order; /* replay.reorder: seed of the order of the game's moves; 0 = as played */
 } pick;
+
+/* replay.reorder: the terms of a factorization commute, so a solved game in another order of its
+ * moves is a valid game of the same length: position j is the sum of the moves ord[j..n-1], its
+ * target the move ord[j], its history ord[j-1], ord[j-2]. Pass 1 and pass 2 derive the same
+ * order from the pick's seed. */
+static void move_order(const pick *p, int *ord)
+{
+    int n = p->g->n_moves;
+    for (int i = 0; i < n; i++)
+        ord[i] = i;
+    tg_rng r;
+    tg_rng_seed(&r, p->order, 0x6f72646572ULL);
+    for (int i = n - 1; i > 0; i--) {
+        int k = (int)tg_rng_below(&r, (uint32_t)i + 1), t = ord[i];
+        ord[i] = ord[k];
+        ord[k] = t;
+    }
+}
 
 /* Packing without copying the big array: a ProtobufCBuffer that leaves a hole where the tensors'
  * bytes go (recognised by their data pointer, which protobuf-c passes through unread), so the
@@ -214,6 +233,7 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
     int32_t *res = malloc(S3 * sizeof *res), *resp = malloc(S3 * sizeof *resp);
     float *x = malloc(per * sizeof *x);
     replay_batch *out = calloc(1, sizeof *out);
+    int *ord = NULL, max_moves = 1;
     int n = 0;
     if (!pk || !scal || !tok || !ret || !res || !resp || !x || !out) {
         tg_fail("out of memory building a batch of %d", B);
@@ -236,12 +256,23 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
                 u = np - 1;
             pk[n].g = replay_table_locate(s->t[t], u, &pk[n].move);
             pk[n].table = t;
+            pk[n].order = 0;
+            /* only games that end at zero: their moves in any order are a factorization */
+            if (t != REPLAY_DEMOS && c->replay.reorder > 0 && pk[n].g->solved &&
+                pk[n].g->n_moves > 1 && tg_rng_uniform(rng) < c->replay.reorder)
+                pk[n].order = tg_rng_u64(rng) | 1;
+            if (pk[n].g->n_moves > max_moves)
+                max_moves = pk[n].g->n_moves;
             replay_game_ref((replay_game *)pk[n].g);
             n++;
         }
         replay_table_unlock(s->t[t]);
     }
     TG_ASSERT(n == B);
+    if (!(ord = malloc((size_t)max_moves * sizeof *ord))) {
+        tg_fail("out of memory building a batch of %d", B);
+        goto fail;
+    }
     /* pass 1: permutation, policy target, return, scalars */
     for (int i = 0; i < B; i++) {
         const replay_game *g = pk[i].g;
@@ -255,7 +286,10 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
          * line that the policy plays rarely stays rare (H100 joint run: ~0.7% of games) */
         const int8_t *target = g->actions + (size_t)j * A;
         int k0 = g->pol_off[j], k1 = g->pol_off[j + 1];
-        if (k1 > k0 && !(c->replay.best_played && pk[i].table == REPLAY_BEST)) {
+        if (pk[i].order) { /* the search's policy was for the position as played: the move itself */
+            move_order(&pk[i], ord);
+            target = g->actions + (size_t)ord[j] * A;
+        } else if (k1 > k0 && !(c->replay.best_played && pk[i].table == REPLAY_BEST)) {
             double tot = 0;
             for (int k = k0; k < k1; k++)
                 tot += g->pol_probs[k];
@@ -312,14 +346,22 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
     for (int i = 0; i < B; i++) {
         const replay_game *g = pk[i].g;
         int j = pk[i].move;
-        replay_game_residual(g, j, res);
+        if (pk[i].order) {
+            move_order(&pk[i], ord);
+            memset(res, 0, S3 * sizeof *res);
+            for (int k = j; k < g->n_moves; k++)
+                tg_tensor_add_action(res, S, g->actions + (size_t)ord[k] * A, +1, g->mod2);
+        } else {
+            replay_game_residual(g, j, res);
+        }
         tg_sperm_apply_tensor(pk[i].perm, res, resp);
         for (size_t e = 0; e < S3; e++)
             x[e] = (float)resp[e];
         memset(x + S3, 0, (per - S3) * sizeof *x);
         int8_t a[3 * TG_MAX_S];
         for (int h = 1; h < T && j - h >= 0; h++) {
-            tg_sperm_apply_action(pk[i].perm, g->actions + (size_t)(j - h) * A, a);
+            int m = pk[i].order ? ord[j - h] : j - h;
+            tg_sperm_apply_action(pk[i].perm, g->actions + (size_t)m * A, a);
             rank_one(x + (size_t)h * S3, S, a);
         }
         memcpy(dst + (size_t)i * per * sizeof *x, x, per * sizeof *x);
@@ -330,12 +372,12 @@ replay_batch *replay_sampler_build(replay_sampler *s, int B, tg_rng *rng)
     out->len = size;
     out->B = B;
     memcpy(out->from, from, sizeof from);
-    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x);
+    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x), free(ord);
     return out;
 fail:
     for (int i = 0; i < n; i++)
         replay_game_unref((replay_game *)pk[i].g);
-    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x);
+    free(pk), free(scal), free(tok), free(ret), free(res), free(resp), free(x), free(ord);
     replay_batch_free(out);
     return NULL;
 }

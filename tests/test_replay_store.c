@@ -435,6 +435,110 @@ static void test_best_played(void **st)
         replay_table_free(t[i]);
 }
 
+/* The naive 2x2x2 game (8 moves, each a single entry of the tensor): solved, or cut after
+ * `moves` moves (unsolved); no stored policy, so positions teach the played move. */
+static replay_game *naive_game(const tg_config *c, int moves, int8_t *acts)
+{
+    int S = c->game.S, A = 3 * S;
+    replay_game *g = replay_game_alloc(S, moves, 0, 1, 0);
+    g->dims = c->game.dims[0];
+    rt_naive_actions(c, acts);
+    memcpy(g->actions, acts, (size_t)moves * A);
+    for (int k = 0; k < moves; k++)
+        g->returns[k] = (float)-(moves - k);
+    tg_matmul_tensor(g->dims, S, g->initial);
+    g->solved = moves == 8;
+    g->rank = g->solved ? 8 : 0;
+    return g;
+}
+
+/* replay.reorder: a solved game's positions in random orders of its moves. Every sample is still
+ * a position of the game in some order: the residual is the sum of 8 - j of its moves (j from the
+ * move scalar), the target one of them, the history moves outside it; and the orders vary. An
+ * unsolved game keeps its order. */
+static void test_reorder(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    for (int solved = 1; solved >= 0; solved--) {
+        tg_config c;
+        rt_config(&c, dir, "game.signed_perms=false", "replay.min_size=1", "replay.frac_demos=0",
+                  "replay.frac_played=0.5", "replay.frac_best=0.5", "replay.reorder=1", NULL);
+        int S = c.game.S, S3 = S * S * S, NS = c.game.n_steps, T = c.game.history + 1;
+        int8_t acts[8 * 3 * TG_MAX_S];
+        replay_game *g = naive_game(&c, solved ? 8 : 6, acts);
+        int32_t term[8]; /* the tensor entry of each naive move */
+        for (int r = 0; r < 8; r++) {
+            int32_t *one = calloc((size_t)S3, sizeof *one);
+            tg_tensor_add_action(one, S, acts + (size_t)r * 3 * S, +1, 0);
+            for (int e = 0; e < S3; e++)
+                if (one[e])
+                    term[r] = e;
+            free(one);
+        }
+        replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
+        replay_game_ref(g);
+        replay_table_append(t[1], g);
+        replay_table_append(t[2], g);
+        replay_sampler *s = replay_sampler_new(&c, t);
+        tg_rng rng;
+        tg_rng_seed(&rng, 9, 9);
+        int B = 2000, reordered = 0;
+        Tg__Envelope *e = build(s, B, &rng);
+        const float *x = (const float *)e->batch->tensors->data.data;
+        const float *sc = (const float *)e->batch->scalars->data.data;
+        for (int i = 0; i < B; i++) {
+            const float *xi = x + (size_t)i * T * S3;
+            int j = (int)lrintf(sc[i] * (float)c.game.r_limit);
+            int in[8] = {0}, n_in = 0, as_played = 1;
+            for (int r = 0; r < 8; r++) {
+                in[r] = xi[term[r]] == 1.0f;
+                n_in += in[r];
+                as_played &= in[r] == (r >= j);
+            }
+            int nz = 0;
+            for (int q = 0; q < S3; q++)
+                nz += xi[q] != 0;
+            assert_int_equal(nz, n_in); /* nothing but whole moves */
+            assert_int_equal(n_in, 8 - j);
+            int32_t tk[16];
+            memcpy(tk, e->batch->tokens->data.data + (size_t)i * NS * 4, (size_t)NS * 4);
+            int8_t a[3 * TG_MAX_S];
+            assert_int_equal(tg_tokens_to_action(&c.game.F, S, NS, tk, a), 0);
+            int32_t *one = calloc((size_t)S3, sizeof *one);
+            tg_tensor_add_action(one, S, a, +1, 0);
+            int tgt = -1;
+            for (int r = 0; r < 8; r++)
+                if (one[term[r]] == 1)
+                    tgt = r;
+            free(one);
+            assert_true(tgt >= 0 && in[tgt]); /* the target is one of the moves left */
+            for (int h = 1; h < T && j - h >= 0; h++) {
+                const float *xh = xi + (size_t)h * S3;
+                int hit = -1;
+                for (int r = 0; r < 8; r++)
+                    if (xh[term[r]] == 1.0f)
+                        hit = r;
+                assert_true(hit >= 0 && !in[hit]); /* the history: moves already made */
+                if (!solved)
+                    assert_int_equal(hit, j - h);
+            }
+            if (!solved) {
+                assert_true(as_played);
+                assert_int_equal(tgt, j);
+            }
+            reordered += !as_played;
+        }
+        if (solved)
+            assert_true(reordered > B / 2); /* j = 0 and some orders look as played */
+        tg_wire_free(e);
+        replay_sampler_free(s);
+        for (int k = 0; k < 3; k++)
+            replay_table_free(t[k]);
+    }
+}
+
 static void test_split(void **st)
 {
     (void)st;
@@ -655,7 +759,7 @@ int main(void)
         cmocka_unit_test(test_store_roundtrip),
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target),
-        cmocka_unit_test(test_best_played), cmocka_unit_test(test_split),
+        cmocka_unit_test(test_best_played), cmocka_unit_test(test_reorder), cmocka_unit_test(test_split),
         cmocka_unit_test(test_trim),          cmocka_unit_test(test_games),
     };
     return tg_test_done(cmocka_run_group_tests(tests, NULL, NULL));
