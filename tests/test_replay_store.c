@@ -393,6 +393,18 @@ static void test_policy_target(void **st)
         replay_table_free(t[i]);
 }
 
+/* Empty demos, and game g alone in both the played and the best table (g's reference is theirs). */
+static replay_sampler *sampler_on_both(const tg_config *c, replay_game *g, replay_table *t[3])
+{
+    t[0] = replay_table_new(0, 0);
+    t[1] = replay_table_new(1, 100);
+    t[2] = replay_table_new(2, 100);
+    replay_game_ref(g);
+    replay_table_append(t[1], g);
+    replay_table_append(t[2], g);
+    return replay_sampler_new(c, t);
+}
+
 /* replay.best_played: a best-table position teaches the move played there, whatever the stored
  * policy says (here it gives that move no weight); played-table positions still follow the
  * policy. */
@@ -407,11 +419,8 @@ static void test_best_played(void **st)
     int S = c.game.S, A = 3 * S;
     int8_t acts[8 * 3 * TG_MAX_S];
     replay_game *g = one_move_game(&c, acts); /* played: term 0; policy: 1, 2 */
-    replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
-    replay_game_ref(g);
-    replay_table_append(t[1], g);
-    replay_table_append(t[2], g);
-    replay_sampler *s = replay_sampler_new(&c, t);
+    replay_table *t[3];
+    replay_sampler *s = sampler_on_both(&c, g, t);
     tg_rng rng;
     tg_rng_seed(&rng, 6, 6);
     int B = 2000, played = 0, pol = 0;
@@ -477,11 +486,8 @@ static void test_reorder(void **st)
                     term[r] = e;
             free(one);
         }
-        replay_table *t[3] = {replay_table_new(0, 0), replay_table_new(1, 100), replay_table_new(2, 100)};
-        replay_game_ref(g);
-        replay_table_append(t[1], g);
-        replay_table_append(t[2], g);
-        replay_sampler *s = replay_sampler_new(&c, t);
+        replay_table *t[3];
+        replay_sampler *s = sampler_on_both(&c, g, t);
         tg_rng rng;
         tg_rng_seed(&rng, 9, 9);
         int B = 2000, reordered = 0;
