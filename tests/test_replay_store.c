@@ -709,12 +709,17 @@ static void test_games(void **st)
     replay_store_tables t = {0};
     t.n[REPLAY_PLAYED] = 9;
     t.games[REPLAY_PLAYED] = calloc(9, sizeof(replay_game *));
-    t.n[REPLAY_BEST] = 1;
-    t.games[REPLAY_BEST] = calloc(1, sizeof(replay_game *));
+    t.n[REPLAY_BEST] = 3;
+    t.games[REPLAY_BEST] = calloc(3, sizeof(replay_game *));
     assert_true(t.games[REPLAY_PLAYED] && t.games[REPLAY_BEST]);
     for (int j = 0; j < 9; j++)
         t.games[REPLAY_PLAYED][j] = games_game(S, ranks[j], changed[j], 100 + (uint64_t)j);
-    t.games[REPLAY_BEST][0] = games_game(S, 7, 0, 200);
+    /* best: three canonical 7s, the first two the same terms in another order (move 1 of one is
+     * move 0 of the other): two distinct factor sets */
+    for (int j = 0; j < 3; j++)
+        t.games[REPLAY_BEST][j] = games_game(S, 7, 0, 200 + (uint64_t)j);
+    t.games[REPLAY_BEST][0]->actions[(size_t)1 * 3 * S + 1] = 1;
+    t.games[REPLAY_BEST][1]->actions[1] = 1;
     replay_store_meta m = {.S = S, .next_game_id = 1000, .journal_seq = 1, .written = 2.5};
     if (replay_store_write(in, &m, &t))
         fail_msg("%s", tg_errmsg());
@@ -722,13 +727,15 @@ static void test_games(void **st)
 
     char *a1[] = {"games", dir, NULL}; /* a run directory: its replay.h5 */
     assert_int_equal(run_games(a1, 2, outf, buf, sizeof buf), 0);
-    assert_non_null(strstr(buf, "played 9 games (70 positions), best 1 games (7 positions)"));
+    assert_non_null(strstr(buf, "played 9 games (70 positions), best 3 games (21 positions)"));
     assert_non_null(strstr(buf, "played games, T(2,2,2):"));
     /* all: 9 games, 6 solved (8 + 8 + 9 + 7 + 10 + 10 = 52, mean 8.67), 1 at rank 7 */
     assert_non_null(strstr(buf, "  all                     9   100%     67%      8.67       1 ( 11.1%)  7:1 8:2 9:1 10:2"));
     assert_non_null(strstr(buf, "  canonical basis         4    44%     75%      8.33       0 (  0.0%)  8:2 9:1"));
     assert_non_null(strstr(buf, "  changed bases           5    56%     60%      9.00       1 ( 20.0%)  7:1 10:2"));
     assert_non_null(strstr(buf, "best games, T(2,2,2):"));
+    assert_non_null(strstr(buf, "  the 1 games at rank 7 hold 1 distinct factor sets (moves in any order)"));
+    assert_non_null(strstr(buf, "  the 3 games at rank 7 hold 2 distinct factor sets (moves in any order)"));
     /* all best games canonical: no lines by basis */
     assert_null(strstr(strstr(buf, "best games"), "canonical basis"));
     /* the newest 4: changed 10, 10, unsolved, unsolved (all in changed bases: no lines by basis) */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/action.h"
 #include "common/err.h"
 #include "replay/store.h"
 #include "tools/cmds.h"
@@ -19,7 +20,8 @@ static const char *games_use =
     "Summarises the games a run's replay store holds (RUN_DIR/replay.h5, or the file given):\n"
     "per table (played, best) and target, the games, the share solved, the mean rank of the\n"
     "solved ones, how many ended at the best rank in the file, and the solved games by rank;\n"
-    "each for all games, those played in the canonical basis and those in changed bases.\n"
+    "each for all games, those played in the canonical basis and those in changed bases; and how\n"
+    "many distinct factor sets (moves in any order, per basis) the games at the best rank hold.\n"
     "  --newest N   only each table's newest N games (default: all), to see how the run plays\n"
     "               now rather than over its history\n"
     "The file is only read (a live run's checkpoint is fine: it is replaced, never rewritten).\n"
@@ -48,6 +50,61 @@ static int best_rank(const replay_store_tables *t, const int64_t first[REPLAY_NT
                 best = g->rank;
         }
     return best;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* A game's factor set, whatever the order of its moves and the signs within each rank-one term:
+ * the hash of its sorted terms' hashes, and of its basis (the same terms in two bases are two
+ * factorizations of two tensors). */
+static uint64_t factor_set_hash(const replay_game *g, uint64_t *terms)
+{
+    int S = g->S, A = 3 * S;
+    for (int j = 0; j < g->n_moves; j++) {
+        int8_t a[3 * TG_MAX_S];
+        memcpy(a, g->actions + (size_t)j * A, (size_t)A);
+        tg_action_canonicalize(a, S, g->mod2);
+        terms[j] = fnv(14695981039346656037ULL, a, (size_t)A);
+    }
+    qsort(terms, (size_t)g->n_moves, sizeof *terms, cmp_u64);
+    uint64_t h = fnv(14695981039346656037ULL, terms, (size_t)g->n_moves * sizeof *terms);
+    return g->basis ? fnv(h, g->basis, (size_t)3 * S * S * sizeof *g->basis) : h;
+}
+
+/* how many distinct factor sets the table's solved games of target d at rank `rank` hold; -1 if
+ * out of memory */
+static long long distinct_at(const replay_store_tables *t, int tid, int64_t first, tg_dims d, int rank)
+{
+    int64_t n = t->n[tid] - first;
+    uint64_t *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h), *terms = malloc((size_t)(rank > 0 ? rank : 1) * sizeof *terms);
+    long long k = 0, distinct = -1;
+    if (!h || !terms)
+        goto done;
+    for (int64_t j = first; j < t->n[tid]; j++) {
+        const replay_game *g = t->games[tid][j];
+        if (g->solved && g->rank == rank && same_dims(g->dims, d))
+            h[k++] = factor_set_hash(g, terms);
+    }
+    qsort(h, (size_t)k, sizeof *h, cmp_u64);
+    distinct = 0;
+    for (long long i = 0; i < k; i++)
+        distinct += i == 0 || h[i] != h[i - 1];
+done:
+    free(h);
+    free(terms);
+    return distinct;
 }
 
 static void print_row(const char *name, const games_sum *s, long long all, int best, int max_rank)
@@ -109,6 +166,16 @@ static int print_table(const replay_store_tables *t, int tid, int64_t first, tg_
     for (int k = 0; k < K_N; k++)
         if (k == K_ALL || (s[k].games > 0 && s[k].games < s[K_ALL].games))
             print_row(kind_names[k], &s[k], s[K_ALL].games, best, max_rank);
+    /* one line replayed, or many ways to the best rank? */
+    if (best && best <= max_rank && s[K_ALL].by_rank[best]) {
+        long long nd = distinct_at(t, tid, first, d, best);
+        if (nd < 0) {
+            rc = -1;
+            goto done;
+        }
+        printf("  the %lld games at rank %d hold %lld distinct factor sets (moves in any order)\n",
+               s[K_ALL].by_rank[best], best, nd);
+    }
 done:
     for (int k = 0; k < K_N; k++)
         free(s[k].by_rank);
