@@ -579,6 +579,16 @@ static void test_split(void **st)
         replay_table_free(t[i]);
 }
 
+/* a corrupt replay file at bad, and the path of one that does not exist in gone */
+static void bad_files(const char *dir, const char *bad, char *gone, size_t cap)
+{
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    fputs("not an HDF5 file", f);
+    fclose(f);
+    snprintf(gone, cap, "%s/none.h5", dir);
+}
+
 /* tg trim: each table's newest whole games up to N positions (the newest one kept even if longer;
  * -1 all, 0 none), the metadata kept, the copy readable; bad input: exit 2, nothing written. */
 static void test_trim(void **st)
@@ -634,12 +644,8 @@ static void test_trim(void **st)
     assert_int_equal(t2.n[REPLAY_BEST], 0);
     replay_store_tables_free(&t2);
     /* bad input: missing or corrupt file, bad counts, missing arguments: exit 2, nothing written */
-    FILE *f = fopen(bad, "wb");
-    assert_non_null(f);
-    fputs("not an HDF5 file", f);
-    fclose(f);
     char gone[160];
-    snprintf(gone, sizeof gone, "%s/none.h5", dir);
+    bad_files(dir, bad, gone, sizeof gone);
     char *b1[] = {"trim", gone, bad, NULL};
     assert_int_equal(tg_cmd_trim(3, b1), 2);
     char *b2[] = {"trim", bad, gone, NULL};
@@ -746,12 +752,8 @@ static void test_games(void **st)
     assert_null(strstr(buf, "changed bases"));
 
     /* bad input: exit 2 */
-    FILE *f = fopen(bad, "wb");
-    assert_non_null(f);
-    fputs("not an HDF5 file", f);
-    fclose(f);
     char gone[160];
-    snprintf(gone, sizeof gone, "%s/none.h5", dir);
+    bad_files(dir, bad, gone, sizeof gone);
     char *b1[] = {"games", gone, NULL};
     assert_int_equal(tg_cmd_games(2, b1), 2);
     char *b2[] = {"games", bad, NULL};

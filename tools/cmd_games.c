@@ -88,7 +88,11 @@ static uint64_t factor_set_hash(const replay_game *g, uint64_t *terms)
 static long long distinct_at(const replay_store_tables *t, int tid, int64_t first, tg_dims d, int rank)
 {
     int64_t n = t->n[tid] - first;
-    uint64_t *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h), *terms = malloc((size_t)(rank > 0 ? rank : 1) * sizeof *terms);
+    int moves = 1; /* the terms buffer by the games' moves, not their stored rank */
+    for (int64_t j = first; j < t->n[tid]; j++)
+        if (t->games[tid][j]->n_moves > moves)
+            moves = t->games[tid][j]->n_moves;
+    uint64_t *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h), *terms = malloc((size_t)moves * sizeof *terms);
     long long k = 0, distinct = -1;
     if (!h || !terms)
         goto done;

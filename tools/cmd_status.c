@@ -408,12 +408,6 @@ static int live_actor(const proc_status *p)
     return strcmp(role_of(p), "actor") == 0 && p->age <= STALE_S && strcmp(jstr(p->j, "state"), "stopped") != 0;
 }
 
-/* Per target, the games the running actors finished in their last interval: how many were
- * solved, at what mean rank, and how many at the best rank known (results.h5). A policy that
- * solves every game at the naive rank and one that plays the best line half the time have the
- * same solved share; this line tells them apart. Where games change basis a second line gives
- * the canonical basis's games alone (a run's best lines may all come from it). Targets come from
- * the config, or where there is none from the actors' reports. */
 /* the running actors' recent games of one target (sub: one of its parts, e.g. "canonical") */
 typedef struct recent_sum {
     double games, solved, rank_sum, at_best;
@@ -457,6 +451,12 @@ static void print_recent_sum(const recent_sum *z, int best, FILE *out)
     fputc('\n', out);
 }
 
+/* Per target, the games the running actors finished in their last interval: how many were
+ * solved, at what mean rank, and how many at the best rank known (results.h5). A policy that
+ * solves every game at the naive rank and one that plays the best line half the time have the
+ * same solved share; this line tells them apart. Where games change basis a second line gives
+ * the canonical basis's games alone (a run's best lines may all come from it). Targets come from
+ * the config, or where there is none from the actors' reports. */
 static void print_recent_targets(run_view *v, FILE *out)
 {
     const char *names[TG_MAX_TARGETS];
