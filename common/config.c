@@ -174,6 +174,10 @@ static const key_def keys[] = {
     KDBL("actor.ack_timeout_s", actor.ack_timeout_s, 0.01, 1e6, "30", "resend a game the replay server has not acknowledged for this long (s)"),
     KINT("actor.max_unacked", actor.max_unacked, 1, 1 << 20, "256", "pause self-play while this many finished games wait for an acknowledgement"),
     KDBL("actor.stats_s", actor.stats_s, 0.1, 1e6, "10", "seconds between the actor's stats log lines"),
+    KDBL("actor.polish_share", actor.polish_share, 0, 0.95, "0",
+         "share of each actor's time given to flip-graph polishing (common/flip.h): a random walk of rank-preserving flips and rank-lowering reductions, per target, from the actor's solved games at its best rank (canonical basis, coefficients within game.coeffs); a shorter scheme it finds is reported as a discovery and sent to replay as a game of actor NAME/polish, so the network trains on it; 0 = off (pure AlphaTensor: every result from the network's searches)"),
+    KINT("actor.polish_plateau", actor.polish_plateau, 1, INT_MAX, "100",
+         "flips without a reduction after which the polishing walk goes on from a scheme at its best rank with one plus step (one term more)"),
 
     KBOOL("security.curve", security.curve, "false", "CURVE encryption on every socket other hosts reach"),
     KSTR("security.keys_dir", security.keys_dir, NULL, "keys", "server and allowed client keys (tg keygen)"),
@@ -603,6 +607,13 @@ int tg_config_finish(tg_config *c)
     if (c->game.signed_perms && !c->game.mod2 && !tg_coeffs_symmetric(&c->game.F))
         return tg_fail("game.signed_perms: needs a symmetric coefficient set (game.coeffs '%s' is not)",
                        c->game.coeffs);
+    c->actor.polish_bound = 0;
+    while (c->actor.polish_bound < 127 && c->game.F.index_of[128 + c->actor.polish_bound + 1] >= 0 &&
+           c->game.F.index_of[128 - c->actor.polish_bound - 1] >= 0)
+        c->actor.polish_bound++;
+    if (c->actor.polish_share > 0 && (c->game.mod2 || c->actor.polish_bound < 1))
+        return tg_fail("actor.polish_share: polishing needs integer arithmetic and coefficients -1, 0, 1 in "
+                       "game.coeffs (got %s, '%s')", c->game.arithmetic, c->game.coeffs);
     if (tg_tokens_shape(S, c->game.n_steps, c->game.F.n, &c->game.d, &c->game.n_logits))
         return tg_fail_ctx("game.n_steps: %d with S = %d and |F| = %d: ", c->game.n_steps, S, c->game.F.n);
 

@@ -126,6 +126,9 @@ typedef struct tg_config {
         double ack_timeout_s;    /* resend a game the replay server has not acknowledged this long */
         int max_unacked;         /* pause while this many games wait for an ack */
         double stats_s;          /* seconds between stats log lines */
+        double polish_share;     /* share of the actor's time for flip-graph polishing (0 = off) */
+        int polish_plateau;      /* flips without a reduction before the walk restarts */
+        int polish_bound;        /* derived: largest c with -c..c all in game.coeffs */
     } actor;
     struct {
         int curve;               /* CURVE encryption on every socket other hosts reach */
