@@ -16,6 +16,7 @@
 #include "common/basis.h"
 #include "common/err.h"
 #include "common/fact.h"
+#include "common/flip.h"
 #include "common/game.h"
 #include "common/log.h"
 #include "common/perm.h"
@@ -39,6 +40,9 @@ typedef struct target {
     int8_t *lines;          /* [restart_lines][r_limit][3S] */
     int *line_basis, *line_moves;
     int n_lines;
+    /* actor.polish_share: a flip-graph walk over the factorizations of the canonical tensor, fed
+     * with this actor's solved games at its best rank (NULL when off) */
+    tg_flip *walker;
 } target;
 
 typedef struct slot {
@@ -110,6 +114,7 @@ struct tg_actor {
     tg_actor_stats st;
     double t0, last_stats;
     uint64_t last_sims, last_pos;
+    int polish_next;        /* the target the next polishing slice goes to */
 };
 
 size_t tg_actor_game_bytes(const tg_config *c)
@@ -160,6 +165,10 @@ static int target_init(tg_actor *a, target *t, tg_dims d)
         tg_sperm_sample(&t->perms[i], a->S, t->sizes, signs, &a->rng);
     for (int i = 0; i < t->n_perms; i++)
         tg_sperm_invert(&t->perms[i], &t->inv[i]);
+    /* room for the plus steps above the longest game */
+    if (c->actor.polish_share > 0 &&
+        !(t->walker = tg_flip_new(d, c->game.r_limit + 2, c->actor.polish_bound, tg_rng_u64(&a->rng))))
+        return -1;
     return 0;
 }
 
@@ -176,6 +185,7 @@ static void target_free(target *t)
     free(t->lines);
     free(t->line_basis);
     free(t->line_moves);
+    tg_flip_free(t->walker);
 }
 
 tg_actor *tg_actor_new(const tg_config *c, const tg_actor_opts *o)
@@ -503,6 +513,10 @@ static int report_solved(tg_actor *a, slot *s)
         goto done;
     }
     int rank = tg_fact_rank(canon);
+    /* the polishing walk takes the actor's games at its best rank (in the canonical basis, where
+     * their coefficients stay within the action set) */
+    if (t->walker && tg_fact_max_abs(canon) <= a->cfg.actor.polish_bound && tg_flip_offer(t->walker, canon) < 0)
+        tg_debug("polishing: game not taken: %s", tg_errmsg());
     int *best = &a->st.best_rank[s->target];
     if (*best == 0 || rank < *best) {
         *best = rank;
@@ -592,6 +606,129 @@ static int send_game(tg_actor *a, slot *s)
     free(returns);
     free(basis);
     return rc;
+}
+
+/* A scheme of target ti the polishing walk found (canonical basis) as a game for replay: its terms
+ * as moves, no search statistics (the moves are the policy targets), -1 a move. */
+static int send_polished(tg_actor *a, int ti, const tg_fact *f, const char *who)
+{
+    const int S = a->S, M = tg_fact_rank(f);
+    target *t = &a->targets[ti];
+    int8_t *acts = calloc((size_t)M * a->A, 1);
+    float *returns = malloc((size_t)M * sizeof(float));
+    int rc = -1;
+    if (!acts || !returns) {
+        tg_fail("out of memory");
+        goto done;
+    }
+    for (int r = 0; r < M; r++) {
+        if (tg_fact_action(f, r, S, acts + (size_t)r * a->A) != 0)
+            goto done;
+        tg_action_canonicalize(acts + (size_t)r * a->A, S, 0);
+        returns[r] = (float)-(M - r);
+    }
+    Tg__Game g = TG__GAME__INIT;
+    Tg__Array aa, ar, ai;
+    int64_t sa[2] = {M, 3 * S}, ba[2], sr[1] = {M}, br[1], si[3] = {S, S, S}, bi[3];
+    tg_array_set(&aa, TG__DTYPE__I8, 2, sa, ba, acts, (size_t)M * 3 * S);
+    tg_array_set(&ar, TG__DTYPE__F32, 1, sr, br, returns, (size_t)M * sizeof(float));
+    tg_array_set(&ai, TG__DTYPE__I32, 3, si, bi, t->tensor, (size_t)a->S3 * sizeof(int32_t));
+    g.target = a->cfg.game.targets[ti];
+    g.arithmetic = a->cfg.game.arithmetic;
+    g.s = (uint32_t)S;
+    g.actions = &aa;
+    g.returns = &ar;
+    g.model_version = a->version;
+    g.actor = (char *)who;
+    g.started = g.finished = tg_wall();
+    g.solved = 1;
+    g.rank = M;
+    g.initial = &ai;
+    rc = tg_replay_link_send_game(a->link, &g);
+done:
+    free(acts);
+    free(returns);
+    return rc;
+}
+
+/* The polishing walk of target ti beat the actor's best rank: verified, reported as a discovery
+ * and sent as a game (actor NAME/polish), so the learner trains on it like a played best game. */
+static int report_polished(tg_actor *a, int ti)
+{
+    target *t = &a->targets[ti];
+    tg_fact *f = tg_flip_best(t->walker);
+    if (!f)
+        return -1;
+    tg_fact_mismatch mm;
+    int ok = tg_fact_verify(f, 0, &mm), rank = tg_fact_rank(f);
+    if (ok != 1) { /* every step keeps the sum exact: a failure here is a bug */
+        char buf[256] = "";
+        if (ok == 0)
+            tg_fact_mismatch_str(f, &mm, buf, sizeof buf);
+        tg_error("polished scheme of %s (rank %d) FAILED verification: %s", a->cfg.game.targets[ti], rank,
+                 ok == 0 ? buf : tg_errmsg());
+        a->st.verify_failed++;
+        tg_fact_free(f);
+        return 0;
+    }
+    a->st.best_rank[ti] = rank;
+    a->st.discoveries++;
+    a->st.polish_found++;
+    tg_info("found T(%s) rank %d (%s, flip-graph polish of this actor's solved games, %ld flips), verified",
+            a->cfg.game.targets[ti], rank, a->cfg.game.arithmetic, tg_flip_flips(t->walker));
+    if (a->link) {
+        char who[sizeof a->name + 8];
+        snprintf(who, sizeof who, "%s/polish", a->name);
+        tg_dims d = t->dims;
+        int64_t su[2] = {rank, d.n * d.m}, sv[2] = {rank, d.m * d.p}, sw[2] = {rank, d.p * d.n};
+        int64_t bu[2], bv[2], bw[2];
+        Tg__Array au, av, aw;
+        tg_array_set(&au, TG__DTYPE__I64, 2, su, bu, tg_fact_cu(f), (size_t)(su[0] * su[1]) * 8);
+        tg_array_set(&av, TG__DTYPE__I64, 2, sv, bv, tg_fact_cv(f), (size_t)(sv[0] * sv[1]) * 8);
+        tg_array_set(&aw, TG__DTYPE__I64, 2, sw, bw, tg_fact_cw(f), (size_t)(sw[0] * sw[1]) * 8);
+        Tg__Discovery dm = TG__DISCOVERY__INIT;
+        dm.target = a->cfg.game.targets[ti];
+        dm.arithmetic = a->cfg.game.arithmetic;
+        dm.rank = rank;
+        dm.u = &au;
+        dm.v = &av;
+        dm.w = &aw;
+        dm.model_version = a->version;
+        dm.actor = who;
+        dm.when = tg_wall();
+        if (tg_replay_link_send_discovery(a->link, &dm) != 0)
+            tg_warn("discovery not sent: %s", tg_errmsg());
+        if (send_polished(a, ti, f, who) != 0)
+            tg_warn("polished game not sent: %s", tg_errmsg());
+    }
+    tg_fact_free(f);
+    return 0;
+}
+
+/* One slice of polishing (actor.polish_share of the time since the start), round robin over the
+ * targets whose walk has a scheme and has not reached the target rank. */
+static int polish(tg_actor *a, double now)
+{
+    const tg_config *c = &a->cfg;
+    if (c->actor.polish_share <= 0 || a->st.polish_seconds >= c->actor.polish_share * (now - a->t0))
+        return 0;
+    for (int k = 0; k < a->n_targets; k++) {
+        int ti = (a->polish_next + k) % a->n_targets;
+        target *t = &a->targets[ti];
+        int want = c->game.target_rank[ti], best = tg_flip_best_rank(t->walker);
+        if (best == 0 || (want > 0 && best <= want))
+            continue;
+        a->polish_next = (ti + 1) % a->n_targets;
+        long before = tg_flip_flips(t->walker);
+        tg_flip_walk(t->walker, 20000, c->actor.polish_plateau, 1, want > 0 ? want : 0);
+        a->st.polish_flips += (uint64_t)(tg_flip_flips(t->walker) - before);
+        a->st.polish_seconds += tg_now() - now;
+        best = tg_flip_best_rank(t->walker);
+        if (a->st.best_rank[ti] == 0 || best < a->st.best_rank[ti])
+            return report_polished(a, ti);
+        return 0;
+    }
+    return 0;
 }
 
 /* The game of slot s leaves its basis. A changed basis whose games keep ending at the best rank
@@ -914,6 +1051,11 @@ static void write_status(tg_actor *a, double dt, double sims_rate, double evals_
     json_object_set_new(o, "bases_retired", json_integer((json_int_t)a->st.bases_retired));
     json_object_set_new(o, "restarts", json_integer((json_int_t)a->st.restarts));
     json_object_set_new(o, "restart_improved", json_integer((json_int_t)a->st.restart_improved));
+    if (a->cfg.actor.polish_share > 0) {
+        json_object_set_new(o, "polish_flips", json_integer((json_int_t)a->st.polish_flips));
+        json_object_set_new(o, "polish_seconds", json_real(a->st.polish_seconds));
+        json_object_set_new(o, "polish_found", json_integer((json_int_t)a->st.polish_found));
+    }
     json_object_set_new(o, "best_rank", best);
     /* the games finished since the last stats line: how the policy plays now (tg status sums them
      * over the actors) */
@@ -987,6 +1129,10 @@ static void write_tb(tg_actor *a, double dt, double sims_rate, double evals_rate
             snprintf(tag, sizeof tag, "actor/best_rank/%s", a->cfg.game.targets[i]);
             tg_tb_scalar(a->tb, tag, step, a->st.best_rank[i]);
         }
+    if (a->cfg.actor.polish_share > 0) {
+        tg_tb_scalar(a->tb, "actor/polish_flips", step, (double)a->st.polish_flips);
+        tg_tb_scalar(a->tb, "actor/polish_found", step, (double)a->st.polish_found);
+    }
     if (tg_tb_flush(a->tb) != 0)
         tg_debug("tensorboard: %s", tg_errmsg());
 }
@@ -1006,16 +1152,24 @@ static void log_stats(tg_actor *a, double now, const char *state)
         write_status(a, dt, sims_rate, evals_rate, state);
     if (a->tb)
         write_tb(a, dt, sims_rate, evals_rate, a->basis_games[top]);
-    char breadth[160];
+    char pol[160] = "";
+    if (a->cfg.actor.polish_share > 0) { /* the walks' best ranks: where polishing stands */
+        size_t o = (size_t)snprintf(pol, sizeof pol, "; polish %.1fM flips in %.0f s, walks at",
+                                    (double)a->st.polish_flips / 1e6, a->st.polish_seconds);
+        for (int i = 0; i < a->n_targets && o < sizeof pol - 24; i++)
+            o += (size_t)snprintf(pol + o, sizeof pol - o, " %s:%d", a->cfg.game.targets[i],
+                                  tg_flip_best_rank(a->targets[i].walker));
+    }
+    char breadth[400];
     snprintf(breadth, sizeof breadth,
              "; last %.0f s: %llu games, solved %llu (mean rank %.2f), basis %d has %d, root children %.1f "
-             "(first move %.1f); %llu bases retired",
+             "(first move %.1f); %llu bases retired%s",
              dt, (unsigned long long)a->int_games, (unsigned long long)a->int_solved,
              a->int_solved ? (double)a->int_solved_rank_sum / (double)a->int_solved : 0.0, top,
              a->basis_games[top],
              a->int_root_moves ? (double)a->int_root_n / (double)a->int_root_moves : 0.0,
              a->int_first_moves ? (double)a->int_first_n / (double)a->int_first_moves : 0.0,
-             (unsigned long long)a->st.bases_retired);
+             (unsigned long long)a->st.bases_retired, pol);
     a->int_games = a->int_solved = a->int_moves = 0;
     a->int_return = 0;
     a->int_root_n = a->int_root_moves = a->int_first_n = a->int_first_moves = 0;
@@ -1106,6 +1260,10 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
                 break;
             }
             last_replay = now;
+        }
+        if (polish(a, tg_now()) != 0) {
+            rc = -1;
+            break;
         }
         if (now - a->last_stats >= c->actor.stats_s)
             log_stats(a, now, backlog ? "waiting for replay" : "playing");

@@ -32,6 +32,9 @@ typedef struct tg_actor_stats {
     uint64_t restarts;        /* games started part-way along a best line (game.restart_prob) */
     uint64_t restart_improved; /* of those, solved below the best rank known when they started */
     int best_rank[TG_MAX_TARGETS];      /* best solved rank per target index (0 = none yet) */
+    uint64_t polish_flips;    /* flips of the polishing walks (actor.polish_share) */
+    uint64_t polish_found;    /* better ranks they found (also counted in discoveries) */
+    double polish_seconds;    /* time spent in them */
     double seconds;           /* time spent in tg_actor_run */
     double cpu_seconds;       /* CPU time of the calling thread in tg_actor_run */
     size_t tree_bytes_max;    /* largest arena held by one game's tree */

@@ -37,6 +37,7 @@ typedef struct fake_replay {
     uint64_t solved_keys[1024]; /* (initial, first move) of the solved games so far */
     int n_solved_keys;
     int replayed;              /* games whose first move replays a solved game's, as its whole policy */
+    int polished, polished_min_rank; /* games of actor.polish_share's walks (actor NAME/polish) */
 } fake_replay;
 
 /* A game's starting tensor and first move, hashed (FNV-1a). */
@@ -56,6 +57,8 @@ static uint64_t start_key(const Tg__Game *g)
  * probability 1 (what a restart from a best line sends). */
 static int replays_solved(const fake_replay *r, const Tg__Game *g)
 {
+    if (!g->policy_actions)
+        return 0;
     int K = (int)g->policy_actions->shape[1];
     const float *pp = (const float *)g->policy_probs->data.data;
     if (g->actions->shape[0] < 1 || pp[0] != 1.0f)
@@ -70,6 +73,33 @@ static int replays_solved(const fake_replay *r, const Tg__Game *g)
     return 0;
 }
 
+/* A polished scheme sent as a game: no search statistics, its moves take the initial residual
+ * to zero, -1 a move. */
+static int check_polished(const Tg__Game *g, int M)
+{
+    int S = (int)g->s;
+    int64_t sr[1] = {M}, si[3] = {S, S, S};
+    size_t n = strlen(g->actor);
+    if (n < 7 || strcmp(g->actor + n - 7, "/polish") != 0)
+        return tg_fail("a game without policy from actor '%s'", g->actor);
+    if (g->policy_probs || tg_array_check(g->returns, TG__DTYPE__F32, 1, sr, "returns") != 0 ||
+        tg_array_check(g->initial, TG__DTYPE__I32, 3, si, "initial") != 0)
+        return -1;
+    int32_t *t = malloc((size_t)S * S * S * sizeof *t);
+    memcpy(t, g->initial->data.data, (size_t)S * S * S * sizeof *t);
+    for (int m = 0; m < M; m++)
+        tg_tensor_add_action(t, S, (const int8_t *)g->actions->data.data + (size_t)m * 3 * S, -1, 0);
+    int zero = 1;
+    for (int i = 0; i < S * S * S; i++)
+        zero &= t[i] == 0;
+    free(t);
+    const float *r = (const float *)g->returns->data.data;
+    if (!zero || !g->solved || g->rank != M || fabs(r[0] + M) > 1e-5 || fabs(r[M - 1] + 1) > 1e-5)
+        return tg_fail("polished game: residual zero %d, solved %d, rank %d of %d moves, return %g", zero,
+                       g->solved, g->rank, M, r[0]);
+    return 0;
+}
+
 static int check_game(const Tg__Game *g)
 {
     int S = (int)g->s, K;
@@ -77,6 +107,8 @@ static int check_game(const Tg__Game *g)
     if (tg_array_check(g->actions, TG__DTYPE__I8, 2, sa, "actions") != 0)
         return -1;
     int M = (int)g->actions->shape[0];
+    if (!g->policy_actions)
+        return check_polished(g, M);
     int64_t sp[3] = {M, -1, 3 * S}, spp[2] = {M, -1}, sr[1] = {M}, si[3] = {S, S, S};
     if (tg_array_check(g->policy_actions, TG__DTYPE__I8, 3, sp, "policy_actions") != 0)
         return -1;
@@ -166,6 +198,11 @@ static void *replay_main(void *arg)
                 }
                 if (g->basis)
                     r->seen_basis++;
+                if (!g->policy_actions && g->solved) {
+                    r->polished++;
+                    if (r->polished_min_rank == 0 || g->rank < r->polished_min_rank)
+                        r->polished_min_rank = g->rank;
+                }
                 if (!r->bad)
                     r->replayed += replays_solved(r, g);
                 if (g->solved) {
@@ -258,7 +295,7 @@ static void finish(tg_config *c) { assert_int_equal(tg_config_finish(c), 0); }
 typedef struct run_result {
     tg_actor_stats st;
     int replay_games, replay_acks, replay_bad, replay_min_rank, discoveries, bad_discoveries, disc_rank, basis;
-    int replayed;
+    int replayed, polished, polished_min_rank;
     uint64_t max_seq;
     uint64_t served, dropped;
 } run_result;
@@ -300,6 +337,8 @@ static void run(const tg_config *c, int64_t games, int ignore, int drop_every, i
     out->disc_rank = r.disc_min_rank;
     out->basis = r.seen_basis;
     out->replayed = r.replayed;
+    out->polished = r.polished;
+    out->polished_min_rank = r.polished_min_rank;
     out->max_seq = r.max_seq;
 }
 
@@ -439,6 +478,44 @@ static void test_restart_lines(void **state)
     run(&c, 24, 0, 0, 0, &res);
     expect_optimum(&res, 4, 24);
     assert_int_equal(res.st.restarts, 0);
+}
+
+/* actor.polish_share: the fake policy plays the naive T(2,2,2) (rank 8); the polishing walk takes
+ * those games and finds rank 7, reported as a verified discovery and sent as a game of actor
+ * NAME/polish whose moves solve the target. Off, nothing is polished. */
+static void test_polish(void **state)
+{
+    (void)state;
+    tg_config c;
+    config(&c, "2,2,2", "integer", "-1..1", 4);
+    assert_int_equal(tg_config_set(&c, "game.r_limit=10"), 0);
+    assert_int_equal(tg_config_set(&c, "game.target_rank=7"), 0);
+    assert_int_equal(tg_config_set(&c, "actor.polish_share=0.9"), 0);
+    finish(&c);
+    run_result res;
+    run(&c, 96, 0, 0, 0, &res);
+    assert_int_equal(res.st.verify_failed, 0);
+    assert_int_equal(res.st.best_rank[0], 7);
+    assert_true(res.st.polish_found >= 1);
+    assert_true(res.st.polish_flips > 0);
+    assert_int_equal(res.disc_rank, 7);
+    assert_int_equal(res.bad_discoveries, 0);
+    assert_int_equal(res.replay_bad, 0); /* check_polished held */
+    assert_true(res.polished >= 1);
+    assert_int_equal(res.polished_min_rank, 7);
+
+    assert_int_equal(tg_config_set(&c, "actor.polish_share=0"), 0);
+    finish(&c);
+    run(&c, 16, 0, 0, 0, &res);
+    assert_int_equal(res.st.best_rank[0], 8); /* the fake policy's naive games */
+    assert_int_equal(res.st.polish_flips, 0);
+    assert_int_equal(res.polished, 0);
+
+    /* polishing needs -1, 0, 1 among the coefficients and integer arithmetic */
+    config(&c, "2,2,2", "mod2", "0,1", 4);
+    assert_int_equal(tg_config_set(&c, "actor.polish_share=0.5"), 0);
+    assert_int_equal(tg_config_finish(&c), -1);
+    assert_non_null(strstr(tg_errmsg(), "actor.polish_share"));
 }
 
 /* Lost evaluation requests are re-issued; games the replay server does not acknowledge are
@@ -632,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_change_of_basis_mod2),
         cmocka_unit_test(test_basis_retire),
         cmocka_unit_test(test_restart_lines),
+        cmocka_unit_test(test_polish),
         cmocka_unit_test(test_lost_messages),
         cmocka_unit_test(test_evaluator_restart),
         cmocka_unit_test(test_two_services),
