@@ -15,6 +15,7 @@ static const bench benches[] = {
     {"net", tg_bench_net, "network: train samples/s, evaluation positions/s (K samples)"},
     {"matmul", tg_bench_matmul, "found algorithms on the GPU (fastmm) vs cuBLAS/OpenBLAS"},
     {"game", tg_bench_game, "tensor game: copy, move, hash, features, tokens, rank bound (ns/call)"},
+    {"flip", tg_bench_flip, "flip-graph walk (actor.polish_share): CPU seconds from the naive algorithm to a rank"},
     {"mcts", tg_bench_mcts, "actor search: simulations/s on one core (zero-cost evaluator), evaluations/s"},
     {"learner", tg_bench_learner, "inference service: positions/s, mean batch, latency under concurrent clients"},
     {"replay", tg_bench_replay, "replay server: acknowledged inserts/s, batches/s at paper size over sockets"},

@@ -18,6 +18,7 @@ int tg_cmd_bench(int argc, char **argv);
 int tg_bench_matmul(int argc, char **argv);
 int tg_bench_net(int argc, char **argv);     /* tools/cmd_bench_net.c */
 int tg_bench_game(int argc, char **argv);    /* tools/cmd_bench_game.c */
+int tg_bench_flip(int argc, char **argv);    /* tools/cmd_bench_flip.c */
 int tg_bench_mcts(int argc, char **argv);    /* tools/cmd_bench_mcts.c */
 int tg_bench_learner(int argc, char **argv); /* tools/cmd_bench_learner.c */
 int tg_bench_replay(int argc, char **argv);  /* tools/cmd_bench_replay.c */
