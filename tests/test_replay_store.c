@@ -709,17 +709,18 @@ static void test_games(void **st)
     snprintf(outf, sizeof outf, "%s/out.txt", dir);
     snprintf(bad, sizeof bad, "%s/bad.h5", dir);
     int S = 4;
-    /* played, oldest first: canonical 8, 8, 9, unsolved; changed 7, 10, 10, unsolved, unsolved;
-     * best: canonical 7 (the best rank: 7) */
-    static const int ranks[] = {8, 8, 9, 0, 7, 10, 10, 0, 0}, changed[] = {0, 0, 0, 0, 1, 1, 1, 1, 1};
+    /* played, oldest first: a polished 7 (actor NAME/polish); canonical 8, 8, 9, unsolved;
+     * changed 7, 10, 10, unsolved, unsolved; best: canonical 7 (the best rank: 7) */
+    static const int ranks[] = {7, 8, 8, 9, 0, 7, 10, 10, 0, 0}, changed[] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
     replay_store_tables t = {0};
-    t.n[REPLAY_PLAYED] = 9;
-    t.games[REPLAY_PLAYED] = calloc(9, sizeof(replay_game *));
+    t.n[REPLAY_PLAYED] = 10;
+    t.games[REPLAY_PLAYED] = calloc(10, sizeof(replay_game *));
     t.n[REPLAY_BEST] = 3;
     t.games[REPLAY_BEST] = calloc(3, sizeof(replay_game *));
     assert_true(t.games[REPLAY_PLAYED] && t.games[REPLAY_BEST]);
-    for (int j = 0; j < 9; j++)
+    for (int j = 0; j < 10; j++)
         t.games[REPLAY_PLAYED][j] = games_game(S, ranks[j], changed[j], 100 + (uint64_t)j);
+    snprintf(t.games[REPLAY_PLAYED][0]->actor, sizeof t.games[REPLAY_PLAYED][0]->actor, "vm-1/polish");
     /* best: three canonical 7s, the first two the same terms in another order (move 1 of one is
      * move 0 of the other): two distinct factor sets */
     for (int j = 0; j < 3; j++)
@@ -733,14 +734,15 @@ static void test_games(void **st)
 
     char *a1[] = {"games", dir, NULL}; /* a run directory: its replay.h5 */
     assert_int_equal(run_games(a1, 2, outf, buf, sizeof buf), 0);
-    assert_non_null(strstr(buf, "played 9 games (70 positions), best 3 games (21 positions)"));
+    assert_non_null(strstr(buf, "played 10 games (77 positions), best 3 games (21 positions)"));
     assert_non_null(strstr(buf, "played games, T(2,2,2):"));
-    /* all: 9 games, 6 solved (8 + 8 + 9 + 7 + 10 + 10 = 52, mean 8.67), 1 at rank 7 */
-    assert_non_null(strstr(buf, "  all                     9   100%     67%      8.67       1 ( 11.1%)  7:1 8:2 9:1 10:2"));
-    assert_non_null(strstr(buf, "  canonical basis         4    44%     75%      8.33       0 (  0.0%)  8:2 9:1"));
-    assert_non_null(strstr(buf, "  changed bases           5    56%     60%      9.00       1 ( 20.0%)  7:1 10:2"));
+    /* all: 10 games, 7 solved (7 + 8 + 8 + 9 + 7 + 10 + 10 = 59, mean 8.43), 2 at rank 7 */
+    assert_non_null(strstr(buf, "  all                    10   100%     70%      8.43       2 ( 20.0%)  7:2 8:2 9:1 10:2"));
+    assert_non_null(strstr(buf, "  canonical basis         4    40%     75%      8.33       0 (  0.0%)  8:2 9:1"));
+    assert_non_null(strstr(buf, "  changed bases           5    50%     60%      9.00       1 ( 20.0%)  7:1 10:2"));
+    assert_non_null(strstr(buf, "  polished                1    10%    100%      7.00       1 (100.0%)  7:1"));
     assert_non_null(strstr(buf, "best games, T(2,2,2):"));
-    assert_non_null(strstr(buf, "  the 1 games at rank 7 hold 1 distinct factor sets (moves in any order)"));
+    assert_non_null(strstr(buf, "  the 2 games at rank 7 hold 2 distinct factor sets (moves in any order)"));
     assert_non_null(strstr(buf, "  the 3 games at rank 7 hold 2 distinct factor sets (moves in any order)"));
     /* all best games canonical: no lines by basis */
     assert_null(strstr(strstr(buf, "best games"), "canonical basis"));

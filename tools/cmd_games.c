@@ -20,7 +20,8 @@ static const char *games_use =
     "Summarises the games a run's replay store holds (RUN_DIR/replay.h5, or the file given):\n"
     "per table (played, best) and target, the games, the share solved, the mean rank of the\n"
     "solved ones, how many ended at the best rank in the file, and the solved games by rank;\n"
-    "each for all games, those played in the canonical basis and those in changed bases; and how\n"
+    "each for all games, those played in the canonical basis, those in changed bases and those\n"
+    "the actors' polishing found (actor NAME/polish, not played by the network); and how\n"
     "many distinct factor sets (moves in any order, per basis) the games at the best rank hold.\n"
     "  --newest N   only each table's newest N games (default: all), to see how the run plays\n"
     "               now rather than over its history\n"
@@ -29,8 +30,16 @@ static const char *games_use =
 
 #define GAMES_MAX_TARGETS 16
 
-enum { K_ALL, K_CANON, K_CHANGED, K_N };
-static const char *kind_names[K_N] = {"all", "canonical basis", "changed bases"};
+enum { K_ALL, K_CANON, K_CHANGED, K_POLISHED, K_N };
+static const char *kind_names[K_N] = {"all", "canonical basis", "changed bases", "polished"};
+
+/* a scheme the actor's polishing walk found (actor.polish_share), sent by NAME/polish: not a
+ * game the network's search played */
+static int is_polished(const replay_game *g)
+{
+    size_t n = strnlen(g->actor, sizeof g->actor);
+    return n >= 7 && memcmp(g->actor + n - 7, "/polish", 7) == 0;
+}
 
 typedef struct games_sum {
     long long games, solved, rank_sum, at_best;
@@ -147,7 +156,7 @@ static int print_table(const replay_store_tables *t, int tid, int64_t first, tg_
         const replay_game *g = t->games[tid][j];
         if (!same_dims(g->dims, d))
             continue;
-        int kinds[2] = {K_ALL, g->basis ? K_CHANGED : K_CANON};
+        int kinds[2] = {K_ALL, is_polished(g) ? K_POLISHED : g->basis ? K_CHANGED : K_CANON};
         for (int q = 0; q < 2; q++) {
             games_sum *x = &s[kinds[q]];
             x->games++;
