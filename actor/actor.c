@@ -489,6 +489,31 @@ static int new_game(tg_actor *a, slot *s)
     return 0;
 }
 
+/* A verified factorization of target ti (canonical basis) to replay's results, found by `who`. */
+static void send_discovery(tg_actor *a, int ti, const tg_fact *f, uint64_t version, const char *who)
+{
+    tg_dims d = a->targets[ti].dims;
+    int rank = tg_fact_rank(f);
+    int64_t su[2] = {rank, d.n * d.m}, sv[2] = {rank, d.m * d.p}, sw[2] = {rank, d.p * d.n};
+    int64_t bu[2], bv[2], bw[2];
+    Tg__Array au, av, aw;
+    tg_array_set(&au, TG__DTYPE__I64, 2, su, bu, tg_fact_cu(f), (size_t)(su[0] * su[1]) * 8);
+    tg_array_set(&av, TG__DTYPE__I64, 2, sv, bv, tg_fact_cv(f), (size_t)(sv[0] * sv[1]) * 8);
+    tg_array_set(&aw, TG__DTYPE__I64, 2, sw, bw, tg_fact_cw(f), (size_t)(sw[0] * sw[1]) * 8);
+    Tg__Discovery dm = TG__DISCOVERY__INIT;
+    dm.target = a->cfg.game.targets[ti];
+    dm.arithmetic = a->cfg.game.arithmetic;
+    dm.rank = rank;
+    dm.u = &au;
+    dm.v = &av;
+    dm.w = &aw;
+    dm.model_version = version;
+    dm.actor = (char *)who;
+    dm.when = tg_wall();
+    if (tg_replay_link_send_discovery(a->link, &dm) != 0)
+        tg_warn("discovery not sent: %s", tg_errmsg());
+}
+
 static int report_solved(tg_actor *a, slot *s)
 {
     target *t = &a->targets[s->target];
@@ -523,27 +548,8 @@ static int report_solved(tg_actor *a, slot *s)
         a->st.discoveries++;
         tg_info("found T(%s) rank %d (%s, %s basis, model version %llu), verified", a->cfg.game.targets[s->target],
                 rank, a->cfg.game.arithmetic, s->basis ? "changed" : "canonical", (unsigned long long)s->version);
-        if (a->link) {
-            tg_dims d = t->dims;
-            int64_t su[2] = {rank, d.n * d.m}, sv[2] = {rank, d.m * d.p}, sw[2] = {rank, d.p * d.n};
-            int64_t bu[2], bv[2], bw[2];
-            Tg__Array au, av, aw;
-            tg_array_set(&au, TG__DTYPE__I64, 2, su, bu, tg_fact_cu(canon), (size_t)(su[0] * su[1]) * 8);
-            tg_array_set(&av, TG__DTYPE__I64, 2, sv, bv, tg_fact_cv(canon), (size_t)(sv[0] * sv[1]) * 8);
-            tg_array_set(&aw, TG__DTYPE__I64, 2, sw, bw, tg_fact_cw(canon), (size_t)(sw[0] * sw[1]) * 8);
-            Tg__Discovery dm = TG__DISCOVERY__INIT;
-            dm.target = a->cfg.game.targets[s->target];
-            dm.arithmetic = a->cfg.game.arithmetic;
-            dm.rank = rank;
-            dm.u = &au;
-            dm.v = &av;
-            dm.w = &aw;
-            dm.model_version = s->version;
-            dm.actor = a->name;
-            dm.when = tg_wall();
-            if (tg_replay_link_send_discovery(a->link, &dm) != 0)
-                tg_warn("discovery not sent: %s", tg_errmsg());
-        }
+        if (a->link)
+            send_discovery(a, s->target, canon, s->version, a->name);
     }
 done:
     if (canon != f)
@@ -679,25 +685,7 @@ static int report_polished(tg_actor *a, int ti)
     if (a->link) {
         char who[sizeof a->name + 8];
         snprintf(who, sizeof who, "%s/polish", a->name);
-        tg_dims d = t->dims;
-        int64_t su[2] = {rank, d.n * d.m}, sv[2] = {rank, d.m * d.p}, sw[2] = {rank, d.p * d.n};
-        int64_t bu[2], bv[2], bw[2];
-        Tg__Array au, av, aw;
-        tg_array_set(&au, TG__DTYPE__I64, 2, su, bu, tg_fact_cu(f), (size_t)(su[0] * su[1]) * 8);
-        tg_array_set(&av, TG__DTYPE__I64, 2, sv, bv, tg_fact_cv(f), (size_t)(sv[0] * sv[1]) * 8);
-        tg_array_set(&aw, TG__DTYPE__I64, 2, sw, bw, tg_fact_cw(f), (size_t)(sw[0] * sw[1]) * 8);
-        Tg__Discovery dm = TG__DISCOVERY__INIT;
-        dm.target = a->cfg.game.targets[ti];
-        dm.arithmetic = a->cfg.game.arithmetic;
-        dm.rank = rank;
-        dm.u = &au;
-        dm.v = &av;
-        dm.w = &aw;
-        dm.model_version = a->version;
-        dm.actor = who;
-        dm.when = tg_wall();
-        if (tg_replay_link_send_discovery(a->link, &dm) != 0)
-            tg_warn("discovery not sent: %s", tg_errmsg());
+        send_discovery(a, ti, f, a->version, who);
         if (send_polished(a, ti, f, who) != 0)
             tg_warn("polished game not sent: %s", tg_errmsg());
     }
