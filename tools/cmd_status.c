@@ -611,6 +611,7 @@ static void print_full(run_view *v, FILE *out)
     }
     int actors = 0, live = 0;
     double games = 0, sims = 0, evals = 0, rg = 0, rs = 0, rr = 0, rsec = 0, rst = 0, rsi = 0;
+    double pf = 0, ps = 0, pn = 0; /* actor.polish_share: flips, seconds, better ranks found */
     for (int i = 0; i < v->n_procs; i++) {
         proc_status *p = &v->procs[i];
         if (strcmp(role_of(p), "actor") != 0)
@@ -620,6 +621,10 @@ static void print_full(run_view *v, FILE *out)
         games += isfinite(g) ? g : 0;
         rst += isfinite(st) ? st : 0;
         rsi += isfinite(si) ? si : 0;
+        double f1 = jget(p->j, "polish_flips"), f2 = jget(p->j, "polish_seconds"), f3 = jget(p->j, "polish_found");
+        pf += isfinite(f1) ? f1 : 0;
+        ps += isfinite(f2) ? f2 : 0;
+        pn += isfinite(f3) ? f3 : 0;
         if (live_actor(p)) {
             live++;
             double s = jget(p->j, "simulations_per_s"), e = jget(p->j, "evals_per_s");
@@ -649,6 +654,9 @@ static void print_full(run_view *v, FILE *out)
     if (rst > 0) /* game.restart_prob */
         fprintf(out, "  restarts from best lines: %.0f games, %.0f of them below the best rank they started from\n",
                 rst, rsi);
+    if (pf > 0) /* actor.polish_share */
+        fprintf(out, "  polishing: %.1fM flips in %.0f s (%.2fM/s), %.0f better ranks found\n", pf / 1e6, ps,
+                ps > 0 ? pf / 1e6 / ps : 0.0, pn);
 
     /* best ranks */
     fprintf(out, "\nbest rank per target");
