@@ -543,6 +543,7 @@ typedef struct restarter {
     tg_config *c;
     char ep[256];
     tg_fake_eval *fe;
+    volatile int *stop; /* the actor's: set once the new service has answered it for a while */
 } restarter;
 
 static void *restart_main(void *arg)
@@ -560,6 +561,14 @@ static void *restart_main(void *arg)
     r->fe = NULL;
     usleep(250 * 1000); /* short: ZeroMQ's reconnect backoff doubles from 100 ms */
     r->fe = tg_fake_eval_start(r->c, r->ep, NULL, 0);
+    /* the actor plays on until the new service has served it (the re-issued requests first);
+     * a fixed play time ended before the reconnection under ASan on a loaded machine */
+    served = 0;
+    for (int i = 0; r->fe && i < 2000 && served < 20; i++) {
+        usleep(10 * 1000);
+        tg_fake_eval_counts(r->fe, &served, NULL, NULL, NULL);
+    }
+    *r->stop = 1;
     return NULL;
 }
 
@@ -572,18 +581,18 @@ static void test_evaluator_restart(void **state)
     /* no timeout will fire: what was in flight must be re-issued on the reconnection */
     assert_int_equal(tg_config_set(&c, "actor.eval_timeout_s=60"), 0);
     finish(&c);
-    restarter rs = {.c = &c};
+    volatile int stop = 0;
+    restarter rs = {.c = &c, .stop = &stop};
     rs.fe = tg_fake_eval_start(&c, "tcp://127.0.0.1:*", rs.ep, sizeof rs.ep);
     assert_non_null(rs.fe);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, restart_main, &rs), 0);
     tg_actor_opts o = {0};
     o.eval_endpoints = rs.ep;
-    o.max_seconds = 3.0;
+    o.max_seconds = 60; /* a bound only: the restarter stops the actor */
     o.quiet = 1;
     tg_actor *a = tg_actor_new(&c, &o);
     assert_non_null(a);
-    volatile int stop = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, restart_main, &rs), 0);
     assert_int_equal(tg_actor_run(a, &stop), 0);
     tg_actor_stats before;
     tg_actor_get_stats(a, &before);
