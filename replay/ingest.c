@@ -150,6 +150,11 @@ replay_game *replay_ingest_game(const tg_config *c, const Tg__Game *m)
     g->started = m->started;
     g->finished = m->finished;
     snprintf(g->actor, sizeof g->actor, "%s", m->actor ? m->actor : "");
+    /* a long name loses its end in the fixed-size field, but "/polish" (actor.polish_share's
+     * games) must stay: it tells them from the network's (tg games) */
+    size_t an = m->actor ? strlen(m->actor) : 0;
+    if (an >= sizeof g->actor && an > 7 && strcmp(m->actor + an - 7, "/polish") == 0)
+        memcpy(g->actor + sizeof g->actor - 8, "/polish", 8);
     memcpy(g->actions, m->actions->data.data, (size_t)moves * A);
     memcpy(g->returns, m->returns->data.data, (size_t)moves * sizeof(float));
     for (int64_t i = 0; i < moves; i++) {

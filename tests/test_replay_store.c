@@ -28,6 +28,38 @@ static replay_game *played_game(const tg_config *c, tg_rng *rng, int moves, int 
     return g;
 }
 
+/* The fixed-size actor field keeps "/polish" (actor.polish_share's games, told apart by tg games)
+ * when a long actor name is cut; other names are cut at the end. */
+static void test_ingest_actor_names(void **st)
+{
+    (void)st;
+    char dir[64];
+    tg_test_tmpdir(dir, sizeof dir);
+    tg_config c;
+    rt_config(&c, dir, NULL);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1, 1);
+    uint8_t *b;
+    size_t n = rt_game(&c, 1, 0, 0, &rng, &b);
+    Tg__Envelope *e = tg_wire_decode(b, n, 1 << 20);
+    free(b);
+    assert_non_null(e);
+    char *own = e->game->actor;
+    const char *names[] = {"gpu-node-17.cluster.example.org:123456/polish", "vm-3/polish",
+                           "gpu-node-17.cluster.example.org:123456"};
+    const char *want[] = {"gpu-node-17.cluster.exam/polish", "vm-3/polish", "gpu-node-17.cluster.example.org"};
+    for (int i = 0; i < 3; i++) {
+        e->game->actor = (char *)names[i];
+        replay_game *g = replay_ingest_game(&c, e->game);
+        assert_non_null(g);
+        assert_string_equal(g->actor, want[i]);
+        assert_int_equal(g->rank, 8);
+        replay_game_unref(g);
+    }
+    e->game->actor = own;
+    tg_wire_free(e);
+}
+
 static void test_table_fifo(void **st)
 {
     (void)st;
@@ -772,7 +804,8 @@ int main(void)
 {
     tg_log_set_level(TG_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_fifo),    cmocka_unit_test(test_table_remove_if),
+        cmocka_unit_test(test_table_fifo),
+        cmocka_unit_test(test_ingest_actor_names), cmocka_unit_test(test_table_remove_if),
         cmocka_unit_test(test_store_roundtrip),
         cmocka_unit_test(test_journal),       cmocka_unit_test(test_features_match_targets),
         cmocka_unit_test(test_policy_target),
