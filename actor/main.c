@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "run.dir exists, writes run.dir/status/actor-NAME.json (read by `tg status`) and TensorBoard\n"
             "scalars in run.dir/tb/actor-NAME/ (solved fraction, mean return, rates). Lost requests and\n"
             "games are re-issued after timeouts or as soon as a restarted peer is connected again.\n"
+            "With actor.polish_share > 0 it also gives that share of its time to flip-graph walks from\n"
+            "its best solved games; a shorter scheme is verified, reported and sent as a game by NAME/polish.\n"
             "SIGINT/SIGTERM stop it cleanly (games in progress are dropped, never half-sent).\n"
             "Exit status: 0 stopped cleanly, 2 usage, 78 a start-up error a restart cannot fix\n"
             "(unusable security keys), 1 any other failure.\n"
@@ -54,7 +56,7 @@ static void usage(FILE *out)
             "  actor.games, actor.simulations, actor.c1, actor.c2, actor.n_bar, actor.inflight,\n"
             "  actor.eval_batch, actor.leaves_per_game, actor.virtual_loss, actor.max_nodes,\n"
             "  actor.dirichlet_alpha, actor.dirichlet_frac, actor.eval_timeout_s, actor.ack_timeout_s,\n"
-            "  actor.max_unacked, actor.stats_s, actor.selfplay\n");
+            "  actor.max_unacked, actor.stats_s, actor.selfplay, actor.polish_share, actor.polish_plateau\n");
 }
 
 int main(int argc, char **argv)
