@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "actor/bandit.h"
@@ -540,7 +539,7 @@ static int report_solved(tg_actor *a, slot *s)
     int rank = tg_fact_rank(canon);
     /* the polishing walk takes the actor's games at its best rank (in the canonical basis, where
      * their coefficients stay within the action set) */
-    if (t->walker && tg_fact_max_abs(canon) <= a->cfg.actor.polish_bound && tg_flip_offer(t->walker, canon) < 0)
+    if (t->walker && tg_flip_offer(t->walker, canon) < 0) /* e.g. a coefficient above the bound */
         tg_debug("polishing: game not taken: %s", tg_errmsg());
     int *best = &a->st.best_rank[s->target];
     if (*best == 0 || rank < *best) {
@@ -683,8 +682,8 @@ static int report_polished(tg_actor *a, int ti)
     tg_info("found T(%s) rank %d (%s, flip-graph polish of this actor's solved games, %ld flips), verified",
             a->cfg.game.targets[ti], rank, a->cfg.game.arithmetic, tg_flip_flips(t->walker));
     if (a->link) {
-        char who[sizeof a->name + 8];
-        snprintf(who, sizeof who, "%s/polish", a->name);
+        char who[sizeof a->name + TG_POLISH_SUFFIX_LEN];
+        snprintf(who, sizeof who, "%s" TG_POLISH_SUFFIX, a->name);
         send_discovery(a, ti, f, a->version, who);
         if (send_polished(a, ti, f, who) != 0)
             tg_warn("polished game not sent: %s", tg_errmsg());
@@ -694,17 +693,20 @@ static int report_polished(tg_actor *a, int ti)
 }
 
 /* One slice of polishing (actor.polish_share of the time since the start), round robin over the
- * targets whose walk has a scheme and has not reached the target rank. */
-static int polish(tg_actor *a, double now)
+ * targets whose walk has a scheme and where neither it nor the actor has reached the target rank. */
+static int polish(tg_actor *a)
 {
     const tg_config *c = &a->cfg;
-    if (c->actor.polish_share <= 0 || a->st.polish_seconds >= c->actor.polish_share * (now - a->t0))
+    if (c->actor.polish_share <= 0)
+        return 0;
+    double now = tg_now();
+    if (a->st.polish_seconds >= c->actor.polish_share * (now - a->t0))
         return 0;
     for (int k = 0; k < a->n_targets; k++) {
         int ti = (a->polish_next + k) % a->n_targets;
         target *t = &a->targets[ti];
-        int want = c->game.target_rank[ti], best = tg_flip_best_rank(t->walker);
-        if (best == 0 || (want > 0 && best <= want))
+        int want = c->game.target_rank[ti], best = tg_flip_best_rank(t->walker), mine = a->st.best_rank[ti];
+        if (best == 0 || (want > 0 && (best <= want || (mine > 0 && mine <= want))))
             continue;
         a->polish_next = (ti + 1) % a->n_targets;
         long before = tg_flip_flips(t->walker);
@@ -972,13 +974,6 @@ static void consume(tg_actor *a, tg_eval_batch *b)
             a->batch_free[a->n_batch_free++] = i;
 }
 
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* "actor-<name>", usable as a file name (status file, TensorBoard directory). */
 static void process_name(const tg_actor *a, char *buf, size_t len)
 {
@@ -1185,7 +1180,7 @@ static void log_stats(tg_actor *a, double now, const char *state)
 int tg_actor_run(tg_actor *a, volatile int *stop)
 {
     const tg_config *c = &a->cfg;
-    double cpu0 = thread_cpu();
+    double cpu0 = tg_thread_cpu();
     if (a->status_dir[0] && !a->tb) {
         char proc[200];
         process_name(a, proc, sizeof proc);
@@ -1249,7 +1244,7 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
             }
             last_replay = now;
         }
-        if (polish(a, tg_now()) != 0) {
+        if (polish(a) != 0) {
             rc = -1;
             break;
         }
@@ -1267,7 +1262,7 @@ int tg_actor_run(tg_actor *a, volatile int *stop)
             tg_warn("%d finished games were not acknowledged by replay", tg_replay_link_unacked(a->link));
     }
     a->st.seconds += tg_now() - a->t0;
-    a->st.cpu_seconds += thread_cpu() - cpu0;
+    a->st.cpu_seconds += tg_thread_cpu() - cpu0;
     if (a->status_dir[0])
         log_stats(a, tg_now(), rc == 0 ? "stopped" : "failed");
     return rc;

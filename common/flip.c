@@ -32,7 +32,6 @@ struct tg_flip {
      * factors change there: O(pairs + rank) a step instead of O(rank^2)); np < 0: to collect */
     int *pairs;
     int np;
-    int8_t *tmp;       /* one factor */
 };
 
 static uint64_t factor_key(const int8_t *v, int n, int8_t *sign)
@@ -55,10 +54,10 @@ static void term_rehash(tg_flip *f, int s, int r)
     f->h[s][r] = factor_key(f->x[s] + (size_t)r * f->len[s], f->len[s], &f->sg[s][r]);
 }
 
-/* 1 if factor s of terms i and j are equal up to sign (*sigma: x_j = sigma x_i) */
-static int same_factor(const tg_flip *f, int s, int i, int j, int *sigma)
+/* the compare behind same_factor, once the keys agree */
+static int same_factor_rows(const tg_flip *f, int s, int i, int j, int *sigma)
 {
-    if (f->h[s][i] != f->h[s][j] || !f->sg[s][i] || !f->sg[s][j])
+    if (!f->sg[s][i] || !f->sg[s][j])
         return 0;
     const int8_t *a = f->x[s] + (size_t)i * f->len[s], *b = f->x[s] + (size_t)j * f->len[s];
     int sig = f->sg[s][i] * f->sg[s][j];
@@ -67,6 +66,13 @@ static int same_factor(const tg_flip *f, int s, int i, int j, int *sigma)
             return 0;
     *sigma = sig;
     return 1;
+}
+
+/* 1 if factor s of terms i and j are equal up to sign (*sigma: x_j = sigma x_i). Inline: the key
+ * comparison rejects nearly every pair, and the pair scans call this O(rank) times a step. */
+static inline int same_factor(const tg_flip *f, int s, int i, int j, int *sigma)
+{
+    return f->h[s][i] == f->h[s][j] && same_factor_rows(f, s, i, j, sigma);
 }
 
 static void term_copy(tg_flip *f, int dst, int src)
@@ -90,24 +96,30 @@ static int is_zero_term(const tg_flip *f, int r)
     return !f->sg[0][r] || !f->sg[1][r] || !f->sg[2][r];
 }
 
-/* x_dst += sigma * x_src in slot s if every entry stays within the bound; 0 if it was not taken */
-static int add_into(tg_flip *f, int s, int dst, int src, int sigma)
+/* 1 if x_dst + sigma * x_src in slot s keeps every entry within the bound */
+static int sum_fits(const tg_flip *f, int s, int dst, int src, int sigma)
 {
-    int8_t *a = f->x[s] + (size_t)dst * f->len[s];
-    const int8_t *b = f->x[s] + (size_t)src * f->len[s];
+    const int8_t *a = f->x[s] + (size_t)dst * f->len[s], *b = f->x[s] + (size_t)src * f->len[s];
     for (int k = 0; k < f->len[s]; k++) {
         int v = a[k] + sigma * b[k];
         if (v > f->coef_max || v < -f->coef_max)
             return 0;
-        f->tmp[k] = (int8_t)v;
     }
-    memcpy(a, f->tmp, (size_t)f->len[s]);
-    term_rehash(f, s, dst);
     return 1;
 }
 
+/* x_dst += sigma * x_src in slot s (dst != src; sum_fits first) */
+static void add_into(tg_flip *f, int s, int dst, int src, int sigma)
+{
+    int8_t *restrict a = f->x[s] + (size_t)dst * f->len[s]; /* rows dst != src never overlap */
+    const int8_t *restrict b = f->x[s] + (size_t)src * f->len[s];
+    for (int k = 0; k < f->len[s]; k++)
+        a[k] = (int8_t)(a[k] + sigma * b[k]);
+    term_rehash(f, s, dst);
+}
+
 /* Merges terms that share two factors (up to sign) with term r, and drops zero terms, until none
- * is left; the worklist holds terms changed f->since they were last checked. */
+ * is left; the worklist holds terms changed since they were last checked. */
 static void reduce_from(tg_flip *f, int r0, int r1)
 {
     int work[4], nw = 0;
@@ -137,8 +149,9 @@ static void reduce_from(tg_flip *f, int r0, int r1)
                 if (!same_factor(f, s1, r, l, &sig1) || !same_factor(f, s2, r, l, &sig2))
                     continue;
                 /* x_l = sig1 sig2 ... : r + l = a (x) b (x) (c_r + sig1 sig2 c_l) */
-                if (!add_into(f, u, r, l, sig1 * sig2))
+                if (!sum_fits(f, u, r, l, sig1 * sig2))
                     continue;
+                add_into(f, u, r, l, sig1 * sig2);
                 int last = f->rank - 1;
                 term_remove(f, l);
                 int rr = r == last ? l : r;
@@ -182,8 +195,7 @@ tg_flip *tg_flip_new(tg_dims d, int max_rank, int coef_max, uint64_t seed)
             goto fail;
     }
     f->pairs = malloc(rows * rows * 3 * 3 / 2 * sizeof *f->pairs + 3 * sizeof *f->pairs);
-    f->tmp = malloc(TG_MAX_MODE);
-    if (!f->pairs || !f->tmp)
+    if (!f->pairs)
         goto fail;
     return f;
 fail:
@@ -204,17 +216,27 @@ void tg_flip_free(tg_flip *f)
         free(f->pool[s]);
     }
     free(f->pairs);
-    free(f->tmp);
     free(f);
 }
 
 static void rehash_reduce(tg_flip *f);
 
-static void pool_put(tg_flip *f, int slot)
+/* slot s of pool entry q */
+static int8_t *pool_rows(const tg_flip *f, int q, int s)
 {
-    size_t row = (size_t)(f->max_rank + 1);
+    return f->pool[s] + (size_t)q * (size_t)(f->max_rank + 1) * f->len[s];
+}
+
+/* where the next scheme at the best rank goes: a free entry, or a random one once all are full */
+static int pool_slot(tg_flip *f)
+{
+    return f->pool_n < TG_FLIP_POOL ? f->pool_n++ : (int)tg_rng_below(&f->rng, TG_FLIP_POOL);
+}
+
+static void pool_put(tg_flip *f, int q)
+{
     for (int s = 0; s < 3; s++)
-        memcpy(f->pool[s] + (size_t)slot * row * f->len[s], f->x[s], (size_t)f->rank * f->len[s]);
+        memcpy(pool_rows(f, q, s), f->x[s], (size_t)f->rank * f->len[s]);
 }
 
 /* a new best rank: the pool holds the current scheme only */
@@ -227,20 +249,12 @@ static void save_best(tg_flip *f)
     f->pool_n = 1;
 }
 
-/* the current scheme (at the best rank) joins the pool, in a random place once it is full */
-static void pool_add(tg_flip *f)
-{
-    pool_put(f, f->pool_n < TG_FLIP_POOL ? f->pool_n++ : (int)tg_rng_below(&f->rng, TG_FLIP_POOL));
-}
-
 static void load_pool(tg_flip *f)
 {
-    size_t row = (size_t)(f->max_rank + 1);
     int q = (int)tg_rng_below(&f->rng, (uint32_t)f->pool_n);
     f->rank = f->best_rank;
-    for (int s = 0; s < 3; s++) {
-        memcpy(f->x[s], f->pool[s] + (size_t)q * row * f->len[s], (size_t)f->rank * f->len[s]);
-    }
+    for (int s = 0; s < 3; s++)
+        memcpy(f->x[s], pool_rows(f, q, s), (size_t)f->rank * f->len[s]);
     rehash_reduce(f); /* an offered scheme may allow reductions */
     if (f->rank < f->best_rank)
         save_best(f);
@@ -308,11 +322,8 @@ int tg_flip_offer(tg_flip *f, const tg_fact *g)
         return 1;
     }
     /* the pool's rows are loaded (and reduced) when a restart picks them */
-    size_t row = (size_t)(f->max_rank + 1);
-    int q = f->pool_n < TG_FLIP_POOL ? f->pool_n++ : (int)tg_rng_below(&f->rng, TG_FLIP_POOL);
-    int8_t *x[3];
-    for (int s = 0; s < 3; s++)
-        x[s] = f->pool[s] + (size_t)q * row * f->len[s];
+    int q = pool_slot(f);
+    int8_t *x[3] = {pool_rows(f, q, 0), pool_rows(f, q, 1), pool_rows(f, q, 2)};
     fact_rows(f, g, x);
     return 1;
 }
@@ -325,7 +336,7 @@ static int collect_pairs(tg_flip *f)
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < f->rank; i++)
             for (int j = i + 1; j < f->rank; j++)
-                if (f->h[s][i] == f->h[s][j] && same_factor(f, s, i, j, &sig)) {
+                if (same_factor(f, s, i, j, &sig)) {
                     f->pairs[3 * np] = s;
                     f->pairs[3 * np + 1] = i;
                     f->pairs[3 * np + 2] = j;
@@ -365,14 +376,10 @@ static void plus_step(tg_flip *f)
         int i = (int)tg_rng_below(&f->rng, (uint32_t)f->rank);
         int j = (int)tg_rng_below(&f->rng, (uint32_t)f->rank - 1);
         j += j >= i;
-        int s = (int)tg_rng_below(&f->rng, 3), ok = 1, nz = 0;
-        const int8_t *ai = f->x[s] + (size_t)i * f->len[s], *aj = f->x[s] + (size_t)j * f->len[s];
-        for (int k = 0; k < f->len[s] && ok; k++) {
-            int v = ai[k] - aj[k];
-            ok = v <= f->coef_max && v >= -f->coef_max;
-            nz |= v;
-        }
-        if (!ok || !nz)
+        int s = (int)tg_rng_below(&f->rng, 3);
+        const int8_t *aj = f->x[s] + (size_t)j * f->len[s];
+        /* a_i = a_j would leave a zero term: nothing gained */
+        if (!memcmp(f->x[s] + (size_t)i * f->len[s], aj, (size_t)f->len[s]) || !sum_fits(f, s, i, j, -1))
             continue;
         int k = f->rank++;
         term_copy(f, k, i);
@@ -394,7 +401,7 @@ int tg_flip_walk(tg_flip *f, long flips, long plateau, int plus, int stop_rank)
             /* at the best rank the walk goes on from here (its plateau so far is not lost);
              * above it, from a scheme of the pool */
             if (f->rank == f->best_rank && np > 0)
-                pool_add(f);
+                pool_put(f, pool_slot(f));
             else
                 load_pool(f);
             if (plus)
@@ -418,18 +425,10 @@ int tg_flip_walk(tg_flip *f, long flips, long plateau, int plus, int stop_rank)
         /* i: b_i += sigma b_j, then j: c_j -= c_i (x_j = sigma a) */
         f->flips++;
         f->since++;
-        int8_t *cj = f->x[u] + (size_t)j * f->len[u];
-        const int8_t *ci = f->x[u] + (size_t)i * f->len[u];
-        int ok = 1;
-        for (int k = 0; k < f->len[u] && ok; k++) {
-            int v = cj[k] - ci[k];
-            ok = v <= f->coef_max && v >= -f->coef_max;
-        }
-        if (!ok || !add_into(f, t, i, j, sigma))
+        if (!sum_fits(f, u, j, i, -1) || !sum_fits(f, t, i, j, sigma))
             continue;
-        for (int k = 0; k < f->len[u]; k++)
-            cj[k] = (int8_t)(cj[k] - ci[k]);
-        term_rehash(f, u, j);
+        add_into(f, t, i, j, sigma);
+        add_into(f, u, j, i, -1);
         int before = f->rank;
         reduce_from(f, i, j);
         if (f->rank == before) { /* only b_i and c_j changed */
@@ -446,7 +445,6 @@ int tg_flip_walk(tg_flip *f, long flips, long plateau, int plus, int stop_rank)
     return f->best_rank;
 }
 
-int tg_flip_rank(const tg_flip *f) { return f->rank; }
 int tg_flip_best_rank(const tg_flip *f) { return f->best_rank; }
 long tg_flip_flips(const tg_flip *f) { return f->flips; }
 

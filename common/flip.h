@@ -21,6 +21,11 @@
 
 typedef struct tg_flip tg_flip; /* opaque */
 
+/* What the actors append to their name on the games and discoveries their polishing walk found
+ * (actor.polish_share), so that replay, tg games and results.h5 tell them from the network's. */
+#define TG_POLISH_SUFFIX "/polish"
+#define TG_POLISH_SUFFIX_LEN (sizeof TG_POLISH_SUFFIX - 1)
+
 /* A walker for factorizations of T(d) of rank up to max_rank, coefficients in
  * [-coef_max, coef_max] (1..127). NULL with a message on bad arguments. */
 tg_flip *tg_flip_new(tg_dims d, int max_rank, int coef_max, uint64_t seed);
@@ -41,7 +46,6 @@ int tg_flip_offer(tg_flip *f, const tg_fact *g);
  * `plateau` flips without a reduction (plus step there when `plus`). Returns the best rank. */
 int tg_flip_walk(tg_flip *f, long flips, long plateau, int plus, int stop_rank);
 
-int tg_flip_rank(const tg_flip *f);      /* the walk's current rank */
 int tg_flip_best_rank(const tg_flip *f); /* the best rank since tg_flip_start */
 long tg_flip_flips(const tg_flip *f);    /* flips taken since tg_flip_start */
 /* The best scheme as a new factorization (NULL with a message on allocation failure). */

@@ -19,8 +19,10 @@ void tg_log(enum tg_log_level level, const char *fmt, ...) __attribute__((format
 #define tg_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)
 #define tg_error(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)
 
-/* Monotonic seconds, and wall-clock seconds since the epoch. */
+/* Monotonic seconds, wall-clock seconds since the epoch, and the calling thread's CPU seconds
+ * (benchmarks that must not count time other processes took). */
 double tg_now(void);
 double tg_wall(void);
+double tg_thread_cpu(void);
 
 #endif

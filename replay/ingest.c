@@ -6,6 +6,7 @@
 
 #include "common/action.h"
 #include "common/err.h"
+#include "common/flip.h"
 #include "common/wire.h"
 
 int replay_target_index(const tg_config *c, tg_dims d)
@@ -153,8 +154,8 @@ replay_game *replay_ingest_game(const tg_config *c, const Tg__Game *m)
     /* a long name loses its end in the fixed-size field, but "/polish" (actor.polish_share's
      * games) must stay: it tells them from the network's (tg games) */
     size_t an = m->actor ? strlen(m->actor) : 0;
-    if (an >= sizeof g->actor && an > 7 && strcmp(m->actor + an - 7, "/polish") == 0)
-        memcpy(g->actor + sizeof g->actor - 8, "/polish", 8);
+    if (an >= sizeof g->actor && strcmp(m->actor + an - TG_POLISH_SUFFIX_LEN, TG_POLISH_SUFFIX) == 0)
+        memcpy(g->actor + sizeof g->actor - 1 - TG_POLISH_SUFFIX_LEN, TG_POLISH_SUFFIX, TG_POLISH_SUFFIX_LEN + 1);
     memcpy(g->actions, m->actions->data.data, (size_t)moves * A);
     memcpy(g->returns, m->returns->data.data, (size_t)moves * sizeof(float));
     for (int64_t i = 0; i < moves; i++) {

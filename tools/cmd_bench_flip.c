@@ -4,20 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/err.h"
 #include "common/fact.h"
 #include "common/flip.h"
+#include "common/log.h"
 
 int tg_bench_flip(int argc, char **argv); /* declared in tools/cmds.h */
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: robust to a busy machine */
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *o)
 {
@@ -88,18 +81,18 @@ int tg_bench_flip(int argc, char **argv)
             tg_flip_free(f);
             break;
         }
-        double t0 = cpu_s(), t = 0;
+        double t0 = tg_thread_cpu(), t = 0;
         int best = tg_flip_best_rank(f);
         printf("seed %d:", s);
-        while (best > rank && (t = cpu_s() - t0) < seconds) {
+        while (best > rank && (t = tg_thread_cpu() - t0) < seconds) {
             int r = tg_flip_walk(f, 20000, plateau, 1, rank);
             if (r < best) {
                 best = r;
-                printf(" %d at %.2f s (%.1fM flips)", r, cpu_s() - t0, (double)tg_flip_flips(f) / 1e6);
+                printf(" %d at %.2f s (%.1fM flips)", r, tg_thread_cpu() - t0, (double)tg_flip_flips(f) / 1e6);
                 fflush(stdout);
             }
         }
-        t = cpu_s() - t0;
+        t = tg_thread_cpu() - t0;
         tg_fact *b = tg_flip_best(f);
         int ok = b && tg_fact_verify(b, 0, NULL) == 1;
         printf("; %s, %.2f s, %.2fM flips/s%s\n", best <= rank ? "reached" : "not reached", t,

@@ -4,23 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/action.h"
 #include "common/err.h"
 #include "common/fact.h"
 #include "common/game.h"
+#include "common/log.h"
 #include "common/rng.h"
 #include "common/synth.h"
 
 int tg_bench_game(int argc, char **argv); /* declared in tools/cmds.h */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: robust to a busy machine */
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *o)
 {
@@ -97,64 +90,64 @@ int tg_bench_game(int argc, char **argv)
         tg_game_play(g, acts + (size_t)i * 3 * S);
     printf("T(%d,%d,%d) S=%d F=%s history=%d\n", d.n, d.m, d.p, S, fs, H);
     volatile uint64_t sink = 0;
-    double t0 = now_s();
+    double t0 = tg_thread_cpu();
     for (long i = 0; i < iters; i++) {
         tg_game_copy(c, g);
         sink += tg_game_hash(c);
     }
-    double t1 = now_s();
+    double t1 = tg_thread_cpu();
     printf("game_copy          %10.1f ns\n", 1e9 * (t1 - t0) / iters);
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < iters; i++) {
         if (tg_game_step(c) > r_limit - 2)
             tg_game_copy(c, g);
         tg_game_play(c, acts + (size_t)(i % NA) * 3 * S);
         sink += tg_game_hash(c);
     }
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("game_play+hash     %10.1f ns\n", 1e9 * (t1 - t0) / iters);
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < iters; i++) {
         int8_t a[3 * TG_MAX_S];
         memcpy(a, acts + (size_t)(i % NA) * 3 * S, (size_t)3 * S);
         sink += (uint64_t)tg_action_canonicalize(a, S, 0);
     }
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("canonicalize       %10.1f ns\n", 1e9 * (t1 - t0) / iters);
     int n_steps = S; /* 3 entries per token */
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < iters; i++) {
         tg_action_to_tokens(&F, S, n_steps, acts + (size_t)(i % NA) * 3 * S, tokens);
         sink += (uint64_t)tokens[0];
     }
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("action_to_tokens   %10.1f ns  (n_steps=%d)\n", 1e9 * (t1 - t0) / iters, n_steps);
     long fi = iters / 20 + 1;
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < fi; i++) {
         float sc[2];
         tg_game_features(g, feat, 2, sc);
         sink += (uint64_t)feat[i % n3];
     }
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("game_features      %10.1f ns\n", 1e9 * (t1 - t0) / fi);
     /* rank bound of a residual 12 random moves from T (the terminal penalty) */
     tg_game *r = tg_game_new(T, S, 0, 12, 0);
     for (int i = 0; i < 12; i++)
         tg_game_play(r, acts + (size_t)(100 + i) * 3 * S);
     long ri = iters / 50 + 1;
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < ri; i++)
         sink += (uint64_t)tg_rank_bound(tg_game_residual(r), S, 0);
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("rank_bound (Q)     %10.1f ns\n", 1e9 * (t1 - t0) / ri);
     int32_t *m2 = malloc(n3 * sizeof *m2);
     for (size_t i = 0; i < n3; i++)
         m2[i] = tg_game_residual(r)[i] & 1;
-    t0 = now_s();
+    t0 = tg_thread_cpu();
     for (long i = 0; i < ri; i++)
         sink += (uint64_t)tg_rank_bound(m2, S, 1);
-    t1 = now_s();
+    t1 = tg_thread_cpu();
     printf("rank_bound (GF2)   %10.1f ns\n", 1e9 * (t1 - t0) / ri);
     (void)sink;
     free(m2);

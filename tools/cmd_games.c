@@ -12,6 +12,7 @@
 
 #include "common/action.h"
 #include "common/err.h"
+#include "common/flip.h"
 #include "replay/store.h"
 #include "tools/cmds.h"
 
@@ -38,7 +39,8 @@ static const char *kind_names[K_N] = {"all", "canonical basis", "changed bases",
 static int is_polished(const replay_game *g)
 {
     size_t n = strnlen(g->actor, sizeof g->actor);
-    return n >= 7 && memcmp(g->actor + n - 7, "/polish", 7) == 0;
+    return n >= TG_POLISH_SUFFIX_LEN &&
+           memcmp(g->actor + n - TG_POLISH_SUFFIX_LEN, TG_POLISH_SUFFIX, TG_POLISH_SUFFIX_LEN) == 0;
 }
 
 typedef struct games_sum {
