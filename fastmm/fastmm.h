@@ -240,6 +240,12 @@ int fastmm_gemm_cuda_best(fastmm_cuda *c, fastmm_prec prec, int search, long M, 
  * matrices; -1 with a message otherwise. For measuring it against cuBLAS. */
 int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K, const float *A,
                          long lda, const float *B, long ldb, float *C, long ldc);
+/* Every later GEMM kernel search of this context (tuning's per product shape,
+ * fastmm_gemm_cuda_best's) also times up to n of the kernel configurations cuBLASLt accepts for
+ * the shape, enumerated (algorithm ids x tiles x stages x CTA swizzling x custom options, no
+ * split-K), besides the heuristic's few candidates; 0 (default) = the heuristic's only. Costs
+ * two products per configuration. */
+void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n);
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,
  * which won), one line each, indented by `indent`. */
 void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent);

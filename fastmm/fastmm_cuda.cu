@@ -68,6 +68,9 @@ struct lt_entry {
     int pick;     // index of the fastest among cuBLASLt's candidates (-1: the default)
     int pedantic; // cuBLASLt compute type: CUBLAS_COMPUTE_32F_PEDANTIC (1) or _32F (0)
     int reported;
+    int nenum, enum_pick; // enumerated configurations timed, index of the fastest (-1: none won)
+    int nvalid;           // configurations cuBLASLt accepted for the shape (>= nenum)
+    int cfg[5];           // the kept cuBLASLt kernel: algorithm id, tile, stages, swizzle, option
     float t_default, t_best; // ms, one timed run each after a warm-up
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
@@ -88,6 +91,7 @@ struct fastmm_cuda {
     lt_entry *lte;
     int nlte;
     int search; // candidates to time for shapes not seen yet (set by tuning), 0 = none
+    int configs; // also time up to this many enumerated configurations (fastmm_cuda_gemm_configs)
     // phase timing (fastmm_cuda_phases)
     cudaEvent_t tev[5];
     int prof;
@@ -1030,6 +1034,8 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
 
 extern "C" void *fastmm_cuda_stream(fastmm_cuda *c) { return (void *)c->s; }
 
+extern "C" void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n) { c->configs = n > 0 ? n : 0; }
+
 extern "C" int fastmm_cuda_sync(fastmm_cuda *c)
 {
     CK(cudaStreamSynchronize(c->s));
@@ -1146,6 +1152,118 @@ static int lt_time(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t
     return 0;
 }
 
+// The configuration of a cuBLASLt kernel: algorithm id, tile, stages, CTA swizzling, custom option.
+static void lt_cfg_get(const cublasLtMatmulAlgo_t *a, int cfg[5])
+{
+    int32_t id = -1;
+    uint32_t tile = 0, stages = 0, swz = 0, opt = 0;
+    size_t w;
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &w);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &w);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages,
+                                         &w);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &swz, sizeof swz,
+                                         &w);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &opt, sizeof opt,
+                                         &w);
+    cfg[0] = id, cfg[1] = (int)tile, cfg[2] = (int)stages, cfg[3] = (int)swz, cfg[4] = (int)opt;
+}
+
+// An array capability of algo a (tile or stage ids) into v[0..cap); {0} (undefined) if none.
+static int lt_cap_ids(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoCapAttributes_t attr,
+                      uint32_t *v, int cap)
+{
+    size_t w = 0;
+    if (cublasLtMatmulAlgoCapGetAttribute(a, attr, NULL, 0, &w) != CUBLAS_STATUS_SUCCESS ||
+        w == 0 || w > cap * sizeof *v ||
+        cublasLtMatmulAlgoCapGetAttribute(a, attr, v, w, &w) != CUBLAS_STATUS_SUCCESS) {
+        v[0] = 0;
+        return 1;
+    }
+    return (int)(w / sizeof *v);
+}
+
+// Every kernel configuration cuBLASLt accepts for the shape (algorithm ids x tiles x stages x CTA
+// swizzling x custom options; no split-K, so the sums are the default's), timed like the
+// heuristic's candidates, up to `max` of them. Why: the heuristic offers 4-7 kernels ranked by a
+// model, and which tile order or stage count runs fastest at the card's power limit is a
+// measurement (CTA swizzling changes the L2 reuse of the operand panels, hence DRAM traffic).
+// Updates *best and the entry's pick; -1 on a CUDA error.
+static int lt_enumerate(fastmm_cuda *c, lt_entry *e, int max, const void *A, const void *B, void *C,
+                        float *best)
+{
+    const cublasComputeType_t ct = e->pedantic ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+    const cudaDataType_t f = CUDA_R_32F;
+    int ids[256], nid = 0;
+    if (cublasLtMatmulAlgoGetIds(c->lt, ct, f, f, f, f, f, 256, ids, &nid) != CUBLAS_STATUS_SUCCESS)
+        return 0;
+    const lt_key *k = &e->k;
+    const long al[3] = {k->alB, k->alA, k->alC}; // Lt's A is our B
+    for (int a = 0; a < nid; a++) {
+        cublasLtMatmulAlgo_t algo;
+        if (cublasLtMatmulAlgoInit(c->lt, ct, f, f, f, f, f, ids[a], &algo) !=
+            CUBLAS_STATUS_SUCCESS)
+            continue;
+        uint32_t mina[3] = {4, 4, 4};
+        size_t w;
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_A_BYTES, &mina[0],
+                                          sizeof mina[0], &w);
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_B_BYTES, &mina[1],
+                                          sizeof mina[1], &w);
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_C_BYTES, &mina[2],
+                                          sizeof mina[2], &w);
+        if ((long)mina[0] > al[0] || (long)mina[1] > al[1] || (long)mina[2] > al[2]) continue;
+        int32_t ptr_ok = 1, strided_ok = 1;
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_POINTER_ARRAY_BATCH_SUPPORT,
+                                          &ptr_ok, sizeof ptr_ok, &w);
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_STRIDED_BATCH_SUPPORT,
+                                          &strided_ok, sizeof strided_ok, &w);
+        if ((k->ptr && !ptr_ok) || (!k->ptr && k->batch > 1 && !strided_ok)) continue;
+        uint32_t tiles[64], stages[64], swz = 0;
+        int32_t omax = 0;
+        int nt = lt_cap_ids(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, tiles, 64);
+        int ns = lt_cap_ids(&algo, CUBLASLT_ALGO_CAP_STAGES_IDS, stages, 64);
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CTA_SWIZZLING_SUPPORT, &swz,
+                                          sizeof swz, &w);
+        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX, &omax,
+                                          sizeof omax, &w);
+        if (omax > 7) omax = 7;
+        for (int t = 0; t < nt; t++)
+            for (int st = 0; st < ns; st++)
+                for (uint32_t sw = 0; sw <= (swz ? 1u : 0u); sw++)
+                    for (uint32_t op = 0; op <= (uint32_t)omax; op++) {
+                        cublasLtMatmulAlgo_t x = algo;
+                        cublasLtMatmulHeuristicResult_t r;
+                        if (cublasLtMatmulAlgoConfigSetAttribute(&x, CUBLASLT_ALGO_CONFIG_TILE_ID,
+                                                                 &tiles[t], sizeof tiles[t]) ||
+                            cublasLtMatmulAlgoConfigSetAttribute(
+                                &x, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages[st], sizeof stages[st]) ||
+                            cublasLtMatmulAlgoConfigSetAttribute(
+                                &x, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &sw, sizeof sw) ||
+                            cublasLtMatmulAlgoConfigSetAttribute(
+                                &x, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &op, sizeof op) ||
+                            cublasLtMatmulAlgoCheck(c->lt, e->desc, e->la, e->lb, e->lc, e->lc, &x,
+                                                    &r) != CUBLAS_STATUS_SUCCESS ||
+                            r.workspaceSize > LT_WS)
+                            continue;
+                        e->nvalid++;
+                        if (e->nenum >= max) continue;
+                        float ms;
+                        int rc = lt_time(c, e, &x, A, B, C, &ms);
+                        if (rc < 0) return -1;
+                        if (rc > 0) continue;
+                        e->nenum++;
+                        if (ms < *best) {
+                            *best = ms;
+                            e->algo = x;
+                            e->enum_pick = e->nenum - 1;
+                            e->pick = LT_MAX_CAND; // not one of the heuristic's
+                        }
+                    }
+    }
+    return 0;
+}
+
 // Times cuBLAS's default and up to ncand cuBLASLt candidates for the shape on the given operands
 // (C is overwritten) and remembers the fastest in the context.
 static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, const void *B,
@@ -1215,8 +1333,11 @@ static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, 
             if (i >= 0) e->algo = res[i].algo;
         }
     }
+    e->enum_pick = -1;
+    if (c->configs > 0 && e->desc && lt_enumerate(c, e, c->configs, A, B, C, &best)) return -1;
     e->t_best = best;
     e->use_lt = e->pick >= 0;
+    if (e->use_lt) lt_cfg_get(&e->algo, e->cfg);
     if (!e->use_lt) lt_entry_release(e);
     c->nlte++;
     return 0;
@@ -1232,9 +1353,18 @@ extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *i
                 e->k.M, e->k.N, e->k.K, e->k.batch, e->k.ptr ? " ptr" : "", e->t_default, e->t_best,
                 100.0 * e->t_default / e->t_best - 100.0,
                 e->use_lt ? "cuBLASLt candidate" : "cuBLAS default");
-        if (e->use_lt) fprintf(f, " %d of %d (%s)", e->pick + 1, e->ncand - 1,
-                               e->pedantic ? "32F_PEDANTIC" : "32F");
-        else fprintf(f, " (%d Lt candidates)", e->ncand - 1);
+        if (e->use_lt && e->enum_pick >= 0)
+            fprintf(f, " (enumerated, %d of %d)", e->enum_pick + 1, e->nenum);
+        else if (e->use_lt)
+            fprintf(f, " %d of %d", e->pick + 1, e->ncand - 1);
+        else
+            fprintf(f, " (%d Lt candidates)", e->ncand - 1);
+        if (e->use_lt)
+            fprintf(f, " (%s; algo %d tile %d stages %d swizzle %d option %d)",
+                    e->pedantic ? "32F_PEDANTIC" : "32F", e->cfg[0], e->cfg[1], e->cfg[2],
+                    e->cfg[3], e->cfg[4]);
+        if (e->nvalid)
+            fprintf(f, "; %d enumerated configurations timed of %d accepted", e->nenum, e->nvalid);
         fputc('\n', f);
     }
 }

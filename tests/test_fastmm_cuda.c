@@ -628,6 +628,71 @@ static void test_best_gemm_and_phases(void **state)
     cudaFree(R);
 }
 
+/* Enumerated cuBLASLt configurations (fastmm_cuda_gemm_configs): the searches time them, and
+ * what they keep (a plain GEMM; a plan's strided and pointer-array batches) stays exact fp32. */
+static void test_gemm_configs(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    fastmm_cuda *c = fastmm_cuda_new(); /* an empty kernel cache: every shape searched here */
+    assert_non_null(c);
+    fastmm_cuda_gemm_configs(c, 1000);
+    long M = 512, K = 384, N = 256;
+    float *A = dev_copy(NULL, 4 * M * K), *B = dev_copy(NULL, 4 * K * N);
+    float *C = dev_copy(NULL, 4 * M * N);
+    double *R = dev_copy(NULL, 8 * M * N), e;
+    assert_int_equal(fastmm_cuda_fill_normal(c, A, M * K, 5), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(c, B, K * N, 6), 0);
+    assert_int_equal(fastmm_cuda_ref_dgemm(c, M, N, K, A, B, R), 0);
+    for (int r = 0; r < 2; r++) /* the first call searches, the second runs the choice */
+        if (fastmm_gemm_cuda_best(c, FASTMM_FP32, 4, M, N, K, A, K, B, N, C, N))
+            fail_msg("%s", tg_errmsg());
+    assert_int_equal(fastmm_cuda_max_rel_err(c, M, N, C, N, R, &e), 0);
+    assert_true(e < 2e-5);
+    tg_fact *s = tg_fact_strassen();
+    for (int direct = 0; direct < 2; direct++) { /* strided batch, then pointer array */
+        fastmm_opts o = fastmm_opts_default();
+        o.levels = 1;
+        o.direct = direct;
+        o.panels = 1;
+        fastmm_plan *p = fastmm_plan_new(s, &o);
+        assert_non_null(p);
+        assert_int_equal(cudaMemset(C, 0xff, 4 * M * N), cudaSuccess);
+        if (fastmm_tune_cuda(c, p, M, N, K, A, K, B, N, C, N) ||
+            fastmm_gemm_cuda(c, p, M, N, K, A, K, B, N, C, N) || fastmm_cuda_sync(c))
+            fail_msg("%s", tg_errmsg());
+        assert_int_equal(fastmm_cuda_max_rel_err(c, M, N, C, N, R, &e), 0);
+        if (!(e < 4e-5)) fail_msg("direct %d: error %.3g", direct, e);
+        fastmm_plan_free(p);
+    }
+    /* every search enumerated configurations (and says how many) */
+    char *rep = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&rep, &len);
+    assert_non_null(f);
+    fastmm_cuda_search_report(c, f, "# ");
+    fclose(f);
+    fputs(rep, stderr);
+    assert_non_null(strstr(rep, " x7: "));
+    assert_non_null(strstr(rep, " x7 ptr: "));
+    int lines = 0, enumerated = 0;
+    for (char *l = rep; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        lines++;
+        char *nl = strchr(l, '\n');
+        char *hit = strstr(l, "enumerated configurations timed");
+        if (hit && (!nl || hit < nl)) enumerated++;
+    }
+    assert_true(lines >= 3);
+    assert_int_equal(enumerated, lines);
+    free(rep);
+    tg_fact_free(s);
+    fastmm_cuda_free(c);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    cudaFree(R);
+}
+
 static void test_released(void **state)
 {
     (void)state;
@@ -810,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_tune_blocks),
         cmocka_unit_test(test_best_gemm_and_phases),
+        cmocka_unit_test(test_gemm_configs),
         cmocka_unit_test(test_released),
         cmocka_unit_test(test_fused),
         cmocka_unit_test(test_tune_fused),

@@ -37,6 +37,9 @@ static const char *use =
     "  --no-tune        GPU: skip fastmm_tune_cuda (panels, levels, GEMM kernels) before timing\n"
     "  --gemm-search N  GPU fp32: cuBLASLt candidates timed per block-product shape when tuning\n"
     "                   (default 4, at most 16; 0: cuBLAS's default kernel only)\n"
+    "  --gemm-configs N GPU fp32: also time up to N kernel configurations cuBLASLt accepts per\n"
+    "                   shape, enumerated (algorithms x tiles x stages x CTA swizzling x\n"
+    "                   options, no split-K), for the products and --best-gemm (default 0)\n"
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
@@ -191,11 +194,12 @@ static void plain_line(FILE *csv, const char *dev, fastmm_prec pr, long s, const
 
 static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_prec *precs,
                      int np, int reps_opt, int accuracy, int tune, int best_gemm, int search,
-                     int phases, int tune_report, int own, FILE *csv)
+                     int phases, int tune_report, int own, int configs, FILE *csv)
 {
     int rc = -1;
     fastmm_cuda *c = fastmm_cuda_new();
     if (!c) return -1;
+    fastmm_cuda_gemm_configs(c, configs);
     cudaStream_t st = (cudaStream_t)fastmm_cuda_stream(c);
     cudaEvent_t e0, e1;
     float *A = NULL, *B = NULL, *C = NULL, *C2 = NULL;
@@ -451,12 +455,13 @@ int tg_bench_matmul(int argc, char **argv)
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
-        {"fused", required_argument, 0, 'U'}, {0, 0, 0, 0}};
+        {"fused", required_argument, 0, 'U'}, {"gemm-configs", required_argument, 0, 'G'},
+        {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
-    int comb = -1, comb_blocks = -1, fused = 0;
+    int comb = -1, comb_blocks = -1, fused = 0, configs = 0;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
@@ -515,6 +520,13 @@ int tg_bench_matmul(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'G':
+            configs = atoi(optarg);
+            if (configs < 0) {
+                fprintf(stderr, "tg bench matmul: --gemm-configs must be >= 0\n");
+                goto out;
+            }
+            break;
         case 'b': best_gemm = 1; break;
         case 'F': phases = 1; break;
         case 'D': direct = atoi(optarg); break;
@@ -570,7 +582,7 @@ int tg_bench_matmul(int argc, char **argv)
 #ifdef TG_HAVE_CUDA
     if (!cpu && fastmm_cuda_device_count() > 0) {
         if (bench_gpu(al, na, sizes, ns, precs, np, reps, accuracy, tune, best_gemm, search,
-                      phases, tune_report, fused, csv) == 0)
+                      phases, tune_report, fused, configs, csv) == 0)
             rc = 0;
         else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
         goto out;
@@ -582,6 +594,7 @@ int tg_bench_matmul(int argc, char **argv)
     (void)best_gemm;
     (void)phases;
     (void)tune_report;
+    (void)configs;
     if (bench_cpu(al, na, sizes, ns, reps, accuracy, csv) == 0) rc = 0;
     else fprintf(stderr, "tg bench matmul: %s\n", tg_errmsg());
 out:
