@@ -674,7 +674,7 @@ static void test_gemm_configs(void **state)
     fclose(f);
     fputs(rep, stderr);
     assert_non_null(strstr(rep, " x7: "));
-    assert_non_null(strstr(rep, " x7 ptr: "));
+    assert_non_null(strstr(rep, " ptr: "));
     int lines = 0, enumerated = 0;
     for (char *l = rep; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
         lines++;
