@@ -243,8 +243,10 @@ int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K, co
 /* Every later GEMM kernel search of this context (tuning's per product shape,
  * fastmm_gemm_cuda_best's) also times up to n of the kernel configurations cuBLASLt accepts for
  * the shape, enumerated (algorithm ids x tiles x stages x CTA swizzling x custom options, no
- * split-K), besides the heuristic's few candidates; 0 (default) = the heuristic's only. Costs
- * two products per configuration. */
+ * split-K), besides the heuristic's few candidates: all of them where that costs at most ~3 s
+ * (two runs each at the default kernel's time), else only the configurations earlier searches
+ * of the context kept. 0 = the heuristic's candidates only; default FASTMM_GEMM_CONFIGS. */
+#define FASTMM_GEMM_CONFIGS 64
 void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n);
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,
  * which won), one line each, indented by `indent`. */

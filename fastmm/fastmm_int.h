@@ -114,6 +114,13 @@ extern long fastmm_cuda_nfused;
 #endif
 
 #ifdef TG_HAVE_CUDA
+/* The enumeration's cost bound (fastmm_cuda_gemm_configs; default ~3000 ms): a shape's search
+ * times every enumerated configuration where two runs each at its default kernel's time fit in
+ * it, else only those earlier searches kept (tests set 0 or a large bound). */
+void fastmm_cuda_gemm_configs_budget(fastmm_cuda *c, double ms);
+#endif
+
+#ifdef TG_HAVE_CUDA
 /* Launches of the bulk combination kernel so far (opts.comb 3; tests check that it ran where it
  * applies, since elsewhere the streaming kernel stands in for it). */
 extern long fastmm_cuda_nbulk;

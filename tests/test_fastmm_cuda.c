@@ -637,6 +637,7 @@ static void test_gemm_configs(void **state)
     fastmm_cuda *c = fastmm_cuda_new(); /* an empty kernel cache: every shape searched here */
     assert_non_null(c);
     fastmm_cuda_gemm_configs(c, 1000);
+    fastmm_cuda_gemm_configs_budget(c, 1e9); /* all of them, whatever they cost */
     long M = 512, K = 384, N = 256;
     float *A = dev_copy(NULL, 4 * M * K), *B = dev_copy(NULL, 4 * K * N);
     float *C = dev_copy(NULL, 4 * M * N);
@@ -684,7 +685,37 @@ static void test_gemm_configs(void **state)
     }
     assert_true(lines >= 3);
     assert_int_equal(enumerated, lines);
+    assert_null(strstr(rep, "screened"));
     free(rep);
+    /* without budget a new shape screens them on 256 rows and runs only the 3 fastest there and
+     * what earlier searches kept (at most 8) on the whole shape; what it keeps is still exact */
+    fastmm_cuda_gemm_configs_budget(c, 0);
+    long M2 = 1024;
+    float *A2 = dev_copy(NULL, 4 * M2 * K), *C2 = dev_copy(NULL, 4 * M2 * N);
+    double *R2 = dev_copy(NULL, 8 * M2 * N);
+    assert_int_equal(fastmm_cuda_fill_normal(c, A2, M2 * K, 7), 0);
+    assert_int_equal(fastmm_cuda_ref_dgemm(c, M2, N, K, A2, B, R2), 0);
+    if (fastmm_gemm_cuda_best(c, FASTMM_FP32, 4, M2, N, K, A2, K, B, N, C2, N))
+        fail_msg("%s", tg_errmsg());
+    f = open_memstream(&rep, &len);
+    assert_non_null(f);
+    fastmm_cuda_search_report(c, f, "# ");
+    fclose(f);
+    fputs(rep, stderr);
+    int timed = -1, accepted = -1;
+    char *t = strstr(rep, "; ");
+    assert_non_null(t);
+    assert_int_equal(sscanf(t, "; %d enumerated configurations timed of %d accepted", &timed,
+                            &accepted), 2);
+    assert_true(timed >= 1 && timed <= 3 + 8 && timed <= accepted);
+    if (accepted > 3 + 8) assert_true(timed < accepted);
+    assert_non_null(strstr(rep, "(screened on 256 rows)"));
+    free(rep);
+    assert_int_equal(fastmm_cuda_max_rel_err(c, M2, N, C2, N, R2, &e), 0);
+    assert_true(e < 2e-5);
+    cudaFree(A2);
+    cudaFree(C2);
+    cudaFree(R2);
     tg_fact_free(s);
     fastmm_cuda_free(c);
     cudaFree(A);

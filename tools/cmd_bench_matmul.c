@@ -39,7 +39,9 @@ static const char *use =
     "                   (default 4, at most 16; 0: cuBLAS's default kernel only)\n"
     "  --gemm-configs N GPU fp32: also time up to N kernel configurations cuBLASLt accepts per\n"
     "                   shape, enumerated (algorithms x tiles x stages x CTA swizzling x\n"
-    "                   options, no split-K), for the products and --best-gemm (default 0)\n"
+    "                   options, no split-K), for the products and --best-gemm: all where\n"
+    "                   that costs at most ~3 s per shape, else those earlier shapes kept\n"
+    "                   (default 64; 0: the heuristic's candidates only)\n"
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
@@ -461,7 +463,7 @@ int tg_bench_matmul(int argc, char **argv)
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
-    int comb = -1, comb_blocks = -1, fused = 0, configs = 0;
+    int comb = -1, comb_blocks = -1, fused = 0, configs = FASTMM_GEMM_CONFIGS;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
