@@ -196,6 +196,9 @@ double fastmm_growth(const tg_fact *f);
  * function it defines is named `name` (a C identifier). NULL with a message on error. */
 char *fastmm_export(const tg_fact *f, const char *format, const char *name);
 
+/* Enumerated cuBLASLt configurations per GEMM shape by default (fastmm_cuda_gemm_configs). */
+#define FASTMM_GEMM_CONFIGS 64
+
 #ifdef TG_HAVE_CUDA
 /* CUDA path. A context owns a cuBLAS handle, two streams and a device workspace (grown on
  * demand), on the device current when it was made. All pointers are device pointers; calls are
@@ -244,9 +247,9 @@ int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K, co
  * fastmm_gemm_cuda_best's) also times up to n of the kernel configurations cuBLASLt accepts for
  * the shape, enumerated (algorithm ids x tiles x stages x CTA swizzling x custom options, no
  * split-K), besides the heuristic's few candidates: all of them where that costs at most ~3 s
- * (two runs each at the default kernel's time), else only the configurations earlier searches
- * of the context kept. 0 = the heuristic's candidates only; default FASTMM_GEMM_CONFIGS. */
-#define FASTMM_GEMM_CONFIGS 64
+ * (two runs each at the default kernel's time), else they are screened on fewer rows and the 3
+ * fastest there, with the configurations earlier searches kept, run on the whole shape.
+ * 0 = the heuristic's candidates only; default FASTMM_GEMM_CONFIGS. */
 void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n);
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,
  * which won), one line each, indented by `indent`. */
