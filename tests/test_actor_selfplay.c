@@ -557,6 +557,15 @@ static void *restart_main(void *arg)
         usleep(10 * 1000);
         tg_fake_eval_counts(r->fe, &served, NULL, NULL, NULL);
     }
+    /* then leave a request unanswered before stopping: a service stopped right after answering
+     * everything left nothing in flight to re-issue (the actor's next request waited unsent),
+     * which failed the test now and then in CI */
+    tg_fake_eval_set_drop(r->fe, 1);
+    uint64_t dropped = 0;
+    for (int i = 0; i < 1000 && dropped == 0; i++) {
+        usleep(10 * 1000);
+        tg_fake_eval_counts(r->fe, NULL, NULL, &dropped, NULL);
+    }
     tg_fake_eval_stop(r->fe);
     r->fe = NULL;
     usleep(250 * 1000); /* short: ZeroMQ's reconnect backoff doubles from 100 ms */
