@@ -1222,15 +1222,18 @@ static int lt_configs(fastmm_cuda *c, const lt_entry *e, cublasLtMatmulAlgo_t *v
         if (cublasLtMatmulAlgoInit(c->lt, ct, f, f, f, f, f, ids[a], &algo) !=
             CUBLAS_STATUS_SUCCESS)
             continue;
-        uint32_t mina[3] = {4, 4, 4};
+        // operands less aligned than the kernel needs would fault, not be refused
+        const cublasLtMatmulAlgoCapAttributes_t acap[3] = {
+            CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_A_BYTES, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_C_BYTES};
         size_t w;
-        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_A_BYTES, &mina[0],
-                                          sizeof mina[0], &w);
-        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_B_BYTES, &mina[1],
-                                          sizeof mina[1], &w);
-        cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_MIN_ALIGNMENT_C_BYTES, &mina[2],
-                                          sizeof mina[2], &w);
-        if ((long)mina[0] > al[0] || (long)mina[1] > al[1] || (long)mina[2] > al[2]) continue;
+        int aligned = 1;
+        for (int i = 0; i < 3; i++) {
+            uint32_t m = 4;
+            cublasLtMatmulAlgoCapGetAttribute(&algo, acap[i], &m, sizeof m, &w);
+            aligned &= (long)m <= al[i];
+        }
+        if (!aligned) continue;
         int32_t ptr_ok = 1, strided_ok = 1;
         cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_POINTER_ARRAY_BATCH_SUPPORT,
                                           &ptr_ok, sizeof ptr_ok, &w);
