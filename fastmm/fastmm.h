@@ -251,7 +251,7 @@ int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N, long K, co
  * the shape, enumerated (algorithm ids x tiles x stages x CTA swizzling x custom options, no
  * split-K), besides the heuristic's few candidates: all of them where that costs at most ~3 s
  * (two runs each at the default kernel's time), else they are screened on fewer rows and the 3
- * fastest there, with the configurations earlier searches kept, run on the whole shape.
+ * fastest there run on the whole shape.
  * 0 = the heuristic's candidates only; default FASTMM_GEMM_CONFIGS. */
 void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n);
 /* Prints the GEMM kernel searches done since the last call (shape, default and best time,

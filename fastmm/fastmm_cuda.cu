@@ -54,11 +54,9 @@ extern "C" {
 #define LT_WS ((size_t)64 << 20) // split-K candidates need workspace
 // Enumerated configurations (lt_enumerate): at most this many per shape; all of them are timed
 // where that costs at most the budget (two runs each at the default kernel's time), else they
-// are screened on fewer rows and the fastest few, with the LT_HALL kept by earlier searches, run
-// on the shape.
+// are screened on fewer rows and only the LT_ENUM_FINAL fastest there run on the shape.
 #define LT_ENUM_MAX 512
 #define LT_ENUM_BUDGET_MS 3000.0
-#define LT_HALL 8
 #define LT_ENUM_FINAL 3
 
 // One GEMM shape: row-major C (M x N) = A (M x K) B (K x N), `batch` of them with strides, and
@@ -79,7 +77,6 @@ struct lt_entry {
     int nenum, enum_pick; // enumerated configurations timed, index of the fastest (-1: none won)
     int nvalid;           // configurations cuBLASLt accepted for the shape (>= nenum)
     long enum_rows;       // rows they were screened on (k.M: not screened, timed on the shape)
-    int cfg[5];           // the kept cuBLASLt kernel: algorithm id, tile, stages, swizzle, option
     float t_default, t_best; // ms, one timed run each after a warm-up
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
@@ -102,9 +99,6 @@ struct fastmm_cuda {
     int search; // candidates to time for shapes not seen yet (set by tuning), 0 = none
     int configs; // also time up to this many enumerated configurations (fastmm_cuda_gemm_configs)
     double enum_budget_ms; // ... all of them only where the default's time says they cost this
-    int hall[LT_HALL][5];  // configurations kept by earlier searches (lt_cfg_get's order)
-    int hall_ped[LT_HALL];
-    int nhall;
     // phase timing (fastmm_cuda_phases)
     cudaEvent_t tev[5];
     int prof;
@@ -1273,14 +1267,12 @@ static int lt_configs(fastmm_cuda *c, const lt_entry *e, cublasLtMatmulAlgo_t *v
     return n;
 }
 
-static int same_cfg(const int a[5], const int b[5]) { return !memcmp(a, b, 5 * sizeof *a); }
-
 // Times enumerated configurations for the shape beside the heuristic's candidates (updates *best
 // and the entry's pick), at most c->configs of them. Where timing them all would cost more than
 // c->enum_budget_ms (two runs each at the default kernel's time), they are screened on the
 // shape's first M' rows (M' scaled to fit the budget, at least 256) and only the LT_ENUM_FINAL
-// fastest there, with the configurations earlier searches kept, run on the whole shape: a
-// kernel's rank among these tiled kernels barely depends on the row count. -1 on a CUDA error.
+// fastest there run on the whole shape: a kernel's rank among these tiled kernels barely depends
+// on the row count. -1 on a CUDA error.
 static int lt_enumerate(fastmm_cuda *c, lt_entry *e, const void *A, const void *B, void *C,
                         float *best)
 {
@@ -1314,7 +1306,7 @@ static int lt_enumerate(fastmm_cuda *c, lt_entry *e, const void *A, const void *
             if (r < 0) goto out;
             if (r > 0) ts[i] = 1e30f;
         }
-        // the LT_ENUM_FINAL fastest and the kept ones move to the front, in that order
+        // the LT_ENUM_FINAL fastest move to the front
         int keep = 0;
         for (int f = 0; f < LT_ENUM_FINAL; f++) {
             int m = -1;
@@ -1326,13 +1318,6 @@ static int lt_enumerate(fastmm_cuda *c, lt_entry *e, const void *A, const void *
             v[keep] = v[m], ts[keep] = ts[m];
             v[m] = x, ts[m] = t;
             keep++;
-        }
-        for (int i = keep; i < n; i++) {
-            int cfg[5], known = 0;
-            lt_cfg_get(&v[i], cfg);
-            for (int h = 0; h < c->nhall && !known; h++)
-                known = c->hall_ped[h] == e->pedantic && same_cfg(c->hall[h], cfg);
-            if (known) v[keep++] = v[i];
         }
         n = keep;
     }
@@ -1355,16 +1340,6 @@ out:
     free(v);
     free(ts);
     return rc;
-}
-
-// Remembers the kept kernel's configuration for later searches (lt_enumerate).
-static void lt_hall_add(fastmm_cuda *c, const lt_entry *e)
-{
-    for (int h = 0; h < c->nhall; h++)
-        if (c->hall_ped[h] == e->pedantic && same_cfg(c->hall[h], e->cfg)) return;
-    if (c->nhall == LT_HALL) return;
-    memcpy(c->hall[c->nhall], e->cfg, sizeof e->cfg);
-    c->hall_ped[c->nhall++] = e->pedantic;
 }
 
 // Times cuBLAS's default and up to ncand cuBLASLt candidates for the shape on the given operands
@@ -1440,10 +1415,6 @@ static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, 
     if (c->configs > 0 && e->desc && lt_enumerate(c, e, A, B, C, &best)) return -1;
     e->t_best = best;
     e->use_lt = e->pick >= 0;
-    if (e->use_lt) {
-        lt_cfg_get(&e->algo, e->cfg);
-        lt_hall_add(c, e);
-    }
     if (!e->use_lt) lt_entry_release(e);
     c->nlte++;
     return 0;
@@ -1465,12 +1436,13 @@ extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *i
             fprintf(f, " %d of %d", e->pick + 1, e->ncand - 1);
         else
             fprintf(f, " (%d Lt candidates)", e->ncand - 1);
-        if (e->use_lt)
+        if (e->use_lt) {
+            int cfg[5];
+            lt_cfg_get(&e->algo, cfg);
             fprintf(f, " (%s; algo %d tile %d stages %d swizzle %d option %d)",
-                    e->pedantic ? "32F_PEDANTIC" : "32F", e->cfg[0], e->cfg[1], e->cfg[2],
-                    e->cfg[3], e->cfg[4]);
-        if (e->nvalid)
-        {
+                    e->pedantic ? "32F_PEDANTIC" : "32F", cfg[0], cfg[1], cfg[2], cfg[3], cfg[4]);
+        }
+        if (e->nvalid) {
             fprintf(f, "; %d enumerated configurations timed of %d accepted", e->nenum, e->nvalid);
             if (e->enum_rows < e->k.M) fprintf(f, " (screened on %ld rows)", e->enum_rows);
         }

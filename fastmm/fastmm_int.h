@@ -116,7 +116,8 @@ extern long fastmm_cuda_nfused;
 #ifdef TG_HAVE_CUDA
 /* The enumeration's cost bound (fastmm_cuda_gemm_configs; default ~3000 ms): a shape's search
  * times every enumerated configuration where two runs each at its default kernel's time fit in
- * it, else only those earlier searches kept (tests set 0 or a large bound). */
+ * it, else screens them on fewer rows and times the 3 fastest there (tests set 0 or a large
+ * bound). */
 void fastmm_cuda_gemm_configs_budget(fastmm_cuda *c, double ms);
 #endif
 

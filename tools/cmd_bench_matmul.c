@@ -41,7 +41,7 @@ static const char *use =
     "                   shape, enumerated (algorithms x tiles x stages x CTA swizzling x\n"
     "                   options, no split-K), for the products and --best-gemm: all where\n"
     "                   that costs at most ~3 s per shape, else screened on fewer rows and\n"
-    "                   the 3 fastest there (and those earlier shapes kept) run on the shape\n"
+    "                   the 3 fastest there run on the shape\n"
     "                   (default 0: the heuristic's candidates only; 64 takes them all)\n"
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
