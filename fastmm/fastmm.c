@@ -169,8 +169,12 @@ static void direct_free(fastmm_direct *d)
     csr_free(&d->a);
     csr_free(&d->b);
     csr_free(&d->c);
+    csr_free(&d->cg);
     free(d->da);
     free(d->db);
+    free(d->dc);
+    free(d->mc);
+    free(d->cacc);
     free(d);
 }
 
@@ -233,9 +237,10 @@ static int csr_build(fastmm_csr *c, int nin, int nout, const int64_t *coef, long
     return 0;
 }
 
-/* dst = src with the rows where drop[o] >= 0 left empty (drop NULL: none) and every value of
- * column i multiplied by scale[i] (scale NULL: none). */
-static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, const float *scale)
+/* dst = src with the rows where drop[o] >= 0 left empty (drop NULL: none), every value of
+ * column i multiplied by scale[i] and of row o by rscale[o] (NULL: none). */
+static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, const float *scale,
+                      const float *rscale)
 {
     memset(dst, 0, sizeof *dst);
     dst->nin = src->nin;
@@ -251,6 +256,7 @@ static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, c
         for (int k = src->ptr[o]; k < src->ptr[o + 1]; k++) {
             dst->idx[e] = src->idx[k];
             dst->val[e] = scale ? src->val[k] * scale[src->idx[k]] : src->val[k];
+            if (rscale) dst->val[e] *= rscale[o];
             e++;
         }
     }
@@ -266,22 +272,50 @@ static int is_pow2(float v)
     return v != 0 && isfinite(v) && frexpf(fabsf(v), &e) == 0.5f;
 }
 
-/* The level's direct operands (fastmm_int.h); *out NULL when no term has one. */
+/* The c map as the GPU's C combination reads it (fastmm_int.h: cg): rows without the products
+ * written straight into C, inputs renumbered to the products' cells. */
+static int cg_build(fastmm_direct *d, int R)
+{
+    const fastmm_csr *c = &d->c;
+    fastmm_csr *g = &d->cg;
+    g->nin = R - d->ndc;
+    g->nout = c->nout;
+    g->ptr = malloc(sizeof(int) * (c->nout + 1));
+    g->idx = malloc(sizeof(int) * (c->nnz ? c->nnz : 1));
+    g->val = malloc(sizeof(float) * (c->nnz ? c->nnz : 1));
+    if (!g->ptr || !g->idx || !g->val) return tg_fail("out of memory");
+    int e = 0;
+    for (int o = 0; o < c->nout; o++) {
+        g->ptr[o] = e;
+        for (int k = c->ptr[o]; k < c->ptr[o + 1]; k++) {
+            if (d->dc[c->idx[k]] >= 0) continue;
+            g->idx[e] = d->mc[c->idx[k]];
+            g->val[e] = c->val[k];
+            e++;
+        }
+    }
+    g->ptr[c->nout] = e;
+    g->nnz = e;
+    return 0;
+}
+
+/* The level's direct operands and products (fastmm_int.h); *out NULL when no term has one. */
 static int direct_build(const fastmm_level *l, fastmm_direct **out)
 {
     *out = NULL;
-    int R = l->a.nout, nda = 0, ndb = 0;
+    int R = l->a.nout, nC = l->c.nout, nda = 0, ndb = 0, ndc = 0;
     fastmm_direct *d = calloc(1, sizeof *d);
-    float *sc = malloc(sizeof(float) * R);
-    if (!d || !sc || !(d->da = malloc(sizeof(int) * R)) || !(d->db = malloc(sizeof(int) * R))) {
-        free(sc);
-        direct_free(d);
-        return tg_fail("out of memory");
-    }
+    float *sc = malloc(sizeof(float) * R), *fa = malloc(sizeof(float) * R),
+          *fb = malloc(sizeof(float) * R);
+    int *ncol = calloc((size_t)R, sizeof(int));
+    if (!d || !sc || !fa || !fb || !ncol || !(d->da = malloc(sizeof(int) * R)) ||
+        !(d->db = malloc(sizeof(int) * R)) || !(d->dc = malloc(sizeof(int) * R)) ||
+        !(d->mc = malloc(sizeof(int) * R)) || !(d->cacc = calloc((size_t)nC, sizeof(int))))
+        goto oom;
     for (int r = 0; r < R; r++) {
         const fastmm_csr *m[2] = {&l->a, &l->b};
         int *dst[2] = {d->da, d->db}, *cnt[2] = {&nda, &ndb};
-        sc[r] = 1.0f;
+        sc[r] = fa[r] = fb[r] = 1.0f;
         for (int t = 0; t < 2; t++) {
             int e = m[t]->ptr[r];
             dst[t][r] = -1;
@@ -292,19 +326,54 @@ static int direct_build(const fastmm_level *l, fastmm_direct **out)
             }
         }
     }
+    /* Products written straight into C: a product that reaches one C block only, at most one
+     * per block (the GEMM writes the block; its C combination then adds the other products
+     * to it). Its coefficient must be 1: a power of two moves (exactly) into an operand the
+     * combinations compute, else the product keeps its temporary. */
+    for (int k = 0; k < l->c.nnz; k++)
+        ncol[l->c.idx[k]]++;
+    for (int r = 0; r < R; r++)
+        d->dc[r] = -1;
+    for (int o = 0; o < nC; o++)
+        for (int k = l->c.ptr[o]; k < l->c.ptr[o + 1] && !d->cacc[o]; k++) {
+            int r = l->c.idx[k];
+            float v = l->c.val[k] * sc[r];
+            if (ncol[r] != 1 || !is_pow2(v)) continue;
+            if (v != 1.0f) {
+                if (d->da[r] < 0) fa[r] = v;
+                else if (d->db[r] < 0) fb[r] = v;
+                else continue;
+                sc[r] /= v;
+            }
+            d->dc[r] = o;
+            d->cacc[o] = 1;
+            ndc++;
+        }
+    for (int r = 0, cell = 0; r < R; r++)
+        d->mc[r] = d->dc[r] >= 0 ? -1 : cell++;
     d->nda = nda;
     d->ndb = ndb;
-    if ((nda || ndb) && (csr_filter(&d->a, &l->a, d->da, NULL) ||
-                         csr_filter(&d->b, &l->b, d->db, NULL) ||
-                         csr_filter(&d->c, &l->c, NULL, sc))) {
-        free(sc);
-        direct_free(d);
-        return -1;
-    }
+    d->ndc = ndc;
+    if ((nda || ndb || ndc) && (csr_filter(&d->a, &l->a, d->da, NULL, fa) ||
+                                csr_filter(&d->b, &l->b, d->db, NULL, fb) ||
+                                csr_filter(&d->c, &l->c, NULL, sc, NULL) || cg_build(d, R)))
+        goto fail;
     free(sc);
-    if (nda || ndb) *out = d;
+    free(fa);
+    free(fb);
+    free(ncol);
+    if (nda || ndb || ndc) *out = d;
     else direct_free(d);
     return 0;
+oom:
+    tg_fail("out of memory");
+fail:
+    free(sc);
+    free(fa);
+    free(fb);
+    free(ncol);
+    direct_free(d);
+    return -1;
 }
 
 int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N)
@@ -315,12 +384,13 @@ int fastmm_direct_fits(const fastmm_level *l, long M, long K, long N)
     return g.bm * d.n == M && g.bk * d.m == K && g.bn * d.p == N;
 }
 
-int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb)
+int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb, int *nc)
 {
     fastmm_level *l = fastmm_plan_level(p, levels);
     if (!l) return -1;
     *na = l->dir ? l->dir->nda : 0;
     *nb = l->dir ? l->dir->ndb : 0;
+    *nc = l->dir ? l->dir->ndc : 0;
     return 0;
 }
 
@@ -651,18 +721,26 @@ int fastmm_sgemm_cpu(fastmm_plan *p, long M, long N, long K, const float *A, lon
     int R = tg_fact_rank(l->f);
     /* direct operands (opts.direct 1 only: the CPU path has no tuning): blocks read in place */
     const fastmm_direct *dir = p->opts.direct == 1 && fastmm_direct_fits(l, M, K, N) ? l->dir : NULL;
-    const fastmm_csr *cc = dir ? &dir->c : &l->c;
+    const fastmm_csr *cc = dir ? &dir->c : &l->c, *ca = dir ? &dir->a : &l->a,
+                     *cb = dir ? &dir->b : &l->b;
     for (int r = 0; r < R; r++) {
         const float *Sp = S, *Tp = T;
         long lds = g.bk, ldt = g.bn;
         if (dir && dir->da[r] >= 0) {
             Sp = A + (dir->da[r] / d.m) * g.bm * lda + (dir->da[r] % d.m) * g.bk;
             lds = lda;
-        } else comb_in(S, g.bm, g.bk, A, lda, M, K, d.m, &l->a, r);
+        } else comb_in(S, g.bm, g.bk, A, lda, M, K, d.m, ca, r);
         if (dir && dir->db[r] >= 0) {
             Tp = B + (dir->db[r] / d.p) * g.bk * ldb + (dir->db[r] % d.p) * g.bn;
             ldt = ldb;
-        } else comb_in(T, g.bk, g.bn, B, ldb, K, N, d.p, &l->b, r);
+        } else comb_in(T, g.bk, g.bn, B, ldb, K, N, d.p, cb, r);
+        if (dir && dir->dc[r] >= 0) { /* straight into its C block (the grid divides C) */
+            int o = dir->dc[r];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.bm, (int)g.bn,
+                        (int)g.bk, 1.0f, Sp, (int)lds, Tp, (int)ldt, 1.0f,
+                        C + (o / d.p) * g.bm * ldc + (o % d.p) * g.bn, (int)ldc);
+            continue;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.bm, (int)g.bn, (int)g.bk,
                     1.0f, Sp, (int)lds, Tp, (int)ldt, 0.0f, P, (int)g.bn);
         /* C_ik += w M_r over the part of the block inside C */

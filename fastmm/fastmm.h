@@ -153,9 +153,10 @@ int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N);
 /* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
  * else the tuned choice, else 0: no limit). */
 int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);
-/* Terms of the applied level (levels >= 1) whose A / B operand is read in place when direct
- * operands are used; -1 with a message if the level cannot be built. */
-int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb);
+/* Terms of the applied level (levels >= 1) whose A / B operand is read in place, and products
+ * written straight into a C block, when direct operands are used; -1 with a message if the
+ * level cannot be built. */
+int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb, int *nc);
 /* One line describing what tuning measured for this shape: every candidate configuration and
  * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
  * D: direct operands, E: their early start, S: the streaming combination kernel, bN: the

@@ -109,15 +109,17 @@ struct fastmm_cuda {
 static void lt_entry_release(lt_entry *e);
 
 // Device copy of a level's three maps (one allocation), and for direct operands the blocks
-// read in place (da, db; NULL otherwise). dn[t]: map t as a dense row-major [nout][nin] matrix
-// (the streaming combination kernel's coefficients).
+// read in place, the products written into C and their cells, the C blocks that accumulate
+// (da, db, dc, mc, cacc: fastmm_int.h; NULL otherwise). dn[t]: map t as a dense row-major
+// [nout][nin] matrix (the streaming combination kernel's coefficients).
+#define DEV_INTS 5
 struct dev_level {
     void *mem;
     const int *ptr[3], *idx[3];
     const float *val[3];
     const float *dn[3];
     int nin[3], nout[3];
-    const int *da, *db;
+    const int *da, *db, *dc, *mc, *cacc;
 };
 
 extern "C" void fastmm_cuda_level_release(void *dev)
@@ -127,11 +129,13 @@ extern "C" void fastmm_cuda_level_release(void *dev)
     free(d);
 }
 
-static int maps_upload(cudaStream_t st, void **devp, const fastmm_csr *cs[3], const int *da,
-                       const int *db, int R)
+static int maps_upload(cudaStream_t st, void **devp, const fastmm_csr *cs[3],
+                       const int *ints[DEV_INTS], const int nints[DEV_INTS])
 {
     if (*devp) return 0;
-    size_t tot = 2 * (sizeof(int) * (size_t)R + 16);
+    size_t tot = 0;
+    for (int t = 0; t < DEV_INTS; t++)
+        tot += sizeof(int) * (size_t)nints[t] + 16;
     for (int t = 0; t < 3; t++)
         tot += sizeof(int) * (cs[t]->nout + 1 + cs[t]->nnz) + sizeof(float) * cs[t]->nnz +
                sizeof(float) * (size_t)cs[t]->nout * cs[t]->nin + 80;
@@ -167,13 +171,12 @@ static int maps_upload(cudaStream_t st, void **devp, const fastmm_csr *cs[3], co
         d->nout[t] = cs[t]->nout;
         off += (dn + 15) / 16 * 16;
     }
-    const int *dd[2] = {da, db};
-    const int **dst[2] = {&d->da, &d->db};
-    for (int t = 0; t < 2; t++) {
-        if (!dd[t]) continue;
-        memcpy(host + off, dd[t], sizeof(int) * R);
+    const int **dst[DEV_INTS] = {&d->da, &d->db, &d->dc, &d->mc, &d->cacc};
+    for (int t = 0; t < DEV_INTS; t++) {
+        if (!ints[t]) continue;
+        memcpy(host + off, ints[t], sizeof(int) * nints[t]);
         *dst[t] = (const int *)((char *)d->mem + off);
-        off += (sizeof(int) * R + 15) / 16 * 16;
+        off += (sizeof(int) * nints[t] + 15) / 16 * 16;
     }
     // on the context's stream, and waited for: a plain cudaMemcpy from pageable memory may return
     // before its DMA is done, and the non-blocking streams would not wait for it; a plan may
@@ -194,13 +197,19 @@ static int maps_upload(cudaStream_t st, void **devp, const fastmm_csr *cs[3], co
 static int level_upload(cudaStream_t st, fastmm_level *l)
 {
     const fastmm_csr *cs[3] = {&l->a, &l->b, &l->c};
-    return maps_upload(st, &l->dev, cs, NULL, NULL, l->a.nout);
+    const int *ints[DEV_INTS] = {NULL, NULL, NULL, NULL, NULL};
+    const int nints[DEV_INTS] = {0, 0, 0, 0, 0};
+    return maps_upload(st, &l->dev, cs, ints, nints);
 }
 
+// The C side as the direct path's combination reads it: cg (cells, written products left out)
 static int direct_upload(cudaStream_t st, fastmm_direct *d)
 {
-    const fastmm_csr *cs[3] = {&d->a, &d->b, &d->c};
-    return maps_upload(st, &d->dev, cs, d->da, d->db, d->a.nout);
+    const fastmm_csr *cs[3] = {&d->a, &d->b, &d->cg};
+    const int *ints[DEV_INTS] = {d->da, d->db, d->dc, d->mc, d->cacc};
+    int R = d->a.nout;
+    const int nints[DEV_INTS] = {R, R, R, R, d->c.nout};
+    return maps_upload(st, &d->dev, cs, ints, nints);
 }
 
 // ---- combination kernel ----
@@ -259,17 +268,25 @@ __device__ __forceinline__ T *elem(const bset &s, int b, long bh, long bw, long 
     return base + r * s.ld + c;
 }
 
+// How an output is stored: bit 0, added to what it holds; bit 1, left alone when no input of
+// the launch reaches it. mode 0: out = (0 for an output without entries); 1: out += (none:
+// untouched); 2: out = (none: untouched, e.g. the operand of a term read in place); 3: per
+// output, as 1 where acc[o] (a product was written into the C block) and as 0 elsewhere.
+__host__ __device__ __forceinline__ int out_flags(int mode, const int *acc, int o)
+{
+    return mode == 1 ? 3 : mode == 2 ? 2 : mode == 3 && acc[o] ? 3 : 0;
+}
+
 // Tile: rt rows x tp columns of every block; out o (o < nout) = sum over its entries e with
-// in-range input idx[e] - i0 in [0, nin) of val[e] * input. mode 0: out = (0 for an output
-// without entries); 1: out += (none: untouched); 2: out = (none: untouched, e.g. the operand of
-// a term read in place).
+// in-range input idx[e] - i0 in [0, nin) of val[e] * input, stored as out_flags says.
 template <typename Tin, typename Tout>
 __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh, long bw, int nin,
                                                      int i0, int nout, int o0,
                                                      const int *__restrict__ ptr,
                                                      const int *__restrict__ idx,
                                                      const float *__restrict__ val, int tp, int rt,
-                                                     int mode, long ntiles_c, long xb, long xe)
+                                                     int mode, const int *__restrict__ oacc,
+                                                     long ntiles_c, long xb, long xe)
 {
     extern __shared__ float4 sm[]; // [nin][rt * tp / 4]
     const int tpv = tp / 4, pv = rt * tpv;
@@ -314,11 +331,12 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
             acc.w += a * v.w;
             any = true;
         }
-        if (mode != 0 && !any) continue;
+        const int fl = out_flags(mode, oacc, o0 + o);
+        if ((fl & 2) && !any) continue;
         int nv;
         Tout *pp = elem<Tout>(out, o, bh, bw, x, y, &nv);
         if (nv == 4 && out.vec) {
-            if (mode == 1) {
+            if (fl & 1) {
                 float4 c = ld4(pp);
                 acc.x += c.x;
                 acc.y += c.y;
@@ -329,7 +347,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
         } else {
             float a4[4] = {acc.x, acc.y, acc.z, acc.w};
             for (int t = 0; t < nv; t++)
-                st1(pp + t, mode == 1 ? a4[t] + ld1(pp + t) : a4[t]);
+                st1(pp + t, (fl & 1) ? a4[t] + ld1(pp + t) : a4[t]);
         }
     }
 }
@@ -337,7 +355,7 @@ __global__ void __launch_bounds__(256) combine_kernel(bset in, bset out, long bh
 template <typename Tin, typename Tout>
 static int combine_staged(cudaStream_t s, const bset &in, const bset &out, long bh, long bw,
                           int nin, int i0, int nout, int o0, const int *ptr, const int *idx,
-                          const float *val, int mode, long xb, long xe)
+                          const float *val, int mode, const int *acc, long xb, long xe)
 {
     // Tile width: 128 columns when nin tiles fit in 48 KB of shared memory, narrower otherwise;
     // rows per tile so that a tile stages about 16 KB (enough loads in flight per block).
@@ -351,7 +369,7 @@ static int combine_staged(cudaStream_t s, const bset &in, const bset &out, long 
     long ntc = (bw + tp - 1) / tp, ntr = (xe - xb + rt - 1) / rt;
     size_t smem = (size_t)nin * rt * tp * sizeof(float);
     combine_kernel<Tin, Tout><<<(unsigned)(ntr * ntc), 256, smem, s>>>(
-        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, mode, ntc, xb, xe);
+        in, out, bh, bw, nin, i0, nout, o0, ptr, idx, val, tp, rt, mode, acc, ntc, xb, xe);
     CK(cudaGetLastError());
     return 0;
 }
@@ -386,6 +404,7 @@ struct sk_args {
     const float *dn;   // the map, dense [nout_total][ld_dn]
     int ld_dn;
     int mode;
+    const int *acc;    // mode 3: per output of the map (out_flags)
     long xb, xe;
     long ncv;          // column vectors per block row
     int lgtx;          // log2 of the threads per row
@@ -427,7 +446,7 @@ __device__ __forceinline__ void sk_st(__nv_bfloat16 *p, float4 v, int w)
         __stcs((uint2 *)p, u);
     } else *p = __float2bfloat16_rn(v.x);
 }
-/* Stores v, or v plus what earlier chunks of terms wrote there (accumulate: mode 1). */
+/* Stores v, or v plus what the output holds (accumulate: out_flags bit 0). */
 template <typename T>
 __device__ __forceinline__ void sk_st_acc(T *p, float4 v, int w, bool accumulate)
 {
@@ -467,11 +486,12 @@ __device__ __forceinline__ void fma4(float4 &acc, float c, const float4 &v)
 }
 
 // Shared memory: long boff[nbp], soff[K]; float cf[nbp][K]; int brl, bcl, bmask [nbp],
-// srl, scl, sany [K] (b: the big side, s: the small side; nbp = nbig rounded up to SK_U).
+// srl, scl, sany [K], oflag[nbp + K] (b: the big side, s: the small side; nbp = nbig rounded up
+// to SK_U; oflag: out_flags of each output).
 __host__ __device__ static inline size_t sk_smem(int K, int nbig)
 {
     size_t nbp = (size_t)(nbig + SK_U - 1) / SK_U * SK_U;
-    return (nbp + K) * 8 + nbp * K * 4 + (3 * nbp + 3 * K) * 4;
+    return (nbp + K) * 8 + nbp * K * 4 + (4 * nbp + 4 * K) * 4;
 }
 
 // Rows per iteration of the deep kernel: as many as keep its loads in registers (K inputs per
@@ -485,12 +505,11 @@ template <int K, bool EXPAND> __host__ __device__ constexpr int sk_deep_ru()
 // (ends synchronized): coefficients cf[j][k] for big j, small k (zero outside the launch's
 // range), block offsets and bounds, and bmask[j], the groups of 4 small-side blocks with a
 // non-zero coefficient for big j (all-zero groups are skipped: a uniform branch instead of 16
-// FMAs); sany[k]: whether small k has a term. An output without terms is zeroed in mode 0 and
-// left alone otherwise.
+// FMAs); sany[k]: whether small k has a term; oflag[i]: out_flags of output i of the launch.
 struct sk_tab {
     long *boff, *soff;
     float *cf;
-    int *brl, *bcl, *bmask, *srl, *scl, *sany;
+    int *brl, *bcl, *bmask, *srl, *scl, *sany, *oflag;
 };
 template <int K, bool EXPAND> __device__ __forceinline__ sk_tab sk_tables(const sk_args &a, void *sm)
 {
@@ -505,6 +524,7 @@ template <int K, bool EXPAND> __device__ __forceinline__ sk_tab sk_tables(const 
     t.srl = t.bmask + nbp;
     t.scl = t.srl + K;
     t.sany = t.scl + K;
+    t.oflag = t.sany + K;
     const bset &bs = EXPAND ? a.out : a.in, &ss = EXPAND ? a.in : a.out;
     for (int i = threadIdx.x; i < nbp * K; i += blockDim.x) {
         int j = i / K, k = i % K;
@@ -522,6 +542,8 @@ template <int K, bool EXPAND> __device__ __forceinline__ sk_tab sk_tables(const 
         if (k < a.nsmall) sk_block(ss, k, a.bh, a.bw, &t.soff[k], &t.srl[k], &t.scl[k]);
         else t.soff[k] = 0, t.srl[k] = 0, t.scl[k] = 0;
     }
+    for (int i = threadIdx.x; i < (EXPAND ? a.nbig : a.nsmall); i += blockDim.x)
+        t.oflag[i] = out_flags(a.mode, a.acc, a.o0 + i);
     __syncthreads();
     for (int j = threadIdx.x; j < nbp; j += blockDim.x) {
         int m = 0;
@@ -547,8 +569,8 @@ __device__ __forceinline__ void sk_expand_row(const sk_tab &tb, const sk_args &a
 {
     const long rout = x * a.out.ld;
     for (int j = 0; j < a.nbig; j++) {
-        const int m = tb.bmask[j];
-        if (a.mode != 0 && !m) continue;
+        const int m = tb.bmask[j], fl = tb.oflag[j];
+        if ((fl & 2) && !m) continue;
         if (!(x < tb.brl[j] && y < tb.bcl[j])) continue;
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
         const float4 *c4 = (const float4 *)(tb.cf + j * K);
@@ -561,7 +583,7 @@ __device__ __forceinline__ void sk_expand_row(const sk_tab &tb, const sk_args &a
             fma4(acc, c.z, v[k + 2]);
             fma4(acc, c.w, v[k + 3]);
         }
-        sk_st_acc(ob + tb.boff[j] + rout + y, acc, W, a.mode == 1);
+        sk_st_acc(ob + tb.boff[j] + rout + y, acc, W, fl & 1);
     }
 }
 
@@ -575,9 +597,9 @@ __device__ __forceinline__ void sk_contract_store(const sk_tab &tb, const sk_arg
 #pragma unroll
     for (int k = 0; k < K; k++) {
         if (k >= a.nsmall) break;
-        if (a.mode != 0 && !tb.sany[k]) continue;
+        if ((tb.oflag[k] & 2) && !tb.sany[k]) continue;
         if (!(x < tb.srl[k] && y < tb.scl[k])) continue;
-        sk_st_acc(ob + tb.soff[k] + rout + y, acc[k], W, a.mode == 1);
+        sk_st_acc(ob + tb.soff[k] + rout + y, acc[k], W, tb.oflag[k] & 1);
     }
 }
 
@@ -699,6 +721,7 @@ struct cmap {
     const int *ptr, *idx;
     const float *val, *dn;
     int ld_dn;
+    const int *acc; // mode 3's per-output accumulation (cacc), else NULL
 };
 
 // Whether the streaming kernel takes a launch with this small side and big side.
@@ -904,7 +927,7 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
     if (kind < 1 || !m.dn || !sk_fits(nsmall, nbig) || xe <= xb)
         return combine_staged<Tin, Tout>(s, in, out, bh, bw, nin, i0, nout, o0, m.ptr, m.idx,
-                                         m.val, mode, xb, xe);
+                                         m.val, mode, m.acc, xb, xe);
     sk_args a;
     a.in = in;
     a.out = out;
@@ -917,6 +940,7 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     a.dn = m.dn;
     a.ld_dn = m.ld_dn;
     a.mode = mode;
+    a.acc = m.acc;
     a.xb = xb;
     a.xe = xe;
     int W = sk_vec(in) && sk_vec(out) && bw % 4 == 0 ? 4 : 1;
@@ -1552,14 +1576,16 @@ static int gemm_ptr(fastmm_cuda *c, fastmm_prec prec, int search, long M, long N
 
 // Addresses of the direct path's products, per panel q and term r (index q * R + r): A operand
 // = block da[r] of A in place, else term r's cell of the S grid (same leading dimension lda),
-// moved down by the panel's first row; B likewise (no panel offset); C = M_r in the stack.
+// moved down by the panel's first row; B likewise (no panel offset); C = M_r in the stack, or
+// with products written into C (ndc > 0): C block dc[r], else cell mc[r] of the temporaries'
+// grid (leading dimension ldc), moved down by the panel's first row.
 struct ptr_args {
     const char *A, *S, *B, *T;
-    float *Mst;
-    long lda, ldb, bm, bk, bn, sM, pr, esz;
-    int gwA, gwB, R, P;
+    float *Mst, *C;
+    long lda, ldb, ldc, bm, bk, bn, sM, pr, esz;
+    int gwA, gwB, gwC, R, P, ndc;
     int early, ndb; // early: terms with in-place B first in each panel's batch
-    const int *da, *db;
+    const int *da, *db, *dc, *mc;
     const void **pa, **pb;
     float **pc;
 };
@@ -1582,7 +1608,12 @@ __global__ void ptr_kernel(ptr_args a)
         long s = (long)q * a.R + j;
         a.pa[s] = (ia >= 0 ? a.A : a.S) + offA * a.esz;
         a.pb[s] = (ib >= 0 ? a.B : a.T) + offB * a.esz;
-        a.pc[s] = a.Mst + (long)r * a.sM + (long)q * a.pr * a.bn;
+        if (a.ndc) {
+            int oc = a.dc[r] >= 0 ? a.dc[r] : a.mc[r];
+            a.pc[s] = (a.dc[r] >= 0 ? a.C : a.Mst) + (long)(oc / a.gwC) * a.bm * a.ldc +
+                      (long)(oc % a.gwC) * a.bn + (long)q * a.pr * a.ldc;
+        } else
+            a.pc[s] = a.Mst + (long)r * a.sM + (long)q * a.pr * a.bn;
     }
 }
 
@@ -1642,7 +1673,12 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     const fastmm_direct *dir = cfg->direct && fastmm_direct_fits(l, M, K, N) ? l->dir : NULL;
     long rowsS = (R + dm.m - 1) / dm.m * g.bm, rowsT = (R + dm.p - 1) / dm.p * g.bk;
     size_t dS = up256((size_t)rowsS * lda * esz), dT = up256((size_t)rowsT * ldb * esz);
-    size_t dM = (size_t)R * sM * 4, dP = up256(3 * sizeof(void *) * (size_t)R * P);
+    // products written straight into C: one pointer-array batch has one leading dimension, so
+    // the other products' temporaries are a grid with C's (cells 0..R-ndc-1, dm.p per row)
+    const int ndc = dir ? dir->ndc : 0;
+    long rowsM = (R - ndc + dm.p - 1) / dm.p * g.bm;
+    size_t dM = ndc ? up256((size_t)rowsM * ldc * 4) : (size_t)R * sM * 4;
+    size_t dP = up256(3 * sizeof(void *) * (size_t)R * P);
     if (dir && dS + dT + dM + dP > limit) dir = NULL;
     long chunk, nch;
     if (dir) {
@@ -1671,6 +1707,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         mp[t].val = d->val[t];
         mp[t].dn = d->dn[t];
         mp[t].ld_dn = d->nin[t];
+        mp[t].acc = t == 2 && ndc ? d->cacc : NULL;
     }
     const int kind = cfg->comb;
     Ts *S = (Ts *)c->ws;
@@ -1709,6 +1746,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         ptr_args a;
         a.A = (const char *)A, a.S = (const char *)S, a.B = (const char *)B, a.T = (const char *)T;
         a.Mst = P_;
+        a.C = C, a.ldc = ldc, a.gwC = dm.p, a.ndc = ndc, a.dc = d->dc, a.mc = d->mc;
         a.lda = lda, a.ldb = ldb, a.bm = g.bm, a.bk = g.bk, a.bn = g.bn, a.sM = (long)sM, a.pr = pr;
         a.esz = (long)esz;
         a.gwA = dm.m, a.gwB = dm.p, a.R = R, a.P = P, a.da = d->da, a.db = d->db;
@@ -1720,8 +1758,10 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                           (uintptr_t)(g.bk * esz) | (uintptr_t)(P > 1 ? pr * lda * esz : 0));
         alB = align_bytes((uintptr_t)B | (uintptr_t)T | (uintptr_t)(g.bk * ldb * esz) |
                           (uintptr_t)(g.bn * esz));
-        alC = align_bytes((uintptr_t)P_ | (uintptr_t)(sM * 4) |
-                          (uintptr_t)(P > 1 ? pr * g.bn * 4 : 0));
+        alC = ndc ? align_bytes((uintptr_t)P_ | (uintptr_t)C | (uintptr_t)(g.bm * ldc * 4) |
+                                (uintptr_t)(g.bn * 4) | (uintptr_t)(P > 1 ? pr * ldc * 4 : 0))
+                  : align_bytes((uintptr_t)P_ | (uintptr_t)(sM * 4) |
+                                (uintptr_t)(P > 1 ? pr * g.bn * 4 : 0));
         nA = R - l->dir->nda;
         nB = R - l->dir->ndb;
     }
@@ -1748,6 +1788,9 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         int mode = dir ? 2 : 0;
         bset Pst = stack_set(P_, g.bm, g.bn);
         Pst.bstride = sM;
+        // with products written into C: the temporaries' grid, and only they are inputs
+        if (ndc) Pst = grid_set(P_, ldc, rowsM, dm.p * g.bn, dm.p, g.bn, 4);
+        const int ldm = ndc ? (int)ldc : (int)g.bn;
         // cs: B, A(0), A(1), [G0] C(0), A(2), [G1] C(1), ...; s: [A(p)] G(p)
         // early: cs: A(0), B, A(1), ...; s: [A(0)] G0 (in-place B terms), [B] G0 (the rest), ...
         // alone (cap 0) unless the phases time the kernels on a forced number of blocks
@@ -1782,11 +1825,11 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 int n0 = early && q == 0 ? l->dir->ndb : 0;
                 size_t o = (size_t)q * R;
                 if (n0 > 0 && gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o, lda,
-                                       pb + o, ldb, pc + o, g.bn, n0, alA, alB, alC))
+                                       pb + o, ldb, pc + o, ldm, n0, alA, alB, alC))
                     return -1;
                 if (n0 > 0) CK(cudaStreamWaitEvent(c->s, evB, 0));
                 if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o + n0, lda,
-                             pb + o + n0, ldb, pc + o + n0, g.bn, R - n0, alA, alB, alC))
+                             pb + o + n0, ldb, pc + o + n0, ldm, R - n0, alA, alB, alC))
                     return -1;
             } else if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk,
                             (long)sS, T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
@@ -1795,8 +1838,10 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
             CK(cudaStreamWaitEvent(cs, evG[q], 0));
             // beside the next panel's products unless last
-            if (combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, gc, (int)r0,
-                                      dm.n * dm.p, 0, mp[2], r0 > 0, xb, xe,
+            // mode 3: the blocks a product was written into accumulate
+            if (combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, ndc ? R - ndc : gc,
+                                      ndc ? 0 : (int)r0, dm.n * dm.p, 0, mp[2],
+                                      ndc ? 3 : r0 > 0, xb, xe,
                                       q + 1 < P ? cfg->blocks : alone))
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));

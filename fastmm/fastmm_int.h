@@ -20,14 +20,23 @@ typedef struct fastmm_csr {
 /* Direct operands of a level: a term whose A operand is a single block times +-2^k (Strassen:
  * m3 = A11 (B12 - B22)) needs no combination: the product reads the block in place and the
  * factor moves into the products' coefficients in c (exact: a power of two). Likewise for B.
+ * And products written straight into C: a product that reaches a single C block (Strassen: m6
+ * only C22, m7 only C11) is written into that block by its GEMM, at most one per block, its
+ * coefficient (+-2^k) moved into an operand the combinations compute; the block's C combination
+ * then adds the other products to what the GEMM wrote (no temporary for that product).
  *   da[r], db[r]: the A / B block term r reads in place, or -1
- *   a, b: the level's maps with those terms' rows left empty (nothing to write)
- *   c: the level's c map with the factors folded in
+ *   dc[r]: the C block product r is written into, or -1; mc[r]: else its cell among the
+ *          products kept in temporaries (0..R-ndc-1), -1 for the written ones
+ *   cacc[o]: whether C block o holds a product written into it (its combination accumulates)
+ *   a, b: the level's maps with the in-place terms' rows left empty (nothing to write) and the
+ *         written products' factors folded in
+ *   c: the level's c map with the factors folded in (written products: coefficient 1)
+ *   cg: c without the written products, inputs numbered by cell (the GPU's C combination)
  * Used only where the block grid divides the matrices exactly (no virtual padding). */
 typedef struct fastmm_direct {
-    int *da, *db;
-    int nda, ndb;
-    fastmm_csr a, b, c;
+    int *da, *db, *dc, *mc, *cacc;
+    int nda, ndb, ndc;
+    fastmm_csr a, b, c, cg;
     void *dev; /* CUDA path's copy, or NULL */
 } fastmm_direct;
 

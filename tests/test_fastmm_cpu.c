@@ -230,11 +230,13 @@ static void test_direct(void **state)
     tg_fact *s = tg_fact_strassen();
     fastmm_plan *p = fastmm_plan_new(s, NULL);
     assert_non_null(p);
-    int na, nb;
-    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+    int na, nb, nc;
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
     assert_true(na == 2 && nb == 2); /* m3 = A11 (..), m4 = A22 (..); m2 = (..) B11, m5 = (..) B22 */
-    assert_int_equal(fastmm_plan_direct_terms(p, 2, &na, &nb), 0);
+    assert_int_equal(nc, 2);         /* m6 reaches C22 only, m7 C11 only */
+    assert_int_equal(fastmm_plan_direct_terms(p, 2, &na, &nb, &nc), 0);
     assert_true(na == 4 && nb == 4);
+    assert_int_equal(nc, 4); /* their Kronecker products */
     /* the default (-1) is off where not tuned, so the CPU path keeps the packed one */
     assert_int_equal(fastmm_plan_direct(p, 64, 64, 64), 0);
     fastmm_plan_free(p);
@@ -248,8 +250,9 @@ static void test_direct(void **state)
     /* the naive algorithm: every operand is direct */
     tg_fact *nv = tg_fact_naive((tg_dims){2, 3, 2});
     p = fastmm_plan_new(nv, NULL);
-    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
     assert_true(na == 12 && nb == 12);
+    assert_int_equal(nc, 4); /* one product per C block (each reaches one block only) */
     fastmm_plan_free(p);
     for (int L = 1; L <= 3; L++) {
         double e = direct_vs_packed(s, L, 64 * (L + 1), 48 * (1 << L), 40 * (1 << L), 900 + L);
@@ -259,20 +262,48 @@ static void test_direct(void **state)
     }
     assert_true(direct_vs_packed(nv, 1, 20, 21, 22, 920) <= 4 * EPS32);
     tg_fact_free(nv);
+    /* the same algorithm with every term's u and w negated: the products written into C now
+     * have coefficient -1, which moves into the A operand the combination computes */
+    tg_fact *sn = tg_fact_clone(s);
+    tg_dims sd = tg_fact_dims(sn);
+    for (int r = 0; r < tg_fact_rank(sn); r++) {
+        for (int i = 0; i < sd.n * sd.m; i++) tg_fact_u(sn)[r * sd.n * sd.m + i] *= -1;
+        for (int i = 0; i < sd.p * sd.n; i++) tg_fact_w(sn)[r * sd.p * sd.n + i] *= -1;
+    }
+    assert_int_equal(tg_fact_verify(sn, 0, NULL), 1);
+    p = fastmm_plan_new(sn, NULL);
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
+    assert_true(na == 2 && nb == 2 && nc == 2);
+    fastmm_plan_free(p);
+    for (int L = 1; L <= 2; L++) {
+        double e = direct_vs_packed(sn, L, 64 * L, 48 * L, 40 * L, 925 + L);
+        if (!(e <= 4 * EPS32)) fail_msg("negated Strassen %d levels: direct vs packed %.3g", L, e);
+        fastmm_opts od = fastmm_opts_default();
+        od.levels = L;
+        od.direct = 1;
+        p = fastmm_plan_new(sn, &od);
+        assert_true(fastmm_plan_direct(p, 64 * L, 48 * L, 40 * L));
+        double er = run_cpu(p, 64 * L, 48 * L, 40 * L, 927 + L);
+        if (!(er <= tolerance(fastmm_plan_level_fact(p, L), 48 * L)))
+            fail_msg("negated Strassen direct: %.3g", er);
+        fastmm_plan_free(p);
+    }
+    tg_fact_free(sn);
     tg_fact_free(s);
 
     tg_fact_list l = {0};
     tg_test_read_released(&l);
-    int with = 0;
+    int with = 0, withc = 0;
     for (int i = 0; i < l.n; i++) {
         tg_dims d = tg_fact_dims(l.facts[i]);
         if (d.n > 5 || d.m > 5 || d.p > 5) continue;
         p = fastmm_plan_new(l.facts[i], NULL);
         assert_non_null(p);
-        assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb), 0);
+        assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
         fastmm_plan_free(p);
-        if (na + nb == 0) continue;
+        if (na + nb + nc == 0) continue;
         with++;
+        withc += nc > 0;
         long M = 6L * d.n, K = 5L * d.m, N = 4L * d.p;
         double e = direct_vs_packed(l.facts[i], 1, M, K, N, 930 + i);
         /* the fp64-relative tolerance: the two differ only in rounding order */
@@ -289,8 +320,9 @@ static void test_direct(void **state)
             fail_msg("%s direct: error %.3g", l.keys[i], er);
         fastmm_plan_free(p);
     }
-    print_message("%d released factorizations up to 5x5x5 have direct operands\n", with);
-    assert_true(with >= 1);
+    print_message("%d released factorizations up to 5x5x5 have direct operands, %d of them "
+                  "products written straight into C\n", with, withc);
+    assert_true(with >= 1 && withc >= 1);
     tg_fact_list_free(&l);
 }
 

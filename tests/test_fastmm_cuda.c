@@ -192,6 +192,9 @@ static void test_direct(void **state)
                 fastmm_plan *p = fastmm_plan_new(s, &o);
                 assert_non_null(p);
                 assert_true(fastmm_plan_direct(p, M, K, N));
+                int na, nb, nc;
+                assert_int_equal(fastmm_plan_direct_terms(p, L, &na, &nb, &nc), 0);
+                assert_int_equal(nc, L == 1 ? 2 : 4); /* products written into C blocks */
                 compare(p, M, K, N, 200 + 10 * L + t,
                         tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
                 /* not divisible by the grid: the packed path, same plan */
@@ -218,6 +221,32 @@ static void test_direct(void **state)
     compare(p, 256, 128, 320, 401, tol_for(nv, 128, FASTMM_FP32));
     fastmm_plan_free(p);
     tg_fact_free(nv);
+    /* Strassen with every term's u and w negated: the products written into C have coefficient
+     * -1 (moved into their A operand); every combination kernel (staged, streaming, deep, bulk)
+     * accumulates onto the blocks they were written into and overwrites the others, one and two
+     * levels, one and three panels */
+    tg_fact *sn = tg_fact_clone(s);
+    tg_dims sd = tg_fact_dims(sn);
+    for (int r = 0; r < tg_fact_rank(sn); r++) {
+        for (int i = 0; i < sd.n * sd.m; i++) tg_fact_u(sn)[r * sd.n * sd.m + i] *= -1;
+        for (int i = 0; i < sd.p * sd.n; i++) tg_fact_w(sn)[r * sd.p * sd.n + i] *= -1;
+    }
+    long nbulk = fastmm_cuda_nbulk;
+    for (int L = 1; L <= 2; L++)
+        for (int comb = 0; comb < 4; comb++) {
+            o = fastmm_opts_default();
+            o.levels = L;
+            o.direct = 1;
+            o.comb = comb;
+            o.panels = 1 + 2 * (comb % 2);
+            p = fastmm_plan_new(sn, &o);
+            assert_true(fastmm_plan_direct(p, 256, 256, 512));
+            compare(p, 256, 256, 512, 410 + 4 * L + comb,
+                    tol_for(fastmm_plan_level_fact(p, L), 256, FASTMM_FP32));
+            fastmm_plan_free(p);
+        }
+    assert_true(fastmm_cuda_nbulk > nbulk);
+    tg_fact_free(sn);
     tg_fact_free(s);
 }
 
