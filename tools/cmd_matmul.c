@@ -53,11 +53,15 @@ static void report(fastmm_plan *p, long M, long K, long N, const char *dev, doub
            fastmm_prec_name(fastmm_plan_opts(p)->prec), M, K, K, N);
     if (f) {
         tg_dims d = tg_fact_dims(f);
+        char dir[96] = "";
+        int na, nb, nc;
+        if (fastmm_plan_direct(p, M, K, N) && !fastmm_plan_direct_terms(p, L, &na, &nb, &nc))
+            snprintf(dir, sizeof dir, ", in place: %d A and %d B operands, %d products into C",
+                     na, nb, nc);
         printf("algorithm: %dx%dx%d rank %d (%d level%s, %d panel%s%s), %.1f%% of GEMM's "
                "multiplications\n",
                d.n, d.m, d.p, tg_fact_rank(f), L, L > 1 ? "s" : "", fastmm_plan_panels(p, M, K, N),
-               fastmm_plan_panels(p, M, K, N) > 1 ? "s" : "",
-               fastmm_plan_direct(p, M, K, N) ? ", direct operands" : "",
+               fastmm_plan_panels(p, M, K, N) > 1 ? "s" : "", dir,
                100.0 * fastmm_flops(p, M, K, N) / (2.0 * M * K * N));
     } else {
         printf("algorithm: plain GEMM (blocks would be under --min-block)\n");
