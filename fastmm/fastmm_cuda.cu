@@ -1675,11 +1675,11 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     size_t dS = up256((size_t)rowsS * lda * esz), dT = up256((size_t)rowsT * ldb * esz);
     // products written straight into C: one pointer-array batch has one leading dimension, so
     // the other products' temporaries are a grid with C's (cells 0..R-ndc-1, dm.p per row)
-    const int ndc = dir ? dir->ndc : 0;
-    long rowsM = (R - ndc + dm.p - 1) / dm.p * g.bm;
-    size_t dM = ndc ? up256((size_t)rowsM * ldc * 4) : (size_t)R * sM * 4;
+    long rowsM = dir ? (R - dir->ndc + dm.p - 1) / dm.p * g.bm : 0;
+    size_t dM = dir && dir->ndc ? up256((size_t)rowsM * ldc * 4) : (size_t)R * sM * 4;
     size_t dP = up256(3 * sizeof(void *) * (size_t)R * P);
-    if (dir && dS + dT + dM + dP > limit) dir = NULL;
+    if (dir && dS + dT + dM + dP > limit) dir = NULL; // the packed path in chunks
+    const int ndc = dir ? dir->ndc : 0;
     long chunk, nch;
     if (dir) {
         if (direct_upload(c->s, l->dir)) return -1;
