@@ -197,11 +197,10 @@ double fastmm_growth(const tg_fact *f);
  * function it defines is named `name` (a C identifier). NULL with a message on error. */
 char *fastmm_export(const tg_fact *f, const char *format, const char *name);
 
-/* Enumerated cuBLASLt configurations per GEMM shape by default (fastmm_cuda_gemm_configs): 0
- * until the screening of large shapes has run on a GPU (written after the last device call of
- * the eighteenth session); 64 is the setting to use (every configuration there is, 35 for
- * pedantic fp32 on the H100). */
-#define FASTMM_GEMM_CONFIGS 0
+/* Enumerated cuBLASLt configurations per GEMM shape by default (fastmm_cuda_gemm_configs):
+ * every configuration there is (35 for pedantic fp32 on the H100), large shapes screened on
+ * fewer rows; 0 keeps the heuristic's candidates only. */
+#define FASTMM_GEMM_CONFIGS 64
 
 #ifdef TG_HAVE_CUDA
 /* CUDA path. A context owns a cuBLAS handle, two streams and a device workspace (grown on

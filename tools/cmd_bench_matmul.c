@@ -42,7 +42,7 @@ static const char *use =
     "                   options, no split-K), for the products and --best-gemm: all where\n"
     "                   that costs at most ~3 s per shape, else screened on fewer rows and\n"
     "                   the 3 fastest there run on the shape\n"
-    "                   (default 0: the heuristic's candidates only; 64 takes them all)\n"
+    "                   (default 64: all there are; 0: the heuristic's candidates only)\n"
     "  --best-gemm      GPU: also time one GEMM with the kernel chosen the same way (a second\n"
     "                   baseline: how much of a speedup is kernel choice alone)\n"
     "  --phases         GPU: time the phases of each algorithm (one panel) and print their\n"
