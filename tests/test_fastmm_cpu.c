@@ -262,6 +262,14 @@ static void test_direct(void **state)
     }
     assert_true(direct_vs_packed(nv, 1, 20, 21, 22, 920) <= 4 * EPS32);
     tg_fact_free(nv);
+    /* naive 2x1x2: every C block is one product, written in place; no C combination is left */
+    nv = tg_fact_naive((tg_dims){2, 1, 2});
+    p = fastmm_plan_new(nv, NULL);
+    assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
+    assert_true(na == 4 && nb == 4 && nc == 4);
+    fastmm_plan_free(p);
+    assert_true(direct_vs_packed(nv, 1, 20, 21, 22, 921) <= 4 * EPS32);
+    tg_fact_free(nv);
     /* the same algorithm with every term's u and w negated: the products written into C now
      * have coefficient -1, which moves into the A operand the combination computes */
     tg_fact *sn = tg_fact_clone(s);

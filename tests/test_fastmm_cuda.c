@@ -221,6 +221,19 @@ static void test_direct(void **state)
     compare(p, 256, 128, 320, 401, tol_for(nv, 128, FASTMM_FP32));
     fastmm_plan_free(p);
     tg_fact_free(nv);
+    /* naive 2x1x2: every C block one product written in place, which its C combination (no
+     * other input) must leave alone, on every kernel */
+    nv = tg_fact_naive((tg_dims){2, 1, 2});
+    for (int comb = 0; comb < 4; comb++) {
+        o = fastmm_opts_default();
+        o.levels = 1;
+        o.direct = 1;
+        o.comb = comb;
+        p = fastmm_plan_new(nv, &o);
+        compare(p, 128, 96, 256, 402 + comb, tol_for(nv, 96, FASTMM_FP32));
+        fastmm_plan_free(p);
+    }
+    tg_fact_free(nv);
     /* Strassen with every term's u and w negated: the products written into C have coefficient
      * -1 (moved into their A operand); every combination kernel (staged, streaming, deep, bulk)
      * accumulates onto the blocks they were written into and overwrites the others, one and two
