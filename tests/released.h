@@ -28,4 +28,20 @@ static inline void tg_test_read_released(tg_fact_list *l)
         fail_msg("%s", tg_errmsg());
 }
 
+/* Strassen with every term's u and w negated: the same algorithm, but its products that reach
+ * one C block (m6, m7) have coefficient -1 there (the direct path must move it into an
+ * operand). */
+static inline tg_fact *tg_test_strassen_negated(void)
+{
+    tg_fact *f = tg_fact_strassen();
+    assert_non_null(f);
+    tg_dims d = tg_fact_dims(f);
+    for (int r = 0; r < tg_fact_rank(f); r++) {
+        for (int i = 0; i < d.n * d.m; i++) tg_fact_u(f)[r * d.n * d.m + i] *= -1;
+        for (int i = 0; i < d.p * d.n; i++) tg_fact_w(f)[r * d.p * d.n + i] *= -1;
+    }
+    assert_int_equal(tg_fact_verify(f, 0, NULL), 1);
+    return f;
+}
+
 #endif

@@ -272,13 +272,7 @@ static void test_direct(void **state)
     tg_fact_free(nv);
     /* the same algorithm with every term's u and w negated: the products written into C now
      * have coefficient -1, which moves into the A operand the combination computes */
-    tg_fact *sn = tg_fact_clone(s);
-    tg_dims sd = tg_fact_dims(sn);
-    for (int r = 0; r < tg_fact_rank(sn); r++) {
-        for (int i = 0; i < sd.n * sd.m; i++) tg_fact_u(sn)[r * sd.n * sd.m + i] *= -1;
-        for (int i = 0; i < sd.p * sd.n; i++) tg_fact_w(sn)[r * sd.p * sd.n + i] *= -1;
-    }
-    assert_int_equal(tg_fact_verify(sn, 0, NULL), 1);
+    tg_fact *sn = tg_test_strassen_negated();
     p = fastmm_plan_new(sn, NULL);
     assert_int_equal(fastmm_plan_direct_terms(p, 1, &na, &nb, &nc), 0);
     assert_true(na == 2 && nb == 2 && nc == 2);

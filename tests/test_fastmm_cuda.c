@@ -238,12 +238,7 @@ static void test_direct(void **state)
      * -1 (moved into their A operand); every combination kernel (staged, streaming, deep, bulk)
      * accumulates onto the blocks they were written into and overwrites the others, one and two
      * levels, one and three panels */
-    tg_fact *sn = tg_fact_clone(s);
-    tg_dims sd = tg_fact_dims(sn);
-    for (int r = 0; r < tg_fact_rank(sn); r++) {
-        for (int i = 0; i < sd.n * sd.m; i++) tg_fact_u(sn)[r * sd.n * sd.m + i] *= -1;
-        for (int i = 0; i < sd.p * sd.n; i++) tg_fact_w(sn)[r * sd.p * sd.n + i] *= -1;
-    }
+    tg_fact *sn = tg_test_strassen_negated();
     long nbulk = fastmm_cuda_nbulk;
     for (int L = 1; L <= 2; L++)
         for (int comb = 0; comb < 4; comb++) {
