@@ -237,13 +237,20 @@ static int csr_build(fastmm_csr *c, int nin, int nout, const int64_t *coef, long
     return 0;
 }
 
-/* dst = src with the rows where drop[o] >= 0 left empty (drop NULL: none), every value of
- * column i multiplied by scale[i] and of row o by rscale[o] (NULL: none). */
-static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, const float *scale,
-                      const float *rscale)
+/* How csr_filter edits a map (NULL fields: no such edit). */
+typedef struct csr_edit {
+    const int *drop;          /* rows o with drop[o] >= 0 left empty */
+    const float *scale;       /* every value of column i multiplied by scale[i] */
+    const float *rscale;      /* ... and of row o by rscale[o] */
+    const int *cmap;          /* column i renumbered cmap[i] (of ncol), dropped where -1 */
+    int ncol;
+} csr_edit;
+
+/* dst = src edited as ed says. */
+static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, csr_edit ed)
 {
     memset(dst, 0, sizeof *dst);
-    dst->nin = src->nin;
+    dst->nin = ed.cmap ? ed.ncol : src->nin;
     dst->nout = src->nout;
     dst->ptr = malloc(sizeof(int) * (src->nout + 1));
     dst->idx = malloc(sizeof(int) * (src->nnz ? src->nnz : 1));
@@ -252,11 +259,13 @@ static int csr_filter(fastmm_csr *dst, const fastmm_csr *src, const int *drop, c
     int e = 0;
     for (int o = 0; o < src->nout; o++) {
         dst->ptr[o] = e;
-        if (drop && drop[o] >= 0) continue;
+        if (ed.drop && ed.drop[o] >= 0) continue;
         for (int k = src->ptr[o]; k < src->ptr[o + 1]; k++) {
-            dst->idx[e] = src->idx[k];
-            dst->val[e] = scale ? src->val[k] * scale[src->idx[k]] : src->val[k];
-            if (rscale) dst->val[e] *= rscale[o];
+            int i = src->idx[k];
+            if (ed.cmap && ed.cmap[i] < 0) continue;
+            dst->idx[e] = ed.cmap ? ed.cmap[i] : i;
+            dst->val[e] = ed.scale ? src->val[k] * ed.scale[i] : src->val[k];
+            if (ed.rscale) dst->val[e] *= ed.rscale[o];
             e++;
         }
     }
@@ -270,33 +279,6 @@ static int is_pow2(float v)
 {
     int e;
     return v != 0 && isfinite(v) && frexpf(fabsf(v), &e) == 0.5f;
-}
-
-/* The c map as the GPU's C combination reads it (fastmm_int.h: cg): rows without the products
- * written straight into C, inputs renumbered to the products' cells. */
-static int cg_build(fastmm_direct *d, int R)
-{
-    const fastmm_csr *c = &d->c;
-    fastmm_csr *g = &d->cg;
-    g->nin = R - d->ndc;
-    g->nout = c->nout;
-    g->ptr = malloc(sizeof(int) * (c->nout + 1));
-    g->idx = malloc(sizeof(int) * (c->nnz ? c->nnz : 1));
-    g->val = malloc(sizeof(float) * (c->nnz ? c->nnz : 1));
-    if (!g->ptr || !g->idx || !g->val) return tg_fail("out of memory");
-    int e = 0;
-    for (int o = 0; o < c->nout; o++) {
-        g->ptr[o] = e;
-        for (int k = c->ptr[o]; k < c->ptr[o + 1]; k++) {
-            if (d->dc[c->idx[k]] >= 0) continue;
-            g->idx[e] = d->mc[c->idx[k]];
-            g->val[e] = c->val[k];
-            e++;
-        }
-    }
-    g->ptr[c->nout] = e;
-    g->nnz = e;
-    return 0;
 }
 
 /* The level's direct operands and products (fastmm_int.h); *out NULL when no term has one. */
@@ -354,9 +336,12 @@ static int direct_build(const fastmm_level *l, fastmm_direct **out)
     d->nda = nda;
     d->ndb = ndb;
     d->ndc = ndc;
-    if ((nda || ndb || ndc) && (csr_filter(&d->a, &l->a, d->da, NULL, fa) ||
-                                csr_filter(&d->b, &l->b, d->db, NULL, fb) ||
-                                csr_filter(&d->c, &l->c, NULL, sc, NULL) || cg_build(d, R)))
+    /* cg: c without the written products, inputs numbered by cell (fastmm_int.h) */
+    if ((nda || ndb || ndc) &&
+        (csr_filter(&d->a, &l->a, (csr_edit){.drop = d->da, .rscale = fa}) ||
+         csr_filter(&d->b, &l->b, (csr_edit){.drop = d->db, .rscale = fb}) ||
+         csr_filter(&d->c, &l->c, (csr_edit){.scale = sc}) ||
+         csr_filter(&d->cg, &d->c, (csr_edit){.cmap = d->mc, .ncol = R - ndc})))
         goto fail;
     free(sc);
     free(fa);

@@ -1840,7 +1840,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             // beside the next panel's products unless last
             // mode 3: the blocks a product was written into accumulate; none left when every
             // product was (each block one product: naive algorithms with m = 1)
-            if ((!ndc || ndc < R) &&
+            if (ndc < R &&
                 combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, ndc ? R - ndc : gc,
                                       ndc ? 0 : (int)r0, dm.n * dm.p, 0, mp[2],
                                       ndc ? 3 : r0 > 0, xb, xe,

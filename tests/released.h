@@ -1,5 +1,6 @@
-/* DeepMind's released factorizations (../shared/data/factorizations_r.npz) for the fastmm tests,
- * converted by scripts/npz2h5.py into a temporary HDF5 file and read back. */
+/* Factorizations the fastmm tests share: DeepMind's released ones
+ * (../shared/data/factorizations_r.npz, converted by scripts/npz2h5.py into a temporary HDF5
+ * file and read back) and a sign-flipped Strassen. */
 #ifndef TG_TEST_RELEASED_H
 #define TG_TEST_RELEASED_H
 
