@@ -47,8 +47,6 @@ static void *dev_copy(const void *h, size_t bytes)
     return d;
 }
 
-/* Runs one product on both paths; returns the GPU's error against fp64 and checks the GPU and
- * CPU results agree within tol (max-norm, relative to the reference's max). */
 /* The "; N enumerated configurations timed of M accepted" count on the search report's line
  * that holds pos (the kernel's description before it has a "; " of its own); -1: none. */
 static int report_timed(const char *rep, const char *pos, int *accepted)
@@ -63,6 +61,8 @@ static int report_timed(const char *rep, const char *pos, int *accepted)
     return -1;
 }
 
+/* Runs one product on both paths; returns the GPU's error against fp64 and checks the GPU and
+ * CPU results agree within tol (max-norm, relative to the reference's max). */
 static double compare(fastmm_plan *p, long M, long K, long N, uint64_t seed, double tol)
 {
     tg_rng r;
