@@ -35,7 +35,7 @@ fastmm_opts fastmm_opts_default(void)
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
                      .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1,
-                     .comb_blocks = -1, .fused = 0};
+                     .comb_blocks = -1, .comb_threads = 0, .fused = 0};
     return o;
 }
 
@@ -123,6 +123,12 @@ fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts)
     p->opts = opts ? *opts : fastmm_opts_default();
     if (p->opts.min_block < 1) p->opts.min_block = 1;
     if (p->opts.max_levels > FASTMM_LEVELS_MAX) p->opts.max_levels = FASTMM_LEVELS_MAX;
+    if (p->opts.comb_threads != 0 && p->opts.comb_threads != 32 && p->opts.comb_threads != 64 &&
+        p->opts.comb_threads != 128 && p->opts.comb_threads != 256) {
+        tg_fail("fastmm: %d threads per combination block (0, 32, 64, 128 or 256)",
+                p->opts.comb_threads);
+        goto fail;
+    }
     if (p->opts.levels > FASTMM_LEVELS_MAX) {
         tg_fail("fastmm: %d levels requested, at most %d", p->opts.levels, FASTMM_LEVELS_MAX);
         goto fail;

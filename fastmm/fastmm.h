@@ -86,6 +86,13 @@ typedef struct fastmm_opts {
      * per multiprocessor on the fastest configuration; no limit where not tuned), 0 = no limit,
      * N = at most N. */
     int comb_blocks;
+    /* CUDA path, streaming kernels: threads per thread block of the combinations that run
+     * beside block products (0 = 256, the default; 32, 64, 128). Why fewer: cuBLAS's SGEMM
+     * holds nearly all of a multiprocessor's registers, so a 256-thread combination block waits
+     * for a product's block to finish and then displaces the next; a block of one or two warps
+     * may fit beside it and move its bytes without taking the products' place. Forced only (not
+     * tuned) until measured. */
+    int comb_threads;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
      * loading its operand tiles and adds its product into the C blocks in its epilogue (no
@@ -99,7 +106,7 @@ typedef struct fastmm_opts {
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, fused 0. */
+ * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, fused 0. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with

@@ -613,7 +613,7 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
     const sk_tab tb = sk_tables<K, EXPAND>(a, sk_sm);
 
     const int tx = threadIdx.x & ((1 << a.lgtx) - 1), ty = threadIdx.x >> a.lgtx;
-    const int ty_n = SK_THREADS >> a.lgtx;
+    const int ty_n = (int)blockDim.x >> a.lgtx; // SK_THREADS, or fewer (opts.comb_threads)
     const long cv = (long)blockIdx.x * (1 << a.lgtx) + tx;
     if (cv >= a.ncv) return;
     const long y = cv * W;
@@ -690,24 +690,26 @@ __global__ void __launch_bounds__(SK_THREADS) stream_kernel(sk_args a)
 }
 
 template <int K, int W, bool EXPAND, typename Tin, typename Tout>
-static int stream_launch(cudaStream_t s, bool deep, const sk_args &a, dim3 grid, size_t smem)
+static int stream_launch(cudaStream_t s, bool deep, const sk_args &a, dim3 grid, size_t smem,
+                         int nt)
 {
     if (deep)
-        stream_kernel<K, W, EXPAND, true, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
+        stream_kernel<K, W, EXPAND, true, Tin, Tout><<<grid, nt, smem, s>>>(a);
     else
-        stream_kernel<K, W, EXPAND, false, Tin, Tout><<<grid, SK_THREADS, smem, s>>>(a);
+        stream_kernel<K, W, EXPAND, false, Tin, Tout><<<grid, nt, smem, s>>>(a);
     CK(cudaGetLastError());
     return 0;
 }
 
 template <int W, bool EXPAND, typename Tin, typename Tout>
-static int stream_k(cudaStream_t s, bool deep, int K, const sk_args &a, dim3 grid, size_t smem)
+static int stream_k(cudaStream_t s, bool deep, int K, const sk_args &a, dim3 grid, size_t smem,
+                    int nt)
 {
     switch (K) {
-    case 4: return stream_launch<4, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
-    case 8: return stream_launch<8, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
-    case 16: return stream_launch<16, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
-    default: return stream_launch<32, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem);
+    case 4: return stream_launch<4, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem, nt);
+    case 8: return stream_launch<8, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem, nt);
+    case 16: return stream_launch<16, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem, nt);
+    default: return stream_launch<32, W, EXPAND, Tin, Tout>(s, deep, a, grid, smem, nt);
     }
 }
 
@@ -917,11 +919,12 @@ static int bulk_k(cudaStream_t s, int K, const sk_args &a, int ns, int cap)
 // most 32 blocks, coefficients in 48 KB), kind 2 its deep form there, kind 3 the bulk kernel
 // where it applies (else streaming), else (and kind 0) the staged one. cap > 0: the
 // streaming kernel with at most that many thread blocks (at least one per column group), its
-// row loop doing the rest (opts.comb_blocks).
+// row loop doing the rest (opts.comb_blocks); nt: the streaming kernel's threads per block
+// (SK_THREADS, or fewer: opts.comb_threads).
 template <typename Tin, typename Tout>
 static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, long bh, long bw,
                    int nin, int i0, int nout, int o0, const cmap &m, int mode, long xb, long xe,
-                   int cap)
+                   int cap, int nt = SK_THREADS)
 {
     bool expand = nin <= nout;
     int nsmall = expand ? nin : nout, nbig = expand ? nout : nin;
@@ -946,9 +949,9 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     int W = sk_vec(in) && sk_vec(out) && bw % 4 == 0 ? 4 : 1;
     a.ncv = (bw + W - 1) / W;
     int lg = 0;
-    while (lg < 6 && (1L << lg) < a.ncv) lg++; // up to 64 threads along a row
+    while (lg < 6 && (1L << lg) < a.ncv && (2 << lg) <= nt) lg++; // up to 64 threads along a row
     a.lgtx = lg;
-    long rows = xe - xb, ty = SK_THREADS >> lg;
+    long rows = xe - xb, ty = nt >> lg;
     long gy = (rows + ty * SK_RPT - 1) / (ty * SK_RPT);
     if (gy > 65535) gy = 65535;
     long gx = (a.ncv + (1L << lg) - 1) >> lg;
@@ -961,10 +964,10 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
     size_t smem = sk_smem(K, nbig);
     bool deep = kind == 2;
     if (expand)
-        return W == 4 ? stream_k<4, true, Tin, Tout>(s, deep, K, a, grid, smem)
-                      : stream_k<1, true, Tin, Tout>(s, deep, K, a, grid, smem);
-    return W == 4 ? stream_k<4, false, Tin, Tout>(s, deep, K, a, grid, smem)
-                  : stream_k<1, false, Tin, Tout>(s, deep, K, a, grid, smem);
+        return W == 4 ? stream_k<4, true, Tin, Tout>(s, deep, K, a, grid, smem, nt)
+                      : stream_k<1, true, Tin, Tout>(s, deep, K, a, grid, smem, nt);
+    return W == 4 ? stream_k<4, false, Tin, Tout>(s, deep, K, a, grid, smem, nt)
+                  : stream_k<1, false, Tin, Tout>(s, deep, K, a, grid, smem, nt);
 }
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
@@ -1795,6 +1798,8 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         // early: cs: A(0), B, A(1), ...; s: [A(0)] G0 (in-place B terms), [B] G0 (the rest), ...
         // alone (cap 0) unless the phases time the kernels on a forced number of blocks
         int alone = c->prof ? c->prof_cap : 0;
+        // beside products: opts.comb_threads per thread block where set (else SK_THREADS)
+        const int bnt = p->opts.comb_threads > 0 ? p->opts.comb_threads : SK_THREADS;
         if (!early && nB > 0 &&
             combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc, (int)r0, mp[1],
                             mode, 0, g.bk, alone))
@@ -1806,13 +1811,14 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 // beside products unless first (A(0): nothing runs yet)
                 if (nA > 0 && combine<Ts, Ts>(cs, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
                                               gc, (int)r0, mp[0], mode, xb, xe,
-                                              q >= 0 ? cfg->blocks : alone))
+                                              q >= 0 ? cfg->blocks : alone,
+                                              q >= 0 ? bnt : SK_THREADS))
                     return -1;
                 CK(cudaEventRecord(evA[q + 1], cs));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
                 if (early && q < 0) {
                     if (combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
-                                        (int)r0, mp[1], mode, 0, g.bk, cfg->blocks))
+                                        (int)r0, mp[1], mode, 0, g.bk, cfg->blocks, bnt))
                         return -1;
                     CK(cudaEventRecord(evB, cs));
                 }
@@ -1844,7 +1850,8 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, ndc ? R - ndc : gc,
                                       ndc ? 0 : (int)r0, dm.n * dm.p, 0, mp[2],
                                       ndc ? 3 : r0 > 0, xb, xe,
-                                      q + 1 < P ? cfg->blocks : alone))
+                                      q + 1 < P ? cfg->blocks : alone,
+                                      q + 1 < P ? bnt : SK_THREADS))
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }

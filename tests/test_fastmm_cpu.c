@@ -328,7 +328,8 @@ static void test_direct(void **state)
     tg_fact_list_free(&l);
 }
 
-/* Bad input is refused with a message: inexact inner algorithm, mod-2 algorithm, bad sizes. */
+/* Bad input is refused with a message: inexact inner algorithm, mod-2 algorithm, a thread count
+ * the combination kernels do not take, bad sizes. */
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -342,7 +343,15 @@ static void test_bad_input(void **state)
     tg_fact *m2 = tg_fact_new((tg_dims){2, 2, 2}, 7, 1, TG_ARITH_MOD2);
     assert_null(fastmm_plan_new(m2, NULL));
     assert_non_null(strstr(tg_errmsg(), "mod-2"));
-    fastmm_plan *p = fastmm_plan_new(s, NULL);
+    o = fastmm_opts_default();
+    o.comb_threads = 48;
+    assert_null(fastmm_plan_new(s, &o));
+    assert_non_null(strstr(tg_errmsg(), "threads per combination block"));
+    o.comb_threads = 32;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    fastmm_plan_free(p);
+    p = fastmm_plan_new(s, NULL);
     assert_non_null(p);
     float x[4] = {0};
     assert_int_equal(fastmm_sgemm_cpu(p, 2, 2, 2, x, 1, x, 2, x, 2), -1);

@@ -275,13 +275,15 @@ static void test_direct(void **state)
 /* The combinations beside block products on few thread blocks (opts.comb_blocks: the streaming
  * kernel's row loop does the rest) against the CPU path and fp64: Strassen at 1 and 2 levels,
  * direct operands with the early start and packed operands, 1-3 row panels (uneven), limits from
- * one block (fewer than the column groups) to more than the launch needs, the three precisions. */
+ * one block (fewer than the column groups) to more than the launch needs, thread blocks of 32 to
+ * 256 threads (opts.comb_threads), the three precisions. */
 static void test_comb_blocks(void **state)
 {
     (void)state;
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
     static const int blocks[] = {1, 3, 7, 100000};
+    static const int threads[] = {32, 0, 64, 128}; /* opts.comb_threads: 0 = 256 */
     static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     int n = 0;
     long nbulk = fastmm_cuda_nbulk;
@@ -295,6 +297,7 @@ static void test_comb_blocks(void **state)
                 o.direct = d;
                 o.panels = 1 + (int)(t + d) % 3;
                 o.comb_blocks = blocks[n % 4];
+                o.comb_threads = threads[(n + n / 4) % 4];
                 o.prec = (fastmm_prec)(n % 3);
                 n++;
                 fastmm_plan *p = fastmm_plan_new(s, &o);

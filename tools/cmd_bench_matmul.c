@@ -64,6 +64,10 @@ static const char *use =
     "                   that run beside block products: -1 tuned (default: 1/2, 1, 2 per\n"
     "                   multiprocessor tried on the fastest), 0 no limit; with --phases\n"
     "                   N > 0 also caps each phase's combination (its rate on N blocks)\n"
+    "  --comb-threads N GPU, streaming kernel: N threads per thread block (32, 64, 128) for\n"
+    "                   the combinations that run beside block products, so that one fits on\n"
+    "                   a multiprocessor beside a product's thread block (described tN);\n"
+    "                   0 = 256 (default; not tuned)\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
@@ -162,11 +166,14 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     }
     int P = fastmm_plan_panels(p, s, s, s);
     /* h: combinations on the high-priority stream; D: direct operands, E: their early start
-     * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks */
+     * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks,
+     * tN: of N threads */
     int dir = fastmm_plan_direct(p, s, s, s), comb = fastmm_plan_comb(p, s, s, s);
     int nb = comb ? fastmm_plan_comb_blocks(p, s, s, s) : 0;
     char bs[24] = "";
+    int nt = fastmm_plan_opts(p)->comb_threads;
     if (gpu && nb > 0) snprintf(bs, sizeof bs, " b%d", nb);
+    if (gpu && comb && nt > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " t%d", nt);
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
              gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
@@ -459,13 +466,14 @@ int tg_bench_matmul(int argc, char **argv)
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
+        {"comb-threads", required_argument, 0, 'H'},
         {"fused", required_argument, 0, 'U'}, {"gemm-configs", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
     memset(al, 0, sizeof al);
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
-    int comb = -1, comb_blocks = -1, fused = 0, configs = FASTMM_GEMM_CONFIGS;
+    int comb = -1, comb_blocks = -1, comb_threads = 0, fused = 0, configs = FASTMM_GEMM_CONFIGS;
     int tune_report = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
@@ -538,6 +546,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'R': tune_report = 1; break;
         case 'K': comb = atoi(optarg); break;
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
+        case 'H': comb_threads = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'U':
             fused = atoi(optarg);
             if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
@@ -567,6 +576,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
             op.comb = comb < -1 ? -1 : comb > 3 ? 3 : comb;
             op.comb_blocks = comb_blocks;
+            op.comb_threads = comb_threads;
             op.fused = fused;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
