@@ -837,7 +837,7 @@ static void test_tune_fused(void **state)
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     print_message("tuned with fused products: %s\n", rep);
     for (int v = 1; v <= FASTMM_FUSED_VARIANTS; v++) {
-        char f[8];
+        char f[16];
         snprintf(f, sizeof f, " F%d ", v);
         assert_non_null(strstr(rep, f)); /* blocks of 512: every variant fits */
     }
