@@ -752,6 +752,7 @@ static bool sk_fits(int nsmall, int nbig)
 #define BK_SMEM (200 * 1024) // stages' bytes at most (the H100 allows 227 KB per block)
 
 long fastmm_cuda_nbulk; // bulk launches (tests check that the kernel ran)
+long fastmm_cuda_nthin; // streaming launches of fewer than SK_THREADS threads a block (likewise)
 
 __host__ __device__ static inline size_t bk_align(size_t x) { return (x + 127) / 128 * 128; }
 
@@ -963,6 +964,7 @@ static int combine(cudaStream_t s, int kind, const bset &in, const bset &out, lo
         return expand ? bulk_k<true>(s, K, a, ns, cap) : bulk_k<false>(s, K, a, ns, cap);
     size_t smem = sk_smem(K, nbig);
     bool deep = kind == 2;
+    if (nt < SK_THREADS) fastmm_cuda_nthin++;
     if (expand)
         return W == 4 ? stream_k<4, true, Tin, Tout>(s, deep, K, a, grid, smem, nt)
                       : stream_k<1, true, Tin, Tout>(s, deep, K, a, grid, smem, nt);

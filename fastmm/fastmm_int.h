@@ -134,6 +134,9 @@ void fastmm_cuda_gemm_configs_budget(fastmm_cuda *c, double ms);
 /* Launches of the bulk combination kernel so far (opts.comb 3; tests check that it ran where it
  * applies, since elsewhere the streaming kernel stands in for it). */
 extern long fastmm_cuda_nbulk;
+/* Launches of the streaming kernels with fewer than 256 threads a block (opts.comb_threads;
+ * tests check that the thin blocks ran). */
+extern long fastmm_cuda_nthin;
 #endif
 
 #ifdef __cplusplus

@@ -283,10 +283,11 @@ static void test_comb_blocks(void **state)
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
     static const int blocks[] = {1, 3, 7, 100000};
-    static const int threads[] = {32, 0, 64, 128}; /* opts.comb_threads: 0 = 256 */
+    /* opts.comb_threads (0 = 256): 32, 64, 128 beside products (streaming), 32, 64 (deep) */
+    static const int threads[] = {0, 32, 64, 128};
     static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     int n = 0;
-    long nbulk = fastmm_cuda_nbulk;
+    long nbulk = fastmm_cuda_nbulk, nthin = fastmm_cuda_nthin;
     for (int L = 1; L <= 2; L++)
         for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
             for (int d = 0; d < 2; d++) {
@@ -308,6 +309,7 @@ static void test_comb_blocks(void **state)
                 fastmm_plan_free(p);
             }
     assert_true(fastmm_cuda_nbulk > nbulk); /* the bulk kernel ran, capped, where it applies */
+    assert_true(fastmm_cuda_nthin > nthin); /* and thin streaming blocks beside products */
     tg_fact_free(s);
 }
 
