@@ -2162,27 +2162,55 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     CK(cudaEventCreate(&e1));
     float ms[FASTMM_TUNE_CAND];
     float *ref = NULL;
-    // after the grid, on the fastest configuration so far: the streaming combination kernel
-    // (stage 0), its deep form (stage 1), then direct operands with their early start (stage
-    // 2), then the same without it (stage 3, so that reports show what the early start gains),
-    // then on the fastest of all those the combinations beside products on 1/2, 1 and 2 thread
-    // blocks per multiprocessor (stages 4-6), then with opts.fused -1 the fused products'
-    // variants on the fastest one's levels (stages 7-10); each checked against the grid's fastest
+    // after the grid, on each of its fastest FASTMM_TUNE_BASES configurations with levels (a
+    // pass each), on the pass's fastest so far: the streaming combination kernel (stage 0), its
+    // deep form (stage 1), then direct operands with their early start (stage 2), then the same
+    // without it (stage 3, so that reports show what the early start gains); then on the
+    // fastest of all those the combinations beside products on 1/2, 1 and 2 thread blocks per
+    // multiprocessor (stages 4-6), then with opts.fused -1 the fused products' variants on the
+    // fastest one's levels (stages 7-10); each checked against the grid's fastest.
+    // Why more than one base: the grid's panel counts differ by less than one timing's noise
+    // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
+    // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
+    // fastest alone kept the worse one in about one run in five.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
+    int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
         cudaGetLastError();
-        nsm = 0; // stages 3-5 skipped
+        nsm = 0; // stages 4-6 skipped
     }
     const char *what[FASTMM_TUNE_CAND] = {NULL};
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
         if (i == nc) {
-            const fastmm_cfg *b = &cand[best];
+            if (nbases < 0) {
+                // the grid is timed: its fastest few with levels, fastest first
+                int order[FASTMM_TUNE_CAND], no = 0;
+                for (int j = 0; j < nbase; j++) {
+                    if (cand[j].levels == 0 || ms[j] >= 1e29f) continue;
+                    int k = no++;
+                    for (; k > 0 && ms[order[k - 1]] > ms[j]; k--) order[k] = order[k - 1];
+                    order[k] = j;
+                }
+                for (nbases = 0; nbases < no && nbases < FASTMM_TUNE_BASES; nbases++)
+                    bases[nbases] = order[nbases];
+                pbest = nbases ? bases[0] : best;
+            }
+            const fastmm_cfg *b = &cand[stage < 4 ? pbest : best];
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
             for (; !ok && stage < 11; stage++) {
+                if (stage == 4 && pass + 1 < nbases) {
+                    // the next base's pass
+                    stage = 0;
+                    tried_direct = 0;
+                    pbest = bases[++pass];
+                    b = &cand[pbest];
+                    l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
+                }
+                if (stage == 4) b = &cand[best];
                 x = *b;
                 if (stage >= 7) {
                     // the fused products' variants (stages 7-10) on the levels of the fastest
@@ -2263,6 +2291,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             }
         }
         if (best < 0 || ms[i] < ms[best]) best = i;
+        if (i >= nbase && stage <= 4 && pbest >= 0 && ms[i] < ms[pbest]) pbest = i;
     }
     float run_ms[FASTMM_TUNE_CAND]; // no initializer: the gotos above jump past it
     memset(run_ms, 0, sizeof run_ms);

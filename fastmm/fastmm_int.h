@@ -67,7 +67,9 @@ typedef struct fastmm_cfg {
 
 /* The configuration chosen by measurement (fastmm_tune_cuda) for one product shape, and every
  * candidate's time (for reports). */
-#define FASTMM_TUNE_CAND 32
+#define FASTMM_TUNE_CAND 48
+/* how many of the grid's fastest configurations the tuner refines (streaming, direct, ...) */
+#define FASTMM_TUNE_BASES 2
 typedef struct fastmm_tuned {
     long M, K, N;
     int levels, panels, prio, direct, comb, early, blocks, fused;

@@ -332,7 +332,7 @@ static void test_tune_blocks(void **state)
     assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 5), 0);
     assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 6), 0);
     if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
-    char rep[2048];
+    char rep[4096];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     print_message("tuned: %s\n", rep);
     int nb = 0;
@@ -546,6 +546,26 @@ static void test_comb_stream(void **state)
 }
 
 /* Tuning picks a valid configuration and the tuned plan still computes the product. */
+/* How many distinct grid configurations ("L1 P4h") the tune report lists with the streaming
+ * combination kernel (" S "). */
+static int streamed_bases(const char *rep)
+{
+    char seen[8][16];
+    int n = 0;
+    for (const char *x = rep; (x = strstr(x, " S ")); x++) {
+        const char *e = x; /* back to the entry's start, then its "Ln Pn[h]" */
+        while (e > rep && !(e[-1] == ' ' && e - 2 >= rep && e[-2] == '|')) e--;
+        char key[16];
+        int k = 0;
+        for (int sp = 0; e < x && k < 15 && !(*e == ' ' && ++sp == 2); e++) key[k++] = *e;
+        key[k] = 0;
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= !strcmp(seen[i], key);
+        if (!dup && n < 8) strcpy(seen[n++], key);
+    }
+    return n;
+}
+
 static void test_tune(void **state)
 {
     (void)state;
@@ -564,7 +584,7 @@ static void test_tune(void **state)
     assert_true(L >= 0 && L <= 3); /* the rule says 2 (blocks of 256): plain, 1..3 were tried */
     assert_true(P == 1 || P == 2 || P == 4 || P == 8);
     /* every candidate was timed and is reported; direct operands were tried where they apply */
-    char rep[2048];
+    char rep[4096];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     assert_non_null(strchr(rep, '*'));
     print_message("tuned: %s\n", rep);
@@ -584,6 +604,8 @@ static void test_tune(void **state)
     /* the streaming combination kernel and its deep form were tried (and checked) */
     if (L > 0) assert_non_null(strstr(rep, " S "));
     if (L > 0) assert_non_null(strstr(rep, " S2 "));
+    /* ... on the grid's two fastest configurations with levels, not on the fastest alone */
+    assert_int_equal(streamed_bases(rep), 2); /* FASTMM_TUNE_BASES */
     assert_true(fastmm_plan_comb(p, n, n, n) >= 0 && fastmm_plan_comb(p, n, n, n) <= 2);
     cudaFree(A);
     cudaFree(B);
@@ -835,7 +857,7 @@ static void test_tune_fused(void **state)
     assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 4), 0);
     long before = fastmm_cuda_nfused;
     if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
-    char rep[2048];
+    char rep[4096];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     print_message("tuned with fused products: %s\n", rep);
     for (int v = 1; v <= FASTMM_FUSED_VARIANTS; v++) {

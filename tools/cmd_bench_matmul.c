@@ -326,7 +326,7 @@ static int bench_gpu(algo *al, int na, const long *sizes, int ns, const fastmm_p
                 if (best_gemm) printf("  vs best-GEMM %+6.1f%%", 100.0 * ml / m - 100.0);
                 printf("\n");
                 if (tune && tune_report) {
-                    char rep[2048];
+                    char rep[4096];
                     if (!fastmm_plan_tune_report(al[a].plan[pr], s, s, s, rep, sizeof rep))
                         printf("    tuned (ms, * chosen): %s\n", rep);
                 }
