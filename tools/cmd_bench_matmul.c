@@ -67,7 +67,7 @@ static const char *use =
     "  --comb-threads N GPU, streaming kernel: N threads per thread block (32, 64, 128) for\n"
     "                   the combinations that run beside block products, so that one fits on\n"
     "                   a multiprocessor beside a product's thread block (described tN);\n"
-    "                   0 = 256 (default; not tuned)\n"
+    "                   0 = 256 (default; not tuned: no gain on the H100)\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
