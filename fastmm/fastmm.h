@@ -87,11 +87,9 @@ typedef struct fastmm_opts {
      * N = at most N. */
     int comb_blocks;
     /* CUDA path, streaming kernels: threads per thread block of the combinations that run
-     * beside block products (0 = 256, the default; 32, 64, 128). Why fewer: cuBLAS's SGEMM
-     * holds nearly all of a multiprocessor's registers, so a 256-thread combination block waits
-     * for a product's block to finish and then displaces the next; a block of one or two warps
-     * may fit beside it and move its bytes without taking the products' place. Forced only (not
-     * tuned) until measured. */
+     * beside block products (0 = 256, the default; 32, 64, 128). The idea: a block of one or two
+     * warps might fit on a multiprocessor beside cuBLAS's SGEMM block instead of displacing it.
+     * Measured on the H100 (docs/performance.md, 2026-12-07 04:03): no gain, so forced only. */
     int comb_threads;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while

@@ -2197,7 +2197,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     bases[nbases] = order[nbases];
                 pbest = nbases ? bases[0] : best;
             }
-            const fastmm_cfg *b = &cand[stage < 4 ? pbest : best];
+            const fastmm_cfg *b = &cand[pbest]; // stages 4-10 start from base3 / base7
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
@@ -2210,7 +2210,6 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     b = &cand[pbest];
                     l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
                 }
-                if (stage == 4) b = &cand[best];
                 x = *b;
                 if (stage >= 7) {
                     // the fused products' variants (stages 7-10) on the levels of the fastest
@@ -2291,7 +2290,8 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             }
         }
         if (best < 0 || ms[i] < ms[best]) best = i;
-        if (i >= nbase && stage <= 4 && pbest >= 0 && ms[i] < ms[pbest]) pbest = i;
+        // stage is past the one that made candidate i: <= 4 for the passes' stages 0-3
+        if (i >= nbase && stage <= 4 && ms[i] < ms[pbest]) pbest = i;
     }
     float run_ms[FASTMM_TUNE_CAND]; // no initializer: the gotos above jump past it
     memset(run_ms, 0, sizeof run_ms);

@@ -283,7 +283,7 @@ static void test_comb_blocks(void **state)
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
     static const int blocks[] = {1, 3, 7, 100000};
-    /* opts.comb_threads (0 = 256): 32, 64, 128 beside products (streaming), 32, 64 (deep) */
+    /* opts.comb_threads (0 = 256): the combinations beside products in blocks of 32-256 threads */
     static const int threads[] = {0, 32, 64, 128};
     static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     int n = 0;
@@ -545,7 +545,6 @@ static void test_comb_stream(void **state)
     tg_fact_list_free(&rel);
 }
 
-/* Tuning picks a valid configuration and the tuned plan still computes the product. */
 /* How many distinct grid configurations ("L1 P4h") the tune report lists with the streaming
  * combination kernel (" S "). */
 static int streamed_bases(const char *rep)
@@ -566,6 +565,7 @@ static int streamed_bases(const char *rep)
     return n;
 }
 
+/* Tuning picks a valid configuration and the tuned plan still computes the product. */
 static void test_tune(void **state)
 {
     (void)state;
