@@ -91,6 +91,18 @@ typedef struct fastmm_opts {
      * warps might fit on a multiprocessor beside cuBLAS's SGEMM block instead of displacing it.
      * Measured on the H100 (docs/performance.md, 2026-12-07 04:03): no gain, so forced only. */
     int comb_threads;
+    /* CUDA path: green contexts for a pipelined run (panels > 1 or the early start): the
+     * block products on a green context of every SM but N, the combinations beside them on
+     * one of the other N (fastmm_cuda.cu, green_make; the split keeps the device's SM
+     * alignment, 8 on compute capability 9.0). Why: cuBLAS's 256 x 128 SGEMM tiles of a panel's
+     * products come in multiples of 128 (896 per 1024-row panel of one-level Strassen at 8192),
+     * so on 128 SMs they run in whole waves, where on the H100's 132 the last wave of each
+     * panel leaves 28 idle and the combinations take multiprocessors the products' next
+     * blocks wait for. -1 = the tuned choice (fastmm_tune_cuda tries N = the SMs above the
+     * largest multiple of 16 below the device's count, 4 of 132, on the two fastest panel
+     * counts; off where not tuned), 0 = off, N = N SMs for the combinations. Needs a driver
+     * with green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
+    int green;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
      * loading its operand tiles and adds its product into the C blocks in its epilogue (no
@@ -104,7 +116,8 @@ typedef struct fastmm_opts {
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, fused 0. */
+ * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, green -1,
+ * fused 0. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -158,6 +171,9 @@ int fastmm_plan_fused(fastmm_plan *p, long M, long K, long N);
 /* The most thread blocks of a combination that runs beside block products (opts.comb_blocks,
  * else the tuned choice, else 0: no limit). */
 int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);
+/* The SMs of the combinations beside products on green contexts (opts.green, else the tuned
+ * choice, else 0: no green contexts). */
+int fastmm_plan_green(const fastmm_plan *p, long M, long K, long N);
 /* Terms of the applied level (levels >= 1) whose A / B operand is read in place, and products
  * written straight into a C block, when direct operands are used; -1 with a message if the
  * level cannot be built. */

@@ -13,6 +13,7 @@
 // one pointer-array batched GEMM that reads those blocks in place.
 #include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda.h> // green contexts' types; the entry points are looked up at run time
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cuda/barrier>
@@ -43,8 +44,11 @@ extern "C" {
     } while (0)
 
 #define MAX_PANELS 16
-// per panel: A combined, products done; then start, end, B combined (the early start)
-#define NEVENTS (2 * MAX_PANELS + 3)
+// per panel: A combined, products done; then start, end, B combined (the early start), and
+// with green contexts (run_green) the caller's work queued / the products' and the
+// combinations' streams done
+#define NEVENTS (2 * MAX_PANELS + 4)
+#define EV_GREEN (2 * MAX_PANELS + 3)
 
 // GEMM kernel selection (fp32): cuBLAS's default heuristic picks one kernel per shape, and for
 // the block products' shapes it is not always the fastest; at tuning time the default and a few
@@ -104,6 +108,14 @@ struct fastmm_cuda {
     int prof;
     int prof_cap; // phases: thread blocks of every streaming combination (opts.comb_blocks > 0)
     double prof_bytes[4];
+    // green contexts (opts.green; green_make): products on gp, the combinations beside them on
+    // gc, each stream with events of its own context; green_sms: the combinations' SMs asked
+    // for (0: none made), gp_sms / gc_sms: what the split gave
+    int green_sms, gp_sms, gc_sms;
+    CUgreenCtx gctx[2];
+    cudaStream_t gp, gc;
+    cudaEvent_t gpev[NEVENTS], gcev[NEVENTS], gtev[2];
+    int green_on; // run_levels is inside run_green (c->s is gp)
 };
 
 static void lt_entry_release(lt_entry *e);
@@ -1013,6 +1025,171 @@ extern "C" int fastmm_cuda_device_count(void)
     return n;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Green contexts (opts.green): the device's SMs split in two, the block products of a
+// pipelined run on one part (e.g. 128 of the H100's 132 SMs: a batch of 256 x 128 SGEMM tiles
+// then runs in whole waves, where on 132 the last wave of each panel leaves 28 idle), the
+// combinations beside them on the other (4), where they can no longer take multiprocessors
+// the products' next thread blocks wait for. The driver's entry points are looked up through
+// the runtime, so that the build needs no libcuda; where they are missing (a driver before
+// CUDA 12.4) green contexts are unavailable and the option fails with a message.
+struct green_api {
+    CUresult (*dev_get)(CUdevice *, int);
+    CUresult (*get_res)(CUdevice, CUdevResource *, CUdevResourceType);
+    CUresult (*split)(CUdevResource *, unsigned int *, const CUdevResource *, CUdevResource *,
+                      unsigned int, unsigned int);
+    CUresult (*gen_desc)(CUdevResourceDesc *, CUdevResource *, unsigned int);
+    CUresult (*create)(CUgreenCtx *, CUdevResourceDesc, CUdevice, unsigned int);
+    CUresult (*destroy)(CUgreenCtx);
+    CUresult (*stream)(CUstream *, CUgreenCtx, unsigned int, int);
+    CUresult (*to_ctx)(CUcontext *, CUgreenCtx);
+    CUresult (*push)(CUcontext);
+    CUresult (*pop)(CUcontext *);
+    CUresult (*errstr)(CUresult, const char **);
+};
+
+long fastmm_cuda_ngreen; // pipelined runs on green contexts so far (tests)
+
+static int green_api_get(green_api *g)
+{
+    static green_api api;
+    static int state; // 0 not looked up, 1 found, -1 missing
+    if (state == 0) {
+        struct {
+            const char *name;
+            void **fn;
+        } want[] = {{"cuDeviceGet", (void **)&api.dev_get},
+                    {"cuDeviceGetDevResource", (void **)&api.get_res},
+                    {"cuDevSmResourceSplitByCount", (void **)&api.split},
+                    {"cuDevResourceGenerateDesc", (void **)&api.gen_desc},
+                    {"cuGreenCtxCreate", (void **)&api.create},
+                    {"cuGreenCtxDestroy", (void **)&api.destroy},
+                    {"cuGreenCtxStreamCreate", (void **)&api.stream},
+                    {"cuCtxFromGreenCtx", (void **)&api.to_ctx},
+                    {"cuCtxPushCurrent", (void **)&api.push},
+                    {"cuCtxPopCurrent", (void **)&api.pop},
+                    {"cuGetErrorString", (void **)&api.errstr}};
+        state = 1;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            cudaDriverEntryPointQueryResult q;
+            if (cudaGetDriverEntryPointByVersion(want[i].name, want[i].fn, CUDART_VERSION,
+                                                 cudaEnableDefault, &q) != cudaSuccess ||
+                q != cudaDriverEntryPointSuccess || !*want[i].fn) {
+                cudaGetLastError();
+                state = -1;
+                tg_fail("fastmm: green contexts: the driver has no %s", want[i].name);
+                return -1;
+            }
+        }
+    }
+    if (state < 0) return tg_fail("fastmm: green contexts: the driver lacks them");
+    *g = api;
+    return 0;
+}
+
+#define GK(call)                                                                             \
+    do {                                                                                     \
+        CUresult r_ = (call);                                                                \
+        if (r_ != CUDA_SUCCESS) {                                                            \
+            const char *m_ = NULL;                                                           \
+            g.errstr(r_, &m_);                                                               \
+            tg_fail("fastmm: green contexts: %s: %s", #call, m_ ? m_ : "error");             \
+            goto fail;                                                                       \
+        }                                                                                    \
+    } while (0)
+
+static void green_release(fastmm_cuda *c)
+{
+    green_api g;
+    if (!c->green_sms || green_api_get(&g)) return;
+    for (int i = 0; i < NEVENTS; i++) {
+        if (c->gpev[i]) cudaEventDestroy(c->gpev[i]);
+        if (c->gcev[i]) cudaEventDestroy(c->gcev[i]);
+        c->gpev[i] = c->gcev[i] = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (c->gtev[i]) cudaEventDestroy(c->gtev[i]);
+        c->gtev[i] = NULL;
+    }
+    if (c->gp) cudaStreamDestroy(c->gp);
+    if (c->gc) cudaStreamDestroy(c->gc);
+    c->gp = c->gc = NULL;
+    for (int i = 0; i < 2; i++)
+        if (c->gctx[i]) g.destroy(c->gctx[i]);
+    c->gctx[0] = c->gctx[1] = NULL;
+    c->green_sms = c->gp_sms = c->gc_sms = 0;
+}
+
+// Events of a green context: recorded only on its stream (an event and the stream it is
+// recorded on must share a context; a stream may wait on any context's event).
+static int green_events(green_api &g, CUgreenCtx gx, cudaEvent_t *ev, int n, int timing)
+{
+    CUcontext cx = NULL;
+    int rc = -1;
+    GK(g.to_ctx(&cx, gx));
+    GK(g.push(cx));
+    rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        cudaError_t e = cudaEventCreateWithFlags(&ev[i], timing ? cudaEventDefault
+                                                                : cudaEventDisableTiming);
+        if (e != cudaSuccess) rc = tg_fail("fastmm: green contexts: cudaEventCreate: %s",
+                                           cudaGetErrorString(e));
+    }
+    g.pop(&cx);
+    return rc;
+fail:
+    return -1;
+}
+
+// Makes (once per count) the two green contexts: every SM but `sms` for the products, the
+// rest for the combinations beside them. The split rounds the products' part to the device's
+// co-scheduling alignment (8 SMs on compute capability 9.0); what it gave is in gp_sms, gc_sms.
+static int green_make(fastmm_cuda *c, int sms)
+{
+    if (c->green_sms == sms) return 0;
+    green_release(c);
+    green_api g;
+    if (green_api_get(&g)) return -1;
+    int ord = 0;
+    CUdevice dev;
+    CUdevResource in, part, rest;
+    CUdevResourceDesc d;
+    unsigned int ng = 1;
+    memset(&rest, 0, sizeof rest);
+    CK(cudaGetDevice(&ord));
+    GK(g.dev_get(&dev, ord));
+    GK(g.get_res(dev, &in, CU_DEV_RESOURCE_TYPE_SM));
+    if (sms < 1 || (unsigned)sms >= in.sm.smCount)
+        return tg_fail("fastmm: green contexts: %d SMs for the combinations of %u", sms,
+                       in.sm.smCount);
+    GK(g.split(&part, &ng, &in, &rest, 0, in.sm.smCount - (unsigned)sms));
+    if (ng != 1 || rest.sm.smCount < 1) {
+        // the alignment rounded the products' part up to the whole device
+        tg_fail("fastmm: green contexts: %u SMs split gave %u + %u, nothing for the "
+                "combinations (%d asked for)", in.sm.smCount, ng ? part.sm.smCount : 0,
+                rest.sm.smCount, sms);
+        goto fail;
+    }
+    c->green_sms = sms; // from here green_release undoes what is made
+    c->gp_sms = (int)part.sm.smCount;
+    c->gc_sms = (int)rest.sm.smCount;
+    GK(g.gen_desc(&d, &part, 1));
+    GK(g.create(&c->gctx[0], d, dev, CU_GREEN_CTX_DEFAULT_STREAM));
+    GK(g.gen_desc(&d, &rest, 1));
+    GK(g.create(&c->gctx[1], d, dev, CU_GREEN_CTX_DEFAULT_STREAM));
+    GK(g.stream((CUstream *)&c->gp, c->gctx[0], CU_STREAM_NON_BLOCKING, 0));
+    GK(g.stream((CUstream *)&c->gc, c->gctx[1], CU_STREAM_NON_BLOCKING, 0));
+    if (green_events(g, c->gctx[0], c->gpev, NEVENTS, 0) ||
+        green_events(g, c->gctx[0], c->gtev, 2, 1) ||
+        green_events(g, c->gctx[1], c->gcev, NEVENTS, 0))
+        goto fail;
+    return 0;
+fail:
+    green_release(c);
+    return -1;
+}
+#undef GK
+
 extern "C" fastmm_cuda *fastmm_cuda_new(void)
 {
     if (fastmm_cuda_device_count() < 1) {
@@ -1056,6 +1233,9 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaStreamSynchronize(c->s);
     cudaStreamSynchronize(c->s2);
     cudaStreamSynchronize(c->s3);
+    if (c->gp) cudaStreamSynchronize(c->gp);
+    if (c->gc) cudaStreamSynchronize(c->gc);
+    green_release(c);
     cudaFree(c->ws);
     cublasDestroy(c->h);
     for (int i = 0; i < c->nlte; i++) lt_entry_release(&c->lte[i]);
@@ -1729,8 +1909,15 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // pipelined panels: combinations on s2, or on the high-priority s3 (they then take
     // multiprocessors as the products' thread blocks retire, before the products' next ones)
     cudaStream_t cs = cfg->prio && P > 1 ? c->s3 : c->s2;
-    cudaEvent_t *evA = c->ev, *evG = c->ev + MAX_PANELS, start = c->ev[2 * MAX_PANELS],
+    // green contexts (run_green): the products on c->s = c->gp, the combinations beside them
+    // (bs) on c->gc; the first A (and B) and the last C, which nothing hides, stay on cs (every
+    // SM). Events are recorded only on streams of their own context.
+    const bool green = c->green_on;
+    cudaStream_t bs = green ? c->gc : cs;
+    cudaEvent_t *EP = green ? c->gpev : c->ev, *EB = green ? c->gcev : c->ev;
+    cudaEvent_t evA[MAX_PANELS], *evG = EP + MAX_PANELS, start = EP[2 * MAX_PANELS],
                 end = c->ev[2 * MAX_PANELS + 1], evB = c->ev[2 * MAX_PANELS + 2];
+    for (int q = 0; q < MAX_PANELS; q++) evA[q] = q ? EB[q] : c->ev[0];
     // early start (direct operands): cs runs A(0) before B, and the first panel's products
     // with in-place B operands (first in the batch) run while B is combined; the rest after it.
     // Otherwise every product waits for B's combination, which nothing hides (0.2 ms of
@@ -1739,6 +1926,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // cs starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
     CK(cudaStreamWaitEvent(cs, start, 0));
+    if (green) CK(cudaStreamWaitEvent(bs, start, 0));
     int search = p->opts.gemm_search > 0 ? c->search : -1;
     const void **pa = NULL, **pb = NULL;
     float **pc = NULL;
@@ -1811,12 +1999,13 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             if (q + 1 < P) {
                 long xb = (q + 1) * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
                 // beside products unless first (A(0): nothing runs yet)
-                if (nA > 0 && combine<Ts, Ts>(cs, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
+                cudaStream_t as = q >= 0 ? bs : cs;
+                if (nA > 0 && combine<Ts, Ts>(as, kind, Ain, Sst, g.bm, g.bk, dm.n * dm.m, 0,
                                               gc, (int)r0, mp[0], mode, xb, xe,
                                               q >= 0 ? cfg->blocks : alone,
                                               q >= 0 ? bnt : SK_THREADS))
                     return -1;
-                CK(cudaEventRecord(evA[q + 1], cs));
+                CK(cudaEventRecord(evA[q + 1], as));
                 if (c->prof) CK(cudaEventRecord(c->tev[2], cs));
                 if (early && q < 0) {
                     if (combine<Ts, Ts>(cs, kind, Bin, Tst, g.bk, g.bn, dm.m * dm.p, 0, gc,
@@ -1844,12 +2033,13 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 return -1;
             CK(cudaEventRecord(evG[q], c->s));
             if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
-            CK(cudaStreamWaitEvent(cs, evG[q], 0));
+            cudaStream_t os = q + 1 < P ? bs : cs;
+            CK(cudaStreamWaitEvent(os, evG[q], 0));
             // beside the next panel's products unless last
             // mode 3: the blocks a product was written into accumulate; none left when every
             // product was (each block one product: naive algorithms with m = 1)
             if (ndc < R &&
-                combine<float, float>(cs, kind, Pst, Cout, g.bm, g.bn, ndc ? R - ndc : gc,
+                combine<float, float>(os, kind, Pst, Cout, g.bm, g.bn, ndc ? R - ndc : gc,
                                       ndc ? 0 : (int)r0, dm.n * dm.p, 0, mp[2],
                                       ndc ? 3 : r0 > 0, xb, xe,
                                       q + 1 < P ? cfg->blocks : alone,
@@ -1857,9 +2047,50 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 return -1;
             if (c->prof) CK(cudaEventRecord(c->tev[4], cs));
         }
+        if (green) {
+            // cs and bs joined: the next chunk's A(0), B (cs) and A(1) (bs) overwrite
+            // operands this chunk's last products read, and its products temporaries this
+            // chunk's C combinations on bs read
+            CK(cudaEventRecord(EB[EV_GREEN], bs));
+            CK(cudaStreamWaitEvent(cs, EB[EV_GREEN], 0));
+            CK(cudaEventRecord(c->ev[EV_GREEN], cs));
+            CK(cudaStreamWaitEvent(bs, c->ev[EV_GREEN], 0));
+        }
     }
     CK(cudaEventRecord(end, cs));
     CK(cudaStreamWaitEvent(c->s, end, 0));
+    return 0;
+}
+
+// run_levels with the products on a green context of all SMs but cfg->green, the combinations
+// beside them on one of those (opts.green; green_make). c->s, cuBLAS's stream and the GEMM
+// timing events are the products' stream's while it runs, so that everything run_levels and
+// the kernel selection queue on c->s goes there; the caller's stream waits for both streams.
+template <typename Ts>
+static int run_green(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, long N, long K,
+                     const void *A, long lda, const void *B, long ldb, float *C, long ldc,
+                     const fastmm_cfg *cfg)
+{
+    if (green_make(c, cfg->green)) return -1;
+    cudaStream_t s0 = c->s;
+    cudaEvent_t t0 = c->tev[0], t1 = c->tev[1];
+    CK(cudaEventRecord(c->ev[EV_GREEN], s0));
+    CK(cudaStreamWaitEvent(c->gp, c->ev[EV_GREEN], 0));
+    CB(cublasSetStream(c->h, c->gp));
+    c->s = c->gp;
+    c->tev[0] = c->gtev[0];
+    c->tev[1] = c->gtev[1];
+    c->green_on = 1;
+    int rc = run_levels<Ts>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
+    c->green_on = 0;
+    c->s = s0;
+    c->tev[0] = t0;
+    c->tev[1] = t1;
+    CB(cublasSetStream(c->h, s0));
+    if (rc) return -1;
+    CK(cudaEventRecord(c->gpev[EV_GREEN], c->gp));
+    CK(cudaStreamWaitEvent(s0, c->gpev[EV_GREEN], 0));
+    fastmm_cuda_ngreen++;
     return 0;
 }
 
@@ -1988,6 +2219,12 @@ static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, cons
         return fastmm_gemm_cuda_plain(c, p->opts.prec, M, N, K, A, lda, B, ldb, C, ldc);
     fastmm_level *l = fastmm_plan_level(p, cfg->levels);
     if (!l) return -1;
+    // green contexts only where combinations run beside the products, and not for the phases
+    // (one panel, one phase at a time)
+    if (cfg->green > 0 && !c->prof && (cfg->panels > 1 || (cfg->direct && cfg->early)))
+        return p->opts.prec == FASTMM_BF16
+                   ? run_green<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg)
+                   : run_green<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
     if (p->opts.prec == FASTMM_BF16)
         return run_levels<__nv_bfloat16>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
     return run_levels<float>(c, p, l, M, N, K, A, lda, B, ldb, C, ldc, cfg);
@@ -2004,6 +2241,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.comb = fastmm_plan_comb(p, M, K, N);
     cfg.early = fastmm_plan_early(p, M, K, N);
     cfg.blocks = fastmm_plan_comb_blocks(p, M, K, N);
+    cfg.green = fastmm_plan_green(p, M, K, N);
     cfg.fused = 0; // fastmm_gemm_cuda runs the fused products before it asks for this
     return cfg;
 }
@@ -2152,6 +2390,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].comb = p->opts.comb > 3 ? 3 : p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
+                cand[nc].green = p->opts.green > 0 ? p->opts.green : 0;
                 cand[nc].fused = 0;
                 nc++;
             }
@@ -2168,13 +2407,16 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // without it (stage 3, so that reports show what the early start gains); then on the
     // fastest of all those the combinations beside products on 1/2, 1 and 2 thread blocks per
     // multiprocessor (stages 4-6), then with opts.fused -1 the fused products' variants on the
-    // fastest one's levels (stages 7-10); each checked against the grid's fastest.
+    // fastest one's levels (stages 7-10), then with opts.green -1 green contexts on the fastest
+    // configuration and on the fastest of another panel count (stages 11-12; fewer SMs for
+    // the products can change which panel count runs in whole waves); each checked against
+    // the grid's fastest.
     // Why more than one base: the grid's panel counts differ by less than one timing's noise
     // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
     // fastest alone kept the worse one in 4 of 32 runs.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
-    int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
+    int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1, gbase = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
@@ -2201,7 +2443,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 11; stage++) {
+            for (; !ok && stage < 13; stage++) {
                 if (stage == 4 && pass + 1 < nbases) {
                     // the next base's pass
                     stage = 0;
@@ -2211,7 +2453,28 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
                 }
                 x = *b;
-                if (stage >= 7) {
+                if (stage >= 11) {
+                    // green contexts: stage 11 on the fastest so far, 12 on the fastest with
+                    // another panel count; only where combinations run beside the products
+                    int j = best;
+                    if (stage == 11) gbase = best;
+                    else {
+                        j = -1;
+                        for (int k = 0; k < nc; k++)
+                            if (ms[k] < 1e29f && cand[k].levels > 0 && !cand[k].fused &&
+                                !cand[k].green && cand[k].panels != cand[gbase].panels &&
+                                (j < 0 || ms[k] < ms[j]))
+                                j = k;
+                    }
+                    ok = j >= 0 && p->opts.green == -1 && nsm > 16;
+                    if (ok) {
+                        x = cand[j];
+                        ok = x.levels > 0 && !x.fused && !x.green &&
+                             (x.panels > 1 || (x.direct && x.early));
+                        x.green = nsm - (nsm - 1) / 16 * 16;
+                    }
+                    what[nc] = "green contexts";
+                } else if (stage >= 7) {
                     // the fused products' variants (stages 7-10) on the levels of the fastest
                     // configuration before them
                     if (base7 < 0) base7 = best;
@@ -2221,7 +2484,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                          fastmm_fused_fits_shape(p, v, x.levels, M, K, N);
                     x.fused = v;
                     x.panels = 1;
-                    x.prio = x.direct = x.comb = x.early = x.blocks = 0;
+                    x.prio = x.direct = x.comb = x.early = x.blocks = x.green = 0;
                     what[nc] = "fused products";
                 } else if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
@@ -2314,6 +2577,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->early = cand[best].early;
         t->blocks = cand[best].blocks;
         t->fused = cand[best].fused;
+        t->green = cand[best].green;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -62,6 +62,7 @@ typedef struct fastmm_level {
  * combination beside products (0: no limit; opts.comb_blocks). */
 typedef struct fastmm_cfg {
     int levels, panels, prio, direct, comb, early, blocks;
+    int green; /* 0, or the SMs of the combinations beside products (opts.green) */
     int fused; /* 0, or the fused products' variant (1-4; the others do not apply then) */
 } fastmm_cfg;
 
@@ -72,7 +73,7 @@ typedef struct fastmm_cfg {
 #define FASTMM_TUNE_BASES 2
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb, early, blocks, fused;
+    int levels, panels, prio, direct, comb, early, blocks, fused, green;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
@@ -139,6 +140,8 @@ extern long fastmm_cuda_nbulk;
 /* Launches of the streaming kernels with fewer than 256 threads a block (opts.comb_threads;
  * tests check that the thin blocks ran). */
 extern long fastmm_cuda_nthin;
+/* Runs on green contexts so far (opts.green; tests check that they ran). */
+extern long fastmm_cuda_ngreen;
 #endif
 
 #ifdef __cplusplus

@@ -313,6 +313,102 @@ static void test_comb_blocks(void **state)
     tg_fact_free(s);
 }
 
+/* Green contexts (opts.green: the products on all SMs but N, the combinations beside them on
+ * the other N) against the CPU path and fp64: Strassen at 1 and 2 levels, direct operands with
+ * and without the early start, packed operands in one chunk and in several (a small workspace:
+ * the streams join between chunks), 1-3 row panels (uneven), staged and streaming kernels,
+ * capped or not, the three precisions; then a split that leaves nothing for the combinations
+ * fails with a message, and tuning tries them (opts.green -1), reports "GN" and the chosen plan
+ * still computes the product. */
+static void test_green(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
+    static const int sms[] = {4, 20};
+    int n = 0;
+    long ng = fastmm_cuda_ngreen;
+    for (int L = 1; L <= 2; L++)
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+            for (int d = 0; d < 3; d++) {
+                long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = L;
+                o.direct = d < 2 ? d : 1;
+                o.panels = d == 2 ? 1 : 2 + (int)(t + d) % 2; /* d 2: one panel, early start */
+                o.comb = n % 2;
+                o.comb_blocks = n % 3 == 0 ? 7 : 0;
+                o.green = sms[n % 2];
+                o.prec = (fastmm_prec)(n % 3);
+                /* packed operands, one chunk of 3 terms (so several): the streams' join */
+                if (d == 0 && t == 0) o.workspace = 3 * (size_t)(3 * (M / 2) * (K / 2) * 4);
+                n++;
+                fastmm_plan *p = fastmm_plan_new(s, &o);
+                assert_non_null(p);
+                assert_int_equal(fastmm_plan_green(p, M, K, N), o.green);
+                compare(p, M, K, N, 700 + 10 * L + 3 * t + d,
+                        tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
+                fastmm_plan_free(p);
+            }
+    assert_true(fastmm_cuda_ngreen >= ng + n); /* every one ran on green contexts */
+    int nsm = 0, dev = 0;
+    assert_int_equal(cudaGetDevice(&dev), cudaSuccess);
+    assert_int_equal(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+    long m = 512;
+    float *A = dev_copy(NULL, 4 * m * m), *B = dev_copy(NULL, 4 * m * m), *C = dev_copy(NULL, 4 * m * m);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, m * m, 11), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, m * m, 12), 0);
+    /* every SM for the combinations: nothing left for the products */
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.panels = 2;
+    o.green = nsm;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    tg_err_clear();
+    assert_int_equal(fastmm_gemm_cuda(ctx, p, m, m, m, A, m, B, m, C, m), -1);
+    print_message("green %d of %d SMs: %s\n", nsm, nsm, tg_errmsg());
+    assert_non_null(strstr(tg_errmsg(), "green contexts"));
+    tg_err_clear();
+    fastmm_plan_free(p);
+    o.green = -2;
+    assert_null(fastmm_plan_new(s, &o));
+    assert_non_null(strstr(tg_errmsg(), "green"));
+    tg_err_clear();
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    /* tuned: green contexts tried on the fastest configuration (two panels, streaming) */
+    o = fastmm_opts_default();
+    o.levels = 1;
+    o.panels = 2;
+    o.comb = 1;
+    p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n2 = 1024;
+    A = dev_copy(NULL, 4 * n2 * n2);
+    B = dev_copy(NULL, 4 * n2 * n2);
+    C = dev_copy(NULL, 4 * n2 * n2);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n2 * n2, 13), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n2 * n2, 14), 0);
+    if (fastmm_tune_cuda(ctx, p, n2, n2, n2, A, n2, B, n2, C, n2)) fail_msg("%s", tg_errmsg());
+    char rep[4096];
+    assert_int_equal(fastmm_plan_tune_report(p, n2, n2, n2, rep, sizeof rep), 0);
+    print_message("tuned: %s\n", rep);
+    if (nsm > 16) {
+        char want[16];
+        snprintf(want, sizeof want, " G%d ", nsm - (nsm - 1) / 16 * 16);
+        assert_non_null(strstr(rep, want));
+    }
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    compare(p, n2, n2, n2, 99, tol_for(fastmm_plan_level_fact(p, 1), n2, FASTMM_FP32));
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 /* Tuning with the combinations beside products (two panels, streaming kernel): the limits on
  * thread blocks are timed on the fastest configuration, reported ("bN"), and the chosen plan
  * still computes the product. */
@@ -325,6 +421,7 @@ static void test_tune_blocks(void **state)
     o.levels = 1;
     o.panels = 2;
     o.comb = 1;
+    o.green = 0; /* its candidates would add "bN G4" entries; test_green tunes those */
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n = 1024;
@@ -979,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_chunks_and_precisions),
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_comb_blocks),
+        cmocka_unit_test(test_green),
         cmocka_unit_test(test_comb_stream),
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_tune_blocks),

@@ -67,6 +67,11 @@ static const char *use =
     "  --comb-threads N GPU, streaming kernel: N threads per thread block (32, 64, 128) for\n"
     "                   the combinations that run beside block products (described tN);\n"
     "                   0 = 256 (default; not tuned: thin blocks gained nothing on the H100)\n"
+    "  --green N        GPU: pipelined runs on green contexts: the block products on every SM\n"
+    "                   but N, the combinations beside them on those N (described GN):\n"
+    "                   -1 tuned (default: N = the SMs above the largest multiple of 16\n"
+    "                   below the device's, 4 of 132, tried on the two fastest panel\n"
+    "                   counts), 0 never; needs a driver with green contexts (CUDA 12.4)\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
@@ -79,7 +84,8 @@ static const char *use =
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
     "                   combination; h: high priority; bN: the combinations beside products\n"
-    "                   on N blocks; FV: fused products of variant V)\n"
+    "                   on N blocks; GN: green contexts, N SMs for the combinations;\n"
+    "                   FV: fused products of variant V)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
 
@@ -166,13 +172,14 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     int P = fastmm_plan_panels(p, s, s, s);
     /* h: combinations on the high-priority stream; D: direct operands, E: their early start
      * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks,
-     * tN: of N threads */
+     * tN: of N threads; GN: green contexts, N SMs for the combinations */
     int dir = fastmm_plan_direct(p, s, s, s), comb = fastmm_plan_comb(p, s, s, s);
     int nb = comb ? fastmm_plan_comb_blocks(p, s, s, s) : 0;
-    char bs[24] = "";
-    int nt = fastmm_plan_opts(p)->comb_threads;
+    char bs[40] = "";
+    int nt = fastmm_plan_opts(p)->comb_threads, ng = gpu ? fastmm_plan_green(p, s, s, s) : 0;
     if (gpu && nb > 0) snprintf(bs, sizeof bs, " b%d", nb);
     if (gpu && comb && nt > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " t%d", nt);
+    if (ng > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " G%d", ng);
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
              gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
@@ -465,7 +472,7 @@ int tg_bench_matmul(int argc, char **argv)
         {"phases", no_argument, 0, 'F'},      {"direct", required_argument, 0, 'D'},
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
-        {"comb-threads", required_argument, 0, 'H'},
+        {"comb-threads", required_argument, 0, 'H'}, {"green", required_argument, 0, 'W'},
         {"fused", required_argument, 0, 'U'}, {"gemm-configs", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
@@ -473,7 +480,7 @@ int tg_bench_matmul(int argc, char **argv)
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
     int comb = -1, comb_blocks = -1, comb_threads = 0, fused = 0, configs = FASTMM_GEMM_CONFIGS;
-    int tune_report = 0;
+    int tune_report = 0, green = -1;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -546,6 +553,13 @@ int tg_bench_matmul(int argc, char **argv)
         case 'K': comb = atoi(optarg); break;
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
         case 'H': comb_threads = atoi(optarg); break; /* fastmm_plan_new checks it */
+        case 'W':
+            green = atoi(optarg);
+            if (green < -1) {
+                fprintf(stderr, "tg bench matmul: --green must be -1, 0 or N >= 1\n");
+                goto out;
+            }
+            break;
         case 'U':
             fused = atoi(optarg);
             if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
@@ -576,6 +590,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.comb = comb < -1 ? -1 : comb > 3 ? 3 : comb;
             op.comb_blocks = comb_blocks;
             op.comb_threads = comb_threads;
+            op.green = green;
             op.fused = fused;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
