@@ -35,7 +35,7 @@ fastmm_opts fastmm_opts_default(void)
     fastmm_opts o = {.levels = -1, .min_block = 1536, .max_levels = 3, .inner = NULL,
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
                      .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1,
-                     .comb_blocks = -1, .comb_threads = 0, .green = -1, .fused = 0};
+                     .comb_blocks = -1, .comb_threads = 0, .green = 0, .fused = 0};
     return o;
 }
 

@@ -100,8 +100,9 @@ typedef struct fastmm_opts {
      * panel leaves 28 idle and the combinations take multiprocessors the products' next
      * blocks wait for. -1 = the tuned choice (fastmm_tune_cuda tries N = the SMs above the
      * largest multiple of 16 below the device's count, 4 of 132, on the two fastest panel
-     * counts; off where not tuned), 0 = off, N = N SMs for the combinations. Needs a driver
-     * with green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
+     * counts; off where not tuned), 0 = off (default: built 2026-12-07, not yet run on a GPU;
+     * it becomes -1 once measured to pay), N = N SMs for the combinations. Needs a driver with
+     * green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
     int green;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
@@ -116,7 +117,7 @@ typedef struct fastmm_opts {
 } fastmm_opts;
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
- * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, green -1,
+ * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, green 0,
  * fused 0. */
 fastmm_opts fastmm_opts_default(void);
 

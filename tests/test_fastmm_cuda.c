@@ -387,6 +387,7 @@ static void test_green(void **state)
     o.levels = 1;
     o.panels = 2;
     o.comb = 1;
+    o.green = -1;
     p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n2 = 1024;

@@ -69,9 +69,10 @@ static const char *use =
     "                   0 = 256 (default; not tuned: thin blocks gained nothing on the H100)\n"
     "  --green N        GPU: pipelined runs on green contexts: the block products on every SM\n"
     "                   but N, the combinations beside them on those N (described GN):\n"
-    "                   -1 tuned (default: N = the SMs above the largest multiple of 16\n"
-    "                   below the device's, 4 of 132, tried on the two fastest panel\n"
-    "                   counts), 0 never; needs a driver with green contexts (CUDA 12.4)\n"
+    "                   -1 tuned (N = the SMs above the largest multiple of 16 below the\n"
+    "                   device's, 4 of 132, tried on the two fastest panel counts), 0 never\n"
+    "                   (default until measured on a GPU); needs a driver with green\n"
+    "                   contexts (CUDA 12.4)\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
@@ -480,7 +481,7 @@ int tg_bench_matmul(int argc, char **argv)
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
     int comb = -1, comb_blocks = -1, comb_threads = 0, fused = 0, configs = FASTMM_GEMM_CONFIGS;
-    int tune_report = 0, green = -1;
+    int tune_report = 0, green = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
