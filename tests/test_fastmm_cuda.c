@@ -272,6 +272,9 @@ static void test_direct(void **state)
     tg_fact_free(s);
 }
 
+/* Shapes for the combinations beside products: 1-3 panels, uneven ones, odd block sides */
+static const long beside_sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
+
 /* The combinations beside block products on few thread blocks (opts.comb_blocks: the streaming
  * kernel's row loop does the rest) against the CPU path and fp64: Strassen at 1 and 2 levels,
  * direct operands with the early start and packed operands, 1-3 row panels (uneven), limits from
@@ -285,13 +288,12 @@ static void test_comb_blocks(void **state)
     static const int blocks[] = {1, 3, 7, 100000};
     /* opts.comb_threads (0 = 256): the combinations beside products in blocks of 32-256 threads */
     static const int threads[] = {0, 32, 64, 128};
-    static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     int n = 0;
     long nbulk = fastmm_cuda_nbulk, nthin = fastmm_cuda_nthin;
     for (int L = 1; L <= 2; L++)
-        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (size_t t = 0; t < sizeof beside_sizes / sizeof beside_sizes[0]; t++)
             for (int d = 0; d < 2; d++) {
-                long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+                long M = beside_sizes[t][0], K = beside_sizes[t][1], N = beside_sizes[t][2];
                 fastmm_opts o = fastmm_opts_default();
                 o.levels = L;
                 o.comb = 1 + (n / 4) % 3; /* streaming, deep streaming, bulk */
@@ -325,14 +327,13 @@ static void test_green(void **state)
     (void)state;
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
-    static const long sizes[][3] = {{512, 256, 256}, {384, 264, 200}, {256, 512, 1024}};
     static const int sms[] = {4, 20};
     int n = 0, want = 0;
     long ng = fastmm_cuda_ngreen;
     for (int L = 1; L <= 2; L++)
-        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (size_t t = 0; t < sizeof beside_sizes / sizeof beside_sizes[0]; t++)
             for (int d = 0; d < 3; d++) {
-                long M = sizes[t][0], K = sizes[t][1], N = sizes[t][2];
+                long M = beside_sizes[t][0], K = beside_sizes[t][1], N = beside_sizes[t][2];
                 fastmm_opts o = fastmm_opts_default();
                 o.levels = L;
                 o.direct = d < 2 ? d : 1;
