@@ -182,8 +182,8 @@ int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb, int *
 /* One line describing what tuning measured for this shape: every candidate configuration and
  * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
  * D: direct operands, E: their early start, S: the streaming combination kernel, bN: the
- * combinations beside products limited to N thread blocks); 0, or -1 if
- * not tuned. */
+ * combinations beside products limited to N thread blocks, GN: green contexts with N SMs for
+ * those combinations); 0, or -1 if not tuned. */
 int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides
