@@ -110,8 +110,8 @@ struct fastmm_cuda {
     double prof_bytes[4];
     // green contexts (opts.green; green_make): products on gp, the combinations beside them on
     // gc, each stream with events of its own context; green_sms: the combinations' SMs asked
-    // for (0: none made), gp_sms / gc_sms: what the split gave
-    int green_sms, gp_sms, gc_sms;
+    // for (0: none made)
+    int green_sms;
     CUgreenCtx gctx[2];
     cudaStream_t gp, gc;
     cudaEvent_t gpev[NEVENTS], gcev[NEVENTS], gtev[2];
@@ -1117,7 +1117,7 @@ static void green_release(fastmm_cuda *c)
     for (int i = 0; i < 2; i++)
         if (c->gctx[i]) g.destroy(c->gctx[i]);
     c->gctx[0] = c->gctx[1] = NULL;
-    c->green_sms = c->gp_sms = c->gc_sms = 0;
+    c->green_sms = 0;
 }
 
 // Events of a green context: recorded only on its stream (an event and the stream it is
@@ -1125,10 +1125,9 @@ static void green_release(fastmm_cuda *c)
 static int green_events(green_api &g, CUgreenCtx gx, cudaEvent_t *ev, int n, int timing)
 {
     CUcontext cx = NULL;
-    int rc = -1;
+    int rc = 0; // before the GK jumps
     GK(g.to_ctx(&cx, gx));
     GK(g.push(cx));
-    rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         cudaError_t e = cudaEventCreateWithFlags(&ev[i], timing ? cudaEventDefault
                                                                 : cudaEventDisableTiming);
@@ -1142,8 +1141,8 @@ fail:
 }
 
 // Makes (once per count) the two green contexts: every SM but `sms` for the products, the
-// rest for the combinations beside them. The split rounds the products' part to the device's
-// co-scheduling alignment (8 SMs on compute capability 9.0); what it gave is in gp_sms, gc_sms.
+// rest for the combinations beside them. The split rounds the products' part up to the
+// device's co-scheduling alignment (8 SMs on compute capability 9.0: 8 asked for gives 4).
 static int green_make(fastmm_cuda *c, int sms)
 {
     if (c->green_sms == sms) return 0;
@@ -1171,8 +1170,6 @@ static int green_make(fastmm_cuda *c, int sms)
         goto fail;
     }
     c->green_sms = sms; // from here green_release undoes what is made
-    c->gp_sms = (int)part.sm.smCount;
-    c->gc_sms = (int)rest.sm.smCount;
     GK(g.gen_desc(&d, &part, 1));
     GK(g.create(&c->gctx[0], d, dev, CU_GREEN_CTX_DEFAULT_STREAM));
     GK(g.gen_desc(&d, &rest, 1));
@@ -2416,7 +2413,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
     // fastest alone kept the worse one in 4 of 32 runs.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
-    int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1, gbase = -1;
+    int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
@@ -2454,23 +2451,22 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 }
                 x = *b;
                 if (stage >= 11) {
-                    // green contexts: stage 11 on the fastest so far, 12 on the fastest with
-                    // another panel count; only where combinations run beside the products
-                    int j = best;
-                    if (stage == 11) gbase = best;
-                    else {
-                        j = -1;
-                        for (int k = 0; k < nc; k++)
-                            if (ms[k] < 1e29f && cand[k].levels > 0 && !cand[k].fused &&
-                                !cand[k].green && cand[k].panels != cand[gbase].panels &&
-                                (j < 0 || ms[k] < ms[j]))
-                                j = k;
+                    // green contexts where combinations run beside the products: stage 11 on
+                    // the fastest so far, 12 on the fastest with another panel count (a
+                    // green candidate keeps its base's panels, so best's are stage 11's)
+                    int j = -1;
+                    for (int k = 0; k < nc; k++) {
+                        const fastmm_cfg *y = &cand[k];
+                        bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
+                                    (y->panels > 1 || (y->direct && y->early));
+                        if (fits && (stage == 11 ? k == best
+                                                 : y->panels != cand[best].panels &&
+                                                       (j < 0 || ms[k] < ms[j])))
+                            j = k;
                     }
                     ok = j >= 0 && p->opts.green == -1 && nsm > 16;
                     if (ok) {
                         x = cand[j];
-                        ok = x.levels > 0 && !x.fused && !x.green &&
-                             (x.panels > 1 || (x.direct && x.early));
                         x.green = nsm - (nsm - 1) / 16 * 16;
                     }
                     what[nc] = "green contexts";

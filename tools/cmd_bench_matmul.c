@@ -554,13 +554,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'K': comb = atoi(optarg); break;
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
         case 'H': comb_threads = atoi(optarg); break; /* fastmm_plan_new checks it */
-        case 'W':
-            green = atoi(optarg);
-            if (green < -1) {
-                fprintf(stderr, "tg bench matmul: --green must be -1, 0 or N >= 1\n");
-                goto out;
-            }
-            break;
+        case 'W': green = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'U':
             fused = atoi(optarg);
             if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
