@@ -104,6 +104,18 @@ typedef struct fastmm_opts {
      * it becomes -1 once measured to pay), N = N SMs for the combinations. Needs a driver with
      * green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
     int green;
+    /* CUDA path: the block products of consecutive panels (panels > 1) on two streams, so that
+     * one panel's products start in the last wave of the previous panel's instead of after it
+     * (described X). Why: a panel's products come as whole thread blocks of cuBLAS's SGEMM
+     * (896 of 256 x 128 per 1024-row panel of one-level Strassen at 8192: 6.8 waves on 132
+     * SMs), and on one stream each panel's last wave leaves SMs idle (28 of 132) that nothing
+     * else is queued for; on two, the next panel's blocks (its A combined already) take them,
+     * so the panels' products run as one stream of blocks and the combinations beside them
+     * fill the one wave that rounding up leaves at the end. -1 = the tuned choice
+     * (fastmm_tune_cuda tries it on the fastest pipelined configuration, at the other
+     * priority and with twice the panels; off where not tuned), 0 = off (default until
+     * measured on a GPU), 1 = on. */
+    int overlap;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
      * loading its operand tiles and adds its product into the C blocks in its epilogue (no
@@ -118,7 +130,7 @@ typedef struct fastmm_opts {
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
  * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, green 0,
- * fused 0. */
+ * overlap 0, fused 0. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -175,6 +187,9 @@ int fastmm_plan_comb_blocks(const fastmm_plan *p, long M, long K, long N);
 /* The SMs of the combinations beside products on green contexts (opts.green, else the tuned
  * choice, else 0: no green contexts). */
 int fastmm_plan_green(const fastmm_plan *p, long M, long K, long N);
+/* Whether consecutive panels' block products run on two streams (opts.overlap, else the tuned
+ * choice, else 0). */
+int fastmm_plan_overlap(const fastmm_plan *p, long M, long K, long N);
 /* Terms of the applied level (levels >= 1) whose A / B operand is read in place, and products
  * written straight into a C block, when direct operands are used; -1 with a message if the
  * level cannot be built. */
@@ -183,7 +198,7 @@ int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb, int *
  * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
  * D: direct operands, E: their early start, S: the streaming combination kernel, bN: the
  * combinations beside products limited to N thread blocks, GN: green contexts with N SMs for
- * those combinations); 0, or -1 if not tuned. */
+ * those combinations, X: consecutive panels' products on two streams); 0, or -1 if not tuned. */
 int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *buf, size_t len);
 
 /* Block geometry for a product with a given effective factorization (dims d): block sides

@@ -44,11 +44,12 @@ extern "C" {
     } while (0)
 
 #define MAX_PANELS 16
-// per panel: A combined, products done; then start, end, B combined (the early start), and
-// with green contexts (run_green) the caller's work queued / the products' and the
-// combinations' streams done
-#define NEVENTS (2 * MAX_PANELS + 4)
+// per panel: A combined, products done; then start, end, B combined (the early start), with
+// green contexts (run_green) the caller's work queued / the products' and the combinations'
+// streams done, and with opts.overlap the second products stream's start
+#define NEVENTS (2 * MAX_PANELS + 5)
 #define EV_GREEN (2 * MAX_PANELS + 3)
+#define EV_XS (2 * MAX_PANELS + 4)
 
 // GEMM kernel selection (fp32): cuBLAS's default heuristic picks one kernel per shape, and for
 // the block products' shapes it is not always the fastest; at tuning time the default and a few
@@ -92,6 +93,7 @@ struct fastmm_cuda {
     cudaStream_t s;  // the caller's view: block products run here
     cudaStream_t s2; // combinations, overlapping the products of other panels
     cudaStream_t s3; // the same at the device's highest priority (opts.priority)
+    cudaStream_t s4; // the products of odd panels (opts.overlap)
     cudaEvent_t ev[NEVENTS];
     void *ws;
     size_t ws_size;
@@ -1049,6 +1051,7 @@ struct green_api {
 };
 
 long fastmm_cuda_ngreen; // pipelined runs on green contexts so far (tests)
+long fastmm_cuda_noverlap; // runs with the products of odd panels on s4 so far (tests)
 
 static int green_api_get(green_api *g)
 {
@@ -1203,6 +1206,7 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s3, cudaStreamNonBlocking, prio_hi);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s4, cudaStreamNonBlocking);
     for (int i = 0; e == cudaSuccess && i < NEVENTS; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
@@ -1230,6 +1234,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaStreamSynchronize(c->s);
     cudaStreamSynchronize(c->s2);
     cudaStreamSynchronize(c->s3);
+    cudaStreamSynchronize(c->s4);
     if (c->gp) cudaStreamSynchronize(c->gp);
     if (c->gc) cudaStreamSynchronize(c->gc);
     green_release(c);
@@ -1241,6 +1246,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaFree(c->lt_ws);
     for (int i = 0; i < NEVENTS; i++) cudaEventDestroy(c->ev[i]);
     for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
+    cudaStreamDestroy(c->s4);
     cudaStreamDestroy(c->s3);
     cudaStreamDestroy(c->s2);
     cudaStreamDestroy(c->s);
@@ -1920,6 +1926,12 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // Otherwise every product waits for B's combination, which nothing hides (0.2 ms of
     // one-level Strassen's ~18.7 at 8192 on the H100).
     const int early = dir && cfg->early && !c->prof && l->dir->ndb > 0 && l->dir->ndb < R;
+    // opts.overlap: the products of odd panels on s4, so that a panel's products take the SMs
+    // the previous panel's last wave leaves idle instead of waiting for it. The panels of a
+    // chunk share no buffer they write (each its own rows of S and of the temporaries; T is
+    // read only), and every C combination waits for its panel's products, so the combinations'
+    // stream still joins everything. Not with green contexts (their own products stream).
+    const bool xo = cfg->overlap && P > 1 && !green && !c->prof;
     // cs starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
     CK(cudaStreamWaitEvent(cs, start, 0));
@@ -1954,6 +1966,11 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                                 (uintptr_t)(P > 1 ? pr * g.bn * 4 : 0));
         nA = R - l->dir->nda;
         nB = R - l->dir->ndb;
+    }
+    if (xo) { // s4 after the caller's work and the pointer arrays
+        CK(cudaEventRecord(c->ev[EV_XS], c->s));
+        CK(cudaStreamWaitEvent(c->s4, c->ev[EV_XS], 0));
+        fastmm_cuda_noverlap++;
     }
     if (c->prof) { // one chunk, one panel: the phases run one after the other
         CK(cudaEventRecord(c->tev[0], cs));
@@ -2013,23 +2030,39 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             }
             if (q < 0) continue;
             long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
-            CK(cudaStreamWaitEvent(c->s, evA[q], 0));
-            if (dir) {
-                // early, first panel: slots 0..ndb-1 (in-place B) now, the rest after B
-                int n0 = early && q == 0 ? l->dir->ndb : 0;
-                size_t o = (size_t)q * R;
-                if (n0 > 0 && gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o, lda,
-                                       pb + o, ldb, pc + o, ldm, n0, alA, alB, alC))
+            // the panel's products, on c->s (cuBLAS's stream) or with opts.overlap on s4
+            auto products = [&]() -> int {
+                CK(cudaStreamWaitEvent(c->s, evA[q], 0));
+                if (dir) {
+                    // early, first panel: slots 0..ndb-1 (in-place B) now, the rest after B
+                    int n0 = early && q == 0 ? l->dir->ndb : 0;
+                    size_t o = (size_t)q * R;
+                    if (n0 > 0 && gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o,
+                                           lda, pb + o, ldb, pc + o, ldm, n0, alA, alB, alC))
+                        return -1;
+                    if (n0 > 0) CK(cudaStreamWaitEvent(c->s, evB, 0));
+                    if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o + n0, lda,
+                                 pb + o + n0, ldb, pc + o + n0, ldm, R - n0, alA, alB, alC))
+                        return -1;
+                } else if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk,
+                                g.bk, (long)sS, T, g.bn, (long)sT, P_ + xb * g.bn, g.bn,
+                                (long)sM, gc))
                     return -1;
-                if (n0 > 0) CK(cudaStreamWaitEvent(c->s, evB, 0));
-                if (gemm_ptr(c, p->opts.prec, search, xe - xb, g.bn, g.bk, pa + o + n0, lda,
-                             pb + o + n0, ldb, pc + o + n0, ldm, R - n0, alA, alB, alC))
-                    return -1;
-            } else if (gemm(c, p->opts.prec, search, xe - xb, g.bn, g.bk, S + xb * g.bk, g.bk,
-                            (long)sS, T, g.bn, (long)sT, P_ + xb * g.bn, g.bn, (long)sM, gc))
-                return -1;
-            CK(cudaEventRecord(evG[q], c->s));
-            if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
+                CK(cudaEventRecord(evG[q], c->s));
+                if (c->prof) CK(cudaEventRecord(c->tev[3], c->s));
+                return 0;
+            };
+            int prc;
+            if (xo && (q & 1)) {
+                cudaStream_t s0 = c->s;
+                CB(cublasSetStream(c->h, c->s4));
+                c->s = c->s4;
+                prc = products();
+                c->s = s0;
+                CB(cublasSetStream(c->h, s0));
+            } else
+                prc = products();
+            if (prc) return -1;
             cudaStream_t os = q + 1 < P ? bs : cs;
             CK(cudaStreamWaitEvent(os, evG[q], 0));
             // beside the next panel's products unless last
@@ -2239,6 +2272,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.early = fastmm_plan_early(p, M, K, N);
     cfg.blocks = fastmm_plan_comb_blocks(p, M, K, N);
     cfg.green = fastmm_plan_green(p, M, K, N);
+    cfg.overlap = fastmm_plan_overlap(p, M, K, N);
     cfg.fused = 0; // fastmm_gemm_cuda runs the fused products before it asks for this
     return cfg;
 }
@@ -2388,6 +2422,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].early = dir;
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 cand[nc].green = p->opts.green > 0 ? p->opts.green : 0;
+                cand[nc].overlap = p->opts.overlap > 0;
                 cand[nc].fused = 0;
                 nc++;
             }
@@ -2406,13 +2441,16 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // multiprocessor (stages 4-6), then with opts.fused -1 the fused products' variants on the
     // fastest one's levels (stages 7-10), then with opts.green -1 green contexts on the fastest
     // configuration and on the fastest of another panel count (stages 11-12; fewer SMs for
-    // the products can change which panel count runs in whole waves); each checked against
+    // the products can change which panel count runs in whole waves), then with opts.overlap
+    // -1 consecutive panels' products on two streams on the fastest pipelined configuration,
+    // at the other priority and with twice the panels (stages 13-15); each checked against
     // the grid's fastest.
     // Why more than one base: the grid's panel counts differ by less than one timing's noise
     // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
     // fastest alone kept the worse one in 4 of 32 runs.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
+    int base13 = -1;
     int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -2440,7 +2478,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 13; stage++) {
+            for (; !ok && stage < 16; stage++) {
                 if (stage == 4 && pass + 1 < nbases) {
                     // the next base's pass
                     stage = 0;
@@ -2450,7 +2488,36 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
                 }
                 x = *b;
-                if (stage >= 11) {
+                if (stage >= 13) {
+                    // consecutive panels' products on two streams: on the fastest pipelined
+                    // configuration so far (13), at the other priority (14: the combinations
+                    // must finish before the next panel's products can fill the tail), and
+                    // with twice its panels at high priority (15: a panel's products no longer
+                    // need whole waves, and smaller first and last panels expose less)
+                    if (base13 < 0)
+                        for (int k = 0; k < nc; k++) {
+                            const fastmm_cfg *y = &cand[k];
+                            if (ms[k] < 1e29f && y->levels > 0 && y->panels > 1 && !y->fused &&
+                                !y->green && !y->overlap && (base13 < 0 || ms[k] < ms[base13]))
+                                base13 = k;
+                        }
+                    ok = p->opts.overlap == -1 && base13 >= 0;
+                    if (ok) {
+                        x = cand[base13];
+                        x.overlap = 1;
+                        if (stage == 14) {
+                            ok = p->opts.priority < 0;
+                            x.prio = !x.prio;
+                        } else if (stage == 15) {
+                            const tg_fact *f = fastmm_plan_level_fact(p, x.levels);
+                            x.panels *= 2;
+                            x.prio = p->opts.priority >= 0 ? p->opts.priority > 0 : 1;
+                            ok = f && p->opts.panels <= 0 && x.panels <= MAX_PANELS &&
+                                 fastmm_geometry(tg_fact_dims(f), M, K, N).bm / x.panels >= 256;
+                        }
+                    }
+                    what[nc] = "products on two streams";
+                } else if (stage >= 11) {
                     // green contexts where combinations run beside the products: stage 11 on
                     // the fastest so far, 12 on the fastest with another panel count (a
                     // green candidate keeps its base's panels, so best's are stage 11's)
@@ -2480,7 +2547,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                          fastmm_fused_fits_shape(p, v, x.levels, M, K, N);
                     x.fused = v;
                     x.panels = 1;
-                    x.prio = x.direct = x.comb = x.early = x.blocks = x.green = 0;
+                    x.prio = x.direct = x.comb = x.early = x.blocks = x.green = x.overlap = 0;
                     what[nc] = "fused products";
                 } else if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
@@ -2574,6 +2641,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->blocks = cand[best].blocks;
         t->fused = cand[best].fused;
         t->green = cand[best].green;
+        t->overlap = cand[best].overlap;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -63,6 +63,7 @@ typedef struct fastmm_level {
 typedef struct fastmm_cfg {
     int levels, panels, prio, direct, comb, early, blocks;
     int green; /* 0, or the SMs of the combinations beside products (opts.green) */
+    int overlap; /* consecutive panels' products on two streams (opts.overlap) */
     int fused; /* 0, or the fused products' variant (1-4; the others do not apply then) */
 } fastmm_cfg;
 
@@ -73,7 +74,7 @@ typedef struct fastmm_cfg {
 #define FASTMM_TUNE_BASES 2
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb, early, blocks, fused, green;
+    int levels, panels, prio, direct, comb, early, blocks, fused, green, overlap;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
@@ -142,6 +143,8 @@ extern long fastmm_cuda_nbulk;
 extern long fastmm_cuda_nthin;
 /* Runs on green contexts so far (opts.green; tests check that they ran). */
 extern long fastmm_cuda_ngreen;
+/* Runs with consecutive panels' products on two streams so far (opts.overlap; tests). */
+extern long fastmm_cuda_noverlap;
 #endif
 
 #ifdef __cplusplus

@@ -348,6 +348,10 @@ static void test_bad_input(void **state)
     assert_null(fastmm_plan_new(s, &o));
     assert_non_null(strstr(tg_errmsg(), "threads per combination block"));
     o.comb_threads = 32;
+    o.overlap = 2;
+    assert_null(fastmm_plan_new(s, &o));
+    assert_non_null(strstr(tg_errmsg(), "overlap 2"));
+    o.overlap = -1;
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     fastmm_plan_free(p);

@@ -421,6 +421,79 @@ static void test_green(void **state)
     tg_fact_free(s);
 }
 
+/* Consecutive panels' products on two streams (opts.overlap) against the CPU path and fp64:
+ * Strassen at 1 and 2 levels, direct operands (the early start) and packed operands in one
+ * chunk and in several (a small workspace: the next chunk's combinations overwrite what this
+ * chunk's products on either stream read), capped combinations, 2-4 row panels (uneven), both
+ * priorities of the combinations' stream, staged and streaming kernels, the three precisions;
+ * then tuning tries it (opts.overlap -1), reports "X" and the chosen plan still computes the
+ * product. */
+static void test_overlap(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    tg_fact *s = tg_fact_strassen();
+    int n = 0;
+    long nx = fastmm_cuda_noverlap;
+    for (int L = 1; L <= 2; L++)
+        for (size_t t = 0; t < sizeof beside_sizes / sizeof beside_sizes[0]; t++)
+            for (int d = 0; d < 3; d++) {
+                long M = beside_sizes[t][0], K = beside_sizes[t][1], N = beside_sizes[t][2];
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = L;
+                o.direct = d > 0;
+                o.comb_blocks = d == 2 ? 7 : 0; /* capped combinations beside products */
+                o.panels = 2 + (int)(t + d + L) % 3;
+                o.priority = n % 2;
+                o.comb = n % 3;
+                o.overlap = 1;
+                o.prec = (fastmm_prec)(n % 3);
+                /* packed operands, one chunk of 3 terms (so several) */
+                if (d == 0 && t == 0) o.workspace = 3 * (size_t)(3 * (M / 2) * (K / 2) * 4);
+                n++;
+                fastmm_plan *p = fastmm_plan_new(s, &o);
+                assert_non_null(p);
+                assert_int_equal(fastmm_plan_overlap(p, M, K, N), 1);
+                compare(p, M, K, N, 800 + 10 * L + 3 * t + d,
+                        tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
+                fastmm_plan_free(p);
+            }
+    assert_true(fastmm_cuda_noverlap >= nx + n); /* every run had panels: each overlapped */
+    /* tuned: the products on two streams tried on the fastest pipelined configuration and at
+     * its other priority (twice the panels would leave blocks under 256 rows at 1024) */
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.comb = 1;
+    o.overlap = -1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n2 = 1024;
+    float *A = dev_copy(NULL, 4 * n2 * n2), *B = dev_copy(NULL, 4 * n2 * n2),
+          *C = dev_copy(NULL, 4 * n2 * n2);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n2 * n2, 15), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n2 * n2, 16), 0);
+    nx = fastmm_cuda_noverlap;
+    if (fastmm_tune_cuda(ctx, p, n2, n2, n2, A, n2, B, n2, C, n2)) fail_msg("%s", tg_errmsg());
+    char rep[4096];
+    assert_int_equal(fastmm_plan_tune_report(p, n2, n2, n2, rep, sizeof rep), 0);
+    print_message("tuned: %s\n", rep);
+    int nX = 0;
+    for (const char *at = rep; (at = strstr(at, " X ")); at++) {
+        double ms = 0; /* timed (a failed candidate reports 1e30) */
+        assert_int_equal(sscanf(at + 3, "%lf", &ms), 1);
+        assert_true(ms > 0 && ms < 1e6);
+        nX++;
+    }
+    assert_int_equal(nX, 2);
+    assert_true(fastmm_cuda_noverlap > nx);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+    compare(p, n2, n2, n2, 97, tol_for(fastmm_plan_level_fact(p, 1), n2, FASTMM_FP32));
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 /* Tuning with the combinations beside products (two panels, streaming kernel): the limits on
  * thread blocks are timed on the fastest configuration, reported ("bN"), and the chosen plan
  * still computes the product. */
@@ -1089,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_comb_blocks),
         cmocka_unit_test(test_green),
+        cmocka_unit_test(test_overlap),
         cmocka_unit_test(test_comb_stream),
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_tune_blocks),

@@ -73,6 +73,11 @@ static const char *use =
     "                   device's, 4 of 132, tried on the two fastest panel counts), 0 never\n"
     "                   (default until measured on a GPU); needs a driver with green\n"
     "                   contexts (CUDA 12.4)\n"
+    "  --overlap N      GPU: the block products of consecutive panels on two streams, so that\n"
+    "                   a panel's products start in the previous panel's last wave (described\n"
+    "                   X): -1 tuned (tried on the fastest pipelined configuration, at the\n"
+    "                   other priority and with twice the panels), 0 never (default until\n"
+    "                   measured on a GPU), 1 wherever there are panels\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
@@ -86,6 +91,7 @@ static const char *use =
     "                   E: their early start, the first products overlapping B's\n"
     "                   combination; h: high priority; bN: the combinations beside products\n"
     "                   on N blocks; GN: green contexts, N SMs for the combinations;\n"
+    "                   X: consecutive panels' products on two streams;\n"
     "                   FV: fused products of variant V)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
@@ -173,7 +179,8 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     int P = fastmm_plan_panels(p, s, s, s);
     /* h: combinations on the high-priority stream; D: direct operands, E: their early start
      * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks,
-     * tN: of N threads; GN: green contexts, N SMs for the combinations */
+     * tN: of N threads; GN: green contexts, N SMs for the combinations; X: consecutive
+     * panels' products on two streams */
     int dir = fastmm_plan_direct(p, s, s, s), comb = fastmm_plan_comb(p, s, s, s);
     int nb = comb ? fastmm_plan_comb_blocks(p, s, s, s) : 0;
     char bs[40] = "";
@@ -181,6 +188,8 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     if (gpu && nb > 0) snprintf(bs, sizeof bs, " b%d", nb);
     if (gpu && comb && nt > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " t%d", nt);
     if (ng > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " G%d", ng);
+    if (gpu && P > 1 && fastmm_plan_overlap(p, s, s, s))
+        snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " X");
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
              gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
@@ -474,6 +483,7 @@ int tg_bench_matmul(int argc, char **argv)
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
         {"comb-threads", required_argument, 0, 'H'}, {"green", required_argument, 0, 'W'},
+        {"overlap", required_argument, 0, 'O'},
         {"fused", required_argument, 0, 'U'}, {"gemm-configs", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
@@ -481,7 +491,7 @@ int tg_bench_matmul(int argc, char **argv)
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
     int comb = -1, comb_blocks = -1, comb_threads = 0, fused = 0, configs = FASTMM_GEMM_CONFIGS;
-    int tune_report = 0, green = 0;
+    int tune_report = 0, green = 0, overlap = 0;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -555,6 +565,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'B': comb_blocks = atoi(optarg) < -1 ? -1 : atoi(optarg); break;
         case 'H': comb_threads = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'W': green = atoi(optarg); break; /* fastmm_plan_new checks it */
+        case 'O': overlap = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'U':
             fused = atoi(optarg);
             if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
@@ -586,6 +597,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.comb_blocks = comb_blocks;
             op.comb_threads = comb_threads;
             op.green = green;
+            op.overlap = overlap;
             op.fused = fused;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
