@@ -100,9 +100,9 @@ typedef struct fastmm_opts {
      * panel leaves 28 idle and the combinations take multiprocessors the products' next
      * blocks wait for. -1 = the tuned choice (fastmm_tune_cuda tries N = the SMs above the
      * largest multiple of 16 below the device's count, 4 of 132, on the two fastest panel
-     * counts; off where not tuned), 0 = off (default: built 2026-12-07, not yet run on a GPU;
-     * it becomes -1 once measured to pay), N = N SMs for the combinations. Needs a driver with
-     * green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
+     * counts; off where not tuned), 0 = off (default: on the H100 at 8192 it gained nothing,
+     * docs/performance.md 2026-12-07 07:51), N = N SMs for the combinations. Needs a driver
+     * with green contexts (CUDA 12.4); where missing the tuner skips it and a forced N fails. */
     int green;
     /* CUDA path: the block products of consecutive panels (panels > 1) on two streams, so that
      * one panel's products start in the last wave of the previous panel's instead of after it
@@ -113,8 +113,8 @@ typedef struct fastmm_opts {
      * so the panels' products run as one stream of blocks and the combinations beside them
      * fill the one wave that rounding up leaves at the end. -1 = the tuned choice
      * (fastmm_tune_cuda tries it on the fastest pipelined configuration, at the other
-     * priority and with twice the panels; off where not tuned), 0 = off (default until
-     * measured on a GPU), 1 = on. */
+     * priority and with twice the panels; off where not tuned), 0 = off (default: on the H100
+     * at 8192 it was slower, docs/performance.md 2026-12-07 08:09), 1 = on. */
     int overlap;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
