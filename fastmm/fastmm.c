@@ -134,6 +134,11 @@ fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts)
         tg_fail("fastmm: green %d (-1 tuned, 0 off, N SMs for the combinations)", p->opts.green);
         goto fail;
     }
+    if (p->opts.priority < -1 || p->opts.priority > 2) {
+        tg_fail("fastmm: priority %d (-1 tuned, 0 equal, 1 the combinations first, 2 the "
+                "products first)", p->opts.priority);
+        goto fail;
+    }
     if (p->opts.overlap < -1 || p->opts.overlap > 1) {
         tg_fail("fastmm: overlap %d (-1 tuned, 0 off, 1 on)", p->opts.overlap);
         goto fail;
@@ -493,7 +498,7 @@ int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N)
 
 int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N)
 {
-    if (p->opts.priority >= 0) return p->opts.priority > 0;
+    if (p->opts.priority >= 0) return p->opts.priority;
     const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
     return t ? t->prio : 1;
 }
@@ -623,7 +628,8 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
                          chosen ? "*" : "");
         else
             n = snprintf(buf + at, len - at, "%sL%d P%d%s%s%s%s%s %.2f%s%s", i ? " | " : "",
-                         c->levels, c->panels, c->prio && c->panels > 1 ? "h" : "",
+                         c->levels, c->panels,
+                         c->prio == 2 ? "p" : c->prio && c->panels > 1 ? "h" : "",
                          c->direct ? " D" : "", c->direct && c->early ? " E" : "",
                          c->comb == 3 ? " S3" : c->comb == 2 ? " S2" : c->comb ? " S" : "", nb, t->cand_ms[i], ro,
                          chosen ? "*" : "");

@@ -61,9 +61,14 @@ typedef struct fastmm_opts {
      * (fastmm_tune_cuda times both; off where not tuned, and on the CPU path), 0 = off, 1 = on
      * wherever it applies. */
     int direct;
-    /* CUDA path: the combinations of a pipelined (panels > 1) run go to a high-priority stream,
-     * so that they get multiprocessors ahead of the products' remaining thread blocks instead
-     * of after them. -1 = the tuned choice (on where not tuned), 0 = off, 1 = on. */
+    /* CUDA path: stream priorities of a pipelined run. 1 = the combinations of a run with
+     * panels go to a high-priority stream, so that they get multiprocessors ahead of the
+     * products' remaining thread blocks instead of after them; 2 = the block products go to
+     * one (with panels or the early start) and the combinations stay at normal priority, so
+     * that the combinations beside the products run where the products leave SMs idle (each
+     * panel's last wave) rather than delaying a panel's first; 0 = equal priorities. -1 = the
+     * tuned choice (fastmm_tune_cuda times 0 and 1 in its grid, 2 on the fastest pipelined
+     * configuration and the fastest of another panel count; 1 where not tuned). */
     int priority;
     /* CUDA path: the block combination kernel. 0 = staged (a tile of every input block in
      * shared memory, CSR coefficients); 1 = streaming (the small side of the map in registers,
@@ -162,8 +167,9 @@ const tg_fact *fastmm_plan_level_fact(fastmm_plan *p, int levels);
 
 /* Row panels the CUDA path uses for this shape (the option, else the tuned choice, else 1). */
 int fastmm_plan_panels(const fastmm_plan *p, long M, long K, long N);
-/* Whether the CUDA path uses direct operands / the high-priority combination stream for this
- * shape (the options, else the tuned choices; direct also needs the geometry to allow it). */
+/* Whether the CUDA path uses direct operands for this shape / its stream priorities (0, 1 the
+ * combinations first, 2 the products first: opts.priority), from the options, else the tuned
+ * choices (direct also needs the geometry to allow it). */
 int fastmm_plan_direct(fastmm_plan *p, long M, long K, long N);
 int fastmm_plan_priority(const fastmm_plan *p, long M, long K, long N);
 /* With direct operands on the CUDA path: whether the first panel's products whose B operand is

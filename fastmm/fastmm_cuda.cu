@@ -94,6 +94,7 @@ struct fastmm_cuda {
     cudaStream_t s2; // combinations, overlapping the products of other panels
     cudaStream_t s3; // the same at the device's highest priority (opts.priority)
     cudaStream_t s4; // the products of odd panels (opts.overlap)
+    cudaStream_t s5; // the products at the device's highest priority (opts.priority 2)
     cudaEvent_t ev[NEVENTS];
     void *ws;
     size_t ws_size;
@@ -1052,6 +1053,7 @@ struct green_api {
 
 long fastmm_cuda_ngreen; // pipelined runs on green contexts so far (tests)
 long fastmm_cuda_noverlap; // runs with the products of odd panels on s4 so far (tests)
+long fastmm_cuda_nprodfirst; // runs with the products at high priority on s5 so far (tests)
 
 static int green_api_get(green_api *g)
 {
@@ -1207,6 +1209,7 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s2, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s3, cudaStreamNonBlocking, prio_hi);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s4, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s5, cudaStreamNonBlocking, prio_hi);
     for (int i = 0; e == cudaSuccess && i < NEVENTS; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
@@ -1235,6 +1238,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaStreamSynchronize(c->s2);
     cudaStreamSynchronize(c->s3);
     cudaStreamSynchronize(c->s4);
+    cudaStreamSynchronize(c->s5);
     if (c->gp) cudaStreamSynchronize(c->gp);
     if (c->gc) cudaStreamSynchronize(c->gc);
     green_release(c);
@@ -1246,6 +1250,7 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaFree(c->lt_ws);
     for (int i = 0; i < NEVENTS; i++) cudaEventDestroy(c->ev[i]);
     for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
+    cudaStreamDestroy(c->s5);
     cudaStreamDestroy(c->s4);
     cudaStreamDestroy(c->s3);
     cudaStreamDestroy(c->s2);
@@ -1911,7 +1916,7 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     bset Cout = grid_set(C, ldc, M, N, dm.p, g.bn, 4);
     // pipelined panels: combinations on s2, or on the high-priority s3 (they then take
     // multiprocessors as the products' thread blocks retire, before the products' next ones)
-    cudaStream_t cs = cfg->prio && P > 1 ? c->s3 : c->s2;
+    cudaStream_t cs = cfg->prio == 1 && P > 1 ? c->s3 : c->s2;
     // green contexts (run_green): the products on c->s = c->gp, the combinations beside them
     // (bs) on c->gc; the first A (and B) and the last C, which nothing hides, stay on cs (every
     // SM). Events are recorded only on streams of their own context.
@@ -1931,7 +1936,14 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
     // chunk share no buffer they write (each its own rows of S and of the temporaries; T is
     // read only), and every C combination waits for its panel's products, so the combinations'
     // stream still joins everything. Not with green contexts (their own products stream).
-    const bool xo = cfg->overlap && P > 1 && !green && !c->prof;
+    // products first (cfg->prio 2): the products on s5, of the device's highest priority, the
+    // combinations at normal priority. The products' pending thread blocks then always go
+    // ahead, so the combinations beside them run where the products leave SMs idle (each
+    // panel's last wave: 28 of 132 at 8192), instead of taking SMs at the panel's start and
+    // leaving its tail idle. The A combination of the next panel, queued behind the previous
+    // C on the combinations' stream, runs in that tail too.
+    const bool php = cfg->prio == 2 && (P > 1 || early) && !green && !c->prof;
+    const bool xo = cfg->overlap && P > 1 && !green && !c->prof && !php;
     // cs starts after everything the caller queued on s
     CK(cudaEventRecord(start, c->s));
     CK(cudaStreamWaitEvent(cs, start, 0));
@@ -1967,10 +1979,11 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
         nA = R - l->dir->nda;
         nB = R - l->dir->ndb;
     }
-    if (xo) { // s4 after the caller's work and the pointer arrays
+    if (xo || php) { // s4 / s5 after the caller's work and the pointer arrays
         CK(cudaEventRecord(c->ev[EV_XS], c->s));
-        CK(cudaStreamWaitEvent(c->s4, c->ev[EV_XS], 0));
-        fastmm_cuda_noverlap++;
+        CK(cudaStreamWaitEvent(php ? c->s5 : c->s4, c->ev[EV_XS], 0));
+        if (xo) fastmm_cuda_noverlap++;
+        else fastmm_cuda_nprodfirst++;
     }
     if (c->prof) { // one chunk, one panel: the phases run one after the other
         CK(cudaEventRecord(c->tev[0], cs));
@@ -2053,10 +2066,10 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
                 return 0;
             };
             int prc;
-            if (xo && (q & 1)) {
-                cudaStream_t s0 = c->s;
-                CB(cublasSetStream(c->h, c->s4));
-                c->s = c->s4;
+            if (php || (xo && (q & 1))) {
+                cudaStream_t s0 = c->s, ps = php ? c->s5 : c->s4;
+                CB(cublasSetStream(c->h, ps));
+                c->s = ps;
                 prc = products();
                 c->s = s0;
                 CB(cublasSetStream(c->h, s0));
@@ -2411,7 +2424,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             if (j > 0 && (p->opts.panels > 0 || Ls[i] == 0 || g.bm / P < 256)) break;
             if (j == 3 && (g.bm / P < 512 || p->opts.priority == 0)) break;
             for (int pri = j == 3; pri < 2; pri++) {
-                int pv = p->opts.priority >= 0 ? p->opts.priority > 0 : pri;
+                int pv = p->opts.priority >= 0 ? p->opts.priority : pri;
                 if (pri > 0 && (P == 1 || Ls[i] == 0 || (p->opts.priority >= 0 && j < 3))) break;
                 if (nc == FASTMM_TUNE_CAND - 1) break;
                 cand[nc].levels = Ls[i];
@@ -2443,14 +2456,16 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // configuration and on the fastest of another panel count (stages 11-12; fewer SMs for
     // the products can change which panel count runs in whole waves), then with opts.overlap
     // -1 consecutive panels' products on two streams on the fastest pipelined configuration,
-    // at the other priority and with twice the panels (stages 13-15); each checked against
-    // the grid's fastest.
+    // at the other priority and with twice the panels (stages 13-15), then with opts.priority
+    // -1 the products at high priority and the combinations at normal priority on the fastest
+    // pipelined configuration and on the fastest with another panel count (stages 16-17);
+    // each checked against the grid's fastest.
     // Why more than one base: the grid's panel counts differ by less than one timing's noise
     // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
     // fastest alone kept the worse one in 4 of 32 runs.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
-    int base13 = -1;
+    int base13 = -1, base16 = -1;
     int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -2478,7 +2493,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 16; stage++) {
+            for (; !ok && stage < 18; stage++) {
                 if (stage == 4 && pass + 1 < nbases) {
                     // the next base's pass
                     stage = 0;
@@ -2488,7 +2503,28 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
                 }
                 x = *b;
-                if (stage >= 13) {
+                if (stage >= 16) {
+                    // the products first (prio 2): on the fastest pipelined configuration so
+                    // far (16) and on the fastest with another panel count (17); pipelined:
+                    // panels, or the early start
+                    int j = -1;
+                    for (int k = 0; k < nc; k++) {
+                        const fastmm_cfg *y = &cand[k];
+                        bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
+                                    !y->overlap && y->prio != 2 &&
+                                    (y->panels > 1 || (y->direct && y->early));
+                        if (fits && (j < 0 || ms[k] < ms[j]) &&
+                            (stage == 16 || (base16 >= 0 && y->panels != cand[base16].panels)))
+                            j = k;
+                    }
+                    if (stage == 16) base16 = j;
+                    ok = p->opts.priority == -1 && j >= 0;
+                    if (ok) {
+                        x = cand[j];
+                        x.prio = 2;
+                    }
+                    what[nc] = "products at high priority";
+                } else if (stage >= 13) {
                     // consecutive panels' products on two streams: on the fastest pipelined
                     // configuration so far (13), at the other priority (14: the combinations
                     // must finish before the next panel's products can fill the tail), and

@@ -145,6 +145,9 @@ extern long fastmm_cuda_nthin;
 extern long fastmm_cuda_ngreen;
 /* Runs with consecutive panels' products on two streams so far (opts.overlap; tests). */
 extern long fastmm_cuda_noverlap;
+/* Runs with the block products at high priority, the combinations at normal (opts.priority 2;
+ * tests). */
+extern long fastmm_cuda_nprodfirst;
 #endif
 
 #ifdef __cplusplus

@@ -421,20 +421,22 @@ static void test_green(void **state)
     tg_fact_free(s);
 }
 
-/* Consecutive panels' products on two streams (opts.overlap) against the CPU path and fp64:
- * Strassen at 1 and 2 levels, direct operands (the early start) and packed operands in one
+/* The block products on other streams than cuBLAS's own: consecutive panels' products on two
+ * streams (opts.overlap), or all of them on a high-priority stream with the combinations at
+ * normal priority (opts.priority 2), against the CPU path and fp64: Strassen at 1 and 2 levels,
+ * direct operands (the early start; with one panel too, priority 2) and packed operands in one
  * chunk and in several (a small workspace: the next chunk's combinations overwrite what this
- * chunk's products on either stream read), capped combinations, 2-4 row panels (uneven), both
- * priorities of the combinations' stream, staged and streaming kernels, the three precisions;
- * then tuning tries it (opts.overlap -1), reports "X" and the chosen plan still computes the
+ * chunk's products read), capped combinations, 1-4 row panels (uneven), the three priorities,
+ * staged and streaming kernels, the three precisions; then tuning tries both (opts.overlap -1,
+ * opts.priority -1), reports "X" and "p" candidates and the chosen plan still computes the
  * product. */
 static void test_overlap(void **state)
 {
     (void)state;
     if (!ctx) skip();
     tg_fact *s = tg_fact_strassen();
-    int n = 0;
-    long nx = fastmm_cuda_noverlap;
+    int n = 0, wantX = 0, wantP = 0;
+    long nx = fastmm_cuda_noverlap, np = fastmm_cuda_nprodfirst;
     for (int L = 1; L <= 2; L++)
         for (size_t t = 0; t < sizeof beside_sizes / sizeof beside_sizes[0]; t++)
             for (int d = 0; d < 3; d++) {
@@ -444,7 +446,13 @@ static void test_overlap(void **state)
                 o.direct = d > 0;
                 o.comb_blocks = d == 2 ? 7 : 0; /* capped combinations beside products */
                 o.panels = 2 + (int)(t + d + L) % 3;
-                o.priority = n % 2;
+                o.priority = n % 3;
+                if (t == 2 && d == 1) { /* one panel: only the early start runs beside B */
+                    o.panels = 1;
+                    o.priority = 2;
+                }
+                if (o.priority == 2) wantP++;
+                else wantX++;
                 o.comb = n % 3;
                 o.overlap = 1;
                 o.prec = (fastmm_prec)(n % 3);
@@ -458,9 +466,12 @@ static void test_overlap(void **state)
                         tol_for(fastmm_plan_level_fact(p, L), K, o.prec));
                 fastmm_plan_free(p);
             }
-    assert_true(fastmm_cuda_noverlap >= nx + n); /* every run had panels: each overlapped */
+    /* every run had panels or the early start: each ran its products on the other stream */
+    assert_true(fastmm_cuda_noverlap >= nx + wantX);
+    assert_true(fastmm_cuda_nprodfirst >= np + wantP);
     /* tuned: the products on two streams tried on the fastest pipelined configuration and at
-     * its other priority (twice the panels would leave blocks under 256 rows at 1024) */
+     * its other priority (twice the panels would leave blocks under 256 rows at 1024), the
+     * products first on the fastest pipelined one and the fastest of another panel count */
     fastmm_opts o = fastmm_opts_default();
     o.levels = 1;
     o.comb = 1;
@@ -473,6 +484,7 @@ static void test_overlap(void **state)
     assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n2 * n2, 15), 0);
     assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n2 * n2, 16), 0);
     nx = fastmm_cuda_noverlap;
+    np = fastmm_cuda_nprodfirst;
     if (fastmm_tune_cuda(ctx, p, n2, n2, n2, A, n2, B, n2, C, n2)) fail_msg("%s", tg_errmsg());
     char rep[4096];
     assert_int_equal(fastmm_plan_tune_report(p, n2, n2, n2, rep, sizeof rep), 0);
@@ -486,6 +498,18 @@ static void test_overlap(void **state)
     }
     assert_int_equal(nX, 2);
     assert_true(fastmm_cuda_noverlap > nx);
+    int nP = 0;
+    for (const char *at = rep; (at = strstr(at, "p ")); at++) {
+        if (at - rep < 2 || at[-1] < '1' || at[-1] > '8' || at[-2] != 'P') continue; /* "P2p " */
+        const char *x = at + 2;
+        while (*x && !(*x >= '0' && *x <= '9')) x++; /* past "D E S b66": the time */
+        double ms = 0;
+        assert_int_equal(sscanf(x, "%lf", &ms), 1);
+        assert_true(ms > 0 && ms < 1e6); /* timed (a failed candidate reports 1e30) */
+        nP++;
+    }
+    assert_true(nP >= 1 && nP <= 2);
+    assert_true(fastmm_cuda_nprodfirst > np);
     cudaFree(A);
     cudaFree(B);
     cudaFree(C);
@@ -517,8 +541,13 @@ static void test_tune_blocks(void **state)
     char rep[4096];
     assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
     print_message("tuned: %s\n", rep);
-    int nb = 0;
-    for (const char *x = rep; (x = strstr(x, " b")); x++) nb++;
+    int nb = 0; /* the block stages' candidates (not those of the products first, "P2p") */
+    for (const char *x = rep; (x = strstr(x, " b")); x++) {
+        const char *c = x;
+        while (c > rep && c[-1] != '|') c--;
+        const char *pp = strstr(c, "p ");
+        if (!pp || pp > x) nb++;
+    }
     assert_int_equal(nb, 3);
     assert_true(fastmm_plan_comb_blocks(p, n, n, n) >= 0);
     cudaFree(A);

@@ -52,8 +52,9 @@ static const char *use =
     "                   that reach one C block written into it (GPU: with the early start\n"
     "                   where untuned): -1 tuned (default), 0 never, 1 wherever the grid\n"
     "                   divides the sizes\n"
-    "  --priority N     GPU: pipelined combinations on a high-priority stream: -1 tuned\n"
-    "                   (default), 0 never, 1 always\n"
+    "  --priority N     GPU, pipelined runs: 1 the combinations on a high-priority stream\n"
+    "                   (described h), 2 the block products on one (p: the combinations run\n"
+    "                   where the products leave SMs idle), 0 neither; -1 tuned (default)\n"
     "  --comb N         GPU: block combination kernel: -1 tuned (default: staged, then streaming\n"
     "                   and deep streaming tried on the fastest and checked), 0 staged,\n"
     "                   1 streaming, 2 deep streaming (several rows' loads in flight per\n"
@@ -89,8 +90,9 @@ static const char *use =
     "  --tune-report    GPU: print every configuration tuning timed (ms) per algorithm\n"
     "                   (S: streaming combinations, S2: deep streaming, D: direct operands,\n"
     "                   E: their early start, the first products overlapping B's\n"
-    "                   combination; h: high priority; bN: the combinations beside products\n"
-    "                   on N blocks; GN: green contexts, N SMs for the combinations;\n"
+    "                   combination; h: the combinations at high priority, p: the products;\n"
+    "                   bN: the combinations beside products on N blocks; GN: green\n"
+    "                   contexts, N SMs for the combinations;\n"
     "                   X: consecutive panels' products on two streams;\n"
     "                   FV: fused products of variant V)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
@@ -177,7 +179,8 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
         return;
     }
     int P = fastmm_plan_panels(p, s, s, s);
-    /* h: combinations on the high-priority stream; D: direct operands, E: their early start
+    /* h: combinations on the high-priority stream, p: the products (where combinations run
+     * beside them: panels or the early start); D: direct operands, E: their early start
      * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks,
      * tN: of N threads; GN: green contexts, N SMs for the combinations; X: consecutive
      * panels' products on two streams */
@@ -190,9 +193,10 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     if (ng > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " G%d", ng);
     if (gpu && P > 1 && fastmm_plan_overlap(p, s, s, s))
         snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " X");
+    int pri = fastmm_plan_priority(p, s, s, s), early = gpu && dir && fastmm_plan_early(p, s, s, s);
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
-             P > 1 && fastmm_plan_priority(p, s, s, s) ? "h" : "", dir ? " D" : "",
-             gpu && dir && fastmm_plan_early(p, s, s, s) ? " E" : "",
+             gpu && pri == 2 && (P > 1 || early) ? "p" : P > 1 && pri == 1 ? "h" : "",
+             dir ? " D" : "", early ? " E" : "",
              gpu && comb ? comb == 3 ? " S3" : comb == 2 ? " S2" : " S" : "", bs); /* the CPU path has one way */
 }
 
@@ -592,7 +596,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.panels = panels;
             op.gemm_search = search;
             op.direct = direct < -1 ? -1 : direct > 1 ? 1 : direct;
-            op.priority = priority < -1 ? -1 : priority > 1 ? 1 : priority;
+            op.priority = priority; /* fastmm_plan_new checks it */
             op.comb = comb < -1 ? -1 : comb > 3 ? 3 : comb;
             op.comb_blocks = comb_blocks;
             op.comb_threads = comb_threads;
