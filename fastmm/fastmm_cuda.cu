@@ -2520,8 +2520,12 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     if (stage == 16) base16 = j;
                     ok = p->opts.priority == -1 && j >= 0;
                     if (ok) {
+                        // uncapped: with the products first the combinations get only the SMs
+                        // the products leave, and a cap stretches them past a panel's tail
+                        // (H100, 8192: P4p D E S2 b264 18.69 ms, uncapped 18.37-18.47)
                         x = cand[j];
                         x.prio = 2;
+                        x.blocks = 0;
                     }
                     what[nc] = "products at high priority";
                 } else if (stage >= 13) {
