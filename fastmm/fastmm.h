@@ -202,6 +202,7 @@ int fastmm_plan_overlap(const fastmm_plan *p, long M, long K, long N);
 int fastmm_plan_direct_terms(fastmm_plan *p, int levels, int *na, int *nb, int *nc);
 /* One line describing what tuning measured for this shape: every candidate configuration and
  * its time ("L1 P1 18.91 | L1 P2h 18.70 | L1 P2h S 18.10 | L1 P2h D E S 18.02 ...";
+ * h: the combinations at high priority, p: the products (opts.priority 1 / 2);
  * D: direct operands, E: their early start, S: the streaming combination kernel, bN: the
  * combinations beside products limited to N thread blocks, GN: green contexts with N SMs for
  * those combinations, X: consecutive panels' products on two streams); 0, or -1 if not tuned. */

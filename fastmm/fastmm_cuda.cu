@@ -46,7 +46,7 @@ extern "C" {
 #define MAX_PANELS 16
 // per panel: A combined, products done; then start, end, B combined (the early start), with
 // green contexts (run_green) the caller's work queued / the products' and the combinations'
-// streams done, and with opts.overlap the second products stream's start
+// streams done, and the other products stream's start (opts.overlap, opts.priority 2)
 #define NEVENTS (2 * MAX_PANELS + 5)
 #define EV_GREEN (2 * MAX_PANELS + 3)
 #define EV_XS (2 * MAX_PANELS + 4)
@@ -2043,7 +2043,8 @@ static int run_levels(fastmm_cuda *c, fastmm_plan *p, fastmm_level *l, long M, l
             }
             if (q < 0) continue;
             long xb = q * pr, xe = xb + pr < g.bm ? xb + pr : g.bm;
-            // the panel's products, on c->s (cuBLAS's stream) or with opts.overlap on s4
+            // the panel's products on c->s (cuBLAS's stream), or s4 (opts.overlap, odd panels)
+            // or s5 (the products first)
             auto products = [&]() -> int {
                 CK(cudaStreamWaitEvent(c->s, evA[q], 0));
                 if (dir) {
@@ -2551,7 +2552,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                         } else if (stage == 15) {
                             const tg_fact *f = fastmm_plan_level_fact(p, x.levels);
                             x.panels *= 2;
-                            x.prio = p->opts.priority >= 0 ? p->opts.priority > 0 : 1;
+                            x.prio = p->opts.priority >= 0 ? p->opts.priority : 1;
                             ok = f && p->opts.panels <= 0 && x.panels <= MAX_PANELS &&
                                  fastmm_geometry(tg_fact_dims(f), M, K, N).bm / x.panels >= 256;
                         }
