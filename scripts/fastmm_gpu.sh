@@ -4,7 +4,7 @@
 #   make B=fastmm && scripts/fastmm_gpu.sh prepare
 # which copies binaries, data and the runtime libraries they link (a tarball of this machine's
 # copies, put on the loader path of these binaries only) into .gpu/fastmm (git-ignored; carry it).
-# On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary [SIZES] [...]   (output in $OUT)
+# On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary|pairs [SIZES] [...]   (output in $OUT)
 #   check                                     CUDA and CPU tests (exit status: theirs)
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
 #                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those;
@@ -12,6 +12,11 @@
 #   peer SIZES [ALGO...]                      the JAX peer for those algorithms (default all four)
 #   summary                                   ours against the peer, from $OUT's bench and peer logs,
 #                                             and the combination kernels' phases (--phases)
+#   pairs [PREFIX...]                         every same-call pair: each peer run against the bench
+#                                             run of its algorithm and size just before it (else
+#                                             just after), and how many meet +5; PREFIX-bench.log
+#                                             and PREFIX-peer.log per call (default $OUT/), e.g.
+#                                             docs/fastmm/h100k-07h51 (runs here too)
 # FASTMM_DEADLINE (seconds since the epoch): a peer run is cut off (timeout) 15 s before it, so
 # that a device call ends inside its limit with everything printed so far in $OUT.
 set -uo pipefail
@@ -44,6 +49,65 @@ if [ "$mode" = prepare ]; then
     mkdir -p "$G/shared/data" &&
         cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz "$G/shared/data/"
     exit 0
+fi
+# pairs needs nothing of the device's set-up below (it runs here on the kept logs too)
+if [ "$mode" = pairs ]; then
+    shift
+    [ $# -gt 0 ] || set -- "${OUT:-/tmp/fastmm-out}/"
+    exec python3 - "$@" <<'PY'
+import re, sys
+tot = {}
+for pre in sys.argv[1:]:
+    sep = "" if pre.endswith("/") else "-"
+    ev = []  # (time, line, kind, algo, size, speedup, text)
+    for kind in ("bench", "peer"):
+        try:
+            lines = open(pre + sep + kind + ".log").read().splitlines()
+        except OSError:
+            sys.exit("pairs: no %s%s%s.log" % (pre, sep, kind))
+        t = algo = n = None
+        for i, line in enumerate(lines):
+            m = re.match(r"== (\d\d:\d\d:\d\d) (bench|peer)( (\S+))?", line)
+            if m:
+                t, algo = m.group(1), m.group(4) if kind == "peer" else None
+                continue
+            if kind == "bench":
+                m = re.match(r"fp32 n=(\d+):", line)
+                if m:
+                    n = int(m.group(1))
+                    continue
+                m = re.match(r"  (\S+)\s+(.*?)\s+([\d.]+) ms  speedup\s+([+-][\d.]+)%", line)
+                if m and n and t:
+                    ev.append((t, i, "ours", m.group(1), n, float(m.group(4)),
+                               "%s ms, %s" % (m.group(3), m.group(2).split(" ", 2)[-1])))
+            else:
+                m = re.match(r"n=(\d+): jnp.dot ([\d.]+) ms.*algorithm ([\d.]+) ms, "
+                             r"speedup ([+-][\d.]+)%", line)
+                if m and algo and t:
+                    ev.append((t, i, "peer", algo, int(m.group(1)), float(m.group(4)),
+                               "%s / %s ms" % (m.group(3), m.group(2))))
+    ev.sort()
+    used = set()
+    for k, e in enumerate(ev):
+        if e[2] != "peer":
+            continue
+        # the unpaired bench run of the same algorithm and size just before, else just after
+        same = lambda j: ev[j][2] == "ours" and j not in used and ev[j][3:5] == e[3:5]
+        cand = [j for j in range(k - 1, -1, -1) if same(j)] + \
+               [j for j in range(k + 1, len(ev)) if same(j)]
+        if not cand:
+            continue
+        j = cand[0]
+        used.add(j)
+        d = ev[j][5] - e[5]
+        tot.setdefault(e[3:5], []).append(d)
+        print("%-12s %-10s %6d  ours %+5.1f%% (%s)  peer %+5.1f%% (%s)  %+5.1f%s" % (
+            pre.rstrip("/").split("/")[-1] or pre, e[3], e[4], ev[j][5], ev[j][6], e[5], e[6],
+            d, "" if d >= 5 else "  short"))
+for (a, n), ds in sorted(tot.items()):
+    print("%s %d: met %d of %d, mean %+.2f (%+.1f to %+.1f)" % (
+        a, n, sum(d >= 5 for d in ds), len(ds), sum(ds) / len(ds), min(ds), max(ds)))
+PY
 fi
 # runtime libraries (this machine's copies; never unpacked into /), for our binaries only
 if [ ! -e /tmp/fastmm-libs/.unpacked ]; then

@@ -1,0 +1,16 @@
+#!/bin/bash
+# scripts/fastmm_gpu.sh pairs: the same-call pairs (ours against the JAX peer) counted from the
+# device logs kept in docs/fastmm, as docs/performance.md quotes them; a missing log is an error.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+d=$root/docs/fastmm
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100k-07h51" "$d/h100k-07h54" "$d/h100k-07h58" \
+      "$d/h100k-08h09" "$d/h100k-08h14" "$d/h100k-08h23" "$d/h100k-08h26" "$d/h100k-08h30")
+echo "$out" | tail -2
+echo "$out" | grep -q "^strassen1 8192: met 21 of 29, mean +5.46 (+3.6 to +7.5)$"
+echo "$out" | grep -q "^strassen1 16384: met 1 of 1, mean +7.80"
+# call 07h58 ran the peer first: its first run is paired with the bench run after it
+echo "$out" | grep -q "h100k-07h58 .* ours +15.2% (18.53 ms, L1 P4 D E S) .* +5.1$"
+[ "$(echo "$out" | grep -c short)" = 8 ]
+st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
+echo "t_fastmm_pairs: ok"
