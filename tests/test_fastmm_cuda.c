@@ -446,7 +446,7 @@ static void test_overlap(void **state)
                 o.direct = d > 0;
                 o.comb_blocks = d == 2 ? 7 : 0; /* capped combinations beside products */
                 o.panels = 2 + (int)(t + d + L) % 3;
-                o.priority = n % 3;
+                o.priority = (n + L) % 3; /* the chunked case (t 0, d 0) with 1 and 2 */
                 if (t == 2 && d == 1) { /* one panel: only the early start runs beside B */
                     o.panels = 1;
                     o.priority = 2;
