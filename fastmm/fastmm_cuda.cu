@@ -2430,7 +2430,8 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 if (nc == FASTMM_TUNE_CAND - 1) break;
                 cand[nc].levels = Ls[i];
                 cand[nc].panels = Ls[i] == 0 ? 1 : P;
-                cand[nc].prio = P > 1 ? pv : 0;
+                // the products first also applies to one panel with the early start
+                cand[nc].prio = P > 1 || pv == 2 ? pv : 0;
                 cand[nc].direct = dir;
                 cand[nc].comb = p->opts.comb > 3 ? 3 : p->opts.comb > 0 ? p->opts.comb : 0;
                 cand[nc].early = dir;

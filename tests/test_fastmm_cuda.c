@@ -61,6 +61,47 @@ static int report_timed(const char *rep, const char *pos, int *accepted)
     return -1;
 }
 
+/* Tunes p for one n x n product of random N(0,1) matrices (seeds seed, seed + 1) and writes its
+ * tuning report (fastmm_plan_tune_report) into rep. */
+static void tune_square(fastmm_plan *p, long n, uint64_t seed, char *rep, size_t len)
+{
+    float *A = dev_copy(NULL, 4 * n * n), *B = dev_copy(NULL, 4 * n * n),
+          *C = dev_copy(NULL, 4 * n * n);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, seed), 0);
+    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, seed + 1), 0);
+    if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
+    assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, len), 0);
+    print_message("tuned: %s\n", rep);
+    cudaFree(A);
+    cudaFree(B);
+    cudaFree(C);
+}
+
+/* The candidates of a tuning report ("L1 P2p D E S b66 0.14 (runoff 0.13)* | ...") whose
+ * description holds tag (" G4 ", " X ", "p " for the products first, " b" for any cap): how
+ * many, each checked to have been timed (a candidate that failed reports 1e30 ms). */
+static int report_count(const char *rep, const char *tag)
+{
+    int n = 0;
+    for (const char *c = rep; *c;) {
+        const char *e = strstr(c, " | ");
+        int len = e ? (int)(e - c) : (int)strlen(c);
+        char cand[256] = " ";
+        snprintf(cand + 1, sizeof cand - 1, "%.*s", len, c);
+        char *t = cand; /* the time: the first word that starts with a digit */
+        while (*t && !(t[0] == ' ' && t[1] >= '0' && t[1] <= '9')) t++;
+        double ms = 0;
+        assert_int_equal(sscanf(t, "%lf", &ms), 1);
+        t[1] = 0; /* the description, a space either side */
+        if (strstr(cand, tag)) {
+            assert_true(ms > 0 && ms < 1e6);
+            n++;
+        }
+        c = e ? e + 3 : c + len;
+    }
+    return n;
+}
+
 /* Runs one product on both paths; returns the GPU's error against fp64 and checks the GPU and
  * CPU results agree within tol (max-norm, relative to the reference's max). */
 static double compare(fastmm_plan *p, long M, long K, long N, uint64_t seed, double tol)
@@ -392,30 +433,16 @@ static void test_green(void **state)
     p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n2 = 1024;
-    A = dev_copy(NULL, 4 * n2 * n2);
-    B = dev_copy(NULL, 4 * n2 * n2);
-    C = dev_copy(NULL, 4 * n2 * n2);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n2 * n2, 13), 0);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n2 * n2, 14), 0);
     ng = fastmm_cuda_ngreen;
-    if (fastmm_tune_cuda(ctx, p, n2, n2, n2, A, n2, B, n2, C, n2)) fail_msg("%s", tg_errmsg());
     char rep[4096];
-    assert_int_equal(fastmm_plan_tune_report(p, n2, n2, n2, rep, sizeof rep), 0);
-    print_message("tuned: %s\n", rep);
+    tune_square(p, n2, 13, rep, sizeof rep);
     if (nsm > 16) {
-        /* the candidate ran on green contexts and was timed (a failed one reports 1e30) */
+        /* the candidates ran on green contexts and were timed */
         char tag[16];
         snprintf(tag, sizeof tag, " G%d ", nsm - (nsm - 1) / 16 * 16);
-        const char *at = strstr(rep, tag);
-        assert_non_null(at);
-        double t = 0;
-        assert_int_equal(sscanf(at + strlen(tag), "%lf", &t), 1);
-        assert_true(t > 0 && t < 1e6);
+        assert_true(report_count(rep, tag) >= 1);
         assert_true(fastmm_cuda_ngreen > ng);
     }
-    cudaFree(A);
-    cudaFree(B);
-    cudaFree(C);
     compare(p, n2, n2, n2, 99, tol_for(fastmm_plan_level_fact(p, 1), n2, FASTMM_FP32));
     fastmm_plan_free(p);
     tg_fact_free(s);
@@ -479,40 +506,15 @@ static void test_overlap(void **state)
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n2 = 1024;
-    float *A = dev_copy(NULL, 4 * n2 * n2), *B = dev_copy(NULL, 4 * n2 * n2),
-          *C = dev_copy(NULL, 4 * n2 * n2);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n2 * n2, 15), 0);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n2 * n2, 16), 0);
     nx = fastmm_cuda_noverlap;
     np = fastmm_cuda_nprodfirst;
-    if (fastmm_tune_cuda(ctx, p, n2, n2, n2, A, n2, B, n2, C, n2)) fail_msg("%s", tg_errmsg());
     char rep[4096];
-    assert_int_equal(fastmm_plan_tune_report(p, n2, n2, n2, rep, sizeof rep), 0);
-    print_message("tuned: %s\n", rep);
-    int nX = 0;
-    for (const char *at = rep; (at = strstr(at, " X ")); at++) {
-        double ms = 0; /* timed (a failed candidate reports 1e30) */
-        assert_int_equal(sscanf(at + 3, "%lf", &ms), 1);
-        assert_true(ms > 0 && ms < 1e6);
-        nX++;
-    }
-    assert_int_equal(nX, 2);
+    tune_square(p, n2, 15, rep, sizeof rep);
+    assert_int_equal(report_count(rep, " X "), 2);
     assert_true(fastmm_cuda_noverlap > nx);
-    int nP = 0;
-    for (const char *at = rep; (at = strstr(at, "p ")); at++) {
-        if (at - rep < 2 || at[-1] < '1' || at[-1] > '8' || at[-2] != 'P') continue; /* "P2p " */
-        const char *x = at + 2;
-        while (*x && !(*x >= '0' && *x <= '9')) x++; /* past "D E S b66": the time */
-        double ms = 0;
-        assert_int_equal(sscanf(x, "%lf", &ms), 1);
-        assert_true(ms > 0 && ms < 1e6); /* timed (a failed candidate reports 1e30) */
-        nP++;
-    }
+    int nP = report_count(rep, "p ");
     assert_true(nP >= 1 && nP <= 2);
     assert_true(fastmm_cuda_nprodfirst > np);
-    cudaFree(A);
-    cudaFree(B);
-    cudaFree(C);
     compare(p, n2, n2, n2, 97, tol_for(fastmm_plan_level_fact(p, 1), n2, FASTMM_FP32));
     fastmm_plan_free(p);
     tg_fact_free(s);
@@ -534,25 +536,11 @@ static void test_tune_blocks(void **state)
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n = 1024;
-    float *A = dev_copy(NULL, 4 * n * n), *B = dev_copy(NULL, 4 * n * n), *C = dev_copy(NULL, 4 * n * n);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, A, n * n, 5), 0);
-    assert_int_equal(fastmm_cuda_fill_normal(ctx, B, n * n, 6), 0);
-    if (fastmm_tune_cuda(ctx, p, n, n, n, A, n, B, n, C, n)) fail_msg("%s", tg_errmsg());
     char rep[4096];
-    assert_int_equal(fastmm_plan_tune_report(p, n, n, n, rep, sizeof rep), 0);
-    print_message("tuned: %s\n", rep);
-    int nb = 0; /* the block stages' candidates (not those of the products first, "P2p") */
-    for (const char *x = rep; (x = strstr(x, " b")); x++) {
-        const char *c = x;
-        while (c > rep && c[-1] != '|') c--;
-        const char *pp = strstr(c, "p ");
-        if (!pp || pp > x) nb++;
-    }
-    assert_int_equal(nb, 3);
+    tune_square(p, n, 5, rep, sizeof rep);
+    /* the block stages' three (the products first are tried uncapped) */
+    assert_int_equal(report_count(rep, " b"), 3);
     assert_true(fastmm_plan_comb_blocks(p, n, n, n) >= 0);
-    cudaFree(A);
-    cudaFree(B);
-    cudaFree(C);
     compare(p, n, n, n, 98, tol_for(fastmm_plan_level_fact(p, 1), n, FASTMM_FP32));
     fastmm_plan_free(p);
     tg_fact_free(s);
