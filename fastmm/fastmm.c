@@ -36,7 +36,7 @@ fastmm_opts fastmm_opts_default(void)
                      .prec = FASTMM_FP32, .workspace = 0, .panels = 0,
                      .gemm_search = 4, .direct = -1, .priority = -1, .comb = -1,
                      .comb_blocks = -1, .comb_threads = 0, .green = 0, .overlap = 0,
-                     .fused = 0};
+                     .tail = -1, .fused = 0};
     return o;
 }
 
@@ -141,6 +141,10 @@ fastmm_plan *fastmm_plan_new(const tg_fact *f, const fastmm_opts *opts)
     }
     if (p->opts.overlap < -1 || p->opts.overlap > 1) {
         tg_fail("fastmm: overlap %d (-1 tuned, 0 off, 1 on)", p->opts.overlap);
+        goto fail;
+    }
+    if (p->opts.tail < -1 || p->opts.tail > 1) {
+        tg_fail("fastmm: tail %d (-1 tuned, 0 off, 1 on)", p->opts.tail);
         goto fail;
     }
     if (p->opts.levels > FASTMM_LEVELS_MAX) {
@@ -536,6 +540,13 @@ int fastmm_plan_overlap(const fastmm_plan *p, long M, long K, long N)
     return t ? t->overlap : 0;
 }
 
+int fastmm_plan_tail(const fastmm_plan *p, long M, long K, long N)
+{
+    if (p->opts.tail >= 0) return p->opts.tail;
+    const fastmm_tuned *t = fastmm_plan_tuned(p, M, K, N);
+    return t ? t->tail : 0;
+}
+
 int fastmm_fused_tile(int variant, int *bm, int *bn, int *bk)
 {
     static const int tiles[FASTMM_FUSED_VARIANTS][3] = {
@@ -613,12 +624,14 @@ int fastmm_plan_tune_report(const fastmm_plan *p, long M, long K, long N, char *
         int chosen = c->levels == t->levels && c->panels == t->panels && c->prio == t->prio &&
                      c->direct == t->direct && c->comb == t->comb &&
                      (!c->direct || c->early == t->early) && c->blocks == t->blocks &&
-                     c->fused == t->fused && c->green == t->green && c->overlap == t->overlap;
+                     c->fused == t->fused && c->green == t->green && c->overlap == t->overlap &&
+                     c->tail == t->tail;
         int n;
         char nb[32] = "", ro[32] = "";
         if (c->blocks > 0) snprintf(nb, sizeof nb, " b%d", c->blocks);
         if (c->green > 0) snprintf(nb + strlen(nb), sizeof nb - strlen(nb), " G%d", c->green);
         if (c->overlap) snprintf(nb + strlen(nb), sizeof nb - strlen(nb), " X");
+        if (c->tail) snprintf(nb + strlen(nb), sizeof nb - strlen(nb), " T");
         if (t->runoff_ms[i] > 0) snprintf(ro, sizeof ro, " (runoff %.2f)", t->runoff_ms[i]);
         if (c->fused)
             n = snprintf(buf + at, len - at, "%sL%d F%d %.2f%s%s", i ? " | " : "", c->levels,

@@ -121,6 +121,18 @@ typedef struct fastmm_opts {
      * priority and with twice the panels; off where not tuned), 0 = off (default: on the H100
      * at 8192 it was slower, docs/performance.md 2026-12-07 08:09), 1 = on. */
     int overlap;
+    /* CUDA path, fp32: each block product's GEMM in balanced waves (described T): its last
+     * rows (one or two of its kernel's row tiles) by a kernel of tiles a quarter the size or
+     * less, launched just before the rest on a low-priority stream while the rest runs at high
+     * priority, so that the small tiles take the SMs the large ones leave idle in their last
+     * wave. Why: a GEMM of whole 256 x 128 tiles takes whole waves (the 7 products of one-level
+     * Strassen at 8192 are 3584 tiles, 27.15 waves on the H100's 132 SMs, timed as 28); the
+     * sums of each element are those of one kernel still. Per GEMM shape the tuner's kernel
+     * search times the split (tail rows x small tiles) and keeps it only if faster than the
+     * shape's fastest whole kernel. -1 = the tuned choice (fastmm_tune_cuda tries it on the
+     * fastest configuration and the fastest with one panel; off where not tuned),
+     * 0 = off, 1 = on where the search kept a split. Not with green contexts or opts.overlap. */
+    int tail;
     /* CUDA path, fp32: fused products. 1-4 = each block product by fastmm's own SIMT GEMM
      * kernel (tile shape by variant: fastmm_fused_tile), which sums its A and B terms while
      * loading its operand tiles and adds its product into the C blocks in its epilogue (no
@@ -135,7 +147,7 @@ typedef struct fastmm_opts {
 
 /* Defaults: levels -1, min_block 1536, max_levels 3, inner NULL, FP32, workspace 0, panels 0,
  * gemm_search 4, direct -1, priority -1, comb -1, comb_blocks -1, comb_threads 0, green 0,
- * overlap 0, fused 0. */
+ * overlap 0, tail -1, fused 0. */
 fastmm_opts fastmm_opts_default(void);
 
 /* Kronecker product of two factorizations: T(n1 n2, m1 m2, p1 p2) of rank R1 R2 with
@@ -196,6 +208,9 @@ int fastmm_plan_green(const fastmm_plan *p, long M, long K, long N);
 /* Whether consecutive panels' block products run on two streams (opts.overlap, else the tuned
  * choice, else 0). */
 int fastmm_plan_overlap(const fastmm_plan *p, long M, long K, long N);
+/* Whether the block products' GEMMs run in balanced waves (opts.tail, else the tuned choice,
+ * else 0). */
+int fastmm_plan_tail(const fastmm_plan *p, long M, long K, long N);
 /* Terms of the applied level (levels >= 1) whose A / B operand is read in place, and products
  * written straight into a C block, when direct operands are used; -1 with a message if the
  * level cannot be built. */

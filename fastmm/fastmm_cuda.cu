@@ -86,6 +86,12 @@ struct lt_entry {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    // balanced waves (opts.tail, lt_tail_search): the last `tail` rows by sub[1]'s small-tile
+    // kernel, the others by sub[0] (the entry's kernel); searched once per entry
+    long tail;
+    int tail_done, ntail;    // searched; splits timed
+    float t_whole, t_tail;   // ms: the whole kernel again and the kept split, at that search
+    struct lt_entry *sub;    // [2] while tail > 0, else NULL
 };
 
 struct fastmm_cuda {
@@ -119,6 +125,15 @@ struct fastmm_cuda {
     cudaStream_t gp, gc;
     cudaEvent_t gpev[NEVENTS], gcev[NEVENTS], gtev[2];
     int green_on; // run_levels is inside run_green (c->s is gp)
+    // balanced waves (opts.tail): the split's small tiles on sl (lowest priority), the rest on
+    // sh (highest); tail_on: the configuration running now asks for them; tail_force (tests):
+    // keep the fastest split even where the whole kernel is faster, and a cuBLASLt kernel even
+    // where cuBLAS's default is; tring: shifted pointer arrays of pointer-array splits
+    cudaStream_t sl, sh;
+    cudaEvent_t tlev[3];
+    int tail_on, tail_force;
+    void **tring;
+    int tring_pos;
 };
 
 static void lt_entry_release(lt_entry *e);
@@ -1054,6 +1069,7 @@ struct green_api {
 long fastmm_cuda_ngreen; // pipelined runs on green contexts so far (tests)
 long fastmm_cuda_noverlap; // runs with the products of odd panels on s4 so far (tests)
 long fastmm_cuda_nprodfirst; // runs with the products at high priority on s5 so far (tests)
+long fastmm_cuda_ntail;      // GEMMs run as a balanced split so far (tests)
 
 static int green_api_get(green_api *g)
 {
@@ -1210,6 +1226,10 @@ extern "C" fastmm_cuda *fastmm_cuda_new(void)
     if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s3, cudaStreamNonBlocking, prio_hi);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->s4, cudaStreamNonBlocking);
     if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->s5, cudaStreamNonBlocking, prio_hi);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->sl, cudaStreamNonBlocking, prio_lo);
+    if (e == cudaSuccess) e = cudaStreamCreateWithPriority(&c->sh, cudaStreamNonBlocking, prio_hi);
+    for (int i = 0; e == cudaSuccess && i < 3; i++)
+        e = cudaEventCreateWithFlags(&c->tlev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < NEVENTS; i++)
         e = cudaEventCreateWithFlags(&c->ev[i], cudaEventDisableTiming);
     for (int i = 0; e == cudaSuccess && i < 5; i++) e = cudaEventCreate(&c->tev[i]);
@@ -1239,6 +1259,8 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaStreamSynchronize(c->s3);
     cudaStreamSynchronize(c->s4);
     cudaStreamSynchronize(c->s5);
+    cudaStreamSynchronize(c->sl);
+    cudaStreamSynchronize(c->sh);
     if (c->gp) cudaStreamSynchronize(c->gp);
     if (c->gc) cudaStreamSynchronize(c->gc);
     green_release(c);
@@ -1250,6 +1272,10 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
     cudaFree(c->lt_ws);
     for (int i = 0; i < NEVENTS; i++) cudaEventDestroy(c->ev[i]);
     for (int i = 0; i < 5; i++) cudaEventDestroy(c->tev[i]);
+    for (int i = 0; i < 3; i++) cudaEventDestroy(c->tlev[i]);
+    cudaFree(c->tring);
+    cudaStreamDestroy(c->sh);
+    cudaStreamDestroy(c->sl);
     cudaStreamDestroy(c->s5);
     cudaStreamDestroy(c->s4);
     cudaStreamDestroy(c->s3);
@@ -1261,6 +1287,8 @@ extern "C" void fastmm_cuda_free(fastmm_cuda *c)
 extern "C" void *fastmm_cuda_stream(fastmm_cuda *c) { return (void *)c->s; }
 
 extern "C" void fastmm_cuda_gemm_configs(fastmm_cuda *c, int n) { c->configs = n > 0 ? n : 0; }
+
+extern "C" void fastmm_cuda_tail_force(fastmm_cuda *c, int on) { c->tail_force = on != 0; }
 
 extern "C" void fastmm_cuda_gemm_configs_budget(fastmm_cuda *c, double ms)
 {
@@ -1292,6 +1320,13 @@ static int ws_reserve(fastmm_cuda *c, size_t bytes)
 
 static void lt_entry_release(lt_entry *e)
 {
+    if (e->sub) {
+        lt_entry_release(&e->sub[0]);
+        lt_entry_release(&e->sub[1]);
+        free(e->sub);
+        e->sub = NULL;
+        e->tail = 0;
+    }
     if (e->desc) cublasLtMatmulDescDestroy(e->desc);
     if (e->la) cublasLtMatrixLayoutDestroy(e->la);
     if (e->lb) cublasLtMatrixLayoutDestroy(e->lb);
@@ -1338,12 +1373,20 @@ static int lt_describe(lt_entry *e, cublasComputeType_t ct)
 }
 
 // Pointer-array batches (k->ptr): A, B, C are the device arrays of the matrices' addresses.
-static cublasStatus_t lt_exec(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
-                              const void *A, const void *B, void *C)
+// On stream st; ws: with the context's workspace (one kernel at a time may use it), else none.
+static cublasStatus_t lt_exec_on(fastmm_cuda *c, const lt_entry *e,
+                                 const cublasLtMatmulAlgo_t *algo, const void *A, const void *B,
+                                 void *C, cudaStream_t st, bool ws)
 {
     const float one = 1.0f, zero = 0.0f;
     return cublasLtMatmul(c->lt, e->desc, &one, B, e->la, A, e->lb, &zero, C, e->lc, C, e->lc,
-                          algo, c->lt_ws, LT_WS, c->s);
+                          algo, ws ? c->lt_ws : NULL, ws ? LT_WS : 0, st);
+}
+
+static cublasStatus_t lt_exec(fastmm_cuda *c, const lt_entry *e, const cublasLtMatmulAlgo_t *algo,
+                              const void *A, const void *B, void *C)
+{
+    return lt_exec_on(c, e, algo, A, B, C, c->s, true);
 }
 
 static cublasStatus_t sgemm_default(fastmm_cuda *c, const lt_key *k, const void *A_,
@@ -1622,7 +1665,7 @@ static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, 
         if (r > 0) continue;
         e->ncand++;
         if (i < 0) e->t_default = ms;
-        if (ms < best) {
+        if (ms < best && !(i < 0 && c->tail_force)) {
             best = ms;
             e->pick = i;
             if (i >= 0) e->algo = res[i].algo;
@@ -1635,6 +1678,194 @@ static int lt_search(fastmm_cuda *c, const lt_key *k, int ncand, const void *A, 
     if (!e->use_lt) lt_entry_release(e);
     c->nlte++;
     return 0;
+}
+
+// ---- balanced waves (opts.tail) ----
+
+// Rows x columns of a cuBLASLt tile id (the column-major view: rows are our C's columns, columns
+// our C's rows); 0 where unknown.
+static int lt_tile_dims(int id, int *rows, int *cols)
+{
+    static const short d[][2] = {{0, 0},     {8, 8},     {8, 16},    {16, 8},   {8, 32},
+                                 {16, 16},   {32, 8},    {8, 64},    {16, 32},  {32, 16},
+                                 {64, 8},    {32, 32},   {32, 64},   {64, 32},  {32, 128},
+                                 {64, 64},   {128, 32},  {64, 128},  {128, 64}, {64, 256},
+                                 {128, 128}, {256, 64},  {64, 512},  {128, 256}, {256, 128},
+                                 {512, 64},  {64, 96},   {96, 64},   {96, 128}, {128, 160},
+                                 {160, 128}, {192, 128}, {128, 192}, {128, 96}, {32, 256},
+                                 {256, 32}};
+    if (id <= 0 || id >= (int)(sizeof d / sizeof d[0])) return 0;
+    *rows = d[id][0], *cols = d[id][1];
+    return 1;
+}
+
+__global__ void ptr_shift_kernel(const char *const *pa, const char *const *pc, const char **oa,
+                                 char **oc, int n, long offa, long offc)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) oa[i] = pa[i] + offa, oc[i] = (char *)pc[i] + offc;
+}
+
+static long align_bytes(uintptr_t x);
+
+#define TRING 8192 // shifted pointers of pointer-array splits (a ring; see lt_split)
+
+// Entry e's GEMM split at row M - t on c->s: the last t rows by sub[1] with algorithm talgo on
+// c->sl, queued first, the others by sub[0] (e's kernel) on c->sh; c->s waits for both. The
+// small tiles' blocks wait behind the high-priority ones and take the SMs these leave in their
+// last wave. Pointer-array batches get the tail's shifted pointers from a kernel on c->s into
+// a ring slot: c->s waits for each split's tail before its next work, so a slot is rewritten
+// only after the split that read it. 0, 1 if cuBLASLt refused a kernel, -1 on a CUDA error.
+static int lt_split(fastmm_cuda *c, const lt_entry *e, const lt_entry *sub, long t,
+                    const cublasLtMatmulAlgo_t *talgo, const void *A, const void *B, void *C)
+{
+    const lt_key *k = &e->k;
+    long offa = (k->M - t) * k->lda * 4, offc = (k->M - t) * k->ldc * 4;
+    const void *At = (const char *)A + offa;
+    void *Ct = (char *)C + offc;
+    if (k->ptr) {
+        int n = (int)k->batch;
+        if (!c->tring) {
+            if (cudaMalloc(&c->tring, TRING * sizeof(void *)) != cudaSuccess) {
+                cudaGetLastError();
+                c->tring = NULL;
+                return tg_fail("fastmm: cannot allocate the split's pointers"), -1;
+            }
+            c->tring_pos = 0;
+        }
+        if (2 * n > TRING) return 1;
+        if (c->tring_pos + 2 * n > TRING) c->tring_pos = 0;
+        void **oa = c->tring + c->tring_pos, **oc = oa + n;
+        c->tring_pos += 2 * n;
+        ptr_shift_kernel<<<(n + 127) / 128, 128, 0, c->s>>>(
+            (const char *const *)A, (const char *const *)C, (const char **)oa, (char **)oc, n,
+            offa, offc);
+        CK(cudaGetLastError());
+        At = oa, Ct = oc;
+    }
+    CK(cudaEventRecord(c->tlev[0], c->s));
+    CK(cudaStreamWaitEvent(c->sl, c->tlev[0], 0));
+    CK(cudaStreamWaitEvent(c->sh, c->tlev[0], 0));
+    cublasStatus_t st1 = lt_exec_on(c, &sub[1], talgo, At, B, Ct, c->sl, false);
+    cublasStatus_t st0 = lt_exec_on(c, &sub[0], &e->algo, A, B, C, c->sh, true);
+    CK(cudaEventRecord(c->tlev[1], c->sl));
+    CK(cudaEventRecord(c->tlev[2], c->sh));
+    CK(cudaStreamWaitEvent(c->s, c->tlev[1], 0));
+    CK(cudaStreamWaitEvent(c->s, c->tlev[2], 0));
+    return st0 != CUBLAS_STATUS_SUCCESS || st1 != CUBLAS_STATUS_SUCCESS;
+}
+
+static int lt_time_split(fastmm_cuda *c, const lt_entry *e, const lt_entry *sub, long t,
+                         const cublasLtMatmulAlgo_t *talgo, const void *A, const void *B, void *C,
+                         float *ms)
+{
+    for (int r = 0; r < 2; r++) {
+        if (r == 1) CK(cudaEventRecord(c->tev[0], c->s));
+        int rc = lt_split(c, e, sub, t, talgo, A, B, C);
+        if (rc) return rc;
+    }
+    CK(cudaEventRecord(c->tev[1], c->s));
+    CK(cudaEventSynchronize(c->tev[1]));
+    CK(cudaEventElapsedTime(ms, c->tev[0], c->tev[1]));
+    return 0;
+}
+
+// Searches entry e's balanced split: tails of one and two of its kernel's row tiles (the
+// tile's columns in the column-major view) up to a quarter of the rows, each with every tile a
+// quarter to a sixteenth the size of e's that cuBLASLt takes for the tail (per tile its first
+// configuration, with e's stages where it has them), timed on the operands against e's kernel
+// timed again; keeps the fastest split if faster (or with tail_force). -1 on a CUDA error.
+static int lt_tail_search(fastmm_cuda *c, lt_entry *e, const void *A, const void *B, void *C)
+{
+    e->tail_done = 1;
+    int cfg[5], tr, tc;
+    lt_cfg_get(&e->algo, cfg);
+    if (!e->use_lt || !lt_tile_dims(cfg[1], &tr, &tc)) return 0;
+    const cublasComputeType_t ct = e->pedantic ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+    int r = lt_time(c, e, &e->algo, A, B, C, &e->t_whole);
+    if (r) return r < 0 ? -1 : 0;
+    float best = c->tail_force ? 1e30f : e->t_whole;
+    cublasLtMatmulAlgo_t *v = (cublasLtMatmulAlgo_t *)malloc(LT_ENUM_MAX * sizeof *v);
+    if (!v) return tg_fail("out of memory");
+    int rc = -1;
+    lt_entry cur[2];
+    memset(cur, 0, sizeof cur);
+    // forced (tests): also a half and a quarter tile, so that small shapes get a split
+    const long tails[4] = {tc, 2L * tc, tc / 2, tc / 4};
+    for (int m = 0; m < (c->tail_force ? 4 : 2); m++) {
+        long t = tails[m];
+        if (t < 8 || 4 * t > e->k.M) continue;
+        for (int i = 0; i < 2; i++) {
+            lt_entry_release(&cur[i]);
+            memset(&cur[i], 0, sizeof cur[i]);
+            cur[i].k = e->k;
+            cur[i].k.M = i ? t : e->k.M - t;
+            cur[i].pedantic = e->pedantic;
+        }
+        // the tail's operands start (M - t) rows down
+        cur[1].k.alA = align_bytes((uintptr_t)e->k.alA | (uintptr_t)((e->k.M - t) * e->k.lda * 4));
+        cur[1].k.alC = align_bytes((uintptr_t)e->k.alC | (uintptr_t)((e->k.M - t) * e->k.ldc * 4));
+        cublasLtMatmulHeuristicResult_t hr;
+        if (lt_describe(&cur[0], ct) || lt_describe(&cur[1], ct) ||
+            cublasLtMatmulAlgoCheck(c->lt, cur[0].desc, cur[0].la, cur[0].lb, cur[0].lc,
+                                    cur[0].lc, &e->algo, &hr) != CUBLAS_STATUS_SUCCESS ||
+            hr.workspaceSize > LT_WS)
+            continue;
+        int n = lt_configs(c, &cur[1], v, LT_ENUM_MAX), seen[64] = {0}, won = 0;
+        cublasLtMatmulAlgo_t walgo;
+        for (int i = 0; i < n; i++) {
+            int ci[5], r2, c2;
+            lt_cfg_get(&v[i], ci);
+            if (!lt_tile_dims(ci[1], &r2, &c2) || ci[1] >= 64 || seen[ci[1]] ||
+                (c->tail_force ? r2 * c2 > tr * tc
+                               : 4 * r2 * c2 > tr * tc || 16 * r2 * c2 < tr * tc))
+                continue;
+            // this tile's configuration with e's stages if it has one, else its first
+            int j = i;
+            for (int q = i; q < n; q++) {
+                int cq[5];
+                lt_cfg_get(&v[q], cq);
+                if (cq[1] == ci[1] && cq[2] == cfg[2]) {
+                    j = q;
+                    break;
+                }
+            }
+            seen[ci[1]] = 1;
+            if (cublasLtMatmulAlgoCheck(c->lt, cur[1].desc, cur[1].la, cur[1].lb, cur[1].lc,
+                                        cur[1].lc, &v[j], &hr) != CUBLAS_STATUS_SUCCESS ||
+                hr.workspaceSize > 0)
+                continue;
+            float ms;
+            int x = lt_time_split(c, e, cur, t, &v[j], A, B, C, &ms);
+            if (x < 0) goto out;
+            if (x > 0) continue;
+            e->ntail++;
+            if (ms < best) {
+                best = e->t_tail = ms;
+                won = 1;
+                walgo = v[j];
+            }
+        }
+        if (won) { // cur's descriptors move into the entry
+            if (e->sub) {
+                lt_entry_release(&e->sub[0]);
+                lt_entry_release(&e->sub[1]);
+            } else if (!(e->sub = (lt_entry *)calloc(2, sizeof(lt_entry)))) {
+                tg_fail("out of memory");
+                goto out;
+            }
+            e->sub[0] = cur[0], e->sub[1] = cur[1];
+            e->sub[1].algo = walgo;
+            e->tail = t;
+            memset(cur, 0, sizeof cur);
+        }
+    }
+    rc = 0;
+out:
+    lt_entry_release(&cur[0]);
+    lt_entry_release(&cur[1]);
+    free(v);
+    return rc;
 }
 
 extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *indent)
@@ -1663,6 +1894,15 @@ extern "C" void fastmm_cuda_search_report(fastmm_cuda *c, FILE *f, const char *i
             fprintf(f, "; %d enumerated configurations timed of %d accepted", e->nenum, e->nvalid);
             if (e->enum_rows < e->k.M) fprintf(f, " (screened on %ld rows)", e->enum_rows);
         }
+        if (e->tail > 0) {
+            int cfg[5];
+            lt_cfg_get(&e->sub[1].algo, cfg);
+            fprintf(f, "; balanced: last %ld rows on tile %d (stages %d swizzle %d), %.2f ms "
+                    "against %.2f whole (%d splits timed)", e->tail, cfg[1], cfg[2], cfg[3],
+                    e->t_tail, e->t_whole, e->ntail);
+        } else if (e->tail_done && e->use_lt)
+            fprintf(f, "; no balanced split faster (%d timed against %.2f ms whole)", e->ntail,
+                    e->t_whole);
         fputc('\n', f);
     }
 }
@@ -1686,7 +1926,15 @@ static int lt_pick(fastmm_cuda *c, const lt_key *k, int search, const void *A, c
         e = lt_find(c, k);
     }
     if (e && e->use_lt) {
-        CB(lt_exec(c, e, &e->algo, A, B, C));
+        bool tail = c->tail_on && !c->green_on;
+        if (tail && !e->tail_done && search > 0 && lt_tail_search(c, e, A, B, C)) return -1;
+        if (tail && e->tail > 0) {
+            int r = lt_split(c, e, e->sub, e->tail, &e->sub[1].algo, A, B, C);
+            if (r < 0) return -1;
+            if (r > 0) return tg_fail("fastmm: cuBLASLt refused the balanced split it took");
+            fastmm_cuda_ntail++;
+        } else
+            CB(lt_exec(c, e, &e->algo, A, B, C));
         *done = 1;
     }
     return 0;
@@ -2247,8 +2495,26 @@ extern "C" int fastmm_gemm_cuda_own(fastmm_cuda *c, int variant, long M, long N,
     return fused_launch(c->s, variant, 1, 1, M, N, a);
 }
 
+static int gemm_cfg_run(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                        long lda, const void *B, long ldb, float *C, long ldc,
+                        const fastmm_cfg *cfg);
+
+// Runs configuration cfg (fastmm_gemm_cuda's work for it).
 static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                     long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg)
+{
+    int was = c->tail_on;
+    // balanced waves: fp32 products through cuBLASLt, not beside two product streams (their
+    // splits would share sl and sh)
+    c->tail_on = cfg->tail && !cfg->overlap && p->opts.prec == FASTMM_FP32;
+    int rc = gemm_cfg_run(c, p, M, N, K, A, lda, B, ldb, C, ldc, cfg);
+    c->tail_on = was;
+    return rc;
+}
+
+static int gemm_cfg_run(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
+                        long lda, const void *B, long ldb, float *C, long ldc,
+                        const fastmm_cfg *cfg)
 {
     if (cfg->fused > 0) {
         if (!fused_aligned(A, lda, B, ldb, C, ldc) ||
@@ -2287,6 +2553,7 @@ static fastmm_cfg plan_cfg(fastmm_plan *p, long M, long N, long K)
     cfg.blocks = fastmm_plan_comb_blocks(p, M, K, N);
     cfg.green = fastmm_plan_green(p, M, K, N);
     cfg.overlap = fastmm_plan_overlap(p, M, K, N);
+    cfg.tail = fastmm_plan_tail(p, M, K, N);
     cfg.fused = 0; // fastmm_gemm_cuda runs the fused products before it asks for this
     return cfg;
 }
@@ -2438,6 +2705,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 cand[nc].blocks = p->opts.comb_blocks > 0 ? p->opts.comb_blocks : 0;
                 cand[nc].green = p->opts.green > 0 ? p->opts.green : 0;
                 cand[nc].overlap = p->opts.overlap > 0;
+                cand[nc].tail = p->opts.tail > 0;
                 cand[nc].fused = 0;
                 nc++;
             }
@@ -2460,14 +2728,16 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // -1 consecutive panels' products on two streams on the fastest pipelined configuration,
     // at the other priority and with twice the panels (stages 13-15), then with opts.priority
     // -1 the products at high priority and the combinations at normal priority on the fastest
-    // pipelined configuration and on the fastest with another panel count (stages 16-17);
-    // each checked against the grid's fastest.
+    // pipelined configuration and on the fastest with another panel count (stages 16-17),
+    // then with opts.tail -1 the products' GEMMs in balanced waves on the fastest configuration
+    // and on the fastest with one panel (else another panel count) (stages 18-19; the splits
+    // are searched per GEMM shape in the first run); each checked against the grid's fastest.
     // Why more than one base: the grid's panel counts differ by less than one timing's noise
     // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
     // fastest alone kept the worse one in 4 of 32 runs.
     int best = -1, rc = -1, nbase = nc, stage = 0, tried_direct = 0, base3 = -1, base7 = -1;
-    int base13 = -1, base16 = -1;
+    int base13 = -1, base16 = -1, base18 = -1;
     int bases[FASTMM_TUNE_BASES] = {0}, nbases = -1, pass = 0, pbest = -1;
     int nsm = 0, dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -2495,7 +2765,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
             fastmm_level *l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
             fastmm_cfg x = *b;
             int ok = 0;
-            for (; !ok && stage < 18; stage++) {
+            for (; !ok && stage < 20; stage++) {
                 if (stage == 4 && pass + 1 < nbases) {
                     // the next base's pass
                     stage = 0;
@@ -2505,7 +2775,33 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     l = b->levels ? fastmm_plan_level(p, b->levels) : NULL;
                 }
                 x = *b;
-                if (stage >= 16) {
+                if (stage >= 18) {
+                    // balanced waves: on the fastest configuration so far (18) and the fastest
+                    // with one panel, else (the fastest had one) with another panel count (19):
+                    // one panel's products are one long batch, whose last wave leaves the most
+                    // for small tiles to fill (H100, 8192: 4096 x 7 products 18.14 ms whole,
+                    // 17.55 split), where each panel's last wave is the combinations'. Not
+                    // beside two product streams, nor on green contexts (lt_pick leaves them
+                    // whole there)
+                    int j = -1;
+                    for (int k = 0; k < nc; k++) {
+                        const fastmm_cfg *y = &cand[k];
+                        bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
+                                    !y->overlap && !y->tail;
+                        bool other = base18 >= 0 && (cand[base18].panels > 1
+                                                         ? y->panels == 1
+                                                         : y->panels != cand[base18].panels);
+                        if (fits && (j < 0 || ms[k] < ms[j]) && (stage == 18 || other)) j = k;
+                    }
+                    if (stage == 18) base18 = j;
+                    ok = p->opts.tail == -1 && j >= 0 && p->opts.prec == FASTMM_FP32 &&
+                         p->opts.gemm_search > 0;
+                    if (ok) {
+                        x = cand[j];
+                        x.tail = 1;
+                    }
+                    what[nc] = "balanced waves";
+                } else if (stage >= 16) {
                     // the products first (prio 2): on the fastest pipelined configuration so
                     // far (16) and on the fastest with another panel count (17); pipelined:
                     // panels, or the early start
@@ -2589,7 +2885,8 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                          fastmm_fused_fits_shape(p, v, x.levels, M, K, N);
                     x.fused = v;
                     x.panels = 1;
-                    x.prio = x.direct = x.comb = x.early = x.blocks = x.green = x.overlap = 0;
+                    x.prio = x.direct = x.comb = x.early = x.blocks = x.green = 0;
+                    x.overlap = x.tail = 0;
                     what[nc] = "fused products";
                 } else if (stage == 0) {
                     ok = p->opts.comb == -1 && l && !b->comb;
@@ -2684,6 +2981,7 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         t->fused = cand[best].fused;
         t->green = cand[best].green;
         t->overlap = cand[best].overlap;
+        t->tail = cand[best].tail;
         t->ncand = nc;
         for (int i = 0; i < nc; i++) {
             t->cand[i] = cand[i];

@@ -64,6 +64,7 @@ typedef struct fastmm_cfg {
     int levels, panels, prio, direct, comb, early, blocks;
     int green; /* 0, or the SMs of the combinations beside products (opts.green) */
     int overlap; /* consecutive panels' products on two streams (opts.overlap) */
+    int tail;    /* the products' GEMMs in balanced waves (opts.tail) */
     int fused; /* 0, or the fused products' variant (1-4; the others do not apply then) */
 } fastmm_cfg;
 
@@ -74,7 +75,7 @@ typedef struct fastmm_cfg {
 #define FASTMM_TUNE_BASES 2
 typedef struct fastmm_tuned {
     long M, K, N;
-    int levels, panels, prio, direct, comb, early, blocks, fused, green, overlap;
+    int levels, panels, prio, direct, comb, early, blocks, fused, green, overlap, tail;
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
@@ -132,6 +133,10 @@ extern long fastmm_cuda_nfused;
  * it, else screens them on fewer rows and times the 3 fastest there (tests set 0 or a large
  * bound). */
 void fastmm_cuda_gemm_configs_budget(fastmm_cuda *c, double ms);
+/* Tests: the kernel search keeps a cuBLASLt kernel even where cuBLAS's default is faster, and
+ * a balanced split (opts.tail) even where the whole kernel is faster, so that the split runs
+ * on any shape it fits (shapes searched from now on). */
+void fastmm_cuda_tail_force(fastmm_cuda *c, int on);
 #endif
 
 #ifdef TG_HAVE_CUDA
@@ -145,6 +150,8 @@ extern long fastmm_cuda_nthin;
 extern long fastmm_cuda_ngreen;
 /* Runs with consecutive panels' products on two streams so far (opts.overlap; tests). */
 extern long fastmm_cuda_noverlap;
+/* GEMMs run as a balanced split so far (opts.tail; tests). */
+extern long fastmm_cuda_ntail;
 /* Runs with the block products at high priority, the combinations at normal (opts.priority 2;
  * tests). */
 extern long fastmm_cuda_nprodfirst;

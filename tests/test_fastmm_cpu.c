@@ -352,6 +352,10 @@ static void test_bad_input(void **state)
     assert_null(fastmm_plan_new(s, &o));
     assert_non_null(strstr(tg_errmsg(), "overlap 2"));
     o.overlap = -1;
+    o.tail = -2;
+    assert_null(fastmm_plan_new(s, &o));
+    assert_non_null(strstr(tg_errmsg(), "tail -2"));
+    o.tail = 1;
     o.priority = 3;
     assert_null(fastmm_plan_new(s, &o));
     assert_non_null(strstr(tg_errmsg(), "priority 3"));

@@ -102,6 +102,10 @@ static int report_count(const char *rep, const char *tag)
     return n;
 }
 
+/* compare() tunes the plan on its operands first (fp32), so that the kernel searches (and the
+ * balanced splits, test_tail) ran on the shapes and leading dimensions the product uses. */
+static int compare_tune;
+
 /* Runs one product on both paths; returns the GPU's error against fp64 and checks the GPU and
  * CPU results agree within tol (max-norm, relative to the reference's max). */
 static double compare(fastmm_plan *p, long M, long K, long N, uint64_t seed, double tol)
@@ -130,6 +134,12 @@ static double compare(fastmm_plan *p, long M, long K, long N, uint64_t seed, dou
         assert_int_equal(fastmm_cuda_f32_to_bf16(ctx, dB, hB, K * ldb), 0);
         xA = hA;
         xB = hB;
+    }
+    if (compare_tune && prec == FASTMM_FP32) {
+        if (fastmm_tune_cuda(ctx, p, M, N, K, xA, lda, xB, ldb, dC, ldc))
+            fail_msg("%s", tg_errmsg());
+        assert_int_equal(cudaMemcpy(dC, C, sizeof(float) * M * ldc, cudaMemcpyHostToDevice),
+                         cudaSuccess); /* NaN outside C again */
     }
     if (fastmm_gemm_cuda(ctx, p, M, N, K, xA, lda, xB, ldb, dC, ldc) || fastmm_cuda_sync(ctx))
         fail_msg("%s", tg_errmsg());
@@ -503,6 +513,7 @@ static void test_overlap(void **state)
     o.levels = 1;
     o.comb = 1;
     o.overlap = -1;
+    o.tail = 0; /* its candidates copy a "p" one; test_tail tunes those */
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n2 = 1024;
@@ -520,6 +531,68 @@ static void test_overlap(void **state)
     tg_fact_free(s);
 }
 
+/* Balanced waves (opts.tail): with the split forced (fastmm_cuda_tail_force: kept on every
+ * GEMM shape it fits, whatever its time), Strassen at 1 and 2 levels with direct operands
+ * (pointer-array batches: the tail's shifted pointers; the early start; the products first on
+ * their own stream) and packed ones (strided batches; sizes that do not divide: padding), 1-3
+ * row panels, streaming and staged combinations, against the CPU path and fp64; then tuning
+ * with opts.tail -1 (not forced) times "T" candidates and the chosen plan still computes the
+ * product. */
+static void test_tail(void **state)
+{
+    (void)state;
+    if (!ctx) skip();
+    static const long sz[][3] = {{1024, 1024, 1024}, {1288, 1032, 1160}, {2048, 768, 1024}};
+    tg_fact *s = tg_fact_strassen();
+    fastmm_cuda_tail_force(ctx, 1);
+    compare_tune = 1;
+    long n0 = fastmm_cuda_ntail;
+    int n = 0;
+    for (int L = 1; L <= 2; L++)
+        for (size_t t = 0; t < sizeof sz / sizeof sz[0]; t++)
+            for (int d = 0; d < 3; d++) {
+                long M = sz[t][0], K = sz[t][1], N = sz[t][2];
+                fastmm_opts o = fastmm_opts_default();
+                o.levels = L;
+                o.direct = d > 0;
+                o.panels = 1 + (int)(t + d) % 3;
+                o.priority = d == 2 ? 2 : 0;
+                o.comb = n % 2;
+                o.comb_blocks = 0;
+                o.tail = 1;
+                n++;
+                fastmm_plan *p = fastmm_plan_new(s, &o);
+                assert_non_null(p);
+                assert_int_equal(fastmm_plan_tail(p, M, K, N), 1);
+                long before = fastmm_cuda_ntail;
+                compare(p, M, K, N, 900 + 10 * L + 3 * t + d,
+                        tol_for(fastmm_plan_level_fact(p, L), K, FASTMM_FP32));
+                /* one level, one panel: products of 512 rows and more, where a split fits */
+                if (L == 1 && o.panels == 1) assert_true(fastmm_cuda_ntail > before);
+                fastmm_plan_free(p);
+            }
+    assert_true(fastmm_cuda_ntail > n0);
+    compare_tune = 0;
+    fastmm_cuda_tail_force(ctx, 0);
+    /* tuned, not forced: balanced waves tried on the fastest configuration and the fastest of
+     * another panel count */
+    fastmm_opts o = fastmm_opts_default();
+    o.levels = 1;
+    o.comb = 1;
+    o.tail = -1;
+    fastmm_plan *p = fastmm_plan_new(s, &o);
+    assert_non_null(p);
+    long n2 = 2048;
+    char rep[4096];
+    tune_square(p, n2, 17, rep, sizeof rep);
+    int nT = report_count(rep, " T ");
+    assert_true(nT >= 1 && nT <= 2);
+    fastmm_cuda_search_report(ctx, stdout, "  ");
+    compare(p, n2, n2, n2, 96, tol_for(fastmm_plan_level_fact(p, 1), n2, FASTMM_FP32));
+    fastmm_plan_free(p);
+    tg_fact_free(s);
+}
+
 /* Tuning with the combinations beside products (two panels, streaming kernel): the limits on
  * thread blocks are timed on the fastest configuration, reported ("bN"), and the chosen plan
  * still computes the product. */
@@ -533,6 +606,7 @@ static void test_tune_blocks(void **state)
     o.panels = 2;
     o.comb = 1;
     o.green = 0; /* its candidates would add "bN G4" entries; test_green tunes those */
+    o.tail = 0;  /* likewise "bN T" (test_tail) */
     fastmm_plan *p = fastmm_plan_new(s, &o);
     assert_non_null(p);
     long n = 1024;
@@ -745,21 +819,27 @@ static void test_comb_stream(void **state)
 }
 
 /* How many distinct grid configurations ("L1 P4h") the tune report lists with the streaming
- * combination kernel (" S "). */
+ * combination kernel and nothing else ("L1 P4h S": the streaming stage of a base's pass; the
+ * later stages' candidates, "L1 P1p D E S" or "L1 P1 S T", copy a configuration and add to it). */
 static int streamed_bases(const char *rep)
 {
     char seen[8][16];
     int n = 0;
-    for (const char *x = rep; (x = strstr(x, " S ")); x++) {
-        const char *e = x; /* back to the entry's start, then its "Ln Pn[h]" */
-        while (e > rep && !(e[-1] == ' ' && e - 2 >= rep && e[-2] == '|')) e--;
-        char key[16];
-        int k = 0;
-        for (int sp = 0; e < x && k < 15 && !(*e == ' ' && ++sp == 2); e++) key[k++] = *e;
-        key[k] = 0;
-        int dup = 0;
-        for (int i = 0; i < n; i++) dup |= !strcmp(seen[i], key);
-        if (!dup && n < 8) strcpy(seen[n++], key);
+    for (const char *c = rep; *c;) {
+        const char *e = strstr(c, " | ");
+        int len = e ? (int)(e - c) : (int)strlen(c), lv, pn, used = 0;
+        char cand[256], h[2] = "";
+        snprintf(cand, sizeof cand, "%.*s", len, c);
+        double ms;
+        if (sscanf(cand, "L%d P%d S %lf%n", &lv, &pn, &ms, &used) == 3 ||
+            (sscanf(cand, "L%d P%dh S %lf%n", &lv, &pn, &ms, &used) == 3 && (h[0] = 'h'))) {
+            char key[16];
+            snprintf(key, sizeof key, "L%d P%d%s", lv, pn, h);
+            int dup = 0;
+            for (int i = 0; i < n; i++) dup |= !strcmp(seen[i], key);
+            if (!dup && n < 8) strcpy(seen[n++], key);
+        }
+        c = e ? e + 3 : c + len;
     }
     return n;
 }
@@ -1180,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_comb_blocks),
         cmocka_unit_test(test_green),
         cmocka_unit_test(test_overlap),
+        cmocka_unit_test(test_tail),
         cmocka_unit_test(test_comb_stream),
         cmocka_unit_test(test_tune),
         cmocka_unit_test(test_tune_blocks),

@@ -79,6 +79,13 @@ static const char *use =
     "                   X): -1 tuned (tried on the fastest pipelined configuration, at the\n"
     "                   other priority and with twice the panels), 0 never (default: slower\n"
     "                   on the H100), 1 wherever there are panels\n"
+    "  --tail N         GPU fp32: each block product's GEMM in balanced waves (described T):\n"
+    "                   its last rows by a kernel of small tiles on a low-priority stream,\n"
+    "                   queued just before the rest at high priority, so that the small\n"
+    "                   tiles fill the SMs the large ones leave in their last wave; per GEMM\n"
+    "                   shape the kernel search times the split and keeps it only if faster:\n"
+    "                   -1 tuned (default: tried on the fastest configuration and the fastest\n"
+    "                   with one panel), 0 never, 1 wherever the search kept one\n"
     "  --fused V        GPU fp32: fused products: each block product by fastmm's own SIMT GEMM\n"
     "                   kernel, which sums the operand terms as it loads them and adds into C\n"
     "                   in its epilogue (no combination passes), where the blocks are whole\n"
@@ -93,7 +100,7 @@ static const char *use =
     "                   combination; h: the combinations at high priority, p: the products;\n"
     "                   bN: the combinations beside products on N blocks; GN: green\n"
     "                   contexts, N SMs for the combinations;\n"
-    "                   X: consecutive panels' products on two streams;\n"
+    "                   X: consecutive panels' products on two streams; T: balanced waves;\n"
     "                   FV: fused products of variant V)\n"
     "  --cpu            use the CPU path (OpenBLAS) even where a GPU exists\n"
     "  --csv FILE       also append one line per (precision, size, algorithm) to FILE\n";
@@ -183,7 +190,7 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
      * beside them: panels or the early start); D: direct operands, E: their early start
      * (GPU); S: streaming combination kernel; bN: those beside products on N thread blocks,
      * tN: of N threads; GN: green contexts, N SMs for the combinations; X: consecutive
-     * panels' products on two streams */
+     * panels' products on two streams; T: the products' GEMMs in balanced waves */
     int dir = fastmm_plan_direct(p, s, s, s), comb = fastmm_plan_comb(p, s, s, s);
     int nb = comb ? fastmm_plan_comb_blocks(p, s, s, s) : 0;
     char bs[40] = "";
@@ -193,6 +200,8 @@ static void describe(algo *a, fastmm_plan *p, long s, int gpu, char *buf, size_t
     if (ng > 0) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " G%d", ng);
     if (gpu && P > 1 && fastmm_plan_overlap(p, s, s, s))
         snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " X");
+    if (gpu && fastmm_plan_tail(p, s, s, s))
+        snprintf(bs + strlen(bs), sizeof bs - strlen(bs), " T");
     int pri = fastmm_plan_priority(p, s, s, s), early = gpu && dir && fastmm_plan_early(p, s, s, s);
     snprintf(buf, len, "%dx%dx%d r%d L%d P%d%s%s%s%s%s", d.n, d.m, d.p, tg_fact_rank(f), L, P,
              gpu && pri == 2 && (P > 1 || early) ? "p" : P > 1 && pri == 1 ? "h" : "",
@@ -487,7 +496,7 @@ int tg_bench_matmul(int argc, char **argv)
         {"priority", required_argument, 0, 'Q'}, {"tune-report", no_argument, 0, 'R'},
         {"comb", required_argument, 0, 'K'}, {"comb-blocks", required_argument, 0, 'B'},
         {"comb-threads", required_argument, 0, 'H'}, {"green", required_argument, 0, 'W'},
-        {"overlap", required_argument, 0, 'O'},
+        {"overlap", required_argument, 0, 'O'}, {"tail", required_argument, 0, 'L'},
         {"fused", required_argument, 0, 'U'}, {"gemm-configs", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     algo al[MAX_ALGOS];
@@ -495,7 +504,7 @@ int tg_bench_matmul(int argc, char **argv)
     int na = 0, ns = 7, np = 0, reps = 0, accuracy = 1, cpu = 0, min_block = 1536, rc = 2;
     int panels = 0, tune = 1, search = 4, best_gemm = 0, phases = 0, direct = -1, priority = -1;
     int comb = -1, comb_blocks = -1, comb_threads = 0, fused = 0, configs = FASTMM_GEMM_CONFIGS;
-    int tune_report = 0, green = 0, overlap = 0;
+    int tune_report = 0, green = 0, overlap = 0, tail = -1;
     long sizes[MAX_SIZES] = {8192, 10240, 12288, 14336, 16384, 18432, 20480};
     fastmm_prec precs[3] = {FASTMM_FP32};
     const char *csv_path = NULL;
@@ -570,6 +579,7 @@ int tg_bench_matmul(int argc, char **argv)
         case 'H': comb_threads = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'W': green = atoi(optarg); break; /* fastmm_plan_new checks it */
         case 'O': overlap = atoi(optarg); break; /* fastmm_plan_new checks it */
+        case 'L': tail = atoi(optarg); break;    /* fastmm_plan_new checks it */
         case 'U':
             fused = atoi(optarg);
             if (fused < -1 || fused > FASTMM_FUSED_VARIANTS) {
@@ -602,6 +612,7 @@ int tg_bench_matmul(int argc, char **argv)
             op.comb_threads = comb_threads;
             op.green = green;
             op.overlap = overlap;
+            op.tail = tail;
             op.fused = fused;
             op.prec = (fastmm_prec)p;
             al[a].plan[p] = fastmm_plan_new(al[a].f, &op);
