@@ -1,0 +1,93 @@
+// The wave-quantization experiment behind fastmm's balanced waves (opts.tail): 7 batched 4096^3
+// pedantic SGEMMs on cuBLASLt, whole against a main part plus a tail of small tiles on a second
+// stream. Built with nvcc -O2 -arch=sm_90 -o wave wave_experiment.cu -lcublasLt; run on the H100
+// 2026-12-07 09:44 UTC, output in h100l-09h44-wave-wave.log. Not part of the build.
+// Wave-quantization experiment: 7 batched 4096^3 SGEMMs (pedantic fp32) on cuBLASLt, whole vs a main
+// part in 256x128 tiles plus a tail of columns in small tiles / split-K on a second stream.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <vector>
+#include <algorithm>
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while (0)
+#define LK(x) do { cublasStatus_t e_ = (x); if (e_ != CUBLAS_STATUS_SUCCESS) { printf("cublasLt %d line %d\n", (int)e_, __LINE__); exit(1);} } while (0)
+static cublasLtHandle_t lt;
+static void *ws; static const size_t WS = 256u << 20;
+static const int NB = 7, S = 4096;
+struct G { cublasLtMatmulDesc_t d; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok; };
+static G make(int n, int tile, int swz, int splitk, int algo_id)
+{
+    G g; g.ok = 0;
+    LK(cublasLtMatmulDescCreate(&g.d, CUBLAS_COMPUTE_32F_PEDANTIC, CUDA_R_32F));
+    LK(cublasLtMatrixLayoutCreate(&g.a, CUDA_R_32F, S, S, S));
+    LK(cublasLtMatrixLayoutCreate(&g.b, CUDA_R_32F, S, n, S));
+    LK(cublasLtMatrixLayoutCreate(&g.c, CUDA_R_32F, S, n, S));
+    int32_t bc = NB; int64_t st = (int64_t)S * S;
+    cublasLtMatrixLayout_t l[3] = {g.a, g.b, g.c};
+    for (int i = 0; i < 3; i++) {
+        LK(cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc));
+        LK(cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &st, sizeof st));
+    }
+    if (cublasLtMatmulAlgoInit(lt, CUBLAS_COMPUTE_32F_PEDANTIC, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, algo_id, &g.algo) != CUBLAS_STATUS_SUCCESS) return g;
+    uint32_t t = tile, stg = 31, sw = swz, sk = splitk, red = CUBLASLT_REDUCTION_SCHEME_NONE;
+    cublasLtMatmulAlgoConfigSetAttribute(&g.algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &t, sizeof t);
+    cublasLtMatmulAlgoConfigSetAttribute(&g.algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stg, sizeof stg);
+    cublasLtMatmulAlgoConfigSetAttribute(&g.algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &sw, sizeof sw);
+    cublasLtMatmulAlgoConfigSetAttribute(&g.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &sk, sizeof sk);
+    if (splitk > 1) red = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    cublasLtMatmulAlgoConfigSetAttribute(&g.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &red, sizeof red);
+    cublasLtMatmulHeuristicResult_t r;
+    if (cublasLtMatmulAlgoCheck(lt, g.d, g.a, g.b, g.c, g.c, &g.algo, &r) != CUBLAS_STATUS_SUCCESS) return g;
+    if (r.workspaceSize > WS) return g;
+    g.ok = 1;
+    return g;
+}
+static float *A, *B, *C;
+static void run(const G &g, long coloff, cudaStream_t s)
+{
+    const float one = 1, zero = 0;
+    LK(cublasLtMatmul(lt, g.d, &one, A, g.a, B + coloff * S, g.b, &zero, C + coloff * S, g.c, C + coloff * S, g.c, &g.algo, s == 0 ? ws : (char *)ws + 0, WS, s));
+}
+static float med(std::vector<float> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; }
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 7;
+    LK(cublasLtCreate(&lt));
+    size_t nb = (size_t)NB * S * S * sizeof(float);
+    CK(cudaMalloc(&A, nb)); CK(cudaMalloc(&B, nb)); CK(cudaMalloc(&C, nb)); CK(cudaMalloc(&ws, WS));
+    CK(cudaMemset(A, 0, nb)); CK(cudaMemset(B, 0, nb));
+    int lo, hi; CK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    cudaStream_t s1, s2; CK(cudaStreamCreateWithPriority(&s1, cudaStreamNonBlocking, hi));
+    CK(cudaStreamCreateWithPriority(&s2, cudaStreamNonBlocking, lo));
+    cudaEvent_t e0, e1, ej; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1)); CK(cudaEventCreate(&ej));
+    // fill with something finite
+    std::vector<float> h((size_t)S * S); for (size_t i = 0; i < h.size(); i++) h[i] = (float)((i * 2654435761u) % 1000) / 1000.f - 0.5f;
+    for (int b = 0; b < NB; b++) { CK(cudaMemcpy(A + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); CK(cudaMemcpy(B + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); }
+    auto time1 = [&](const G &g) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) { CK(cudaEventRecord(e0, s1)); run(g, 0, s1); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1)); float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
+    auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) {
+        CK(cudaEventRecord(e0, s1)); CK(cudaStreamWaitEvent(s2, e0, 0));
+        if (tailfirst) { run(gt, toff, s2); run(gm, 0, s1); } else { run(gm, 0, s1); run(gt, toff, s2); }
+        CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
+        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
+    int algo = 55;
+    for (int sw = 0; sw < 2; sw++) { G f = make(S, 24, sw, 1, algo); if (f.ok) printf("full 7x4096^3 tile24 swz%d: %.3f ms\n", sw, time1(f)); }
+    G f20 = make(S, 20, 1, 1, algo); if (f20.ok) printf("full tile20 swz1: %.3f ms\n", time1(f20));
+    int tails[] = {128, 256, 384, 512, 768};
+    int ttiles[][2] = {{24, 1}, {20, 1}, {18, 1}, {24, 2}, {24, 4}, {20, 2}, {20, 4}, {18, 2}};
+    for (int ti = 0; ti < 5; ti++) {
+        int t = tails[ti];
+        G gm = make(S - t, 24, 1, 1, algo);
+        if (!gm.ok) { printf("main n=%d refused\n", S - t); continue; }
+        float mm = time1(gm);
+        printf("tail %d: main n=%d alone %.3f ms\n", t, S - t, mm);
+        for (auto &tt : ttiles) {
+            G gt = make(t, tt[0], 1, tt[1], algo);
+            if (!gt.ok) { printf("  tail tile%d splitk%d refused\n", tt[0], tt[1]); continue; }
+            float ta = time1(gt), both = time2(gm, gt, S - t, 0), tf = time2(gm, gt, S - t, 1);
+            printf("  tail tile%d splitk%d: alone %.3f ms, main+tail beside %.3f ms (tail first %.3f)\n", tt[0], tt[1], ta, both, tf);
+        }
+    }
+    for (int sw = 0; sw < 2; sw++) { G f = make(S, 24, sw, 1, algo); if (f.ok) printf("full again tile24 swz%d: %.3f ms\n", sw, time1(f)); }
+    return 0;
+}
