@@ -2730,8 +2730,9 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
     // -1 the products at high priority and the combinations at normal priority on the fastest
     // pipelined configuration and on the fastest with another panel count (stages 16-17),
     // then with opts.tail -1 the products' GEMMs in balanced waves on the fastest configuration
-    // and on the fastest with one panel (else another panel count) (stages 18-19; the splits
-    // are searched per GEMM shape in the first run); each checked against the grid's fastest.
+    // and on the same with one panel (else on the fastest with another panel count) (stages
+    // 18-19; the splits are searched per GEMM shape in the first run); each checked against
+    // the grid's fastest.
     // Why more than one base: the grid's panel counts differ by less than one timing's noise
     // before the stages, by more after them (H100, 8192: P2 and P4 within 0.1 ms in the grid,
     // 18.7 against 18.5 ms once streamed and direct), so a greedy refinement of the grid's
@@ -2776,28 +2777,36 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                 }
                 x = *b;
                 if (stage >= 18) {
-                    // balanced waves: on the fastest configuration so far (18) and the fastest
-                    // with one panel, else (the fastest had one) with another panel count (19):
-                    // one panel's products are one long batch, whose last wave leaves the most
-                    // for small tiles to fill (H100, 8192: 4096 x 7 products 18.14 ms whole,
-                    // 17.55 split), where each panel's last wave is the combinations'. Not
-                    // beside two product streams, nor on green contexts (lt_pick leaves them
-                    // whole there)
+                    // balanced waves: on the fastest configuration so far (18), then (19) on
+                    // the same with one panel (uncapped: nothing runs beside its products but
+                    // the early start's B), else (it had one) on the fastest with another panel
+                    // count: one panel's products are one long batch, whose last wave leaves
+                    // the most for small tiles to fill (H100, 8192: 4096 x 7 products 18.14 ms
+                    // whole, 17.55 split; L1 P1 D S2 18.67 ms, with T 18.43), where each
+                    // panel's last wave is the combinations'. Not beside two product streams,
+                    // nor on green contexts (lt_pick leaves them whole there)
                     int j = -1;
                     for (int k = 0; k < nc; k++) {
                         const fastmm_cfg *y = &cand[k];
                         bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
                                     !y->overlap && !y->tail;
-                        bool other = base18 >= 0 && (cand[base18].panels > 1
-                                                         ? y->panels == 1
-                                                         : y->panels != cand[base18].panels);
+                        bool other = base18 >= 0 && cand[base18].panels == 1 &&
+                                     y->panels != 1;
                         if (fits && (j < 0 || ms[k] < ms[j]) && (stage == 18 || other)) j = k;
                     }
                     if (stage == 18) base18 = j;
+                    else if (base18 >= 0 && cand[base18].panels > 1) j = base18;
                     ok = p->opts.tail == -1 && j >= 0 && p->opts.prec == FASTMM_FP32 &&
                          p->opts.gemm_search > 0;
                     if (ok) {
                         x = cand[j];
+                        if (stage == 19 && cand[base18].panels > 1) {
+                            x = cand[base18];
+                            x.panels = 1;
+                            x.blocks = 0;
+                            x.prio = x.prio == 2 ? 2 : 0; // as the grid's one-panel ones
+                            ok = p->opts.panels <= 0;
+                        }
                         x.tail = 1;
                     }
                     what[nc] = "balanced waves";
