@@ -12,5 +12,9 @@ echo "$out" | grep -q "^strassen1 16384: met 1 of 1, mean +7.80"
 # call 07h58 ran the peer first: its first run is paired with the bench run after it
 echo "$out" | grep -q "h100k-07h58 .* ours +15.2% (18.53 ms, L1 P4 D E S) .* +5.1$"
 [ "$(echo "$out" | grep -c short)" = 8 ]
+# the twenty-sixth session's six calls with peers (docs/performance.md, 09:35-10:18)
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100l-09h35" "$d/h100l-09h39" "$d/h100l-09h54" \
+      "$d/h100l-10h03" "$d/h100l-10h09" "$d/h100l-10h15")
+echo "$out" | grep -q "^strassen1 8192: met 19 of 25, mean +5.72 (+3.8 to +7.5)$"
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"
