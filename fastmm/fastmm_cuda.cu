@@ -2504,9 +2504,9 @@ static int gemm_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, cons
                     long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cfg)
 {
     int was = c->tail_on;
-    // balanced waves: fp32 products through cuBLASLt, not beside two product streams (their
-    // splits would share sl and sh)
-    c->tail_on = cfg->tail && !cfg->overlap && p->opts.prec == FASTMM_FP32;
+    // balanced waves (fp32 products through cuBLASLt: lt_pick), not beside two product streams
+    // (their splits would share sl and sh)
+    c->tail_on = cfg->tail && !cfg->overlap;
     int rc = gemm_cfg_run(c, p, M, N, K, A, lda, B, ldb, C, ldc, cfg);
     c->tail_on = was;
     return rc;
@@ -2747,6 +2747,15 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
         nsm = 0; // stages 4-6 skipped
     }
     const char *what[FASTMM_TUNE_CAND] = {NULL};
+    // the fastest timed candidate with levels that `want` accepts, -1 if none (the stages'
+    // bases)
+    auto fastest = [&](auto want) {
+        int j = -1;
+        for (int k = 0; k < nc; k++)
+            if (ms[k] < 1e29f && cand[k].levels > 0 && want(cand[k]) && (j < 0 || ms[k] < ms[j]))
+                j = k;
+        return j;
+    };
     for (int i = 0; i <= nc && i < FASTMM_TUNE_CAND; i++) {
         if (i == nc) {
             if (nbases < 0) {
@@ -2785,27 +2794,20 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     // whole, 17.55 split; L1 P1 D S2 18.67 ms, with T 18.43), where each
                     // panel's last wave is the combinations'. Not beside two product streams,
                     // nor on green contexts (lt_pick leaves them whole there)
-                    int j = -1;
-                    for (int k = 0; k < nc; k++) {
-                        const fastmm_cfg *y = &cand[k];
-                        bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
-                                    !y->overlap && !y->tail;
-                        bool other = base18 >= 0 && cand[base18].panels == 1 &&
-                                     y->panels != 1;
-                        if (fits && (j < 0 || ms[k] < ms[j]) && (stage == 18 || other)) j = k;
-                    }
+                    bool one = stage == 19 && base18 >= 0 && cand[base18].panels > 1;
+                    int j = one ? base18 : fastest([&](const fastmm_cfg &y) {
+                        return !y.fused && !y.green && !y.overlap && !y.tail &&
+                               (stage == 18 || (base18 >= 0 && y.panels != 1));
+                    });
                     if (stage == 18) base18 = j;
-                    else if (base18 >= 0 && cand[base18].panels > 1) j = base18;
                     ok = p->opts.tail == -1 && j >= 0 && p->opts.prec == FASTMM_FP32 &&
-                         p->opts.gemm_search > 0;
+                         p->opts.gemm_search > 0 && (!one || p->opts.panels <= 0);
                     if (ok) {
                         x = cand[j];
-                        if (stage == 19 && cand[base18].panels > 1) {
-                            x = cand[base18];
+                        if (one) {
                             x.panels = 1;
                             x.blocks = 0;
                             x.prio = x.prio == 2 ? 2 : 0; // as the grid's one-panel ones
-                            ok = p->opts.panels <= 0;
                         }
                         x.tail = 1;
                     }
@@ -2814,16 +2816,12 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     // the products first (prio 2): on the fastest pipelined configuration so
                     // far (16) and on the fastest with another panel count (17); pipelined:
                     // panels, or the early start
-                    int j = -1;
-                    for (int k = 0; k < nc; k++) {
-                        const fastmm_cfg *y = &cand[k];
-                        bool fits = ms[k] < 1e29f && y->levels > 0 && !y->fused && !y->green &&
-                                    !y->overlap && y->prio != 2 &&
-                                    (y->panels > 1 || (y->direct && y->early));
-                        if (fits && (j < 0 || ms[k] < ms[j]) &&
-                            (stage == 16 || (base16 >= 0 && y->panels != cand[base16].panels)))
-                            j = k;
-                    }
+                    int j = fastest([&](const fastmm_cfg &y) {
+                        return !y.fused && !y.green && !y.overlap && y.prio != 2 &&
+                               (y.panels > 1 || (y.direct && y.early)) &&
+                               (stage == 16 ||
+                                (base16 >= 0 && y.panels != cand[base16].panels));
+                    });
                     if (stage == 16) base16 = j;
                     ok = p->opts.priority == -1 && j >= 0;
                     if (ok) {
@@ -2842,12 +2840,9 @@ extern "C" int fastmm_tune_cuda(fastmm_cuda *c, fastmm_plan *p, long M, long N, 
                     // with twice its panels at high priority (15: a panel's products no longer
                     // need whole waves, and smaller first and last panels expose less)
                     if (base13 < 0)
-                        for (int k = 0; k < nc; k++) {
-                            const fastmm_cfg *y = &cand[k];
-                            if (ms[k] < 1e29f && y->levels > 0 && y->panels > 1 && !y->fused &&
-                                !y->green && !y->overlap && (base13 < 0 || ms[k] < ms[base13]))
-                                base13 = k;
-                        }
+                        base13 = fastest([](const fastmm_cfg &y) {
+                            return y.panels > 1 && !y.fused && !y.green && !y.overlap;
+                        });
                     ok = p->opts.overlap == -1 && base13 >= 0;
                     if (ok) {
                         x = cand[base13];
