@@ -119,11 +119,22 @@ exec 9>>"$RUN_DIR/cluster.lock"
 flock -w 1 9 || die "$RUN_DIR is in use by another run_cluster.sh (pid $(cat "$RUN_DIR/status/cluster.pid" 2>/dev/null || echo '?')); stop it first (Ctrl-C or kill -TERM) or choose another --run-dir"
 echo $$ >"$RUN_DIR/status/cluster.pid"
 
+# A new run's ports come from below the kernel's ephemeral range: a port in that range can be the
+# local end of any outgoing connection, or of its TIME_WAIT for a minute after, which a connect
+# probe cannot see but which makes the learner's bind fail (EADDRINUSE) on every restart. `ss`
+# (iproute2) sees sockets in any state; arguments are ports already chosen for this run.
+read -r EPH_LO EPH_HI 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range || { EPH_LO=32768; EPH_HI=60999; }
 free_port() {
-    local p
+    local p lo=10000 hi=$EPH_LO
+    if [ $((hi - lo)) -lt 1000 ]; then lo=$((EPH_HI + 1)); hi=65536; fi
+    if [ $((hi - lo)) -lt 1000 ]; then lo=20000; hi=60000; fi
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo $p; return; fi
+        p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
+        case " $* " in *" $p "*) continue ;; esac
+        if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then continue; fi
+        if command -v ss >/dev/null && [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then continue; fi
+        echo $p
+        return
     done
     die "no free TCP port found"
 }
@@ -144,7 +155,7 @@ if [ -f "$RUN_DIR/config.yaml" ]; then
     ENDPOINTS=()
 else
     BASE=$CONFIG
-    RP=$(free_port); IP=$(free_port); PP=$(free_port)
+    RP=$(free_port); IP=$(free_port "$RP"); PP=$(free_port "$RP" "$IP")
     ENDPOINTS=("replay.endpoint=tcp://$BIND_HOST:$RP" "replay.connect=tcp://$HEAD:$RP"
         "infer.endpoint=tcp://$BIND_HOST:$IP" "infer.connect=tcp://$HEAD:$IP"
         "infer.pub_endpoint=tcp://$BIND_HOST:$PP" "infer.pub_connect=tcp://$HEAD:$PP")
