@@ -183,7 +183,7 @@ fi
 
 # ---- supervision -------------------------------------------------------------------------
 # Each managed process has a name, a command line, a pid, a restart count and a backoff.
-declare -A CMD PID WRAP STARTED BACKOFF NEXT_START
+declare -A CMD PID WRAP STARTED BACKOFF NEXT_START OUTPOS
 NAMES=()
 STOPPING=0
 
@@ -200,6 +200,8 @@ add_proc() { # name command...
 start_proc() {
     local name=$1 st=$RUN_DIR/status
     rm -f "$st/$name.pid" "$st/$name.exit"
+    # where this start's output begins in the appended log: its last error is the reason to show
+    OUTPOS[$name]=$(stat -c %s "$RUN_DIR/logs/$name.out" 2>/dev/null || echo 0)
     # A wrapper subshell waits on the program and records its exit status, so the supervisor
     # learns how it ended without bash's job notices. setsid: a session per program, so a stop
     # reaches it and its children alike and Ctrl-C in the terminal reaches only the supervisor.
@@ -296,7 +298,11 @@ supervise_once() {
             139) code="$code, segmentation fault" ;;
             134) code="$code, aborted" ;;
             esac
-            say "$n exited (status $code); restarting in ${BACKOFF[$n]} s (log: logs/$n.out)"
+            # the last error it logged since this start says why (e.g. a port another program holds)
+            local last
+            last=$(tail -c +$((${OUTPOS[$n]:-0} + 1)) "$RUN_DIR/logs/$n.out" 2>/dev/null | grep -a " ERROR " |
+                tail -1 | sed 's/^[^ ]* ERROR //' | cut -c1-160)
+            say "$n exited (status $code${last:+: $last}); restarting in ${BACKOFF[$n]} s (log: logs/$n.out)"
             PID[$n]=0
             WRAP[$n]=0
             NEXT_START[$n]=$((now + BACKOFF[$n]))

@@ -3,7 +3,8 @@
 # (deploy/run_cluster.sh, exit status 78 of the programs): CURVE switched on without keys, and a
 # run directory whose replay.h5 is unreadable. The latter resumes with --reset-corrupt, which
 # moves the file aside and loses nothing else. A second run_cluster.sh on a run directory in use
-# is refused, and so is a missing or malformed --hosts file.
+# is refused, and so is a missing or malformed --hosts file. A port another program holds makes the
+# learner restart (with backoff), each restart line saying why.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TG_BIN:-$ROOT/bin}
@@ -92,4 +93,18 @@ wait $first 2>/dev/null || true
 grep -q "interrupted" "$T/busy1.out" || fail "the first cluster did not stop on SIGTERM"
 "$BIN/tg" status "$RUN" | grep -q "supervisor: .*not running" || fail "tg status does not show the supervisor gone"
 echo "run directory in use: $(grep -o 'in use by another run_cluster.sh (pid [0-9]*)' "$T/busy2.out")"
+
+# 4. a port another program holds: the learner cannot bind it, which a restart may fix (the other
+# program may let go), so it is restarted with backoff and each restart line says why
+exec 5< <(exec python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)')
+holder=$!
+read -r held <&5
+cluster heldport --run-dir "$T/held" --budget 6 --no-stop "infer.endpoint=tcp://127.0.0.1:$held" \
+    "infer.connect=tcp://127.0.0.1:$held" || true
+kill "$holder" 2>/dev/null || true
+exec 5<&-
+grep -q "learner exited (status 1: tg-learner: .*cannot bind tcp://127.0.0.1:$held: Address already in use); restarting in" \
+    "$T/heldport.out" || fail "no reason on the restart line for a held port"
+echo "port held by another program: $(grep -m1 -o 'learner exited (status 1: [^)]*)' "$T/heldport.out")"
 echo "PASS t_cluster_setup"
