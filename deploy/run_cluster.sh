@@ -283,7 +283,7 @@ supervise_once() {
                 # a start-up error no restart can fix (the configuration, keys, or the backend on
                 # this machine, e.g. cuda without a GPU): stop the run and say why
                 local why
-                why=$(grep -h "ERROR" "$RUN_DIR/logs/$n.out" 2>/dev/null | tail -1 | sed 's/^[^ ]* ERROR //')
+                why=$(grep -h "ERROR" "$RUN_DIR/logs/$n.out" 2>/dev/null | tail -1 | sed 's/^[^ ]* ERROR //' || true)
                 case "$why" in
                 *"no CUDA device"* | *"not built in"*) why="$why (--backend cpu runs it on the CPU)" ;;
                 esac
@@ -301,7 +301,7 @@ supervise_once() {
             # the last error it logged since this start says why (e.g. a port another program holds)
             local last
             last=$(tail -c +$((${OUTPOS[$n]:-0} + 1)) "$RUN_DIR/logs/$n.out" 2>/dev/null | grep -a " ERROR " |
-                tail -1 | sed 's/^[^ ]* ERROR //' | cut -c1-160)
+                tail -1 | sed 's/^[^ ]* ERROR //' | cut -c1-160 || true) # none: grep fails (pipefail)
             say "$n exited (status $code${last:+: $last}); restarting in ${BACKOFF[$n]} s (log: logs/$n.out)"
             PID[$n]=0
             WRAP[$n]=0
@@ -371,6 +371,16 @@ for i in $(seq 1 "$ACTORS"); do
     add_proc "actor-$i" "$BIN/tg-actor" --config "$CFG" --name "$(hostname)-$i"
 done
 [ -z "$HOSTS" ] || start_remote
+
+# A supervisor that fails on an error of its own (set -e) must not leave the processes running
+# unsupervised: they are in sessions of their own, so nothing else would stop them.
+on_exit() {
+    local rc=$?
+    [ "$rc" != 0 ] && [ "$STOPPING" = 0 ] || return 0
+    say "run_cluster.sh failed (status $rc) while supervising; stopping the run's processes"
+    stop_all
+}
+trap on_exit EXIT
 
 T0=$SECONDS
 LAST_PROGRESS=-1000

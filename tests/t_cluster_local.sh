@@ -74,7 +74,9 @@ echo "tg status: $("$BIN/tg" status "$RUN" | grep 'recent games')"
 a=$(pid_of actor-1); kill -KILL "$a"
 restarted() { local p; p=$(pid_of "$1"); [ "$p" != "$2" ] && [ "$p" != 0 ] && kill -0 "$p" 2>/dev/null; }
 wait_for 20 "actor restart" restarted actor-1 "$a"
-echo "actor killed (pid $a) and restarted (pid $(pid_of actor-1))"
+# the restart line: how it ended, and no reason where the process logged no error
+grep -q "actor-1 exited (status 137, killed); restarting in 1 s" "$T/cluster.out" || fail "no restart line for the killed actor"
+echo "actor killed (pid $a) and restarted (pid $(pid_of actor-1)): $(grep -m1 -o 'actor-1 exited.*' "$T/cluster.out")"
 
 # kill -9 the learner: it comes back from its newest checkpoint
 step_before=$(learner_field 'd["step"]')
