@@ -258,6 +258,12 @@ on_signal() {
 }
 trap on_signal INT TERM
 
+# the last error NAME logged since its latest start (the logs are appended across restarts)
+last_error() {
+    tail -c +$((${OUTPOS[$1]:-0} + 1)) "$RUN_DIR/logs/$1.out" 2>/dev/null | grep -a " ERROR " |
+        tail -1 | sed 's/^[^ ]* ERROR //' | cut -c1-300 || true # none: grep fails (pipefail)
+}
+
 supervise_once() {
     local n now=$SECONDS
     for n in "${NAMES[@]}"; do
@@ -283,7 +289,7 @@ supervise_once() {
                 # a start-up error no restart can fix (the configuration, keys, or the backend on
                 # this machine, e.g. cuda without a GPU): stop the run and say why
                 local why
-                why=$(grep -h "ERROR" "$RUN_DIR/logs/$n.out" 2>/dev/null | tail -1 | sed 's/^[^ ]* ERROR //' || true)
+                why=$(last_error "$n")
                 case "$why" in
                 *"no CUDA device"* | *"not built in"*) why="$why (--backend cpu runs it on the CPU)" ;;
                 esac
@@ -298,10 +304,9 @@ supervise_once() {
             139) code="$code, segmentation fault" ;;
             134) code="$code, aborted" ;;
             esac
-            # the last error it logged since this start says why (e.g. a port another program holds)
+            # its last error says why (e.g. a port another program holds, which it may let go)
             local last
-            last=$(tail -c +$((${OUTPOS[$n]:-0} + 1)) "$RUN_DIR/logs/$n.out" 2>/dev/null | grep -a " ERROR " |
-                tail -1 | sed 's/^[^ ]* ERROR //' | cut -c1-160 || true) # none: grep fails (pipefail)
+            last=$(last_error "$n")
             say "$n exited (status $code${last:+: $last}); restarting in ${BACKOFF[$n]} s (log: logs/$n.out)"
             PID[$n]=0
             WRAP[$n]=0

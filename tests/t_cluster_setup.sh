@@ -52,14 +52,16 @@ RUN=$T/run
 cluster first --run-dir "$RUN" --budget 12 --no-stop || fail "the first run failed"
 [ -s "$RUN/results.h5" ] || [ -d "$RUN/checkpoints" ] || fail "the first run left no run directory"
 ls "$RUN"/checkpoints/step-*.h5 >/dev/null 2>&1 || fail "the first run wrote no checkpoint"
-# its ports: three distinct ones below the kernel's ephemeral range, where no outgoing connection
+# its ports: three distinct ones outside the kernel's ephemeral range, where no outgoing connection
 # (or its TIME_WAIT) can hold them when a restarted learner binds again
-read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range
+read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
 ports=$(for k in replay.endpoint infer.endpoint infer.pub_endpoint; do
     "$BIN/tg" config --check "$RUN/config.yaml" --get $k | sed 's/.*://'; done)
 [ "$(sort -u <<<"$ports" | wc -l)" = 3 ] || fail "ports not distinct: $ports"
-for p in $ports; do [ "$p" -lt "$eph_lo" ] || fail "port $p is in the ephemeral range ($eph_lo and up)"; done
-echo "ports $(echo $ports): below the ephemeral range ($eph_lo and up)"
+for p in $ports; do
+    [ "$p" -lt "$eph_lo" ] || [ "$p" -gt "$eph_hi" ] || fail "port $p is in the ephemeral range $eph_lo-$eph_hi"
+done
+echo "ports $(echo $ports): outside the ephemeral range $eph_lo-$eph_hi"
 head -c 4096 /dev/urandom >"$RUN/replay.h5"
 start=$SECONDS
 if cluster corrupt --run-dir "$RUN" --budget 60 --no-stop; then

@@ -535,9 +535,9 @@ static void test_overlap(void **state)
  * GEMM shape it fits, whatever its time), Strassen at 1 and 2 levels with direct operands
  * (pointer-array batches: the tail's shifted pointers, moved down by rows of A and C that are
  * 16- but not 256-byte multiples; the early start; the products first on their own stream) and
- * packed ones (strided batches), 1-3 row panels, streaming and staged combinations, against the CPU path and fp64; then tuning
- * with opts.tail -1 (not forced) times "T" candidates and the chosen plan still computes the
- * product. */
+ * packed ones (strided batches), 1-3 row panels, streaming and staged combinations, against the
+ * CPU path and fp64; then tuning with opts.tail -1 (not forced) times "T" candidates and the
+ * chosen plan still computes the product. */
 static void test_tail(void **state)
 {
     (void)state;
