@@ -79,12 +79,14 @@ typedef struct fastmm_tuned {
     int ncand;
     fastmm_cfg cand[FASTMM_TUNE_CAND];
     float cand_ms[FASTMM_TUNE_CAND];
-    float runoff_ms[FASTMM_TUNE_CAND]; /* median of the runoff's rounds, 0 where not in it */
+    float runoff_ms[FASTMM_TUNE_CAND]; /* the runoff's score (FASTMM_RUNOFF_RANK), 0 if not in it */
 } fastmm_tuned;
 /* The runoff after the candidates' single timings: the fastest few, timed again in interleaved
- * rounds, the lowest median chosen. */
+ * rounds; each scored by its FASTMM_RUNOFF_RANK-th fastest round (0-based: the fifth of seven,
+ * so a plan wins only if it is fast in most rounds, not in a lucky half), the lowest chosen. */
 #define FASTMM_RUNOFF 3
-#define FASTMM_RUNOFF_ROUNDS 5
+#define FASTMM_RUNOFF_ROUNDS 7
+#define FASTMM_RUNOFF_RANK 4
 #define FASTMM_TUNED_MAX 32
 
 struct fastmm_plan {
