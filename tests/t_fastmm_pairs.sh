@@ -16,5 +16,8 @@ echo "$out" | grep -q "h100k-07h58 .* ours +15.2% (18.53 ms, L1 P4 D E S) .* +5.
 out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100l-09h35" "$d/h100l-09h39" "$d/h100l-09h54" \
       "$d/h100l-10h03" "$d/h100l-10h09" "$d/h100l-10h15")
 echo "$out" | grep -q "^strassen1 8192: met 19 of 25, mean +5.72 (+3.8 to +7.5)$"
+# the twenty-eighth session's first three calls, one machine (docs/performance.md, 11:52-12:00)
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100m-11h52" "$d/h100m-11h55" "$d/h100m-11h59")
+echo "$out" | grep -q "^strassen1 8192: met 20 of 21, mean +6.03 (+4.9 to +7.1)$"
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"
