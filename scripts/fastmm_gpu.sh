@@ -14,7 +14,9 @@
 #                                             and the combination kernels' phases (--phases)
 #   pairs [PREFIX...]                         every same-call pair: each peer run against the bench
 #                                             run of its algorithm and size just before it (else
-#                                             just after), and how many meet +5; PREFIX-bench.log
+#                                             just after), and how many meet +5, and how far
+#                                             the timed medians land from the chosen plans'
+#                                             runoff scores (--tune-report); PREFIX-bench.log
 #                                             and PREFIX-peer.log per call (default $OUT/), e.g.
 #                                             docs/fastmm/h100k-07h51 (runs here too)
 # FASTMM_DEADLINE (seconds since the epoch): a peer run is cut off (timeout) 15 s before it, so
@@ -56,7 +58,7 @@ if [ "$mode" = pairs ]; then
     [ $# -gt 0 ] || set -- "${OUT:-/tmp/fastmm-out}/"
     exec python3 - "$@" <<'PY'
 import re, sys
-tot = {}
+tot, drift = {}, {}
 for pre in sys.argv[1:]:
     sep = "" if pre.endswith("/") else "-"
     ev = []  # (time, line, kind, algo, size, speedup, text)
@@ -78,8 +80,15 @@ for pre in sys.argv[1:]:
                     continue
                 m = re.match(r"  (\S+)\s+(.*?)\s+([\d.]+) ms  speedup\s+([+-][\d.]+)%", line)
                 if m and n and t:
-                    ev.append((t, i, "ours", m.group(1), n, float(m.group(4)),
-                               "%s ms, %s" % (m.group(3), m.group(2).split(" ", 2)[-1])))
+                    txt = "%s ms, %s" % (m.group(3), m.group(2).split(" ", 2)[-1])
+                    # the chosen plan's runoff score (--tune-report): how far the timed median
+                    # landed from what the tuner chose it on
+                    r = re.search(r"\(runoff ([\d.]+)\)\*", lines[i + 1] if i + 1 < len(lines) else "")
+                    if r:
+                        txt += "; runoff %s" % r.group(1)
+                        drift.setdefault((m.group(1), n), []).append(
+                            float(m.group(3)) - float(r.group(1)))
+                    ev.append((t, i, "ours", m.group(1), n, float(m.group(4)), txt))
             else:
                 m = re.match(r"n=(\d+): jnp.dot ([\d.]+) ms.*algorithm ([\d.]+) ms, "
                              r"speedup ([+-][\d.]+)%", line)
@@ -107,6 +116,10 @@ for pre in sys.argv[1:]:
 for (a, n), ds in sorted(tot.items()):
     print("%s %d: met %d of %d, mean %+.2f (%+.1f to %+.1f)" % (
         a, n, sum(d >= 5 for d in ds), len(ds), sum(ds) / len(ds), min(ds), max(ds)))
+for (a, n), ds in sorted(drift.items()):
+    ds.sort()
+    print("%s %d: timed minus runoff score %+.2f to %+.2f ms (median %+.2f), above +0.1 in %d of %d" % (
+        a, n, ds[0], ds[-1], ds[len(ds) // 2], sum(d > 0.1 for d in ds), len(ds)))
 PY
 fi
 # runtime libraries (this machine's copies; never unpacked into /), for our binaries only
