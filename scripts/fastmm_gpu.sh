@@ -14,8 +14,9 @@
 #                                             and the combination kernels' phases (--phases)
 #   pairs [PREFIX...]                         every same-call pair: each peer run against the bench
 #                                             run of its algorithm and size just before it (else
-#                                             just after), and how many meet +5, and how far
-#                                             the timed medians land from the chosen plans'
+#                                             just after), and how many meet +5; both sides'
+#                                             absolute times and baselines; how far the
+#                                             timed medians land from the chosen plans'
 #                                             runoff scores (--tune-report); PREFIX-bench.log
 #                                             and PREFIX-peer.log per call (default $OUT/), e.g.
 #                                             docs/fastmm/h100k-07h51 (runs here too)
@@ -58,7 +59,7 @@ if [ "$mode" = pairs ]; then
     [ $# -gt 0 ] || set -- "${OUT:-/tmp/fastmm-out}/"
     exec python3 - "$@" <<'PY'
 import re, sys
-tot, drift = {}, {}
+tot, drift, ab = {}, {}, {}
 for pre in sys.argv[1:]:
     sep = "" if pre.endswith("/") else "-"
     ev = []  # (time, line, kind, algo, size, speedup, text)
@@ -74,9 +75,9 @@ for pre in sys.argv[1:]:
                 t, algo = m.group(1), m.group(4) if kind == "peer" else None
                 continue
             if kind == "bench":
-                m = re.match(r"fp32 n=(\d+):", line)
+                m = re.match(r"fp32 n=(\d+): GEMM ([\d.]+) ms", line)
                 if m:
-                    n = int(m.group(1))
+                    n, base = int(m.group(1)), float(m.group(2))
                     continue
                 m = re.match(r"  (\S+)\s+(.*?)\s+([\d.]+) ms  speedup\s+([+-][\d.]+)%", line)
                 if m and n and t:
@@ -88,13 +89,15 @@ for pre in sys.argv[1:]:
                         txt += "; runoff %s" % r.group(1)
                         drift.setdefault((m.group(1), n), []).append(
                             float(m.group(3)) - float(r.group(1)))
-                    ev.append((t, i, "ours", m.group(1), n, float(m.group(4)), txt))
+                    ev.append((t, i, "ours", m.group(1), n, float(m.group(4)), txt,
+                               float(m.group(3)), base))
             else:
                 m = re.match(r"n=(\d+): jnp.dot ([\d.]+) ms.*algorithm ([\d.]+) ms, "
                              r"speedup ([+-][\d.]+)%", line)
                 if m and algo and t:
                     ev.append((t, i, "peer", algo, int(m.group(1)), float(m.group(4)),
-                               "%s / %s ms" % (m.group(3), m.group(2))))
+                               "%s / %s ms" % (m.group(3), m.group(2)), float(m.group(3)),
+                               float(m.group(2))))
     ev.sort()
     used = set()
     for k, e in enumerate(ev):
@@ -110,12 +113,21 @@ for pre in sys.argv[1:]:
         used.add(j)
         d = ev[j][5] - e[5]
         tot.setdefault(e[3:5], []).append(d)
+        # each side's speedup is against its own baseline: the absolute times say the rest
+        ab.setdefault(e[3:5], []).append((ev[j][7], e[7], ev[j][8], e[8]))
         print("%-12s %-10s %6d  ours %+5.1f%% (%s)  peer %+5.1f%% (%s)  %+5.1f%s" % (
             pre.rstrip("/").split("/")[-1] or pre, e[3], e[4], ev[j][5], ev[j][6], e[5], e[6],
             d, "" if d >= 5 else "  short"))
 for (a, n), ds in sorted(tot.items()):
     print("%s %d: met %d of %d, mean %+.2f (%+.1f to %+.1f)" % (
         a, n, sum(d >= 5 for d in ds), len(ds), sum(ds) / len(ds), min(ds), max(ds)))
+for (a, n), xs in sorted(ab.items()):
+    r = sorted(p / o - 1 for o, p, _, _ in xs)
+    lo_hi = lambda k: "%.2f-%.2f" % (min(x[k] for x in xs), max(x[k] for x in xs))
+    print("%s %d: ours %s ms, the peer's algorithm %s (ours faster by %.1f%% to %.1f%%, "
+          "median %.1f%%); cuBLAS SGEMM %s ms, jnp.dot %s" % (
+          a, n, lo_hi(0), lo_hi(1), 100 * r[0], 100 * r[-1], 100 * r[len(r) // 2], lo_hi(2),
+          lo_hi(3)))
 for (a, n), ds in sorted(drift.items()):
     ds.sort()
     print("%s %d: timed minus runoff score %+.2f to %+.2f ms (median %+.2f), above +0.1 in %d of %d" % (

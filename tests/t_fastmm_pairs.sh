@@ -21,5 +21,11 @@ out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100m-11h52" "$d/h100m-11h55" "$d/
 echo "$out" | grep -q "^strassen1 8192: met 20 of 21, mean +6.03 (+4.9 to +7.1)$"
 # the chosen plans' timed medians against their runoff scores (the runoff was then changed)
 echo "$out" | grep -q "^strassen1 8192: timed minus runoff score -0.14 to +0.23 ms (median +0.00), above +0.1 in 3 of 21$"
+# the twenty-ninth session's two calls (one machine, the runoff of 3035c01): no timed median
+# drifts above its score; each side's absolute times and baselines
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100n-14h43" "$d/h100n-14h50")
+echo "$out" | grep -q "^strassen1 8192: met 16 of 23, mean +5.54 (+3.7 to +7.2)$"
+echo "$out" | grep -q "^strassen1 8192: timed minus runoff score -0.20 to +0.07 ms (median -0.07), above +0.1 in 0 of 23$"
+echo "$out" | grep -q "^strassen1 8192: ours 18.37-18.67 ms, the peer's algorithm 19.87-20.33 (ours faster by 6.8% to 10.3%, median 8.4%); cuBLAS SGEMM 21.30-21.57 ms, jnp.dot 21.93-22.38$"
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"
