@@ -2,6 +2,7 @@
 // pedantic SGEMMs on cuBLASLt, whole against a main part plus a tail of small tiles on a second
 // stream. Built with nvcc -O2 -arch=sm_90 -o wave wave_experiment.cu -lcublasLt; run on the H100
 // 2026-12-07 09:44 UTC, output in h100l-09h44-wave-wave.log. Not part of the build.
+// `wave REPS order`: only the launch-order question (idle and busy GPU, tail or main first).
 // Wave-quantization experiment: 7 batched 4096^3 SGEMMs (pedantic fp32) on cuBLASLt, whole vs a main
 // part in 256x128 tiles plus a tail of columns in small tiles / split-K on a second stream.
 #include <cublasLt.h>
@@ -50,6 +51,10 @@ static void run(const G &g, long coloff, cudaStream_t s)
     LK(cublasLtMatmul(lt, g.d, &one, A, g.a, B + coloff * S, g.b, &zero, C + coloff * S, g.c, C + coloff * S, g.c, &g.algo, s == 0 ? ws : (char *)ws + 0, WS, s));
 }
 static float med(std::vector<float> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; }
+// Holds one SM for about `cycles` clocks: with it queued ahead, both parts of a split are queued
+// before their start event fires (as in fastmm's plans, where the host runs ahead), instead of
+// the first one starting on an idle GPU before the second is launched.
+__global__ void spin(long long cycles) { long long t = clock64(); while (clock64() - t < cycles) {} }
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 7;
@@ -71,6 +76,35 @@ int main(int argc, char **argv)
         CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
         float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
     int algo = 55;
+    if (argc > 2 && argv[2][0] == 'o') {
+        // "order": does the balanced split depend on which part is launched first and on whether
+        // the GPU is idle at launch? (fastmm's one-panel T plans: 18.2-18.4 ms on one H100,
+        // 18.5-19.7 on others, 2026-12-07.) The 128-column tail, small tiles, idle and busy.
+        const int t = 128;
+        G gm = make(S - t, 24, 1, 1, algo);
+        if (!gm.ok) { printf("main refused\n"); return 1; }
+        printf("main n=%d alone %.3f ms\n", S - t, time1(gm));
+        for (int tile : {18, 20}) {
+            G gt = make(t, tile, 1, 1, algo);
+            if (!gt.ok) { printf("tail tile%d refused\n", tile); continue; }
+            for (int busy = 0; busy < 2; busy++)
+                for (int tf = 1; tf >= 0; tf--) {
+                    std::vector<float> v;
+                    for (int r = 0; r < reps + 1; r++) {
+                        if (busy) spin<<<1, 1, 0, s1>>>(4000000);
+                        CK(cudaEventRecord(e0, s1)); CK(cudaStreamWaitEvent(s2, e0, 0));
+                        if (tf) { run(gt, S - t, s2); run(gm, 0, s1); } else { run(gm, 0, s1); run(gt, S - t, s2); }
+                        CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
+                        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);
+                    }
+                    std::sort(v.begin(), v.end());
+                    printf("  tail tile%d, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
+                           busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
+                           v[v.size() / 2], v.front(), v.back(), v.size());
+                }
+        }
+        return 0;
+    }
     for (int sw = 0; sw < 2; sw++) { G f = make(S, 24, sw, 1, algo); if (f.ok) printf("full 7x4096^3 tile24 swz%d: %.3f ms\n", sw, time1(f)); }
     G f20 = make(S, 20, 1, 1, algo); if (f20.ok) printf("full tile20 swz1: %.3f ms\n", time1(f20));
     int tails[] = {128, 256, 384, 512, 768};
