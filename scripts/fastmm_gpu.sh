@@ -62,7 +62,7 @@ import re, sys
 tot, drift, ab = {}, {}, {}
 for pre in sys.argv[1:]:
     sep = "" if pre.endswith("/") else "-"
-    ev = []  # (time, line, kind, algo, size, speedup, text)
+    ev = []  # (time, line, kind, algo, size, speedup, text, ms, baseline ms)
     for kind in ("bench", "peer"):
         try:
             lines = open(pre + sep + kind + ".log").read().splitlines()

@@ -70,11 +70,14 @@ int main(int argc, char **argv)
     std::vector<float> h((size_t)S * S); for (size_t i = 0; i < h.size(); i++) h[i] = (float)((i * 2654435761u) % 1000) / 1000.f - 0.5f;
     for (int b = 0; b < NB; b++) { CK(cudaMemcpy(A + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); CK(cudaMemcpy(B + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); }
     auto time1 = [&](const G &g) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) { CK(cudaEventRecord(e0, s1)); run(g, 0, s1); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1)); float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
-    auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) {
+    // the split's runs, sorted; busy: a spin kernel queued ahead of each (see spin)
+    auto runs2 = [&](const G &gm, const G &gt, long toff, int tailfirst, int busy) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) {
+        if (busy) spin<<<1, 1, 0, s1>>>(4000000);
         CK(cudaEventRecord(e0, s1)); CK(cudaStreamWaitEvent(s2, e0, 0));
         if (tailfirst) { run(gt, toff, s2); run(gm, 0, s1); } else { run(gm, 0, s1); run(gt, toff, s2); }
         CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
-        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
+        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} std::sort(v.begin(), v.end()); return v; };
+    auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { return med(runs2(gm, gt, toff, tailfirst, 0)); };
     int algo = 55;
     if (argc > 2 && argv[2][0] == 'o') {
         // "order": does the balanced split depend on which part is launched first and on whether
@@ -89,15 +92,7 @@ int main(int argc, char **argv)
             if (!gt.ok) { printf("tail tile%d refused\n", tile); continue; }
             for (int busy = 0; busy < 2; busy++)
                 for (int tf = 1; tf >= 0; tf--) {
-                    std::vector<float> v;
-                    for (int r = 0; r < reps + 1; r++) {
-                        if (busy) spin<<<1, 1, 0, s1>>>(4000000);
-                        CK(cudaEventRecord(e0, s1)); CK(cudaStreamWaitEvent(s2, e0, 0));
-                        if (tf) { run(gt, S - t, s2); run(gm, 0, s1); } else { run(gm, 0, s1); run(gt, S - t, s2); }
-                        CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
-                        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);
-                    }
-                    std::sort(v.begin(), v.end());
+                    std::vector<float> v = runs2(gm, gt, S - t, tf, busy);
                     printf("  tail tile%d, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
                            busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
                            v[v.size() / 2], v.front(), v.back(), v.size());
