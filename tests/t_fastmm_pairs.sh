@@ -27,5 +27,12 @@ out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100n-14h43" "$d/h100n-14h50")
 echo "$out" | grep -q "^strassen1 8192: met 16 of 23, mean +5.54 (+3.7 to +7.2)$"
 echo "$out" | grep -q "^strassen1 8192: timed minus runoff score -0.20 to +0.07 ms (median -0.07), above +0.1 in 0 of 23$"
 echo "$out" | grep -q "^strassen1 8192: ours 18.37-18.67 ms, the peer's algorithm 19.87-20.33 (ours faster by 6.8% to 10.3%, median 8.4%); cuBLAS SGEMM 21.30-21.57 ms, jnp.dot 21.93-22.38$"
+# the thirtieth session's three calls, two cards: one-panel T plans slow on the first, fast on
+# the second
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100o-15h51")
+echo "$out" | grep -q "^strassen1 8192: met 7 of 12, mean +5.39 (+4.1 to +7.3)$"
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100p-16h02" "$d/h100p-16h10")
+echo "$out" | grep -q "^strassen1 8192: met 23 of 24, mean +6.50 (+4.3 to +9.5)$"
+echo "$out" | grep -q "^strassen1 8192: ours 18.20-18.59 ms, the peer's algorithm 19.81-20.34 (ours faster by 6.8% to 11.5%, median 9.2%); cuBLAS SGEMM 21.29-21.45 ms, jnp.dot 21.86-22.09$"
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"

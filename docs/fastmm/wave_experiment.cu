@@ -2,7 +2,10 @@
 // pedantic SGEMMs on cuBLASLt, whole against a main part plus a tail of small tiles on a second
 // stream. Built with nvcc -O2 -arch=sm_90 -o wave wave_experiment.cu -lcublasLt; run on the H100
 // 2026-12-07 09:44 UTC, output in h100l-09h44-wave-wave.log. Not part of the build.
-// `wave REPS order`: only the launch-order question (idle and busy GPU, tail or main first).
+// `wave REPS order`: only the launch-order question (idle and busy GPU, tail or main first, the
+// tail at low or high stream priority); run on two H100s 2026-12-07 15:51 and 16:02 UTC
+// (h100o-15h51-wave-order.log, the first without the priority axis; h100p-16h02-wave-order.log):
+// busy, as in a plan, neither order nor priority matters (17.74 ms tile 18, 18.02 tile 20).
 // Wave-quantization experiment: 7 batched 4096^3 SGEMMs (pedantic fp32) on cuBLASLt, whole vs a main
 // part in 256x128 tiles plus a tail of columns in small tiles / split-K on a second stream.
 #include <cublasLt.h>
@@ -71,13 +74,16 @@ int main(int argc, char **argv)
     for (int b = 0; b < NB; b++) { CK(cudaMemcpy(A + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); CK(cudaMemcpy(B + (size_t)b * S * S, h.data(), h.size() * 4, cudaMemcpyHostToDevice)); }
     auto time1 = [&](const G &g) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) { CK(cudaEventRecord(e0, s1)); run(g, 0, s1); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1)); float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} return med(v); };
     // the split's runs, sorted; busy: a spin kernel queued ahead of each (see spin)
-    auto runs2 = [&](const G &gm, const G &gt, long toff, int tailfirst, int busy) { std::vector<float> v; for (int r = 0; r < reps + 1; r++) {
-        if (busy) spin<<<1, 1, 0, s1>>>(4000000);
-        CK(cudaEventRecord(e0, s1)); CK(cudaStreamWaitEvent(s2, e0, 0));
-        if (tailfirst) { run(gt, toff, s2); run(gm, 0, s1); } else { run(gm, 0, s1); run(gt, toff, s2); }
-        CK(cudaEventRecord(ej, s2)); CK(cudaStreamWaitEvent(s1, ej, 0)); CK(cudaEventRecord(e1, s1)); CK(cudaEventSynchronize(e1));
+    // tailhi: the tail on the high-priority stream s1 and the main part on s2 (else the reverse)
+    auto runs2 = [&](const G &gm, const G &gt, long toff, int tailfirst, int busy, int tailhi) { std::vector<float> v;
+        cudaStream_t sm = tailhi ? s2 : s1, st = tailhi ? s1 : s2;
+        for (int r = 0; r < reps + 1; r++) {
+        if (busy) spin<<<1, 1, 0, sm>>>(4000000);
+        CK(cudaEventRecord(e0, sm)); CK(cudaStreamWaitEvent(st, e0, 0));
+        if (tailfirst) { run(gt, toff, st); run(gm, 0, sm); } else { run(gm, 0, sm); run(gt, toff, st); }
+        CK(cudaEventRecord(ej, st)); CK(cudaStreamWaitEvent(sm, ej, 0)); CK(cudaEventRecord(e1, sm)); CK(cudaEventSynchronize(e1));
         float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} std::sort(v.begin(), v.end()); return v; };
-    auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { return med(runs2(gm, gt, toff, tailfirst, 0)); };
+    auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { return med(runs2(gm, gt, toff, tailfirst, 0, 0)); };
     int algo = 55;
     if (argc > 2 && argv[2][0] == 'o') {
         // "order": does the balanced split depend on which part is launched first and on whether
@@ -90,11 +96,12 @@ int main(int argc, char **argv)
         for (int tile : {18, 20}) {
             G gt = make(t, tile, 1, 1, algo);
             if (!gt.ok) { printf("tail tile%d refused\n", tile); continue; }
+            for (int hi = 0; hi < 2; hi++)
             for (int busy = 0; busy < 2; busy++)
                 for (int tf = 1; tf >= 0; tf--) {
-                    std::vector<float> v = runs2(gm, gt, S - t, tf, busy);
-                    printf("  tail tile%d, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
-                           busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
+                    std::vector<float> v = runs2(gm, gt, S - t, tf, busy, hi);
+                    printf("  tail tile%d at %s priority, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
+                           hi ? "high" : "low", busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
                            v[v.size() / 2], v.front(), v.back(), v.size());
                 }
         }
