@@ -5,7 +5,8 @@
 # which copies binaries, data and the runtime libraries they link (a tarball of this machine's
 # copies, put on the loader path of these binaries only) into .gpu/fastmm (git-ignored; carry it).
 # On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary|pairs [SIZES] [...]   (output in $OUT)
-#   check                                     CUDA and CPU tests (exit status: theirs)
+#   check                                     CUDA and CPU tests (exit status: theirs); the
+#                                             card's clocks and power settings to $OUT/smi-q.txt
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
 #                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those;
 #                                             FASTMM_SMI=1: SM clock and power to $OUT/smi.csv)
@@ -162,6 +163,9 @@ check)
     {
         stamp check
         nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu,memory.total --format=csv
+        # the card's clock and power settings (locked or application clocks, power limit, event
+        # reasons): one-panel balanced-wave plans run in two modes that follow the card
+        nvidia-smi -q -d CLOCK,POWER,PERFORMANCE > "$OUT/smi-q.txt" 2>&1 || true
         for b in "$G"/bin/*; do LD_LIBRARY_PATH=$LIBS ldd "$b" | grep "not found"; done
         # a hung kernel must not take the whole device call (the tests take ~10 s)
         run timeout 120 "$G/bin/test_fastmm_cuda" 2>&1 | grep -v "^#\|HDF5\|H5\|major:\|minor:"
