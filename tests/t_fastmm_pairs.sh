@@ -34,5 +34,11 @@ echo "$out" | grep -q "^strassen1 8192: met 7 of 12, mean +5.39 (+4.1 to +7.3)$"
 out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100p-16h02" "$d/h100p-16h10")
 echo "$out" | grep -q "^strassen1 8192: met 23 of 24, mean +6.50 (+4.3 to +9.5)$"
 echo "$out" | grep -q "^strassen1 8192: ours 18.20-18.59 ms, the peer's algorithm 19.81-20.34 (ours faster by 6.8% to 11.5%, median 9.2%); cuBLAS SGEMM 21.29-21.45 ms, jnp.dot 21.86-22.09$"
+# per tuning candidate and card (scripts/fastmm_cands.py): the combinations beside the products
+# cost more on the slow card, one panel without them (L1 P1) runs alike
+out=$("$root/scripts/fastmm_cands.py" --top 8 slow="$d/h100o-15h51" fast="$d/h100p-16h02,$d/h100p-16h10")
+echo "$out" | grep -q "^L1 P1 *19.13 (12) *19.15 (24)$"
+echo "$out" | grep -q "^L1 P4 S *18.72 (12) *18.54 (24)$"
+st=0; "$root/scripts/fastmm_cands.py" x="$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"
