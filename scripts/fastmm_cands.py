@@ -3,7 +3,7 @@
 
 usage: fastmm_cands.py [--top N] [--algo A] [--size N] NAME=PREFIX[,PREFIX...] ...
 
-Reads the `--tune-report` lines ("tuned (ms, * chosen): L1 P4 18.86 | ...") of each PREFIX's
+Reads the fp32 `--tune-report` lines ("tuned (ms, * chosen): L1 P4 18.86 | ...") of each PREFIX's
 bench.log (as kept in docs/fastmm, e.g. docs/fastmm/h100p-16h02) and prints one row per
 candidate, the N most often timed first, one column per group: to see which plans a card runs
 faster than another (2026-12-07: every plan with combinations beside the products 0.1-0.2 ms
@@ -24,9 +24,9 @@ def read(prefix, algo, size):
         sys.exit("fastmm_cands: %s: %s" % (path, e.strerror))
     out, n, a = {}, None, None
     for line in lines:
-        m = re.match(r"fp32 n=(\d+):", line)
-        if m:
-            n = int(m.group(1))
+        m = re.match(r"(\w+) n=(\d+): GEMM", line)
+        if m:  # fp32 only: tf32 and bf16 sections are tuned apart
+            n = int(m.group(2)) if m.group(1) == "fp32" else None
             continue
         m = re.match(r"  (\S+)\s+\d+x\d+x\d+ r\d+ ", line)
         if m:

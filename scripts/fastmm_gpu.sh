@@ -76,9 +76,11 @@ for pre in sys.argv[1:]:
                 t, algo = m.group(1), m.group(4) if kind == "peer" else None
                 continue
             if kind == "bench":
-                m = re.match(r"fp32 n=(\d+): GEMM ([\d.]+) ms", line)
+                # the peer is fp32 only: a tf32 or bf16 section's runs pair with nothing
+                m = re.match(r"(\w+) n=(\d+): GEMM ([\d.]+) ms", line)
                 if m:
-                    n, base = int(m.group(1)), float(m.group(2))
+                    n = int(m.group(2)) if m.group(1) == "fp32" else None
+                    base = float(m.group(3))
                     continue
                 m = re.match(r"  (\S+)\s+(.*?)\s+([\d.]+) ms  speedup\s+([+-][\d.]+)%", line)
                 if m and n and t:

@@ -39,6 +39,24 @@ echo "$out" | grep -q "^strassen1 8192: ours 18.20-18.59 ms, the peer's algorith
 out=$("$root/scripts/fastmm_cands.py" --top 8 slow="$d/h100o-15h51" fast="$d/h100p-16h02,$d/h100p-16h10")
 echo "$out" | grep -q "^L1 P1 *19.13 (12) *19.15 (24)$"
 echo "$out" | grep -q "^L1 P4 S *18.72 (12) *18.54 (24)$"
+# a tf32 section after the fp32 one: its runs neither pair with the (fp32) peer nor count
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+cat > "$t/x-bench.log" <<'LOG'
+== 10:00:00 bench 8192 --prec fp32,tf32 --tune-report
+fp32 n=8192: GEMM 21.30 ms (51.2 TFLOP/s), err 5.1e-06
+  strassen1      2x2x2 r7 L1 P4 S    18.50 ms  speedup  +15.1%  err 4.6e-06 (GEMM 5.1e-06)
+    tuned (ms, * chosen): L1 P4 S 18.50 | L1 P1 19.10*
+tf32 n=8192: GEMM 8.00 ms (137.4 TFLOP/s), err 1.0e-03
+  strassen1      2x2x2 r7 L1 P4 S    7.50 ms  speedup   +6.7%  err 1.0e-03 (GEMM 1.0e-03)
+    tuned (ms, * chosen): L1 P4 S 7.50*
+LOG
+printf '%s\n' "== 10:01:00 peer strassen1" \
+    "n=8192: jnp.dot 22.00 ms, algorithm 20.00 ms, speedup +10.0%" > "$t/x-peer.log"
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$t/x")
+echo "$out" | grep -q "^strassen1 8192: met 1 of 1, mean +5.10"
+echo "$out" | grep -q "ours +15.1% (18.50 ms"
+out=$("$root/scripts/fastmm_cands.py" a="$t/x")
+echo "$out" | grep -q "^L1 P4 S *18.50 ( 1)$"
 st=0; "$root/scripts/fastmm_cands.py" x="$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "t_fastmm_pairs: ok"

@@ -78,11 +78,13 @@ int main(int argc, char **argv)
     auto runs2 = [&](const G &gm, const G &gt, long toff, int tailfirst, int busy, int tailhi) { std::vector<float> v;
         cudaStream_t sm = tailhi ? s2 : s1, st = tailhi ? s1 : s2;
         for (int r = 0; r < reps + 1; r++) {
-        if (busy) spin<<<1, 1, 0, sm>>>(4000000);
-        CK(cudaEventRecord(e0, sm)); CK(cudaStreamWaitEvent(st, e0, 0));
-        if (tailfirst) { run(gt, toff, st); run(gm, 0, sm); } else { run(gm, 0, sm); run(gt, toff, st); }
-        CK(cudaEventRecord(ej, st)); CK(cudaStreamWaitEvent(sm, ej, 0)); CK(cudaEventRecord(e1, sm)); CK(cudaEventSynchronize(e1));
-        float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);} std::sort(v.begin(), v.end()); return v; };
+            if (busy) spin<<<1, 1, 0, sm>>>(4000000);
+            CK(cudaEventRecord(e0, sm)); CK(cudaStreamWaitEvent(st, e0, 0));
+            if (tailfirst) { run(gt, toff, st); run(gm, 0, sm); } else { run(gm, 0, sm); run(gt, toff, st); }
+            CK(cudaEventRecord(ej, st)); CK(cudaStreamWaitEvent(sm, ej, 0)); CK(cudaEventRecord(e1, sm)); CK(cudaEventSynchronize(e1));
+            float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); if (r) v.push_back(ms);
+        }
+        std::sort(v.begin(), v.end()); return v; };
     auto time2 = [&](const G &gm, const G &gt, long toff, int tailfirst) { return med(runs2(gm, gt, toff, tailfirst, 0, 0)); };
     int algo = 55;
     if (argc > 2 && argv[2][0] == 'o') {
@@ -96,14 +98,13 @@ int main(int argc, char **argv)
         for (int tile : {18, 20}) {
             G gt = make(t, tile, 1, 1, algo);
             if (!gt.ok) { printf("tail tile%d refused\n", tile); continue; }
-            for (int hi = 0; hi < 2; hi++)
-            for (int busy = 0; busy < 2; busy++)
-                for (int tf = 1; tf >= 0; tf--) {
-                    std::vector<float> v = runs2(gm, gt, S - t, tf, busy, hi);
-                    printf("  tail tile%d at %s priority, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
-                           hi ? "high" : "low", busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
-                           v[v.size() / 2], v.front(), v.back(), v.size());
-                }
+            for (int k = 0; k < 8; k++) { // tail priority x GPU busy x tail first
+                int hi = k / 4, busy = k / 2 % 2, tf = 1 - k % 2;
+                std::vector<float> v = runs2(gm, gt, S - t, tf, busy, hi);
+                printf("  tail tile%d at %s priority, %s, %s first: median %.3f ms (min %.3f, max %.3f, %zu runs)\n", tile,
+                       hi ? "high" : "low", busy ? "busy (both queued before the start)" : "idle", tf ? "tail" : "main",
+                       v[v.size() / 2], v.front(), v.back(), v.size());
+            }
         }
         return 0;
     }
