@@ -9,7 +9,8 @@
 #                                             card's clocks and power settings to $OUT/smi-q.txt
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
 #                                             (FASTMM_ALGOS="strassen1 rt_gpu49": only those;
-#                                             FASTMM_SMI=1: SM clock and power to $OUT/smi.csv)
+#                                             FASTMM_SMI=1: SM clock, power and clock event
+#                                             reasons to $OUT/smi.csv; scripts/fastmm_smi.py)
 #   peer SIZES [ALGO...]                      the JAX peer for those algorithms (default all four)
 #   summary                                   ours against the peer, from $OUT's bench and peer logs,
 #                                             and the combination kernels' phases (--phases)
@@ -184,7 +185,8 @@ bench)
     # while combinations run beside the products?), in $OUT/smi.csv
     smi=
     if [ "${FASTMM_SMI:-0}" = 1 ]; then
-        nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu \
+        # (the clock event reasons too: 0x4 is the software power cap; scripts/fastmm_smi.py reads it)
+        nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active \
             --format=csv,noheader -lms 100 >> "$OUT/smi.csv" 2>/dev/null & smi=$!
     fi
     run "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |

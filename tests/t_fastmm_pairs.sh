@@ -59,4 +59,12 @@ out=$("$root/scripts/fastmm_cands.py" a="$t/x")
 echo "$out" | grep -q "^L1 P4 S *18.50 ( 1)$"
 st=0; "$root/scripts/fastmm_cands.py" x="$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 st=0; "$root/scripts/fastmm_gpu.sh" pairs "$d/nonexistent" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
+# the SM clock under load (FASTMM_SMI=1): the twenty-third session's card held below its top clock
+# by the software power cap in most loaded samples
+out=$("$root/scripts/fastmm_smi.py" "$d/h100j-05h07-smi.csv")
+echo "$out" | grep -q ": 614 samples above 300 W: SM clock median 1965 MHz (lowest 1815), power median 688 W, 246 within 10 W of 700, software power cap in 348$"
+st=0; "$root/scripts/fastmm_smi.py" "$d/nonexistent.csv" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
+echo "2026/12/07 05:07:41.597, fast, 2619 MHz" > "$t/bad.csv"
+st=0; "$root/scripts/fastmm_smi.py" "$t/bad.csv" 2>"$t/err" >/dev/null || st=$?
+[ $st != 0 ] && grep -q "bad.csv:1: not an nvidia-smi sample" "$t/err"
 echo "t_fastmm_pairs: ok"
