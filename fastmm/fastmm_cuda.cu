@@ -2609,8 +2609,8 @@ static int time_cfg(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, cons
 // above its median (FASTMM_RUNOFF_RANK): a plan that is fast in only some rounds should lose.
 // With the median of five, one-panel balanced-wave plans chosen at 18.31-18.33 ms at 8192 timed
 // 18.52-18.56 afterwards (H100, 2026-12-07 11:59 call); with the fifth of seven, 55 of 59
-// chosen plans timed within 0.1 ms of their scores or faster (14:43-16:17). The lowest score wins (*best) and is reported (run_ms,
-// 0 for the others).
+// chosen plans timed within 0.1 ms of their scores or faster (14:43-16:17). The lowest score
+// wins (*best) and is reported (run_ms, 0 for the others).
 static int runoff(fastmm_cuda *c, fastmm_plan *p, long M, long N, long K, const void *A,
                   long lda, const void *B, long ldb, float *C, long ldc, const fastmm_cfg *cand,
                   const float *ms, int nc, cudaEvent_t e0, cudaEvent_t e1, float *run_ms,

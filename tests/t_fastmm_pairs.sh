@@ -66,5 +66,6 @@ echo "$out" | grep -q ": 614 samples above 300 W: SM clock median 1965 MHz (lowe
 st=0; "$root/scripts/fastmm_smi.py" "$d/nonexistent.csv" >/dev/null 2>&1 || st=$?; [ $st != 0 ]
 echo "2026/12/07 05:07:41.597, fast, 2619 MHz" > "$t/bad.csv"
 st=0; "$root/scripts/fastmm_smi.py" "$t/bad.csv" 2>"$t/err" >/dev/null || st=$?
-[ $st != 0 ] && grep -q "bad.csv:1: not an nvidia-smi sample" "$t/err"
+[ $st != 0 ]
+grep -q "bad.csv:1: not an nvidia-smi sample" "$t/err"
 echo "t_fastmm_pairs: ok"
