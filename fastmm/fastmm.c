@@ -40,6 +40,21 @@ fastmm_opts fastmm_opts_default(void)
     return o;
 }
 
+/* dst (r1*r2 x c1*c2, row-major, zeroed) = x1 (r1 x c1) kron x2 (r2 x c2): row i1*r2 + i2,
+   column j1*c2 + j2, the index a factor's coefficient has at the composed level */
+static void kron_block(int64_t *dst, const int64_t *x1, const int64_t *x2, int r1, int c1,
+                       int r2, int c2)
+{
+    for (int i1 = 0; i1 < r1; i1++)
+        for (int j1 = 0; j1 < c1; j1++) {
+            int64_t y = x1[i1 * c1 + j1];
+            if (!y) continue;
+            for (int i2 = 0; i2 < r2; i2++)
+                for (int j2 = 0; j2 < c2; j2++)
+                    dst[(i1 * r2 + i2) * (c1 * c2) + j1 * c2 + j2] = y * x2[i2 * c2 + j2];
+        }
+}
+
 tg_fact *fastmm_kron(const tg_fact *f1, const tg_fact *f2)
 {
     if (tg_fact_arith(f1) != TG_ARITH_INTEGER || tg_fact_arith(f2) != TG_ARITH_INTEGER) {
@@ -68,34 +83,10 @@ tg_fact *fastmm_kron(const tg_fact *f1, const tg_fact *f2)
     for (long r1 = 0; r1 < R1; r1++)
         for (long r2 = 0; r2 < R2; r2++) {
             long r = r1 * R2 + r2;
-            /* u: index (i*M + j) with i = i1*n2+i2, j = j1*m2+j2 */
-            for (int i1 = 0; i1 < a.n; i1++)
-                for (int j1 = 0; j1 < a.m; j1++) {
-                    int64_t x1 = u1[r1 * A1 + i1 * a.m + j1];
-                    if (!x1) continue;
-                    for (int i2 = 0; i2 < b.n; i2++)
-                        for (int j2 = 0; j2 < b.m; j2++)
-                            u[r * A + (i1 * b.n + i2) * d.m + j1 * b.m + j2] =
-                                x1 * u2[r2 * A2 + i2 * b.m + j2];
-                }
-            for (int j1 = 0; j1 < a.m; j1++)
-                for (int k1 = 0; k1 < a.p; k1++) {
-                    int64_t x1 = v1[r1 * B1 + j1 * a.p + k1];
-                    if (!x1) continue;
-                    for (int j2 = 0; j2 < b.m; j2++)
-                        for (int k2 = 0; k2 < b.p; k2++)
-                            v[r * B + (j1 * b.m + j2) * d.p + k1 * b.p + k2] =
-                                x1 * v2[r2 * B2 + j2 * b.p + k2];
-                }
-            for (int k1 = 0; k1 < a.p; k1++)
-                for (int i1 = 0; i1 < a.n; i1++) {
-                    int64_t x1 = w1[r1 * C1 + k1 * a.n + i1];
-                    if (!x1) continue;
-                    for (int k2 = 0; k2 < b.p; k2++)
-                        for (int i2 = 0; i2 < b.n; i2++)
-                            w[r * C + (k1 * b.p + k2) * d.n + i1 * b.n + i2] =
-                                x1 * w2[r2 * C2 + k2 * b.n + i2];
-                }
+            /* u is n x m, v m x p, w p x n (w's index k*n + i) */
+            kron_block(u + r * A, u1 + r1 * A1, u2 + r2 * A2, a.n, a.m, b.n, b.m);
+            kron_block(v + r * B, v1 + r1 * B1, v2 + r2 * B2, a.m, a.p, b.m, b.p);
+            kron_block(w + r * C, w1 + r1 * C1, w2 + r2 * C2, a.p, a.n, b.p, b.n);
         }
     return f;
 }
