@@ -4,7 +4,7 @@
 #   make B=fastmm && scripts/fastmm_gpu.sh prepare
 # which copies binaries, data and the runtime libraries they link (a tarball of this machine's
 # copies, put on the loader path of these binaries only) into .gpu/fastmm (git-ignored; carry it).
-# On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary|pairs [SIZES] [...]   (output in $OUT)
+# On the device:  scripts/fastmm_gpu.sh check|bench|peer|summary|pairs|plan [SIZES] [...]   (output in $OUT)
 #   check                                     CUDA and CPU tests (exit status: theirs); the
 #                                             card's clocks and power settings to $OUT/smi-q.txt
 #   bench SIZES [tg bench matmul options]     ours: strassen1, strassen2, rt_gpu49, released49
@@ -53,6 +53,48 @@ if [ "$mode" = prepare ]; then
     scripts/fastmm_peer_algos.py "$G/data"
     mkdir -p "$G/shared/data" &&
         cp ../shared/data/factorizations_r.npz ../shared/data/runtime_gpu_4x4x4.npz "$G/shared/data/"
+    exit 0
+fi
+# plan next|sizes SECONDS: the open measurements as one device call that ends inside SECONDS
+# (committed so that a session need not re-create them; docs/performance.md, "Next fastmm calls")
+#   next   check; alternated FASTMM_SMI=1 strassen1 8192 bench/peer pairs; one-panel T forced
+#          against not (--phases, in $OUT/ph so that pairs leaves them out); the other three
+#          algorithms at 8192 and strassen1 at 10240 and 12288, each with its peer
+#   sizes  strassen1 at 14336-20480 with peers, then 8192 pairs until the time is up
+if [ "$mode" = plan ]; then
+    plan=${2:-next}
+    case $plan in next|sizes) ;; *) echo "plan: unknown plan $plan (next, sizes)" >&2; exit 2 ;; esac
+    OUT=${OUT:?OUT: the folder the device call brings back}
+    export FASTMM_DEADLINE=$(( $(date +%s) + ${3:-490} ))
+    S=$0
+    L() { echo $(( FASTMM_DEADLINE - $(date +%s) - 15 )); }
+    # ALGO SIZE [bench options]: ours, then the peer, each cut off before the deadline; fails
+    # (and the loops stop) where the bench does, so that a broken build does not spin
+    pair() {
+        FASTMM_ALGOS=$1 timeout "$(L)" "$S" bench "$2" "${@:3}" > /dev/null 2>&1 || return 1
+        timeout "$(L)" "$S" peer "$2" "$1" > /dev/null 2>&1
+        return 0
+    }
+    nvidia-smi --query-gpu=name,clocks.sm,power.draw,temperature.gpu --format=csv > "$OUT/idle.txt" 2>&1
+    if [ "$plan" = next ]; then
+        "$S" check > /dev/null 2>&1; tail -1 "$OUT/check.log"
+        for _ in 1 2 3; do
+            [ "$(L)" -gt 60 ] && FASTMM_SMI=1 pair strassen1 8192 --tune-report || break
+        done
+        mkdir -p "$OUT/ph"
+        for t in 1 0; do
+            [ "$(L)" -gt 40 ] || break
+            OUT=$OUT/ph FASTMM_ALGOS=strassen1 timeout "$(L)" "$S" bench 8192 --panels 1 --tail $t \
+                --direct 1 --phases > /dev/null 2>&1
+        done
+        for a in strassen2 rt_gpu49 released49; do [ "$(L)" -gt 60 ] && pair $a 8192 || break; done
+        for n in 10240 12288; do [ "$(L)" -gt 80 ] && pair strassen1 $n || break; done
+    else
+        nvidia-smi -q -d CLOCK,POWER,PERFORMANCE > "$OUT/smi-q.txt" 2>&1
+        for n in 14336 16384 18432 20480; do [ "$(L)" -gt 110 ] && pair strassen1 $n || break; done
+        while [ "$(L)" -gt 45 ]; do FASTMM_SMI=1 pair strassen1 8192 --tune-report || break; done
+    fi
+    "$S" pairs > "$OUT/pairs.txt" 2>&1; tail -30 "$OUT/pairs.txt"
     exit 0
 fi
 # pairs needs nothing of the device's set-up below (it runs here on the kept logs too)

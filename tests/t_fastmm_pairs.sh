@@ -68,4 +68,12 @@ echo "2026/12/07 05:07:41.597, fast, 2619 MHz" > "$t/bad.csv"
 st=0; "$root/scripts/fastmm_smi.py" "$t/bad.csv" 2>"$t/err" >/dev/null || st=$?
 [ $st != 0 ]
 grep -q "bad.csv:1: not an nvidia-smi sample" "$t/err"
+# the committed device call plans: a wrong name or no $OUT is refused before anything runs
+st=0; OUT="$t" "$root/scripts/fastmm_gpu.sh" plan bogus 60 2>"$t/err" >/dev/null || st=$?
+[ $st = 2 ]
+grep -q "unknown plan bogus (next, sizes)" "$t/err"
+[ ! -e "$t/idle.txt" ]
+st=0; (unset OUT; "$root/scripts/fastmm_gpu.sh" plan next 60) 2>"$t/err" >/dev/null || st=$?
+[ $st != 0 ]
+grep -q "OUT: the folder the device call brings back" "$t/err"
 echo "t_fastmm_pairs: ok"
