@@ -233,7 +233,9 @@ bench)
     fi
     run "$G/bin/tg-bench-matmul" matmul "${algos[@]}" "${@:3}" --sizes "$sizes" --csv "$OUT/fastmm.csv" 2>&1 |
         tee -a "$OUT/bench.log"
+    st=${PIPESTATUS[0]}
     [ -z "$smi" ] || kill "$smi" 2>/dev/null
+    exit "$st"
     ;;
 peer)
     names=("${@:3}")
