@@ -22,6 +22,8 @@
 #                                             runoff scores (--tune-report); PREFIX-bench.log
 #                                             and PREFIX-peer.log per call (default $OUT/), e.g.
 #                                             docs/fastmm/h100k-07h51 (runs here too)
+#   plan next|sizes SECONDS                   the open measurements as one call (below)
+#   keep DIR PREFIX                           here: a call's files into docs/fastmm (below)
 # FASTMM_DEADLINE (seconds since the epoch): a peer run is cut off (timeout) 15 s before it, so
 # that a device call ends inside its limit with everything printed so far in $OUT.
 set -uo pipefail
@@ -95,6 +97,20 @@ if [ "$mode" = plan ]; then
         while [ "$(L)" -gt 45 ]; do FASTMM_SMI=1 pair strassen1 8192 --tune-report || break; done
     fi
     "$S" pairs > "$OUT/pairs.txt" 2>&1; tail -30 "$OUT/pairs.txt"
+    exit 0
+fi
+# keep DIR PREFIX (here): what a device call brought back (files_at) into docs/fastmm as
+# PREFIX-NAME (e.g. docs/fastmm/h100q-09h12), writable, ph/bench.log as PREFIX-ph-bench.log
+if [ "$mode" = keep ]; then
+    [ $# = 3 ] && [ -d "$2" ] || { echo "keep: usage: keep DIR PREFIX (DIR: the call's files)" >&2; exit 2; }
+    n=0
+    for f in bench.log peer.log check.log fastmm.csv smi.csv smi-q.txt idle.txt pairs.txt \
+             ph/bench.log ph/fastmm.csv; do
+        [ -f "$2/$f" ] || continue
+        cp "$2/$f" "$3-${f//\//-}" && chmod u+w "$3-${f//\//-}" && n=$((n + 1)) || exit 1
+    done
+    [ $n -gt 0 ] || { echo "keep: nothing of a device call in $2" >&2; exit 1; }
+    echo "kept $n files as $3-*"
     exit 0
 fi
 # pairs needs nothing of the device's set-up below (it runs here on the kept logs too)

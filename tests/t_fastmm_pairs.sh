@@ -76,4 +76,14 @@ grep -q "unknown plan bogus (next, sizes)" "$t/err"
 st=0; (unset OUT; "$root/scripts/fastmm_gpu.sh" plan next 60) 2>"$t/err" >/dev/null || st=$?
 [ $st != 0 ]
 grep -q "OUT: the folder the device call brings back" "$t/err"
+# keep: a call's files into the kept-log names that pairs and fastmm_cands.py read
+mkdir -p "$t/call/ph" "$t/kept"
+cp "$t/x-bench.log" "$t/call/bench.log"; cp "$t/x-peer.log" "$t/call/peer.log"
+echo "phases" > "$t/call/ph/bench.log"
+"$root/scripts/fastmm_gpu.sh" keep "$t/call" "$t/kept/h100z-10h00" | grep -q "^kept 3 files as"
+"$root/scripts/fastmm_gpu.sh" pairs "$t/kept/h100z-10h00" | grep -q "^strassen1 8192: met 1 of 1"
+grep -q phases "$t/kept/h100z-10h00-ph-bench.log"
+st=0; "$root/scripts/fastmm_gpu.sh" keep "$t/kept" "$t/kept/y" 2>"$t/err" >/dev/null || st=$?
+[ $st != 0 ]
+grep -q "nothing of a device call" "$t/err"
 echo "t_fastmm_pairs: ok"
