@@ -68,6 +68,12 @@ echo "2026/12/07 05:07:41.597, fast, 2619 MHz" > "$t/bad.csv"
 st=0; "$root/scripts/fastmm_smi.py" "$t/bad.csv" 2>"$t/err" >/dev/null || st=$?
 [ $st != 0 ]
 grep -q "bad.csv:1: not an nvidia-smi sample" "$t/err"
+# the thirty-second session's card: 8 of 9 pairs met, the power cap in most loaded samples
+out=$("$root/scripts/fastmm_gpu.sh" pairs "$d/h100q-21h58" "$d/h100q-22h03")
+echo "$out" | grep -q "^strassen1 8192: met 8 of 9, mean +5.73 (+4.8 to +6.5)$"
+echo "$out" | grep -q "^rt_gpu49 8192: met 1 of 1, mean +16.50"
+out=$("$root/scripts/fastmm_smi.py" "$d/h100q-22h03-smi.csv")
+echo "$out" | grep -q ": 611 samples above 300 W: SM clock median 1965 MHz (lowest 1800), power median 691 W, 370 within 10 W of 700, software power cap in 473$"
 # the committed device call plans: a wrong name or no $OUT is refused before anything runs
 st=0; OUT="$t" "$root/scripts/fastmm_gpu.sh" plan bogus 60 2>"$t/err" >/dev/null || st=$?
 [ $st = 2 ]
