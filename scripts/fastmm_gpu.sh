@@ -60,7 +60,7 @@ fi
 # plan next|sizes SECONDS: the open measurements as one device call that ends inside SECONDS
 # (committed so that a session need not re-create them; docs/performance.md, "Next fastmm calls")
 #   next   check; alternated FASTMM_SMI=1 strassen1 8192 bench/peer pairs; one-panel T forced
-#          against not (--phases, in $OUT/ph-* so that pairs leaves them out); the other three
+#          against not (--phases, in $OUT/ph so that pairs leaves them out); the other three
 #          algorithms at 8192 and strassen1 at 10240 and 12288, each with its peer
 #   sizes  strassen1 at 14336-20480 with peers, then 8192 pairs until the time is up
 if [ "$mode" = plan ]; then
@@ -77,7 +77,8 @@ if [ "$mode" = plan ]; then
         timeout "$(L)" "$S" peer "$2" "$1" > /dev/null 2>&1
         return 0
     }
-    nvidia-smi --query-gpu=name,clocks.sm,power.draw,temperature.gpu --format=csv > "$OUT/idle.txt" 2>&1
+    # the device brings back at most 8 files: the idle state goes to the output, not a file
+    nvidia-smi --query-gpu=name,clocks.sm,power.draw,temperature.gpu --format=csv 2>&1
     if [ "$plan" = next ]; then
         "$S" check > /dev/null 2>&1; tail -1 "$OUT/check.log"
         for _ in 1 2 3; do
@@ -89,9 +90,7 @@ if [ "$mode" = plan ]; then
             OUT=$OUT/ph FASTMM_ALGOS=strassen1 timeout "$(L)" "$S" bench 8192 --panels 1 --tail $t \
                 --direct 1 --phases > /dev/null 2>&1
         done
-        # flat: a folder inside $OUT did not come back from the device (2026-12-07, 21:58)
-        for f in "$OUT"/ph/*; do [ -f "$f" ] && mv "$f" "$OUT/ph-${f##*/}"; done
-        rmdir "$OUT/ph" 2>/dev/null
+        rm -f "$OUT/ph/fastmm.csv" # the eighth file is ph/bench.log (at most 8 come back)
         for a in strassen2 rt_gpu49 released49; do [ "$(L)" -gt 60 ] && pair $a 8192 || break; done
         for n in 10240 12288; do [ "$(L)" -gt 80 ] && pair strassen1 $n || break; done
     else
@@ -104,11 +103,12 @@ if [ "$mode" = plan ]; then
 fi
 # keep DIR PREFIX (here): what a device call brought back (files_at) into docs/fastmm as
 # PREFIX-NAME (e.g. docs/fastmm/h100q-09h12), writable, ph/bench.log as PREFIX-ph-bench.log
+# (idle.txt from calls before plan printed it)
 if [ "$mode" = keep ]; then
     [ $# = 3 ] && [ -d "$2" ] || { echo "keep: usage: keep DIR PREFIX (DIR: the call's files)" >&2; exit 2; }
     n=0
     for f in bench.log peer.log check.log fastmm.csv smi.csv smi-q.txt idle.txt pairs.txt \
-             ph/bench.log ph/fastmm.csv ph-bench.log ph-fastmm.csv; do
+             ph/bench.log; do
         [ -f "$2/$f" ] || continue
         cp "$2/$f" "$3-${f//\//-}" && chmod u+w "$3-${f//\//-}" && n=$((n + 1)) || exit 1
     done
