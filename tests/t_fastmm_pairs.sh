@@ -78,6 +78,7 @@ echo "$out" | grep -q ": 611 samples above 300 W: SM clock median 1965 MHz (lowe
 st=0; OUT="$t" "$root/scripts/fastmm_gpu.sh" plan bogus 60 2>"$t/err" >/dev/null || st=$?
 [ $st = 2 ]
 grep -q "unknown plan bogus (next, sizes)" "$t/err"
+[ ! -e "$t/check.log" ] && [ ! -e "$t/pairs.txt" ] && [ ! -e "$t/smi-q.txt" ]
 st=0; (unset OUT; "$root/scripts/fastmm_gpu.sh" plan next 60) 2>"$t/err" >/dev/null || st=$?
 [ $st != 0 ]
 grep -q "OUT: the folder the device call brings back" "$t/err"
